@@ -1,0 +1,197 @@
+"""Evidence record schemas (SPEC §5): typed, frozen, versioned.
+
+Every record shares the envelope (``schema``, ``record_id``, ``run_id``, ``seq``, ``type``, ``time``,
+``actor``, ``prev_hash``, ``hash``, ``attachments``). ``hash`` is SHA-256 over the RFC 8785
+canonical JSON of the record without ``hash``. A record's ``schema`` is ``warden.<type>/<version>``;
+change a model's fields and you must bump its ``SCHEMA_VERSION`` (a test compares against the
+JSON Schemas kept in ``evidence/schemas``).
+
+Records are built only by the evidence writer, which fills the envelope and passes every string
+through the redactor first. Nothing else constructs them for writing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+GENESIS_HASH = "0" * 64
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Actor(Frozen):
+    type: Literal["human", "runner", "policy", "page"]
+    id: str
+
+
+class Attachment(Frozen):
+    path: str  # relative to the run folder, POSIX separators
+    sha256: Sha256Hex
+    media_type: str
+
+
+class Record(Frozen):
+    """The envelope shared by every record type."""
+
+    TYPE: ClassVar[str] = "record"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    schema_: str = Field(alias="schema")
+    record_id: str
+    run_id: str
+    seq: Annotated[int, Field(ge=1)]
+    type: str
+    time: str  # UTC, RFC 3339 with milliseconds, e.g. 2026-11-21T19:50:12.345Z
+    actor: Actor
+    prev_hash: Sha256Hex
+    hash: Sha256Hex
+    attachments: list[Attachment] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @classmethod
+    def schema_id(cls) -> str:
+        return f"warden.{cls.TYPE}/{cls.SCHEMA_VERSION}"
+
+
+class GuardCheck(Frozen):
+    guard: str
+    decision: Literal["allow", "deny", "require_approval"]
+    reason: str
+    rule: str = ""
+
+
+class RunRecord(Record):
+    """Opens (phase=start) and closes (phase=end) a run: the request context and the outcome."""
+
+    TYPE: ClassVar[str] = "run_record"
+    phase: Literal["start", "end"]
+    initiator: dict[str, str]  # user, host, (uid)
+    started_by: str  # "warden run", "warden demo", ...
+    mission_id: str
+    mission_version: str
+    mission_sha256: Sha256Hex
+    policy_sha256: Sha256Hex | None = None
+    versions: dict[str, str] = Field(default_factory=dict)  # warden, playwright, chromium, python, presidio
+    variables: list[str] = Field(default_factory=list)  # names only, never values
+    started_at: str
+    ended_at: str | None = None
+    outcome: str | None = None  # completed | stopped | failed | evidence_error | interrupted
+    exit_code: int | None = None
+    counts: dict[str, int] = Field(default_factory=dict)
+
+
+class DecisionRecord(Record):
+    TYPE: ClassVar[str] = "decision_record"
+    guard: str  # "chain" for a step's combined verdict, else the guard's name
+    decision: Literal["allow", "deny", "require_approval"]
+    rationale: str
+    rule: str = ""
+    step: int | None = None
+    kind: str | None = None  # the action kind, for step decisions
+    subject: dict[str, JsonValue] = Field(default_factory=dict)  # what was checked (host, request kind...)
+    checks: list[GuardCheck] = Field(default_factory=list)
+    count: Annotated[int, Field(ge=1)] = 1  # repeated identical refusals are counted, not repeated
+
+
+class ApprovalRequest(Record):
+    TYPE: ClassVar[str] = "approval_request"
+    approval_id: str
+    step: int
+    kind: str
+    action_digest: Sha256Hex
+    zone: str
+    rule: str
+    reason: str
+    risk_score: int | None = None
+    page_url: str
+    target: dict[str, JsonValue] = Field(default_factory=dict)
+    channel: Literal["prompt", "deny", "queue"]
+    expires_at: str
+
+
+class ApprovalRecord(Record):
+    TYPE: ClassVar[str] = "approval_record"
+    approval_id: str
+    decision: Literal["approved", "denied", "expired"]
+    approver: str | None = None
+    os_user: str
+    reason: str
+    channel: Literal["prompt", "deny", "queue"]
+    action_digest: Sha256Hex
+    rule: str
+    answered_at: str
+
+
+class ActionRecord(Record):
+    TYPE: ClassVar[str] = "action_record"
+    phase: Literal["intent", "outcome"]
+    step: int
+    kind: str
+    target: dict[str, JsonValue] = Field(default_factory=dict)
+    call: str  # the Playwright call, as text
+    url_before: str | None = None
+    url_after: str | None = None
+    intent_id: str | None = None  # outcome -> the record_id of its intent
+    outcome: Literal["ok", "failed", "blocked"] | None = None
+    duration_ms: float | None = None
+    retries: int = 0
+    error: str | None = None
+
+
+class ExceptionRecord(Record):
+    TYPE: ClassVar[str] = "exception_record"
+    step: int | None = None
+    category: str  # step_failed | transient | guardrail | evidence | sandbox | interrupted | crash_recovery
+    error_type: str
+    message: str
+    mitigation: Literal["retried", "blocked", "aborted", "masked", "recorded", "expired"]
+    attempt: int | None = None
+
+
+class PiiFinding(Record):
+    TYPE: ClassVar[str] = "pii_finding"
+    step: int | None = None
+    entity_type: str
+    score: float
+    where: Literal["page", "input", "request"]
+    location: dict[str, JsonValue] = Field(default_factory=dict)  # selector / request host / page url
+    value_hmac: Sha256Hex  # HMAC-SHA256(evidence key, value): never the value, never a plain hash
+    key_id: str
+    preview: str  # masked, e.g. "j***@e***.com"
+    policy: Literal["record", "approve", "block"]
+    action: Literal["recorded", "approval_required", "blocked", "allowed"]
+
+
+class VersionLog(Record):
+    TYPE: ClassVar[str] = "version_log"
+    subject: Literal["mission", "warden", "policy"]
+    subject_id: str
+    old_sha256: Sha256Hex | None
+    new_sha256: Sha256Hex
+    old_version: str | None = None
+    new_version: str | None = None
+    changes: list[str] = Field(default_factory=list)
+    why: str = ""
+
+
+RECORD_TYPES: dict[str, type[Record]] = {
+    cls.TYPE: cls
+    for cls in (
+        RunRecord, DecisionRecord, ApprovalRequest, ApprovalRecord, ActionRecord,
+        ExceptionRecord, PiiFinding, VersionLog,
+    )
+}
+
+
+def parse_record(data: dict[str, Any]) -> Record:
+    """Validate one record read back from ``records.jsonl`` into its typed model."""
+    cls = RECORD_TYPES.get(str(data.get("type")))
+    if cls is None:
+        raise ValueError(f"unknown record type {data.get('type')!r}")
+    return cls.model_validate(data)

@@ -1,0 +1,1 @@
+"""Guards: small checks the step loop walks in order; each returns a Decision, none raises to deny."""

@@ -1,0 +1,98 @@
+"""The one seam between Warden and the browser.
+
+The step loop and the guards see only this module's types. ``playwright_driver`` implements
+``Driver`` with Playwright; nothing else in Warden imports Playwright (tests of the seam may).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+RequestKind = Literal[
+    "navigation", "redirect", "subresource", "websocket", "popup", "download", "worker", "other",
+]
+
+
+class DriverError(Exception):
+    """An action could not be performed. ``transient`` marks failures worth retrying for idempotent steps."""
+
+    transient: bool = False
+
+
+class ActionFailed(DriverError):
+    """Element not found, timeout, assertion failed: the step failed."""
+
+
+class TransientFailure(DriverError):
+    """A network hiccup or navigation timeout: an idempotent action may be retried."""
+
+    transient = True
+
+
+class NavigationBlocked(DriverError):
+    """The sandbox refused the navigation (allowlist): a guardrail stop, never retried."""
+
+    def __init__(self, message: str, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """An outgoing request as the browser reports it, for the request gate."""
+
+    url: str
+    method: str
+    kind: RequestKind
+    resource_type: str
+    is_navigation: bool
+    frame_url: str | None  # the page/frame that initiated it
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    allow: bool
+    reason: str = ""
+
+
+RequestGate = Callable[[RequestInfo], GateVerdict]
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """How to launch the sandbox. ``resolvable_hosts`` feeds Chromium's host-resolver allowlist."""
+
+    executable: Path
+    resolvable_hosts: Sequence[str]  # host patterns ("a.com", "*.a.com"); everything else resolves to nothing
+    headless: bool = True
+    chromium_sandbox: bool = False  # Chromium's own sandbox (on for non-root users, e.g. in the Docker image)
+    downloads_dir: Path | None = None  # None: downloads refused
+    viewport: tuple[int, int] = (1280, 800)
+    request_gate: RequestGate | None = None  # every request the context routes goes through it
+    on_event: Callable[[str, Mapping[str, Any]], None] | None = None  # popups, downloads, refusals
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    call: str  # the Playwright call made, as text
+    url_after: str
+    value: str | None = None  # extract: the value read
+
+
+class Driver(Protocol):
+    def page_url(self) -> str: ...
+
+    def describe(self, kind: str, args: Mapping[str, Any]) -> str:
+        """The Playwright call that ``perform`` would make, as text (for the intent record)."""
+        ...
+
+    def perform(self, kind: str, args: Mapping[str, Any], timeout_s: float) -> StepOutcome: ...
+
+    def screenshot(self, *, full_page: bool = False, mask_selectors: Sequence[str] = ()) -> bytes: ...
+
+    def close(self) -> None: ...

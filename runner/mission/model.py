@@ -1,0 +1,323 @@
+"""The mission schema (SPEC §2) as frozen pydantic models.
+
+Unknown keys are errors everywhere (``extra="forbid"``): a typo such as ``allowed_domain:`` must
+never fail open. Error locations produced by pydantic are the YAML key paths
+(``steps.3.click.selector``), which the loader maps back to file:line.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+ActionKind = Literal[
+    "goto", "click", "fill", "select", "press", "check", "uncheck", "hover",
+    "wait_for", "screenshot", "extract", "assert_text",
+]
+ACTION_KINDS: tuple[str, ...] = (
+    "goto", "click", "fill", "select", "press", "check", "uncheck", "hover",
+    "wait_for", "screenshot", "extract", "assert_text",
+)
+# Actions that only read: safe to retry after a transient failure.
+IDEMPOTENT_KINDS: frozenset[str] = frozenset({"goto", "wait_for", "extract", "assert_text", "screenshot", "hover"})
+
+Policy = Literal["record", "approve", "block"]
+DataClass = Literal["pii", "secrets", "financial", "regulated"]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+VarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
+Seconds = Annotated[float, Field(gt=0, le=86_400)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# ----------------------------------------------------------------------------- targets
+
+TARGET_FIELDS = ("selector", "text", "role", "label", "placeholder", "test_id")
+
+
+class TargetFields(Strict):
+    """One way to find an element: exactly one of selector, text, role(+name), label, placeholder, test_id."""
+
+    selector: str | None = None
+    text: str | None = None
+    role: str | None = None
+    name: str | None = None
+    label: str | None = None
+    placeholder: str | None = None
+    test_id: str | None = None
+    exact: bool = False
+
+    def target_ways(self) -> list[str]:
+        return [f for f in TARGET_FIELDS if getattr(self, f) is not None]
+
+    def has_target(self) -> bool:
+        return bool(self.target_ways())
+
+    def target(self) -> dict[str, Any]:
+        """The target as a plain dict (only the fields that are set)."""
+        out: dict[str, Any] = {f: getattr(self, f) for f in TARGET_FIELDS if getattr(self, f) is not None}
+        if self.name is not None:
+            out["name"] = self.name
+        if self.exact:
+            out["exact"] = True
+        return out
+
+    def _check_target(self, required: bool) -> None:
+        ways = self.target_ways()
+        if len(ways) > 1:
+            raise ValueError(f"give exactly one way to find the element, not {' and '.join(ways)}")
+        if required and not ways:
+            raise ValueError("a target is required: one of " + ", ".join(TARGET_FIELDS))
+        if self.name is not None and self.role is None:
+            raise ValueError("'name' goes with 'role' (e.g. role: button, name: Sign in)")
+
+
+class StepOptions(Strict):
+    """Options any mapping-shaped step may carry."""
+
+    timeout: Seconds | None = None
+    approve: bool = False
+
+
+class TargetArgs(TargetFields, StepOptions):
+    @model_validator(mode="after")
+    def _one_target(self) -> TargetArgs:
+        self._check_target(required=True)
+        return self
+
+
+class GotoArgs(StepOptions):
+    url: str
+
+
+class FillArgs(TargetArgs):
+    value: str
+
+
+class SelectArgs(TargetFields, StepOptions):
+    value: str | None = None
+    option_label: str | None = Field(default=None, alias="label_text")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_label(cls, data: Any) -> Any:
+        # In `select`, `label` may name the option (SPEC: "select: TARGET + value|label") or the
+        # field. When a target is already given another way, `label` is the option's label.
+        if isinstance(data, dict) and "label" in data:
+            other = [f for f in TARGET_FIELDS if f != "label" and data.get(f) is not None]
+            if other and "label_text" not in data:
+                data = dict(data)
+                data["label_text"] = data.pop("label")
+        return data
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> SelectArgs:
+        self._check_target(required=True)
+        if (self.value is None) == (self.option_label is None):
+            raise ValueError("give exactly one of 'value' or 'label' for the option to select")
+        return self
+
+
+class PressArgs(TargetFields, StepOptions):
+    key: str
+
+    @model_validator(mode="after")
+    def _optional_target(self) -> PressArgs:
+        self._check_target(required=False)
+        return self
+
+
+WAIT_FOR_FIELDS = ("text", "selector", "url", "load_state", "seconds")
+
+
+class WaitForArgs(StepOptions):
+    text: str | None = None
+    selector: str | None = None
+    url: str | None = None
+    load_state: Literal["load", "domcontentloaded", "networkidle"] | None = None
+    seconds: Annotated[float, Field(ge=0, le=3600)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> WaitForArgs:
+        given = [f for f in WAIT_FOR_FIELDS if getattr(self, f) is not None]
+        if len(given) != 1:
+            raise ValueError("wait_for takes exactly one of " + ", ".join(WAIT_FOR_FIELDS))
+        return self
+
+
+class ScreenshotArgs(StepOptions):
+    name: Name
+    full_page: bool = False
+
+
+class ExtractArgs(TargetArgs):
+    as_: VarName = Field(alias="as")
+    attribute: str | None = None
+
+
+class AssertTextArgs(TargetFields, StepOptions):
+    text: str  # required here: the text to find
+
+    @model_validator(mode="after")
+    def _optional_scope(self) -> AssertTextArgs:
+        # `text` is the expected text, so the scope (if any) is given another way.
+        ways = [w for w in self.target_ways() if w != "text"]
+        if len(ways) > 1:
+            raise ValueError(f"give at most one scope for the text, not {' and '.join(ways)}")
+        if self.name is not None and self.role is None:
+            raise ValueError("'name' goes with 'role'")
+        return self
+
+
+StepArgs = (
+    GotoArgs | TargetArgs | FillArgs | SelectArgs | PressArgs | WaitForArgs | ScreenshotArgs
+    | ExtractArgs | AssertTextArgs
+)
+
+
+class Step(Strict):
+    """One step: exactly one action key, plus optional step-level `timeout` and `approve`."""
+
+    goto: GotoArgs | None = None
+    click: TargetArgs | None = None
+    hover: TargetArgs | None = None
+    check: TargetArgs | None = None
+    uncheck: TargetArgs | None = None
+    fill: FillArgs | None = None
+    select: SelectArgs | None = None
+    press: PressArgs | None = None
+    wait_for: WaitForArgs | None = None
+    screenshot: ScreenshotArgs | None = None
+    extract: ExtractArgs | None = None
+    assert_text: AssertTextArgs | None = None
+    timeout: Seconds | None = None
+    approve: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthands(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("goto"), str):
+            data = {**data, "goto": {"url": data["goto"]}}
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one_action(self) -> Step:
+        kinds = [k for k in ACTION_KINDS if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            listed = ", ".join(kinds) if kinds else "none"
+            raise ValueError(f"a step has exactly one action ({', '.join(ACTION_KINDS)}); found {listed}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ACTION_KINDS if getattr(self, k) is not None)
+
+    @property
+    def args(self) -> StepArgs:
+        value: StepArgs = getattr(self, self.kind)
+        return value
+
+    @property
+    def effective_timeout(self) -> float | None:
+        return self.args.timeout if self.args.timeout is not None else self.timeout
+
+    @property
+    def needs_approval(self) -> bool:
+        return self.approve or self.args.approve
+
+
+# ----------------------------------------------------------------------------- policy blocks
+
+_DOMAIN_RE = re.compile(r"^(\*\.)?[A-Za-z0-9\u0080-\uffff_.\-\[\]:]+$")
+
+
+def _check_domain_entry(v: str) -> str:
+    if not v or not _DOMAIN_RE.match(v) or "/" in v or "@" in v:
+        raise ValueError(f"not a host pattern: {v!r} (use 'host', '*.host' or 'host:port', no scheme or path)")
+    if v.count("*") > (1 if v.startswith("*.") else 0):
+        raise ValueError(f"only a leading '*.' wildcard is allowed: {v!r}")
+    return v
+
+
+DomainEntry = Annotated[str, Field(min_length=1)]
+
+
+class Boundaries(Strict):
+    allowed_domains: list[DomainEntry] = Field(min_length=1)
+    allowed_resource_domains: list[DomainEntry] = Field(default_factory=list)
+    allow_http: bool = False
+    allowed_actions: list[ActionKind] = Field(min_length=1)
+    max_steps: Annotated[int, Field(ge=1, le=100_000)] = 100
+    timeout: Seconds = 300
+    downloads: Literal["deny", "quarantine"] = "deny"
+
+    @field_validator("allowed_domains", "allowed_resource_domains")
+    @classmethod
+    def _domains(cls, v: list[str]) -> list[str]:
+        return [_check_domain_entry(d) for d in v]
+
+
+class DangerZone(Strict):
+    name: Name
+    text: str | None = None
+    selector: str | None = None
+    url: str | None = None
+    field: str | None = None
+    above: float | None = None
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _one_matcher(self) -> DangerZone:
+        given = [k for k in ("text", "selector", "url", "field") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a danger zone matches by exactly one of text, selector, url, field (+above)")
+        if (self.field is None) != (self.above is None):
+            raise ValueError("'field' and 'above' go together")
+        return self
+
+
+class Approvals(Strict):
+    timeout: Seconds = 300
+    approvers: list[Annotated[str, Field(min_length=1)]] | None = None
+    four_eyes: bool = False
+
+
+class PiiPolicy(Strict):
+    entities: list[Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]*$")]] | None = None
+    threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+    on_page: Policy = "record"
+    on_input: Policy = "approve"
+    on_request: Policy = "block"
+    allow: list[str] = Field(default_factory=list)
+    nlp_model: str | None = None  # a spaCy model name or path (adds PERSON, LOCATION, ...); never downloaded
+
+
+class SecretSpec(Strict):
+    env: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    domains: list[DomainEntry] = Field(min_length=1)
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, v: list[str]) -> list[str]:
+        return [_check_domain_entry(d) for d in v]
+
+
+class Mission(Strict):
+    mission: Slug
+    version: int | str
+    description: str = ""
+    owner: str = ""
+    changelog: str = ""
+    data_classes: list[DataClass] = Field(default_factory=list)
+    boundaries: Boundaries
+    danger_zones_defaults: bool = True
+    danger_zones: list[DangerZone] = Field(default_factory=list)
+    approvals: Approvals = Field(default_factory=Approvals)
+    pii: PiiPolicy = Field(default_factory=PiiPolicy)
+    secrets: dict[VarName, SecretSpec] = Field(default_factory=dict)
+    steps: list[Step] = Field(min_length=1)
