@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 ActionKind = Literal[
     "goto", "click", "fill", "select", "press", "check", "uncheck", "hover",
@@ -28,7 +28,8 @@ DataClass = Literal["pii", "secrets", "financial", "regulated"]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 VarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
-Seconds = Annotated[float, Field(gt=0, le=86_400)]
+# Numbers are strict so a YAML boolean (`timeout: yes`) is an error, not 1 second.
+Seconds = Annotated[float, Field(gt=0, le=86_400, strict=True, allow_inf_nan=False)]
 
 
 class Strict(BaseModel):
@@ -140,7 +141,7 @@ class WaitForArgs(StepOptions):
     selector: str | None = None
     url: str | None = None
     load_state: Literal["load", "domcontentloaded", "networkidle"] | None = None
-    seconds: Annotated[float, Field(ge=0, le=3600)] | None = None
+    seconds: Annotated[float, Field(ge=0, le=3600, strict=True, allow_inf_nan=False)] | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> WaitForArgs:
@@ -244,7 +245,8 @@ def _check_domain_entry(v: str) -> str:
     return v
 
 
-DomainEntry = Annotated[str, Field(min_length=1)]
+# Checked per entry, so an error points at the bad list item (and every bad item is reported).
+DomainEntry = Annotated[str, Field(min_length=1), AfterValidator(_check_domain_entry)]
 
 
 class Boundaries(Strict):
@@ -252,14 +254,9 @@ class Boundaries(Strict):
     allowed_resource_domains: list[DomainEntry] = Field(default_factory=list)
     allow_http: bool = False
     allowed_actions: list[ActionKind] = Field(min_length=1)
-    max_steps: Annotated[int, Field(ge=1, le=100_000)] = 100
+    max_steps: Annotated[int, Field(ge=1, le=100_000, strict=True)] = 100
     timeout: Seconds = 300
     downloads: Literal["deny", "quarantine"] = "deny"
-
-    @field_validator("allowed_domains", "allowed_resource_domains")
-    @classmethod
-    def _domains(cls, v: list[str]) -> list[str]:
-        return [_check_domain_entry(d) for d in v]
 
 
 class DangerZone(Strict):
@@ -268,7 +265,7 @@ class DangerZone(Strict):
     selector: str | None = None
     url: str | None = None
     field: str | None = None
-    above: float | None = None
+    above: Annotated[float, Field(strict=True, allow_inf_nan=False)] | None = None
     reason: str = ""
 
     @model_validator(mode="after")
@@ -289,7 +286,7 @@ class Approvals(Strict):
 
 class PiiPolicy(Strict):
     entities: list[Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]*$")]] | None = None
-    threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+    threshold: Annotated[float, Field(ge=0, le=1, strict=True)] = 0.5
     on_page: Policy = "record"
     on_input: Policy = "approve"
     on_request: Policy = "block"
@@ -301,15 +298,16 @@ class SecretSpec(Strict):
     env: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
     domains: list[DomainEntry] = Field(min_length=1)
 
-    @field_validator("domains")
-    @classmethod
-    def _domains(cls, v: list[str]) -> list[str]:
-        return [_check_domain_entry(d) for d in v]
-
 
 class Mission(Strict):
     mission: Slug
-    version: int | str
+    version: Annotated[int, Field(strict=True)] | str  # strict: `version: yes` is not version 1
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _float_version(cls, v: Any) -> Any:
+        # `version: 1.2` is natural to write; keep it as the text the author meant.
+        return str(v) if isinstance(v, float) else v
     description: str = ""
     owner: str = ""
     changelog: str = ""

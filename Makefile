@@ -1,0 +1,26 @@
+# Quickstart: `make demo` runs the demo mission end to end; `make test` runs the whole test suite.
+# Both do all the set-up themselves (Debian's Chromium, a virtualenv, the project).
+VENV ?= .venv
+BIN := $(VENV)/bin
+export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
+
+.PHONY: demo test setup lint bench clean
+
+demo: setup
+	$(BIN)/warden demo
+
+test: setup lint
+	$(BIN)/pytest
+
+setup:
+	@VENV=$(VENV) scripts/setup.sh
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) warden-evidence .pytest_cache .mypy_cache .ruff_cache

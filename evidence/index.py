@@ -1,0 +1,298 @@
+"""The SQL index of every run (SPEC §5): queries across runs; rebuildable from the run folders.
+
+Default is SQLite at ``DIR/warden.db`` in WAL mode with a busy timeout, so several concurrent runs
+can each append records while ``warden evidence`` reads. Any SQLAlchemy URL works (PostgreSQL).
+The run row's ``chain_head`` is updated in the same transaction as each record, so a tail cut from
+``records.jsonl`` behind the index's back is visible to ``verify``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, ForeignKey, Index, Integer, String, Text, create_engine, event, insert, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from evidence.records import Record
+from evidence.runfolder import RunInfo
+from runner.errors import UsageError
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+
+    run_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    mission_id: Mapped[str] = mapped_column(String(200), index=True)
+    mission_version: Mapped[str] = mapped_column(String(100))
+    mission_sha256: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[str] = mapped_column(String(32), index=True)
+    ended_at: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    folder: Mapped[str] = mapped_column(Text)  # absolute path of the run folder
+    chain_head: Mapped[str] = mapped_column(String(64))
+    record_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RecordRow(Base):
+    __tablename__ = "records"
+    __table_args__ = (
+        Index("ix_records_type", "type"),
+        Index("ix_records_time", "time"),
+        Index("ix_records_type_decision", "type", "decision"),
+    )
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(64), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    time: Mapped[str] = mapped_column(String(32))
+    decision: Mapped[str | None] = mapped_column(String(32))
+    phase: Mapped[str | None] = mapped_column(String(32))
+    kind: Mapped[str | None] = mapped_column(String(64))
+    step: Mapped[int | None] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)  # the record's JSON, exactly as in records.jsonl
+
+    def data(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.body)
+        return loaded
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute("PRAGMA busy_timeout = 15000")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable enough; the folder is the truth
+        cur.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cur.close()
+
+
+def _url_for(url_or_path: str | Path) -> str:
+    text = str(url_or_path)
+    if "://" in text:
+        return text
+    path = Path(text)
+    if path.is_dir() or not path.suffix:
+        path = path / "warden.db"
+    return f"sqlite:///{path.absolute()}"
+
+
+class EvidenceIndex:
+    """Index over runs and records. Pass a SQLAlchemy URL, a ``.db`` file, or an evidence dir."""
+
+    def __init__(self, url_or_path: str | Path, *, engine: Engine | None = None) -> None:
+        self.url = _url_for(url_or_path)
+        if engine is None:
+            if self.url.startswith("sqlite:///"):
+                Path(self.url.removeprefix("sqlite:///")).parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+            engine = create_engine(self.url)
+            if engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", _sqlite_pragmas)
+        self.engine = engine
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        # Two runs starting at once may race on CREATE TABLE; the loser just retries the check.
+        for attempt in range(3):
+            try:
+                Base.metadata.create_all(self.engine)
+                return
+            except OperationalError:
+                if attempt == 2:
+                    raise
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def upsert_run(
+        self,
+        *,
+        run_id: str,
+        mission_id: str,
+        mission_version: str,
+        mission_sha256: str,
+        started_at: str,
+        status: str,
+        folder: Path | str,
+        ended_at: str | None = None,
+        exit_code: int | None = None,
+        chain_head: str | None = None,
+        record_count: int | None = None,
+    ) -> None:
+        """Insert or update a run row; ``chain_head``/``record_count`` only change when given."""
+        values: dict[str, Any] = {
+            "mission_id": mission_id,
+            "mission_version": mission_version,
+            "mission_sha256": mission_sha256,
+            "started_at": started_at,
+            "ended_at": ended_at,
+            "status": status,
+            "exit_code": exit_code,
+            "folder": str(Path(folder).absolute()),
+        }
+        if chain_head is not None:
+            values["chain_head"] = chain_head
+        if record_count is not None:
+            values["record_count"] = record_count
+        with Session(self.engine) as s, s.begin():
+            done = s.execute(update(RunRow).where(RunRow.run_id == run_id).values(**values))
+            if getattr(done, "rowcount", 0) == 0:
+                values.setdefault("chain_head", "0" * 64)
+                values.setdefault("record_count", 0)
+                s.add(RunRow(run_id=run_id, **values))
+
+    def upsert_run_info(self, info: RunInfo, folder: Path | str) -> None:
+        """``upsert_run`` from a ``RunInfo`` (run.json content)."""
+        self.upsert_run(
+            run_id=info.run_id, mission_id=info.mission_id, mission_version=info.mission_version,
+            mission_sha256=info.mission_sha256, started_at=info.started_at, ended_at=info.ended_at,
+            status=info.status, exit_code=info.exit_code, folder=folder,
+            chain_head=info.chain_head, record_count=info.record_count,
+        )
+
+    def add_record(self, record: Record, body: str | None = None) -> None:
+        """Index one record and move the run's chain head to it, in one transaction.
+
+        ``body`` is the exact JSON line written to the folder (the writer passes it so the index
+        holds the same bytes); without it the record is re-serialised.
+        """
+        self.add_records([(record, body)])
+
+    def add_records(self, items: Iterable[tuple[Record, str | None]]) -> None:
+        """Batch form of ``add_record`` (one commit); the head moves to the last record given."""
+        rows = [_record_row(rec, body) for rec, body in items]
+        if not rows:
+            return
+        last = rows[-1]
+        with Session(self.engine) as s, s.begin():
+            done = s.execute(
+                update(RunRow)
+                .where(RunRow.run_id == last["run_id"])
+                .values(chain_head=last["hash"], record_count=last["seq"])
+            )
+            if getattr(done, "rowcount", 0) != 1:
+                raise LookupError(f"run {last['run_id']!r} is not registered in the index (upsert_run first)")
+            s.execute(insert(RecordRow), rows)  # Core insert: no unit-of-work overhead per record
+
+    def set_head(self, run_id: str, chain_head: str, record_count: int) -> None:
+        with Session(self.engine) as s, s.begin():
+            s.execute(
+                update(RunRow).where(RunRow.run_id == run_id).values(chain_head=chain_head, record_count=record_count)
+            )
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def list_runs(self, limit: int | None = None) -> list[RunRow]:
+        """Runs, newest first."""
+        stmt = select(RunRow).order_by(RunRow.started_at.desc(), RunRow.run_id.desc())
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with Session(self.engine, expire_on_commit=False) as s:
+            return list(s.scalars(stmt))
+
+    def get_run(self, run_id: str) -> RunRow | None:
+        with Session(self.engine, expire_on_commit=False) as s:
+            return s.get(RunRow, run_id)
+
+    def find_run(self, prefix: str) -> RunRow:
+        """The run whose id is ``prefix`` or uniquely starts with it; ``UsageError`` otherwise."""
+        if not prefix:
+            raise UsageError("empty run id")
+        exact = self.get_run(prefix)
+        if exact is not None:
+            return exact
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = select(RunRow).where(RunRow.run_id.like(escaped + "%", escape="\\")).order_by(RunRow.run_id).limit(6)
+        with Session(self.engine, expire_on_commit=False) as s:
+            found = list(s.scalars(stmt))
+        if not found:
+            raise UsageError(f"no run matches {prefix!r}")
+        if len(found) > 1:
+            names = ", ".join(r.run_id for r in found[:5]) + (", ..." if len(found) > 5 else "")
+            raise UsageError(f"run id {prefix!r} is ambiguous: {names}")
+        return found[0]
+
+    def records(self, run_id: str) -> list[RecordRow]:
+        stmt = select(RecordRow).where(RecordRow.run_id == run_id).order_by(RecordRow.seq)
+        with Session(self.engine, expire_on_commit=False) as s:
+            return list(s.scalars(stmt))
+
+    def head(self, run_id: str) -> str | None:
+        """The chain head the index last saw for the run (None: run unknown)."""
+        with Session(self.engine) as s:
+            return s.scalar(select(RunRow.chain_head).where(RunRow.run_id == run_id))
+
+    def query_records(
+        self,
+        *,
+        types: Sequence[str] = (),
+        run_id: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        where: dict[str, str] | None = None,
+        limit: int | None = None,
+    ) -> list[RecordRow]:
+        """Records across runs filtered on indexed columns (``where`` keys: decision/phase/kind/step)."""
+        stmt = select(RecordRow)
+        if types:
+            stmt = stmt.where(RecordRow.type.in_(list(types)))
+        if run_id is not None:
+            stmt = stmt.where(RecordRow.run_id == run_id)
+        if since is not None:
+            stmt = stmt.where(RecordRow.time >= since)
+        if until is not None:
+            stmt = stmt.where(RecordRow.time < until)
+        for key, value in (where or {}).items():
+            if key not in _FILTERABLE:
+                raise UsageError(f"cannot filter on {key!r}: use one of {', '.join(sorted(_FILTERABLE))}")
+            col = _FILTERABLE[key]
+            stmt = stmt.where(col == (int(value) if key == "step" else value))
+        stmt = stmt.order_by(RecordRow.time, RecordRow.run_id, RecordRow.seq)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with Session(self.engine, expire_on_commit=False) as s:
+            return list(s.scalars(stmt))
+
+
+_FILTERABLE: dict[str, Any] = {
+    "decision": RecordRow.decision,
+    "phase": RecordRow.phase,
+    "kind": RecordRow.kind,
+    "step": RecordRow.step,
+    "type": RecordRow.type,
+}
+
+
+def _opt_str(record: Record, name: str) -> str | None:
+    value = getattr(record, name, None)
+    return None if value is None else str(value)
+
+
+def _record_row(record: Record, body: str | None) -> dict[str, Any]:
+    step = getattr(record, "step", None)
+    return {
+        "run_id": record.run_id,
+        "seq": record.seq,
+        "record_id": record.record_id,
+        "type": record.type,
+        "time": record.time,
+        "decision": _opt_str(record, "decision"),
+        "phase": _opt_str(record, "phase"),
+        "kind": _opt_str(record, "kind"),
+        "step": step if isinstance(step, int) else None,
+        "hash": record.hash,
+        "body": body if body is not None else record.model_dump_json(by_alias=True),
+    }

@@ -1,0 +1,219 @@
+"""The run folder (SPEC §5): the source of truth for one run, and its ``run.json``.
+
+``run.json`` is rewritten atomically (tmp + fsync + rename + fsync of the directory) so a crash
+leaves either the old or the new version, never a torn one. It is not hash-protected itself: the
+chain in ``records.jsonl`` is; ``run.json`` carries the chain head at the end so a verifier can
+detect records removed or added after the run finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from evidence.records import GENESIS_HASH
+from runner.errors import EvidenceUnavailable
+
+DIR_MODE = 0o750
+FILE_MODE = 0o640
+
+RunStatus = Literal["running", "completed", "stopped", "failed", "evidence_error", "interrupted"]
+FINISHED_STATUSES: frozenset[str] = frozenset({"completed", "stopped", "failed", "evidence_error", "interrupted"})
+
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def utc_timestamp(now: datetime | None = None) -> str:
+    """RFC 3339 UTC with milliseconds and ``Z``: fixed width, so strings sort as times."""
+    t = (now or datetime.now(UTC)).astimezone(UTC)
+    return f"{t:%Y-%m-%dT%H:%M:%S}.{t.microsecond // 1000:03d}Z"
+
+
+def new_run_id(mission_id: str, now: datetime | None = None) -> str:
+    """``YYYYMMDDTHHMMSSmmmZ-<mission>-<6 hex>``: sorts by start time, names the mission, never collides."""
+    t = (now or datetime.now(UTC)).astimezone(UTC)
+    slug = re.sub(r"[^a-z0-9]+", "-", mission_id.lower()).strip("-")[:48] or "mission"
+    return f"{t:%Y%m%dT%H%M%S}{t.microsecond // 1000:03d}Z-{slug}-{secrets.token_hex(3)}"
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id becomes a directory name: refuse anything that could leave ``runs/``."""
+    if not _RUN_ID_RE.match(run_id) or run_id in {".", ".."}:
+        raise ValueError(f"invalid run id {run_id!r}")
+    return run_id
+
+
+class RunInfo(BaseModel):
+    """The content of ``run.json``: the run's context and outcome (variable names, never values)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_id: str
+    mission_id: str
+    mission_version: str
+    mission_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    started_at: str
+    ended_at: str | None = None
+    status: RunStatus = "running"
+    exit_code: int | None = None
+    chain_head: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] = GENESIS_HASH
+    record_count: Annotated[int, Field(ge=0)] = 0
+    variables: list[str] = Field(default_factory=list)
+    initiator: dict[str, str] = Field(default_factory=dict)
+    warden_version: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    def finish(
+        self, *, status: RunStatus, exit_code: int, chain_head: str, record_count: int, ended_at: str | None = None
+    ) -> RunInfo:
+        """A copy closed with its outcome and the writer's final chain head."""
+        return self.model_copy(
+            update={
+                "status": status,
+                "exit_code": exit_code,
+                "chain_head": chain_head,
+                "record_count": record_count,
+                "ended_at": ended_at or utc_timestamp(),
+            }
+        )
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new directory entry durable (POSIX needs the directory fsynced too)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
+    """Replace ``path`` with ``data`` all-or-nothing: tmp + fsync + rename + fsync(dir)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """Paths of one run folder; ``create`` makes it, ``open`` points at an existing one."""
+
+    root: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.root.name
+
+    @property
+    def run_json(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def mission_yaml(self) -> Path:
+        return self.root / "mission.yaml"
+
+    @property
+    def records(self) -> Path:
+        return self.root / "records.jsonl"
+
+    @property
+    def screenshots(self) -> Path:
+        return self.root / "screenshots"
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / "report.html"
+
+    @classmethod
+    def create(cls, evidence_dir: Path | str, run_id: str) -> RunFolder:
+        """Create ``DIR/runs/<run_id>/screenshots`` (0o750); ``EvidenceUnavailable`` if it cannot be written.
+
+        Probes writability with a real file so a read-only mount or a full disk is found before any
+        action runs (exit 5), not at the first record.
+        """
+        check_run_id(run_id)
+        root = Path(evidence_dir).absolute() / "runs" / run_id
+        try:
+            root.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            root.mkdir(mode=DIR_MODE)
+            (root / "screenshots").mkdir(mode=DIR_MODE)
+            probe = root / ".write-probe"
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+            try:
+                os.write(fd, b"ok")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.unlink(probe)
+            fsync_dir(root)
+            fsync_dir(root.parent)
+        except OSError as e:
+            raise EvidenceUnavailable(f"evidence folder {root} cannot be written: {e.strerror or e}") from e
+        return cls(root)
+
+    @classmethod
+    def open(cls, path: Path | str) -> RunFolder:
+        """An existing run folder (for verify/show); nothing is created."""
+        root = Path(path).absolute()
+        if not root.is_dir():
+            raise FileNotFoundError(f"run folder {root} does not exist")
+        return cls(root)
+
+    def write_run_info(self, info: RunInfo) -> None:
+        """Atomically (re)write ``run.json``; ``EvidenceUnavailable`` on any I/O error."""
+        if info.run_id != self.run_id:
+            raise ValueError(f"run.json for {info.run_id!r} written into folder {self.run_id!r}")
+        data = (info.model_dump_json(indent=2) + "\n").encode()
+        try:
+            atomic_write_bytes(self.run_json, data)
+        except OSError as e:
+            raise EvidenceUnavailable(f"cannot write {self.run_json}: {e.strerror or e}") from e
+
+    def read_run_info(self) -> RunInfo:
+        return RunInfo.model_validate_json(self.run_json.read_bytes())
+
+    def write_file(self, relpath: str, data: bytes) -> None:
+        """Atomically write a run-level file (``mission.yaml``, ``report.html``); caller redacts first."""
+        target = self.root / safe_relpath(relpath)
+        try:
+            target.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            atomic_write_bytes(target, data)
+        except OSError as e:
+            raise EvidenceUnavailable(f"cannot write {target}: {e.strerror or e}") from e
+
+
+def safe_relpath(relpath: str) -> str:
+    """A POSIX path that stays inside the run folder, or ``ValueError``."""
+    parts = relpath.split("/")
+    if not relpath or relpath.startswith("/") or "\\" in relpath or any(p in {"", ".", ".."} for p in parts):
+        raise ValueError(f"attachment path must be relative and inside the run folder: {relpath!r}")
+    return relpath

@@ -1,0 +1,314 @@
+"""``warden evidence verify``: recompute a run's chain and attachments and name every problem.
+
+What it proves: each line is a valid record of its type; seqs run gap-free from 1; each
+``prev_hash`` links to the previous record; each ``hash`` recomputes (RFC 8785 + SHA-256); every
+attachment exists with its sha256 and no unreferenced file sits in ``screenshots/``; a finished
+run's ``run.json`` chain head and count match the file; the index's chain head is still in the
+file (so a tail cut behind the index's back is caught). A run still marked ``running`` (killed
+mid-way) verifies up to its last record and is reported as ``interrupted``.
+
+Known limit: with no index and a run not finished, a cut tail cannot be told from a run killed
+early; the report says so in its notes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from evidence.canonical import record_hash, sha256_file
+from evidence.index import EvidenceIndex
+from evidence.records import GENESIS_HASH, Record, RunRecord, parse_record
+from evidence.runfolder import RunFolder, RunInfo
+
+_MAX_INDEX_MISMATCHES = 5
+
+
+@dataclass
+class VerifyReport:
+    run_id: str
+    folder: Path
+    ok: bool = True
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # facts worth saying that are not tampering
+    record_count: int = 0
+    head: str = GENESIS_HASH
+    status: str = "unknown"  # run.json status; "interrupted" for a run that never closed
+    attachments_checked: int = 0
+
+    def problem(self, text: str) -> None:
+        self.ok = False
+        self.problems.append(text)
+
+
+def _where(line_no: int, seq: Any) -> str:
+    return f"record {line_no} (seq {seq})" if isinstance(seq, int) else f"record {line_no}"
+
+
+def _validation_summary(e: ValidationError) -> str:
+    # Locations and messages only: input values are deliberately not echoed.
+    parts = [f"{'.'.join(str(p) for p in err['loc']) or '(record)'}: {err['msg']}" for err in e.errors()[:3]]
+    more = f" (+{e.error_count() - 3} more)" if e.error_count() > 3 else ""
+    return "; ".join(parts) + more
+
+
+@dataclass
+class _Line:
+    line_no: int
+    data: dict[str, Any]
+    record: Record | None
+
+
+def _read_lines(folder: RunFolder, report: VerifyReport, finished: bool) -> list[_Line]:
+    try:
+        raw = folder.records.read_bytes()
+    except FileNotFoundError:
+        report.problem("records.jsonl: missing")
+        return []
+    except OSError as e:
+        report.problem(f"records.jsonl: cannot be read ({e.strerror or e})")
+        return []
+    chunks = raw.split(b"\n")
+    torn = chunks.pop()  # bytes after the last newline: empty unless the last write was cut
+    out: list[_Line] = []
+    for i, chunk in enumerate(chunks, start=1):
+        if not chunk.strip():
+            report.problem(f"records.jsonl line {i}: empty line")
+            continue
+        try:
+            data = json.loads(chunk.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            report.problem(f"records.jsonl line {i}: not valid JSON")
+            continue
+        if not isinstance(data, dict):
+            report.problem(f"records.jsonl line {i}: not a JSON object")
+            continue
+        record: Record | None = None
+        try:
+            record = parse_record(data)
+        except ValidationError as e:
+            report.problem(
+                f"{_where(i, data.get('seq'))}: not a valid {data.get('type')} record — {_validation_summary(e)}"
+            )
+        except ValueError as e:
+            report.problem(f"{_where(i, data.get('seq'))}: {e}")
+        out.append(_Line(i, data, record))
+    if torn:
+        where = f"records.jsonl line {len(chunks) + 1}"
+        if finished:
+            report.problem(f"{where}: incomplete line ({len(torn)} bytes, no newline) — appended or cut")
+        else:
+            report.notes.append(f"{where}: incomplete final write ({len(torn)} bytes) ignored — the run was killed")
+    return out
+
+
+def _int_seq(d: dict[str, Any]) -> int | None:
+    seq = d.get("seq")
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+
+
+def _check_chain(lines: list[_Line], run_id: str, report: VerifyReport) -> None:
+    """Order, gaps, duplicates, links and self-hashes; one precise message per tampering, no cascades.
+
+    Links are checked by seq (record s must point at record s-1 wherever it sits), order by
+    position, so a swap reads as a swap and a deletion as a gap, not as a broken chain everywhere.
+    """
+    by_seq: dict[int, _Line] = {}
+    for ln in lines:
+        s = _int_seq(ln.data)
+        if s is not None:
+            by_seq.setdefault(s, ln)
+    expected = 1
+    seen_ids: dict[str, str] = {}
+    seen_seqs: set[int] = set()
+    for ln in lines:
+        d = ln.data
+        seq = _int_seq(d)
+        where = _where(ln.line_no, d.get("seq"))
+        rid = d.get("record_id")
+        duplicate = isinstance(rid, str) and rid in seen_ids
+        if duplicate:
+            report.problem(f"{where}: duplicate of {seen_ids[str(rid)]} (same record_id) — record duplicated")
+        elif isinstance(rid, str):
+            seen_ids[rid] = where
+        if seq is None:
+            report.problem(f"{where}: seq missing or not an integer")
+        elif not duplicate:
+            if seq in seen_seqs:
+                report.problem(f"{where}: seq {seq} appears twice — a record was inserted or duplicated")
+            elif seq > expected:
+                missing = list(range(expected, seq))
+                span = str(expected) if len(missing) == 1 else f"{expected}..{seq - 1}"
+                if all(m in by_seq for m in missing):
+                    report.problem(f"{where}: out of order — seq {seq} comes before seq {span} (records reordered)")
+                else:
+                    report.problem(f"{where}: seq gap — seq {span} missing (record deleted)")
+            elif seq < expected:
+                report.problem(f"{where}: out of order — seq {seq} after seq {expected - 1} (records reordered)")
+            seen_seqs.add(seq)
+            expected = max(expected, seq + 1)
+        if d.get("run_id") != run_id:
+            report.problem(f"{where}: run_id {d.get('run_id')!r} is not this run ({run_id})")
+        stored = d.get("hash")
+        try:
+            if stored != record_hash(d):
+                report.problem(f"{where}: hash mismatch — record edited")
+        except Exception as e:
+            report.problem(f"{where}: cannot be canonicalised ({type(e).__name__}) — record edited")
+        if seq is None or duplicate:
+            continue
+        if seq == 1:
+            if d.get("prev_hash") != GENESIS_HASH:
+                report.problem(f"{where}: prev_hash is not the genesis hash — the chain does not start here")
+        elif (before := by_seq.get(seq - 1)) is not None and d.get("prev_hash") != before.data.get("hash"):
+            report.problem(
+                f"{where}: prev_hash does not match the hash of {_where(before.line_no, seq - 1)} — "
+                "that record was edited and rehashed, or a record was inserted or replaced"
+            )
+    if lines:
+        first = lines[0].record
+        if not (isinstance(first, RunRecord) and first.phase == "start"):
+            report.problem(
+                f"{_where(lines[0].line_no, lines[0].data.get('seq'))}: the chain does not open "
+                "with a run_record (phase start)"
+            )
+
+
+def _check_attachments(folder: RunFolder, lines: list[_Line], report: VerifyReport, finished: bool) -> None:
+    root = folder.root.resolve()
+    referenced: set[Path] = set()
+    for ln in lines:
+        atts = ln.data.get("attachments")
+        if not isinstance(atts, list):
+            continue
+        for att in atts:
+            if not isinstance(att, dict):
+                continue
+            rel = str(att.get("path", ""))
+            target = (root / rel).resolve()
+            if not rel or rel.startswith("/") or not target.is_relative_to(root):
+                where = _where(ln.line_no, ln.data.get("seq"))
+                report.problem(f"{where}: attachment path {rel!r} leaves the run folder")
+                continue
+            referenced.add(target)
+            report.attachments_checked += 1
+            if not target.is_file():
+                report.problem(f"{rel}: missing — attachment deleted (linked from "
+                               f"{_where(ln.line_no, ln.data.get('seq'))})")
+                continue
+            try:
+                actual = sha256_file(target)
+            except OSError as e:
+                report.problem(f"{rel}: cannot be read ({e.strerror or e})")
+                continue
+            if actual != att.get("sha256"):
+                report.problem(f"{rel}: sha256 mismatch — attachment changed")
+    shots = folder.screenshots
+    if shots.is_dir():
+        for path in sorted(p for p in shots.rglob("*") if p.is_file() or p.is_symlink()):
+            if path.resolve() in referenced:
+                continue
+            rel = path.relative_to(folder.root).as_posix()
+            prefix = re.match(r"^(\d+)-", path.name)
+            if not finished and prefix is not None and int(prefix.group(1)) == len(lines) + 1:
+                # Named for the next seq: saved just before the kill, its record never written.
+                report.notes.append(f"{rel}: saved for seq {prefix.group(1)}, whose record was never written")
+            else:
+                report.problem(f"{rel}: extra attachment — not referenced by any record")
+
+
+def _check_run_info(info: RunInfo | None, lines: list[_Line], report: VerifyReport) -> None:
+    last = lines[-1].record if lines else None
+    closed = isinstance(last, RunRecord) and last.phase == "end"
+    starts = [ln.record for ln in lines if isinstance(ln.record, RunRecord) and ln.record.phase == "start"]
+    if info is None:
+        report.status = str(last.outcome) if closed and isinstance(last, RunRecord) else "interrupted"
+        return
+    if starts and isinstance(starts[0], RunRecord) and starts[0].mission_sha256 != info.mission_sha256:
+        report.problem("run.json: mission_sha256 differs from the opening run_record")
+    if not info.finished:
+        report.status = "interrupted"
+        if closed and isinstance(last, RunRecord):
+            report.status = str(last.outcome or "interrupted")
+            report.notes.append("run.json still says running but the chain is closed — run.json was not updated")
+        else:
+            report.notes.append("run never closed (no end run_record): verified up to its last record")
+        return
+    report.status = info.status
+    if info.chain_head != report.head:
+        report.problem(
+            f"run.json: chain_head {info.chain_head[:12]}… is not the last record's hash {report.head[:12]}… — "
+            "records were removed, added or rewritten after the run ended"
+        )
+    if info.record_count != report.record_count:
+        report.problem(f"run.json: record_count {info.record_count} but records.jsonl holds {report.record_count}")
+    if not closed and info.status != "evidence_error":
+        report.problem(f"run ended ({info.status}) but the last record is not its closing run_record")
+
+
+def _check_index(index: EvidenceIndex, run_id: str, lines: list[_Line], report: VerifyReport) -> None:
+    row = index.get_run(run_id)
+    if row is None:
+        report.notes.append("run is not in the index: a cut tail cannot be detected")
+        return
+    by_hash = {ln.data.get("hash"): ln for ln in lines}
+    head = row.chain_head
+    if head != GENESIS_HASH and head not in by_hash:
+        report.problem(
+            f"index: chain head {head[:12]}… (record {row.record_count}) is not in records.jsonl — "
+            "records were cut from the tail (or rewritten) behind the index's back"
+        )
+    elif head != GENESIS_HASH:
+        at = by_hash[head].data.get("seq")
+        if isinstance(at, int) and report.record_count > at + 1:
+            report.problem(
+                f"records.jsonl: {report.record_count - at} records after the index's chain head (seq {at}) — "
+                "records appended behind the index's back"
+            )
+    elif lines and row.record_count == 0 and report.record_count > 1:
+        report.problem(f"records.jsonl: {report.record_count} records but the index saw none — records appended")
+    mismatches = 0
+    file_by_seq = {ln.data.get("seq"): ln.data.get("hash") for ln in lines}
+    for rec in index.records(run_id):
+        if rec.seq in file_by_seq and file_by_seq[rec.seq] != rec.hash:
+            mismatches += 1
+            if mismatches <= _MAX_INDEX_MISMATCHES:
+                report.problem(f"index: record seq {rec.seq} has a different hash in records.jsonl — record rewritten")
+    if mismatches > _MAX_INDEX_MISMATCHES:
+        report.problem(f"index: {mismatches - _MAX_INDEX_MISMATCHES} more records differ from records.jsonl")
+
+
+def verify_run(folder: Path | str, index: EvidenceIndex | None = None) -> VerifyReport:
+    """Verify one run folder; ``report.ok`` is False when anything was altered, removed or added."""
+    rf = RunFolder(Path(folder).absolute())
+    report = VerifyReport(run_id=rf.run_id, folder=rf.root)
+    if not rf.root.is_dir():
+        report.problem(f"{rf.root}: run folder not found")
+        return report
+    info: RunInfo | None = None
+    try:
+        info = rf.read_run_info()
+    except FileNotFoundError:
+        report.problem("run.json: missing")
+    except (OSError, ValueError) as e:
+        report.problem(f"run.json: unreadable or invalid ({type(e).__name__})")
+    if info is not None and info.run_id != rf.run_id:
+        report.problem(f"run.json: run_id {info.run_id!r} does not match the folder name {rf.run_id!r}")
+    lines = _read_lines(rf, report, finished=info is not None and info.finished)
+    _check_chain(lines, rf.run_id, report)
+    report.record_count = len(lines)
+    if lines:
+        last_hash = lines[-1].data.get("hash")
+        report.head = last_hash if isinstance(last_hash, str) else ""
+    _check_attachments(rf, lines, report, finished=info is not None and info.finished)
+    _check_run_info(info, lines, report)
+    if index is not None:
+        _check_index(index, rf.run_id, lines, report)
+    elif not (info is not None and info.finished):
+        report.notes.append("no index given: a cut tail cannot be told from a run killed early")
+    return report

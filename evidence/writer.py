@@ -1,0 +1,300 @@
+"""The evidence writer: the one choke point through which every record reaches disk (SPEC §5).
+
+Per record: redact every string, cap its length, fill the envelope, hash-chain it, validate it,
+append ONE line to ``records.jsonl``, flush + fsync, then index it. Any failure to redact or
+persist raises ``EvidenceUnavailable`` and leaves the writer unusable, so the runner cannot take
+the next action without its evidence (fail closed). A failed append is truncated back to the last
+good offset, so a torn line never sits in the file as if it were a record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from pydantic import BaseModel
+
+from evidence.canonical import record_hash, sha256_bytes
+from evidence.index import EvidenceIndex
+from evidence.records import GENESIS_HASH, RECORD_TYPES, Actor, Attachment, Record
+from evidence.redact import Redactor, redact_tree
+from evidence.runfolder import DIR_MODE, FILE_MODE, RunFolder, fsync_dir, safe_relpath, utc_timestamp
+from runner.errors import EvidenceUnavailable
+
+R = TypeVar("R", bound=Record)
+
+MAX_STRING = 16 * 1024
+"""Longest string kept in a record (characters); longer ones end with a truncation marker."""
+
+ENVELOPE_FIELDS = frozenset(
+    {"schema", "schema_", "record_id", "run_id", "seq", "type", "time", "actor", "prev_hash", "hash", "attachments"}
+)
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Characters some line splitters (str.splitlines, JavaScript, editors) treat as line breaks that
+# JSON does not require escaping; they are escaped so one record is one line for every reader.
+_EXTRA_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+
+
+def cap_string(text: str, limit: int = MAX_STRING) -> str:
+    """Replace lone surrogates (not encodable as UTF-8) and cap length with an explicit marker."""
+    if _SURROGATE.search(text):
+        text = _SURROGATE.sub("\ufffd", text)
+    if len(text) > limit:
+        return f"{text[:limit]}…[truncated {len(text) - limit} chars]"
+    return text
+
+
+def jsonl_line(body: Mapping[str, Any]) -> str:
+    """One JSON object on one line: no raw CR/LF, U+2028/U+2029/NEL escaped; NaN refused."""
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    for ch, esc in _EXTRA_BREAKS.items():
+        if ch in text:
+            text = text.replace(ch, esc)
+    return text
+
+
+def _jsonable(value: Any) -> Any:
+    """Models to dicts, tuples to lists: the shapes ``redact_tree`` walks."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True)
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _capped(value: Any, limit: int) -> Any:
+    if isinstance(value, str):
+        return cap_string(value, limit)
+    if isinstance(value, dict):
+        return {cap_string(str(k), limit): _capped(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_capped(v, limit) for v in value]
+    return value
+
+
+class EvidenceWriter:
+    """Appends hash-chained records to one run folder; single writer per folder (flock)."""
+
+    def __init__(
+        self,
+        folder: RunFolder,
+        run_id: str,
+        redactor: Redactor,
+        index: EvidenceIndex | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        max_string: int = MAX_STRING,
+    ) -> None:
+        self.folder = folder
+        self.run_id = run_id
+        self.redactor = redactor
+        self.index = index
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._max_string = max_string
+        self._lock = threading.RLock()
+        self._seq = 0
+        self._head = GENESIS_HASH
+        self._offset = 0
+        self._failure: str | None = None
+        self._closed = False
+        try:
+            self._fd = os.open(folder.records, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
+        except OSError as e:
+            raise EvidenceUnavailable(f"cannot open {folder.records}: {e.strerror or e}") from e
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(self._fd)
+            raise EvidenceUnavailable(f"{folder.records} is locked by another writer") from e
+        try:
+            size = os.fstat(self._fd).st_size
+            fsync_dir(folder.root)
+        except OSError as e:
+            os.close(self._fd)
+            raise EvidenceUnavailable(f"cannot open {folder.records}: {e.strerror or e}") from e
+        if size:
+            os.close(self._fd)
+            raise EvidenceUnavailable(f"{folder.records} already holds records; resuming a run is not supported")
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def next_seq(self) -> int:
+        """The seq the next record will get (callers name attachments after it)."""
+        return self._seq + 1
+
+    @property
+    def head(self) -> str:
+        """Hash of the last record written (64 zeros before the first)."""
+        return self._head
+
+    @property
+    def count(self) -> int:
+        return self._seq
+
+    @property
+    def usable(self) -> bool:
+        return self._failure is None and not self._closed
+
+    @property
+    def failure(self) -> str | None:
+        """Why the writer stopped accepting records, if it did."""
+        return self._failure
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise EvidenceUnavailable("evidence writer is closed")
+        if self._failure is not None:
+            raise EvidenceUnavailable(f"evidence writer unusable after an earlier failure: {self._failure}")
+
+    def _fail(self, reason: str, cause: BaseException | None = None) -> EvidenceUnavailable:
+        self._failure = reason
+        err = EvidenceUnavailable(reason)
+        err.__cause__ = cause
+        return err
+
+    # -- records -------------------------------------------------------------------------------
+
+    def append(
+        self, record_cls: type[R], *, actor: Actor, attachments: Sequence[Attachment] = (), **fields: Any
+    ) -> R:
+        """Redact, chain, persist (fsync) and index one record; returns it as written.
+
+        A ``ValidationError`` (the caller passed fields the schema refuses) writes nothing and
+        leaves the writer usable; redaction or I/O failures raise ``EvidenceUnavailable``.
+        """
+        if RECORD_TYPES.get(record_cls.TYPE) is not record_cls:
+            raise TypeError(f"{record_cls.__name__} is not a registered record type")
+        reserved = ENVELOPE_FIELDS & fields.keys()
+        if reserved:
+            raise TypeError(f"envelope fields are filled by the writer: {', '.join(sorted(reserved))}")
+        with self._lock:
+            self._check_usable()
+            try:
+                clean = redact_tree(_jsonable(fields), self.redactor)
+                actor_data = redact_tree(actor.model_dump(mode="json"), self.redactor)
+            except Exception as e:
+                # The message of a redactor failure may quote the very text it failed on: not repeated.
+                raise self._fail(f"redaction failed ({type(e).__name__}): record not written", e) from e
+            clean = _capped(clean, self._max_string)
+            actor_data = _capped(actor_data, self._max_string)
+            draft: dict[str, Any] = {
+                **clean,
+                "schema": record_cls.schema_id(),
+                "record_id": str(uuid.uuid4()),
+                "run_id": self.run_id,
+                "seq": self._seq + 1,
+                "type": record_cls.TYPE,
+                "time": utc_timestamp(self._clock()),
+                "actor": actor_data,
+                "prev_hash": self._head,
+                "hash": GENESIS_HASH,
+                "attachments": [a.model_dump(mode="json") for a in attachments],
+            }
+            body = record_cls.model_validate(draft).model_dump(mode="json", by_alias=True)
+            body["hash"] = record_hash(body)
+            record = record_cls.model_validate(body)
+            line = jsonl_line(body)
+            self._write_line(line)
+            self._seq = record.seq
+            self._head = record.hash
+            if self.index is not None:
+                try:
+                    self.index.add_record(record, line)
+                except Exception as e:
+                    raise self._fail(f"evidence index failed ({type(e).__name__}: {e})", e) from e
+            return record
+
+    def _write_line(self, line: str) -> None:
+        data = line.encode("utf-8") + b"\n"
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+            os.fsync(self._fd)
+        except BaseException as e:
+            rolled_back = self._rollback()
+            if isinstance(e, OSError) or not rolled_back:
+                tail = "" if rolled_back else "; could not truncate the partial line"
+                raise self._fail(f"cannot write {self.folder.records}: {_oserror_text(e)}{tail}", e) from e
+            raise  # e.g. KeyboardInterrupt: the record is not written, the writer stays usable
+        self._offset += len(data)
+
+    def _rollback(self) -> bool:
+        """Cut the file back to the end of the last complete record."""
+        try:
+            os.ftruncate(self._fd, self._offset)
+        except OSError:
+            return False
+        with contextlib.suppress(OSError):
+            os.fsync(self._fd)  # best effort: the truncation is visible to readers either way
+        return True
+
+    # -- attachments ---------------------------------------------------------------------------
+
+    def attach_bytes(self, data: bytes, relpath: str, media_type: str) -> Attachment:
+        """Write an attachment file (never overwriting one), fsync it, return its link with sha256.
+
+        Bytes are stored as given: screenshots must be masked by the caller before this point.
+        """
+        rel = safe_relpath(relpath)
+        target = self.folder.root / rel
+        with self._lock:
+            self._check_usable()
+            created = False
+            try:
+                target.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+                created = True
+                try:
+                    view = memoryview(data)
+                    while view:
+                        n = os.write(fd, view)
+                        view = view[n:]
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                fsync_dir(target.parent)
+            except OSError as e:
+                if created:
+                    with contextlib.suppress(OSError):
+                        os.unlink(target)
+                raise self._fail(f"cannot write attachment {rel}: {_oserror_text(e)}", e) from e
+            return Attachment(path=rel, sha256=sha256_bytes(data), media_type=media_type)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the folder lock; later appends raise. Idempotent."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _oserror_text(e: BaseException) -> str:
+    if isinstance(e, OSError):
+        return e.strerror or str(e) or type(e).__name__
+    return type(e).__name__

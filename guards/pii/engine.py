@@ -1,0 +1,173 @@
+"""Build Presidio's AnalyzerEngine offline: no model download, ever; only the requested recognizers.
+
+Why this module exists (see docs: platform notes §6):
+
+* ``AnalyzerEngine()`` with defaults tries to download ``en_core_web_lg``. We build the NLP engine
+  ourselves: Presidio's ``no_op`` engine (pattern recognizers only, 0.04 s) unless a spaCy model is
+  named, and then a spaCy engine whose download hook raises instead of calling ``spacy.cli.download``.
+* tldextract (used by the e-mail recognizer) fetches the public suffix list on first use; the
+  environment variables below are set *before* Presidio is imported so it uses its bundled snapshot.
+* Presidio logs a warning per recognizer whose language is not loaded; those are silenced.
+* Presidio is imported lazily, inside these functions, so importing ``guards.pii`` costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from guards.pii.errors import PiiEngineUnavailable, PiiEntityUnsupported
+
+LANGUAGE = "en"
+
+# What an NER model adds (Presidio's default spaCy mapping); used for messages and supported_entities.
+NER_ENTITIES: tuple[str, ...] = ("PERSON", "LOCATION", "ORGANIZATION", "NRP", "DATE_TIME")
+# spaCy labels we never map (they only produce "Entity X is not mapped" noise).
+_NER_LABELS_TO_IGNORE = ["CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY", "ORDINAL", "PERCENT",
+                         "PRODUCT", "QUANTITY", "WORK_OF_ART", "FAC"]
+SUGGESTED_MODEL = "en_core_web_sm"
+_INSTALL_HINT = (
+    "install it first, e.g. `pip install en_core_web_sm-3.8.0-py3-none-any.whl` (the official wheel from "
+    "github.com/explosion/spacy-models, vendored) or `pip install <name>` from your package index; "
+    "or set pii.nlp_model to a model directory. Warden never downloads models"
+)
+
+
+def prepare_environment() -> None:
+    """Set process-wide knobs that must precede Presidio's import (idempotent, never overrides)."""
+    os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")  # bundled snapshot, no network
+    if "TLDEXTRACT_CACHE" not in os.environ:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(tempfile.gettempdir(), f"warden-{os.getuid()}")
+        os.environ["TLDEXTRACT_CACHE"] = os.path.join(base, "warden", "tldextract")
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+
+
+def model_installed(nlp_model: str) -> bool:
+    """True if ``nlp_model`` is an installed spaCy package or an existing model directory."""
+    if Path(nlp_model).exists():
+        return True
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(nlp_model) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _require_model(nlp_model: str) -> None:
+    if not model_installed(nlp_model):
+        raise PiiEngineUnavailable(f"pii.nlp_model {nlp_model!r} is not installed: {_INSTALL_HINT}.")
+
+
+def _nlp_engine(nlp_model: str | None) -> Any:
+    prepare_environment()
+    if nlp_model is None:
+        from presidio_analyzer.nlp_engine import NoOpNlpEngine
+
+        noop: Any = NoOpNlpEngine(models=[{"lang_code": LANGUAGE, "model_name": "no_op"}])
+        noop.load()
+        return noop
+    _require_model(nlp_model)
+    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+
+    class _NoDownloadSpacyNlpEngine(SpacyNlpEngine):
+        """Presidio's spaCy engine with its download hook replaced by a refusal."""
+
+        @staticmethod
+        def _download_spacy_model_if_needed(model_name: str) -> None:
+            if not model_installed(model_name):
+                raise PiiEngineUnavailable(f"pii.nlp_model {model_name!r} is not installed: {_INSTALL_HINT}.")
+
+    engine: Any = _NoDownloadSpacyNlpEngine(
+        models=[{"lang_code": LANGUAGE, "model_name": nlp_model}],
+        ner_model_configuration=NerModelConfiguration(labels_to_ignore=_NER_LABELS_TO_IGNORE),
+    )
+    try:
+        engine.load()
+    except PiiEngineUnavailable:
+        raise
+    except Exception as e:  # a broken model directory, incompatible spaCy version...
+        raise PiiEngineUnavailable(f"pii.nlp_model {nlp_model!r} could not be loaded: {type(e).__name__}: {e}") from e
+    return engine
+
+
+def _full_registry(nlp_engine: Any) -> Any:
+    from presidio_analyzer import RecognizerRegistry
+
+    registry = RecognizerRegistry(supported_languages=[LANGUAGE])
+    registry.load_predefined_recognizers(languages=[LANGUAGE], nlp_engine=nlp_engine)
+    return registry
+
+
+@lru_cache(maxsize=1)
+def _pattern_entities() -> tuple[str, ...]:
+    """Entities Presidio's predefined recognizers detect with no NLP model (built once, 0.04 s)."""
+    registry = _full_registry(_nlp_engine(None))
+    found = {e for r in registry.recognizers for e in r.supported_entities}
+    return tuple(sorted(found))
+
+
+def supported_entities(nlp_model: str | None = None) -> list[str]:
+    """What the engine configured with ``nlp_model`` can detect (a model adds NER_ENTITIES)."""
+    entities = set(_pattern_entities())
+    if nlp_model is not None:
+        _require_model(nlp_model)
+        entities.update(NER_ENTITIES)
+    return sorted(entities)
+
+
+def check_entities(entities: Sequence[str] | None, nlp_model: str | None) -> list[str]:
+    """Validate the requested entities against the engine; return the effective list (None = all)."""
+    available = supported_entities(nlp_model)
+    if entities is None:
+        return available
+    wanted = list(dict.fromkeys(entities))
+    needs_model = [e for e in wanted if e in NER_ENTITIES and e not in available]
+    if needs_model:
+        raise PiiEntityUnsupported(
+            f"{', '.join(needs_model)} need(s) an NER model: set pii.nlp_model to an installed spaCy model "
+            f"(e.g. {SUGGESTED_MODEL!r}; {_INSTALL_HINT}). A model adds {', '.join(NER_ENTITIES)} "
+            f"(NER-based), at roughly 7x the scan cost. Without one Warden detects: {', '.join(available)}."
+        )
+    unknown = [e for e in wanted if e not in available]
+    if unknown:
+        raise PiiEntityUnsupported(
+            f"unknown PII entity {', '.join(unknown)}; the configured engine detects: {', '.join(available)}."
+        )
+    return wanted
+
+
+def _card_2_series() -> Any:
+    """Presidio 2.2.366's card regex misses Mastercard's 2221-2720 range (issued since 2017); same
+    recognizer class (Luhn-validated), one more pattern."""
+    from presidio_analyzer import Pattern
+    from presidio_analyzer.predefined_recognizers import CreditCardRecognizer
+
+    rx = r"\b2(?:2[2-9]\d|[3-6]\d\d|7[01]\d|720)[- ]?\d{4}[- ]?\d{4}[- ]?\d{4}\b"
+    return CreditCardRecognizer(
+        patterns=[Pattern("Mastercard 2-series (weak)", rx, 0.3)], name="WardenMastercard2SeriesRecognizer"
+    )
+
+
+def build_analyzer(entities: Sequence[str] | None = None, nlp_model: str | None = None) -> Any:
+    """An AnalyzerEngine holding only the recognizers of ``entities`` (None = every supported one).
+
+    Raises PiiEngineUnavailable (model missing / unloadable) or PiiEntityUnsupported (e.g. PERSON
+    without a model). Never downloads anything.
+    """
+    wanted = set(check_entities(entities, nlp_model))
+    nlp_engine = _nlp_engine(nlp_model)
+    registry = _full_registry(nlp_engine)
+    if nlp_model is not None:
+        registry.add_nlp_recognizer(nlp_engine=nlp_engine)
+    if "CREDIT_CARD" in wanted:
+        registry.add_recognizer(_card_2_series())
+    registry.recognizers = [r for r in registry.recognizers if wanted & set(r.supported_entities)]
+    from presidio_analyzer import AnalyzerEngine
+
+    return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=[LANGUAGE])

@@ -1,0 +1,154 @@
+"""Redactors for the evidence writer's choke point (``evidence.redact.Redactor`` protocol).
+
+``PiiRedactor`` replaces what the scanner detects by ``«pii:ENTITY»`` — allowed entities too: a
+mission may *handle* an e-mail, its evidence still must not *store* it. It also looks at the
+percent-decoded form of a text (a logged URL holds ``x%40y.com``) and then replaces the encoded
+spellings of what it found. Every value it detects is remembered by a ``KnownValueRedactor``, so the
+same value echoed later where detection misses (other surroundings, split digits) is still caught.
+
+The redaction threshold defaults to min(policy threshold, 0.4): gating a run on a context-less phone
+number (score 0.4) is the policy's call, writing it to disk is not.
+Errors propagate (PiiScanError): the writer then refuses to write, never writes raw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+import threading
+from collections import OrderedDict
+from urllib.parse import quote, quote_plus, unquote_plus
+
+from guards.pii.scanner import Finding, PiiScanner
+
+_LABEL = re.compile(r"[^A-Z0-9_]")
+_MIN_VALUE_LEN = 4
+
+
+def marker(entity_type: str) -> str:
+    return f"«pii:{_LABEL.sub('_', entity_type.upper())}»"
+
+
+def encoded_forms(value: str) -> list[str]:
+    """The spellings of a value that commonly land in logs: raw, URL-encoded, JSON- and HTML-escaped."""
+    forms = [value, quote(value, safe=""), quote_plus(value, safe=""), quote(value, safe="@"),
+             quote_plus(value, safe="@"), json.dumps(value)[1:-1], html.escape(value)]
+    return list(dict.fromkeys(f for f in forms if f))
+
+
+class KnownValueRedactor:
+    """Replaces exact values seen earlier in the run (and their encodings and digit spellings)."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, str] = {}
+        self._pattern: re.Pattern[str] | None = None
+        self._labels: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def add(self, value: str, label: str) -> None:
+        v = value.strip()
+        if len(v) < _MIN_VALUE_LEN:
+            return
+        with self._lock:
+            if self._values.get(v) == label:
+                return
+            self._values[v] = label
+            self._pattern = None
+
+    def _compile(self) -> re.Pattern[str] | None:
+        with self._lock:
+            if self._pattern is not None or not self._values:
+                return self._pattern
+            alts: list[tuple[str, str]] = []  # (regex, label)
+            for v, label in self._values.items():
+                for form in encoded_forms(v):
+                    alts.append((re.escape(form), label))
+                digits = re.sub(r"\D", "", v)
+                if len(digits) >= 7 and re.fullmatch(r"[\d\s().+/-]+", v):
+                    # Any spelling of the same digits: 4111111111111111, 4111-1111-..., +44 20 7946 ...
+                    alts.append(("(?<!\\d)" + r"[\s().+/-]{0,3}".join(digits) + "(?!\\d)", label))
+            alts.sort(key=lambda a: -len(a[0]))
+            self._labels = {f"g{i}": label for i, (_, label) in enumerate(alts)}
+            self._pattern = re.compile("|".join(f"(?P<g{i}>{rx})" for i, (rx, _) in enumerate(alts)), re.IGNORECASE)
+            return self._pattern
+
+    def redact(self, text: str) -> str:
+        pattern = self._compile()
+        if pattern is None or not text:
+            return text
+        return pattern.sub(lambda m: marker(self._labels[m.lastgroup or ""]), text)
+
+
+class PiiRedactor:
+    """Detection-based redaction through the run's scanner; results cached by text hash."""
+
+    def __init__(
+        self, scanner: PiiScanner, known: KnownValueRedactor | None = None, *, threshold: float | None = None,
+        cache_size: int = 10_000,
+    ) -> None:
+        self.scanner = scanner
+        self.known = known if known is not None else KnownValueRedactor()
+        self.threshold = min(scanner.threshold, 0.4) if threshold is None else threshold
+        self._cache: OrderedDict[bytes, str] = OrderedDict()
+        self._cache_size = cache_size
+        self._known_size = -1
+        self._lock = threading.Lock()
+
+    def redact(self, text: str) -> str:
+        if not text:
+            return text
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        with self._lock:
+            if self._known_size != len(self.known):  # new known values: old results may be stale
+                self._cache.clear()
+                self._known_size = len(self.known)
+            hit = self._cache.get(digest)
+        if hit is not None:
+            return hit
+        out = self._redact(text)
+        with self._lock:
+            self._cache[digest] = out
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+            self._known_size = len(self.known)
+        return out
+
+    def _redact(self, text: str) -> str:
+        findings = self.scanner.detect(text, self.threshold)
+        out = replace_spans(text, findings)
+        found = list(findings)
+        if "%" in text or "+" in text:
+            decoded = unquote_plus(text)
+            if decoded != text:
+                found.extend(self.scanner.detect(decoded, self.threshold))
+        for f in found:
+            self.known.add(f.value, f.entity_type)
+        return self.known.redact(out) if len(self.known) else out
+
+
+def replace_spans(text: str, findings: list[Finding]) -> str:
+    """Replace each finding's span (overlaps merged; the highest score names the merged span)."""
+    if not findings:
+        return text
+    spans = sorted(findings, key=lambda f: (f.start, -f.end))
+    merged: list[tuple[int, int, str, float]] = []
+    for f in spans:
+        if merged and f.start < merged[-1][1]:
+            s, e, label, score = merged[-1]
+            if f.score > score:
+                label, score = f.entity_type, f.score
+            merged[-1] = (s, max(e, f.end), label, score)
+        else:
+            merged.append((f.start, f.end, f.entity_type, f.score))
+    parts, pos = [], 0
+    for start, end, label, _ in merged:
+        parts.append(text[pos:start])
+        parts.append(marker(label))
+        pos = end
+    parts.append(text[pos:])
+    return "".join(parts)

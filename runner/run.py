@@ -1,0 +1,298 @@
+"""A whole run: load → preflight → evidence → sandbox → steps → close, with SPEC §3's exit codes.
+
+Nothing runs before the mission is valid and every preflight guard allows it (exit 2 otherwise,
+nothing written). Evidence opens before the browser starts and closes last, whatever happened:
+the end ``run_record`` and ``run.json`` say how the run ended, Ctrl-C included (exit 130).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import platform
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from evidence.index import EvidenceIndex
+from evidence.records import Actor, Attachment, RunRecord
+from evidence.redact import RedactorChain, SecretRedactor
+from evidence.runfolder import RunFolder, RunInfo, RunStatus, new_run_id, utc_timestamp
+from evidence.writer import EvidenceWriter
+from guards.base import ActionRequest, GuardChain, GuardContext
+from guards.least_privilege import least_privilege_guards
+from guards.urlmatch import DomainPolicy, resolvable_patterns
+from runner import __version__
+from runner.browser.driver import SandboxConfig
+from runner.errors import (
+    EvidenceUnavailable,
+    GuardrailStop,
+    Interrupted,
+    MissionInvalid,
+    Problem,
+    StepFailed,
+    WardenError,
+)
+from runner.mission.interpolate import InterpolationError, interpolate
+from runner.mission.loader import LoadedMission, load_mission
+from runner.progress import Reporter
+from runner.recorder import RunRecorder
+from runner.steps import RunState, StepExecutor
+
+OUTCOMES: dict[int, RunStatus] = {
+    0: "completed",
+    2: "failed",
+    3: "stopped",
+    4: "failed",
+    5: "evidence_error",
+    130: "interrupted",
+}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    mission_path: Path
+    evidence_dir: Path
+    cli_vars: Mapping[str, str] = field(default_factory=dict)
+    db_url: str | None = None
+    headed: bool = False
+    started_by: str = "warden run"
+    environ: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    exit_code: int
+    outcome: str
+    message: str
+    run_id: str | None = None
+    folder: Path | None = None
+
+
+def build_chain(loaded: LoadedMission) -> tuple[GuardChain, DomainPolicy]:
+    b = loaded.mission.boundaries
+    policy = DomainPolicy(b.allowed_domains, b.allowed_resource_domains, allow_http=b.allow_http)
+    return GuardChain(least_privilege_guards(policy)), policy
+
+
+def preflight(loaded: LoadedMission) -> None:
+    """Walk the guard chain over every step before anything runs; a deny is a mission problem (exit 2)."""
+    chain, _ = build_chain(loaded)
+    mission = loaded.mission
+    problems: list[Problem] = []
+    for i, step in enumerate(mission.steps):
+        url: str | None = None
+        if step.kind == "goto" and step.goto is not None:
+            try:
+                url = interpolate(step.goto.url, loaded.cli_vars, loaded.secret_values).value
+            except InterpolationError:
+                url = None  # built from a variable extracted at run time: checked then
+        action = ActionRequest(step_no=i + 1, kind=step.kind, step=step, args={}, url=url)
+        result = chain.check(action, GuardContext(mission, "preflight"))
+        if result.verdict == "deny":
+            path = f"steps.{i}.{step.kind}"
+            problems.append(
+                Problem(
+                    str(loaded.path),
+                    loaded.line_of(path),
+                    path,
+                    f"step {i + 1} refused before the run: {result.deciding.reason}",
+                )
+            )
+    if problems:
+        raise MissionInvalid(problems)
+
+
+def _initiator() -> dict[str, str]:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry (containers): the uid still identifies the initiator
+        user = "unknown"
+    return {"user": user, "uid": str(os.getuid()), "host": socket.gethostname()}
+
+
+def _versions() -> dict[str, str]:
+    out = {"warden": __version__, "python": platform.python_version()}
+    for pkg in ("playwright", "presidio-analyzer", "pydantic", "sqlalchemy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
+    environ = os.environ if opts.environ is None else opts.environ
+    loaded = load_mission(opts.mission_path, cli_vars=dict(opts.cli_vars), environ=environ)
+    preflight(loaded)
+    mission = loaded.mission
+
+    # Sandbox prerequisites are checked before evidence opens: a run that cannot be contained never starts.
+    from runner.browser.chromium import check_no_proxy, find_chromium
+
+    check_no_proxy(environ)
+    executable = find_chromium(environ)
+
+    redactor = RedactorChain([SecretRedactor(loaded.secret_values)])
+    reporter.redact = redactor.redact
+    started_at = utc_timestamp()
+    run_id = new_run_id(mission.mission)
+    initiator = _initiator()
+    info = RunInfo(
+        run_id=run_id,
+        mission_id=mission.mission,
+        mission_version=str(mission.version),
+        mission_sha256=loaded.sha256,
+        started_at=started_at,
+        variables=sorted(loaded.cli_vars),
+        initiator=initiator,
+        warden_version=__version__,
+    )
+    try:
+        folder = RunFolder.create(opts.evidence_dir, run_id)
+        index = EvidenceIndex(opts.db_url or opts.evidence_dir)
+        index.upsert_run_info(info, folder.root)
+        folder.write_run_info(info)
+        writer = EvidenceWriter(folder, run_id, redactor, index)
+    except OSError as exc:
+        raise EvidenceUnavailable(f"evidence dir {opts.evidence_dir} cannot be written: {exc.strerror}") from exc
+    except EvidenceUnavailable:
+        raise
+    except Exception as exc:  # e.g. the index database cannot be opened: fail closed before any action
+        raise EvidenceUnavailable(f"evidence index cannot be opened ({type(exc).__name__})") from exc
+
+    runner_actor = Actor(type="runner", id=f"warden/{__version__}")
+    recorder = RunRecorder(writer, runner_actor)
+    human = Actor(type="human", id=initiator["user"])
+    start_fields: dict[str, Any] = dict(
+        initiator=initiator,
+        started_by=opts.started_by,
+        mission_id=mission.mission,
+        mission_version=str(mission.version),
+        mission_sha256=loaded.sha256,
+        versions=_versions(),
+        variables=sorted(loaded.cli_vars),
+        started_at=started_at,
+    )
+    exit_code, message = 0, "every step executed"
+    state = RunState(mission, time.monotonic(), dict(loaded.cli_vars), loaded.secret_values)
+    driver = None
+
+    def attach_screenshot(png: bytes, step: int, when: str) -> Attachment:
+        return writer.attach_bytes(png, f"screenshots/{writer.next_seq:04d}-step{step:02d}-{when}.png", "image/png")
+
+    try:
+        with _sigterm_as_interrupt():
+            try:
+                copy = writer.attach_bytes(
+                    redactor.redact(loaded.raw_text).encode(), "mission.yaml", "application/yaml"
+                )
+                writer.append(RunRecord, actor=human, attachments=[copy], phase="start", **start_fields)
+                reporter.event(
+                    "run_started",
+                    run_id=run_id,
+                    mission=mission.mission,
+                    version=str(mission.version),
+                    steps=len(mission.steps),
+                    evidence=str(folder.root),
+                )
+                chain, policy = build_chain(loaded)
+                driver = _open_driver(executable, policy, opts)
+                executor = StepExecutor(driver, chain, recorder, reporter, attach_screenshot)
+                for n, step in enumerate(mission.steps, start=1):
+                    executor.run(n, step, state)
+            except KeyboardInterrupt:
+                raise Interrupted("interrupted by the user (Ctrl-C)") from None
+    except WardenError as exc:
+        exit_code, message = exc.exit_code, str(exc)
+        if not isinstance(exc, EvidenceUnavailable | GuardrailStop | StepFailed):
+            failure = exc
+            _try(
+                lambda: recorder.exception(
+                    category=_category(failure),
+                    error_type=type(failure).__name__,
+                    message=str(failure),
+                    mitigation="aborted",
+                )
+            )
+    finally:
+        if driver is not None:
+            _try(driver.close)
+    outcome = OUTCOMES.get(exit_code, "failed")
+    counts = {**dict(recorder.counts), "steps_executed": state.executed, "retries": state.retries_total}
+    if exit_code != 5:
+        try:
+            writer.append(
+                RunRecord,
+                actor=runner_actor,
+                phase="end",
+                ended_at=utc_timestamp(),
+                outcome=outcome,
+                exit_code=exit_code,
+                counts=counts,
+                **start_fields,
+            )
+        except EvidenceUnavailable as exc:
+            exit_code, outcome, message = 5, OUTCOMES[5], str(exc)
+    final = info.finish(
+        status=outcome,
+        exit_code=exit_code,
+        chain_head=writer.head,
+        record_count=writer.count,
+    )
+    _try(lambda: folder.write_run_info(final))
+    _try(lambda: index.upsert_run_info(final, folder.root))
+    _try(writer.close)
+    _try(index.close)
+    reporter.event(
+        "run_finished",
+        run_id=run_id,
+        outcome=outcome,
+        exit_code=exit_code,
+        message=redactor.redact(message),
+        evidence=str(folder.root),
+    )
+    return RunResult(exit_code, outcome, redactor.redact(message), run_id, folder.root)
+
+
+def _open_driver(executable: Path, policy: DomainPolicy, opts: RunOptions):  # type: ignore[no-untyped-def]
+    from runner.browser.playwright_driver import open_driver
+
+    config = SandboxConfig(
+        executable=executable,
+        resolvable_hosts=resolvable_patterns(policy),
+        headless=not opts.headed,
+        chromium_sandbox=os.geteuid() != 0,
+    )
+    return open_driver(config)
+
+
+def _category(exc: WardenError) -> str:
+    return {"Interrupted": "interrupted", "SandboxUnavailable": "sandbox"}.get(type(exc).__name__, "error")
+
+
+def _try(fn: Callable[[], object]) -> None:
+    """Best effort while closing: the first failure already decided the exit code."""
+    try:
+        fn()
+    except Exception:  # noqa: S110 - closing must go on; the exit code is already decided
+        pass

@@ -1,0 +1,297 @@
+"""verify_run: every tampering is caught and named; intact and interrupted runs pass."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evidence.records import Actor, ExceptionRecord
+from evidence.verify import verify_run
+
+
+def _verify(h: Any, with_index: bool = True) -> Any:
+    return verify_run(h.folder.root, h.index if with_index else None)
+
+
+def _has(report: Any, *fragments: str) -> bool:
+    return any(all(f in p for f in fragments) for p in report.problems)
+
+
+def test_long_run_verifies(make_run: Any) -> None:
+    h = make_run(steps=30)
+    report = _verify(h)
+    assert report.ok, report.problems
+    assert report.status == "completed"
+    assert report.record_count == 92
+    assert report.head == h.info.chain_head
+    assert report.attachments_checked == 30
+
+
+def test_edit_a_field(make_run: Any, tamper: Any) -> None:
+    h = make_run()
+    t = tamper(h)
+    recs = t.lines()
+    recs[6]["outcome"] = "failed"
+    t.write(recs)
+    report = _verify(h)
+    assert report.problems == ["record 7 (seq 7): hash mismatch — record edited"]
+
+
+def test_edit_and_rehash_one_record_alone(make_run: Any, tamper: Any) -> None:
+    h = make_run()
+    t = tamper(h)
+    recs = t.lines()
+    recs[6] = t.rehash({**recs[6], "outcome": "failed"})
+    t.write(recs)
+    report = _verify(h)
+    assert _has(report, "record 8 (seq 8): prev_hash does not match the hash of record 7 (seq 7)", "rehashed")
+    assert _has(report, "index: record seq 7 has a different hash")
+    assert not _has(report, "hash mismatch")
+    # Without the index the chain link alone still catches it.
+    assert _has(_verify(h, with_index=False), "record 8 (seq 8): prev_hash does not match")
+
+
+def test_delete_a_record(make_run: Any, tamper: Any) -> None:
+    h = make_run()
+    t = tamper(h)
+    recs = t.lines()
+    del recs[4]
+    t.write(recs)
+    report = _verify(h)
+    assert _has(report, "record 5 (seq 6): seq gap — seq 5 missing (record deleted)")
+    assert _has(report, "run.json: record_count 17 but records.jsonl holds 16")
+
+
+def test_duplicate_a_record(make_run: Any, tamper: Any) -> None:
+    h = make_run()
+    t = tamper(h)
+    recs = t.lines()
+    recs.insert(5, recs[4])
+    t.write(recs)
+    report = _verify(h)
+    assert _has(report, "record 6 (seq 5): duplicate of record 5 (seq 5)", "record duplicated")
+    assert not _has(report, "prev_hash")
+
+
+def test_swap_two_records(make_run: Any, tamper: Any) -> None:
+    h = make_run()
+    t = tamper(h)
+    recs = t.lines()
+    recs[4], recs[5] = recs[5], recs[4]
+    t.write(recs)
+    report = _verify(h)
+    assert report.problems == [
+        "record 5 (seq 6): out of order — seq 6 comes before seq 5 (records reordered)",
+        "record 6 (seq 5): out of order — seq 5 after seq 6 (records reordered)",
+    ]
+
+
+def test_insert_a_forged_record(make_run: Any, tamper: Any) -> None:
+    h = make_run()
+    t = tamper(h)
+    recs = t.lines()
+    forged = t.rehash({**recs[5], "record_id": "00000000-0000-4000-8000-000000000000", "outcome": "failed"})
+    recs.insert(5, forged)
+    t.write(recs)
+    report = _verify(h)
+    assert _has(report, "record 7 (seq 6): seq 6 appears twice — a record was inserted")
+    assert not report.ok
+
+
+def test_whole_chain_rewrite_is_caught_by_heads(make_run: Any, tamper: Any) -> None:
+    h = make_run()
+    t = tamper(h)
+    recs = t.lines()
+    del recs[4]
+    t.write(t.rechain(recs))
+    report = _verify(h)
+    assert _has(report, "run.json: chain_head", "records were removed, added or rewritten")
+    assert _has(report, "index: chain head", "behind the index's back")
+
+
+def test_changed_deleted_and_extra_screenshots(make_run: Any) -> None:
+    h = make_run()
+    shots = sorted(h.folder.screenshots.iterdir())
+    changed, deleted = shots[0], shots[1]
+    changed.write_bytes(changed.read_bytes()[:-1] + b"\x00")
+    deleted.unlink()
+    (h.folder.screenshots / "9999-step99-after.png").write_bytes(b"planted")
+    report = _verify(h)
+
+    def rel(p: Path) -> str:
+        return p.relative_to(h.folder.root).as_posix()
+
+    assert f"{rel(changed)}: sha256 mismatch — attachment changed" in report.problems
+    assert _has(report, f"{rel(deleted)}: missing — attachment deleted")
+    assert "screenshots/9999-step99-after.png: extra attachment — not referenced by any record" in report.problems
+    assert len(report.problems) == 3
+
+
+def test_interrupted_run_verifies_up_to_last_record(make_run: Any) -> None:
+    h = make_run(steps=4, finish=False)
+    h.writer.close()  # killed: no end record, run.json still "running"
+    report = _verify(h)
+    assert report.ok, report.problems
+    assert report.status == "interrupted"
+    assert report.record_count == 13
+
+
+def test_torn_final_line_of_killed_run_is_a_note(make_run: Any) -> None:
+    h = make_run(steps=2, finish=False)
+    h.writer.close()
+    with open(h.folder.records, "ab") as f:
+        f.write(b'{"schema":"warden.action_rec')
+    report = _verify(h)
+    assert report.ok, report.problems
+    assert any("incomplete final write" in n for n in report.notes)
+
+
+def test_torn_final_line_of_finished_run_is_a_problem(make_run: Any) -> None:
+    h = make_run(steps=2)
+    with open(h.folder.records, "ab") as f:
+        f.write(b'{"seq":')
+    assert _has(_verify(h), "records.jsonl line 9: incomplete line")
+
+
+def test_tail_cut_behind_the_index(make_run: Any, tamper: Any) -> None:
+    h = make_run(steps=5, finish=False)
+    h.writer.close()
+    t = tamper(h)
+    t.write(t.lines()[:-3])
+    report = _verify(h)
+    assert not report.ok
+    assert _has(report, "index: chain head", "(record 16) is not in records.jsonl", "cut from the tail")
+    # Without the index, the orphaned screenshot of the removed step still gives it away.
+    assert _has(_verify(h, with_index=False), "screenshots/0016-step05-after.png: extra attachment")
+
+
+def test_tail_cut_without_index_or_attachment_is_a_stated_limit(start_run: Any, tamper: Any) -> None:
+    h = start_run()
+    h.step(1)
+    h.step(2, screenshot=False)
+    h.writer.close()
+    t = tamper(h)
+    t.write(t.lines()[:-2])  # intent and outcome of step 2: no screenshot to betray the cut
+    assert not _verify(h).ok
+    alone = _verify(h, with_index=False)
+    assert alone.ok
+    assert alone.status == "interrupted"
+    assert any("cannot be told" in n for n in alone.notes)
+
+
+def test_kill_between_screenshot_and_its_record(start_run: Any) -> None:
+    h = start_run()
+    h.step(1)
+    seq = h.writer.next_seq
+    h.writer.attach_bytes(b"png", f"screenshots/{seq:04d}-step02-after.png", "image/png")
+    h.writer.close()  # killed before the outcome record
+    report = _verify(h)
+    assert report.ok, report.problems
+    assert any("whose record was never written" in n for n in report.notes)
+
+
+def test_tail_cut_of_finished_run_without_index(make_run: Any, tamper: Any) -> None:
+    h = make_run(steps=3)
+    t = tamper(h)
+    t.write(t.lines()[:-1])
+    report = _verify(h, with_index=False)
+    assert _has(report, "run.json: chain_head")
+    assert _has(report, "run ended (completed) but the last record is not its closing run_record")
+
+
+def test_records_appended_behind_the_index(make_run: Any, tamper: Any) -> None:
+    h = make_run(steps=2, finish=False)
+    h.writer.close()
+    t = tamper(h)
+    recs = t.lines()
+    extra = []
+    prev = recs[-1]
+    for i in range(3):
+        nxt = t.rehash({**prev, "seq": prev["seq"] + 1, "prev_hash": prev["hash"],
+                        "record_id": f"00000000-0000-4000-8000-00000000000{i}", "attachments": []})
+        extra.append(nxt)
+        prev = nxt
+    t.write(recs + extra)
+    report = _verify(h)
+    assert _has(report, "3 records after the index's chain head", "appended behind the index's back")
+
+
+def test_not_json_line(make_run: Any) -> None:
+    h = make_run(steps=3)
+    lines = h.folder.records.read_bytes().splitlines(keepends=True)
+    lines[3] = b"{not json\n"
+    h.folder.records.write_bytes(b"".join(lines))
+    report = _verify(h)
+    assert "records.jsonl line 4: not valid JSON" in report.problems
+
+
+def test_invalid_record_type_shape(make_run: Any, tamper: Any) -> None:
+    h = make_run(steps=2)
+    t = tamper(h)
+    recs = t.lines()
+    recs[2] = t.rehash({**recs[2], "phase": "sideways"})
+    t.write(recs)
+    assert _has(_verify(h), "record 3 (seq 3): not a valid action_record record", "phase")
+
+
+def test_foreign_run_id(make_run: Any, tamper: Any) -> None:
+    h = make_run(steps=2)
+    t = tamper(h)
+    recs = t.lines()
+    recs[1]["run_id"] = "someone-else"
+    t.write(recs)
+    assert _has(_verify(h), "record 2 (seq 2): run_id 'someone-else' is not this run")
+
+
+def test_missing_run_json_and_records(make_run: Any) -> None:
+    h = make_run(steps=1)
+    h.folder.run_json.unlink()
+    h.folder.records.unlink()
+    report = _verify(h)
+    assert "run.json: missing" in report.problems
+    assert "records.jsonl: missing" in report.problems
+
+
+def test_evidence_error_run_without_end_record_verifies(start_run: Any) -> None:
+    h = start_run()
+    h.step(1)
+    h.info = h.info.finish(status="evidence_error", exit_code=5, chain_head=h.writer.head,
+                           record_count=h.writer.count)
+    h.folder.write_run_info(h.info)
+    h.index.upsert_run_info(h.info, h.folder.root)
+    h.writer.close()
+    report = _verify(h)
+    assert report.ok, report.problems
+    assert report.status == "evidence_error"
+
+
+def test_bit_flip_sweep_is_always_detected(start_run: Any) -> None:
+    """Flip one bit in every byte of records.jsonl: verify must fail every time (systemd-style sweep)."""
+    h = start_run(use_index=False)
+    h.writer.append(ExceptionRecord, actor=Actor(type="runner", id="warden"),
+                    category="x", error_type="y", message="line\nbreak \u2028 «secret:P»", mitigation="recorded")
+    h.finish()
+    original = h.folder.records.read_bytes()
+    assert _verify(h).ok
+    undetected = []
+    for i in range(len(original)):
+        for bit in (0x01, 0x20):
+            flipped = bytearray(original)
+            flipped[i] ^= bit
+            h.folder.records.write_bytes(bytes(flipped))
+            if verify_run(h.folder.root, None).ok:
+                undetected.append((i, bit, bytes(original[max(0, i - 10):i + 10])))
+    h.folder.records.write_bytes(original)
+    assert not undetected
+
+
+@pytest.mark.parametrize("status", ["completed"])
+def test_report_names_folder_and_run(make_run: Any, status: str) -> None:
+    h = make_run(steps=1)
+    report = _verify(h)
+    assert report.run_id == h.run_id
+    assert Path(report.folder) == h.folder.root
+    assert json.loads(h.folder.run_json.read_text())["status"] == status
