@@ -26,6 +26,7 @@ import tempfile  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 CHROMIUM = os.environ.get("WARDEN_CHROMIUM", "/usr/lib/chromium/chromium")
@@ -58,6 +59,16 @@ def steps(base_url: str, vars_: dict[str, str]) -> list[Callable[[Page], object]
     ]
 
 
+def _screenshot(page: Page, path: Path) -> None:
+    """A viewport PNG. Right after a click that navigates, Chromium can refuse the capture ("Unable to
+    capture screenshot", seen under heavy CPU load): let the new page load and try once more."""
+    try:
+        page.screenshot(path=path, type="png")
+    except PlaywrightError:
+        page.wait_for_load_state("load")
+        page.screenshot(path=path, type="png")
+
+
 def _assert_text(page: Page, selector: str, text: str) -> None:
     if text not in page.locator(selector).inner_text():
         raise AssertionError(f"{text!r} not in {selector}")
@@ -80,7 +91,7 @@ def main() -> int:
         page = context.new_page()
         for n, step in enumerate(steps(args.base_url.rstrip("/"), vars_), start=1):
             step(page)
-            page.screenshot(path=Path(tmp) / f"{n:02d}.png")
+            _screenshot(page, Path(tmp) / f"{n:02d}.png")
             shots += 1
             if n == 1:
                 first_action_s = time.time() - start

@@ -19,17 +19,16 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evidence.index import EvidenceIndex
 from evidence.records import Actor, Attachment, RunRecord
-from evidence.redact import RedactorChain, SecretRedactor
 from evidence.runfolder import RunFolder, RunInfo, RunStatus, new_run_id, utc_timestamp
 from evidence.writer import EvidenceWriter
-from guards.base import ActionRequest, GuardChain, GuardContext
-from guards.least_privilege import least_privilege_guards
-from guards.urlmatch import DomainPolicy, resolvable_patterns
+from guards.base import ActionRequest, GuardContext
+from guards.urlmatch import resolvable_patterns
 from runner import __version__
+from runner.assembly import RunServices, assemble, build_preflight_chain, complete
 from runner.browser.driver import SandboxConfig
 from runner.errors import (
     EvidenceUnavailable,
@@ -45,6 +44,9 @@ from runner.mission.loader import LoadedMission, load_mission
 from runner.progress import Reporter
 from runner.recorder import RunRecorder
 from runner.steps import RunState, StepExecutor
+
+if TYPE_CHECKING:
+    from runner.browser.playwright_driver import PlaywrightDriver
 
 OUTCOMES: dict[int, RunStatus] = {
     0: "completed",
@@ -76,15 +78,9 @@ class RunResult:
     folder: Path | None = None
 
 
-def build_chain(loaded: LoadedMission) -> tuple[GuardChain, DomainPolicy]:
-    b = loaded.mission.boundaries
-    policy = DomainPolicy(b.allowed_domains, b.allowed_resource_domains, allow_http=b.allow_http)
-    return GuardChain(least_privilege_guards(policy)), policy
-
-
 def preflight(loaded: LoadedMission) -> None:
     """Walk the guard chain over every step before anything runs; a deny is a mission problem (exit 2)."""
-    chain, _ = build_chain(loaded)
+    chain = build_preflight_chain(loaded)
     mission = loaded.mission
     problems: list[Problem] = []
     for i, step in enumerate(mission.steps):
@@ -152,7 +148,8 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
     check_no_proxy(environ)
     executable = find_chromium(environ)
 
-    redactor = RedactorChain([SecretRedactor(loaded.secret_values)])
+    services = assemble(loaded, environ)
+    redactor = services.redactor
     reporter.redact = redactor.redact
     started_at = utc_timestamp()
     run_id = new_run_id(mission.mission)
@@ -215,9 +212,11 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
                     steps=len(mission.steps),
                     evidence=str(folder.root),
                 )
-                chain, policy = build_chain(loaded)
-                driver = _open_driver(executable, policy, opts)
-                executor = StepExecutor(driver, chain, recorder, reporter, attach_screenshot)
+                complete(loaded, services, recorder)
+                driver = _open_driver(executable, services, opts)
+                executor = StepExecutor(
+                    driver, services.chain, recorder, reporter, attach_screenshot, approvals=services.approvals
+                )
                 for n, step in enumerate(mission.steps, start=1):
                     executor.run(n, step, state)
             except KeyboardInterrupt:
@@ -274,14 +273,15 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
     return RunResult(exit_code, outcome, redactor.redact(message), run_id, folder.root)
 
 
-def _open_driver(executable: Path, policy: DomainPolicy, opts: RunOptions):  # type: ignore[no-untyped-def]
+def _open_driver(executable: Path, services: RunServices, opts: RunOptions) -> PlaywrightDriver:
     from runner.browser.playwright_driver import open_driver
 
     config = SandboxConfig(
         executable=executable,
-        resolvable_hosts=resolvable_patterns(policy),
+        resolvable_hosts=resolvable_patterns(services.policy),
         headless=not opts.headed,
         chromium_sandbox=os.geteuid() != 0,
+        request_gate=services.request_gate,
     )
     return open_driver(config)
 

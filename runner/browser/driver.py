@@ -84,6 +84,22 @@ class StepOutcome:
     value: str | None = None  # extract: the value read
 
 
+@dataclass(frozen=True)
+class ElementInfo:
+    """The element an action will really hit, resolved just before acting (for danger zones, approvals)."""
+
+    found: bool
+    tag: str = ""
+    role: str = ""
+    accessible_name: str = ""
+    text: str = ""  # visible text, trimmed
+    selector_hint: str = ""  # a CSS path usable to find it again
+    input_type: str = ""
+    form_submit: ElementInfo | None = None  # for Enter in a field / a form submit: the button that submits
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    box: tuple[float, float, float, float] | None = None  # x, y, width, height in the viewport
+
+
 class Driver(Protocol):
     def page_url(self) -> str: ...
 

@@ -1,0 +1,1 @@
+"""Approval gates: who answers a danger-zone approval request, and how the answer is recorded."""
