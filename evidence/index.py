@@ -13,7 +13,21 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, ForeignKey, Index, Integer, String, Text, create_engine, event, insert, select, update
+from sqlalchemy import (
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -44,10 +58,17 @@ class RunRow(Base):
 
 class RecordRow(Base):
     __tablename__ = "records"
+    # Indexes for the common audit filters (evidence/query.py): every query is ordered by time, so
+    # each filter column leads an index that continues with the sort key ``time, run_id, seq``: a filtered,
+    # limited query is an index range scan that stops at the limit, with no sort.
     __table_args__ = (
-        Index("ix_records_type", "type"),
-        Index("ix_records_time", "time"),
-        Index("ix_records_type_decision", "type", "decision"),
+        Index("ix_records_time", "time", "run_id", "seq"),
+        Index("ix_records_type_time", "type", "time", "run_id", "seq"),
+        Index("ix_records_type_decision_time", "type", "decision", "time", "run_id", "seq"),
+        Index("ix_records_mission_time", "mission_id", "time", "run_id", "seq"),
+        Index("ix_records_kind_time", "kind", "time", "run_id", "seq"),
+        Index("ix_records_entity_type", "entity_type"),
+        Index("ix_records_approval_id", "approval_id"),
     )
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id"), primary_key=True)
@@ -59,6 +80,9 @@ class RecordRow(Base):
     phase: Mapped[str | None] = mapped_column(String(32))
     kind: Mapped[str | None] = mapped_column(String(64))
     step: Mapped[int | None] = mapped_column(Integer)
+    mission_id: Mapped[str | None] = mapped_column(String(200))  # the run's, denormalised for --mission
+    entity_type: Mapped[str | None] = mapped_column(String(64))  # pii_finding
+    approval_id: Mapped[str | None] = mapped_column(String(100))  # approval_request / approval_record
     hash: Mapped[str] = mapped_column(String(64))
     body: Mapped[str] = mapped_column(Text)  # the record's JSON, exactly as in records.jsonl
 
@@ -79,10 +103,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _url_for(url_or_path: str | Path) -> str:
-    text = str(url_or_path)
-    if "://" in text:
-        return text
-    path = Path(text)
+    raw = str(url_or_path)
+    if raw.startswith(("postgresql://", "postgres://")):
+        # psycopg 3 is the driver Warden ships with (SQLAlchemy's bare scheme means psycopg2).
+        return "postgresql+psycopg://" + raw.split("://", 1)[1]
+    if "://" in raw:
+        return raw
+    path = Path(raw)
     if path.is_dir() or not path.suffix:
         path = path / "warden.db"
     return f"sqlite:///{path.absolute()}"
@@ -100,6 +127,7 @@ class EvidenceIndex:
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)
         self.engine = engine
+        self._missions: dict[str, str] = {}  # run_id -> mission_id, for the records' denormalised column
         self._create_schema()
 
     def _create_schema(self) -> None:
@@ -107,10 +135,42 @@ class EvidenceIndex:
         for attempt in range(3):
             try:
                 Base.metadata.create_all(self.engine)
+                self._upgrade_schema()
                 return
             except OperationalError:
                 if attempt == 2:
                     raise
+
+    def _upgrade_schema(self) -> None:
+        """An index written by an older Warden: add the denormalised columns and indexes it lacks.
+
+        New columns are filled from the runs table and the stored record bodies, so queries see
+        old and new records alike (``warden evidence reindex`` would do the same from the folders).
+        """
+        have = {c["name"] for c in inspect(self.engine).get_columns("records")}
+        table = RecordRow.__table__
+        missing = [c for c in table.columns if c.name not in have]
+        if missing:
+            with self.engine.begin() as conn:
+                for col in missing:
+                    ddl = col.type.compile(dialect=self.engine.dialect)
+                    conn.execute(text(f'ALTER TABLE records ADD COLUMN "{col.name}" {ddl}'))
+                conn.execute(
+                    text("UPDATE records SET mission_id = "
+                         "(SELECT mission_id FROM runs WHERE runs.run_id = records.run_id)")
+                )
+                rows = conn.execute(
+                    text("SELECT run_id, seq, body FROM records WHERE type IN "
+                         "('pii_finding', 'approval_request', 'approval_record')")
+                ).all()
+                for run_id, seq, body in rows:
+                    data = json.loads(body)
+                    conn.execute(
+                        text("UPDATE records SET entity_type = :e, approval_id = :a WHERE run_id = :r AND seq = :s"),
+                        {"e": data.get("entity_type"), "a": data.get("approval_id"), "r": run_id, "s": seq},
+                    )
+        for ix in table.indexes:  # type: ignore[attr-defined]
+            ix.create(self.engine, checkfirst=True)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -147,6 +207,7 @@ class EvidenceIndex:
             values["chain_head"] = chain_head
         if record_count is not None:
             values["record_count"] = record_count
+        self._missions[run_id] = mission_id
         with Session(self.engine) as s, s.begin():
             done = s.execute(update(RunRow).where(RunRow.run_id == run_id).values(**values))
             if getattr(done, "rowcount", 0) == 0:
@@ -177,6 +238,9 @@ class EvidenceIndex:
         if not rows:
             return
         last = rows[-1]
+        mission_id = self._mission_of(str(last["run_id"]))
+        for row in rows:
+            row["mission_id"] = mission_id if row["run_id"] == last["run_id"] else self._mission_of(row["run_id"])
         with Session(self.engine) as s, s.begin():
             done = s.execute(
                 update(RunRow)
@@ -186,6 +250,15 @@ class EvidenceIndex:
             if getattr(done, "rowcount", 0) != 1:
                 raise LookupError(f"run {last['run_id']!r} is not registered in the index (upsert_run first)")
             s.execute(insert(RecordRow), rows)  # Core insert: no unit-of-work overhead per record
+
+    def _mission_of(self, run_id: str) -> str | None:
+        if run_id not in self._missions:
+            with Session(self.engine) as s:
+                found = s.scalar(select(RunRow.mission_id).where(RunRow.run_id == run_id))
+            if found is None:
+                return None
+            self._missions[run_id] = found
+        return self._missions[run_id]
 
     def set_head(self, run_id: str, chain_head: str, record_count: int) -> None:
         with Session(self.engine) as s, s.begin():
@@ -266,6 +339,23 @@ class EvidenceIndex:
         with Session(self.engine, expire_on_commit=False) as s:
             return list(s.scalars(stmt))
 
+    # -- integrity (evidence.versioning / evidence.recovery) ------------------------------------
+
+    def last_run_of_mission(self, mission_id: str, exclude_run_id: str | None = None) -> RunRow | None:
+        """The most recently started run of ``mission_id`` (other than ``exclude_run_id``)."""
+        stmt = select(RunRow).where(RunRow.mission_id == mission_id)
+        if exclude_run_id is not None:
+            stmt = stmt.where(RunRow.run_id != exclude_run_id)
+        stmt = stmt.order_by(RunRow.started_at.desc(), RunRow.run_id.desc()).limit(1)
+        with Session(self.engine, expire_on_commit=False) as s:
+            return s.scalars(stmt).first()
+
+    def runs_with_status(self, status: str) -> list[RunRow]:
+        """Runs whose row says ``status`` (recovery looks for ``running`` rows of dead processes)."""
+        stmt = select(RunRow).where(RunRow.status == status).order_by(RunRow.started_at)
+        with Session(self.engine, expire_on_commit=False) as s:
+            return list(s.scalars(stmt))
+
 
 _FILTERABLE: dict[str, Any] = {
     "decision": RecordRow.decision,
@@ -273,6 +363,9 @@ _FILTERABLE: dict[str, Any] = {
     "kind": RecordRow.kind,
     "step": RecordRow.step,
     "type": RecordRow.type,
+    "mission_id": RecordRow.mission_id,
+    "entity_type": RecordRow.entity_type,
+    "approval_id": RecordRow.approval_id,
 }
 
 
@@ -293,6 +386,9 @@ def _record_row(record: Record, body: str | None) -> dict[str, Any]:
         "phase": _opt_str(record, "phase"),
         "kind": _opt_str(record, "kind"),
         "step": step if isinstance(step, int) else None,
+        "mission_id": _opt_str(record, "mission_id"),  # run_record's own; the index fills the run's for others
+        "entity_type": _opt_str(record, "entity_type"),
+        "approval_id": _opt_str(record, "approval_id"),
         "hash": record.hash,
         "body": body if body is not None else record.model_dump_json(by_alias=True),
     }

@@ -9,6 +9,7 @@ detect records removed or added after the run finished.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import secrets
@@ -69,6 +70,10 @@ class RunInfo(BaseModel):
     variables: list[str] = Field(default_factory=list)
     initiator: dict[str, str] = Field(default_factory=dict)
     warden_version: str = ""
+    # Optional Ed25519 signature over the chain head (evidence.signing); absent when no key was set.
+    signed: bool = False
+    signature: str | None = None
+    signing_key_id: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -89,6 +94,22 @@ class RunInfo(BaseModel):
         )
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to ``fd`` (short writes continued).
+
+    Every evidence byte (records, attachments, ``run.json``) goes through this function and
+    ``fsync_fd``, so a test can inject a disk-full or I/O error at any write position.
+    """
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def fsync_fd(fd: int) -> None:
+    os.fsync(fd)
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename or a new directory entry durable (POSIX needs the directory fsynced too)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -103,11 +124,8 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        os.fsync(fd)
+        write_all(fd, data)
+        fsync_fd(fd)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):
@@ -152,6 +170,11 @@ class RunFolder:
     @property
     def report_html(self) -> Path:
         return self.root / "report.html"
+
+    @property
+    def lock_path(self) -> Path:
+        """Held (flock, exclusive) by the process running the run for its whole life."""
+        return self.root / ".lock"
 
     @classmethod
     def create(cls, evidence_dir: Path | str, run_id: str) -> RunFolder:
@@ -217,3 +240,53 @@ def safe_relpath(relpath: str) -> str:
     if not relpath or relpath.startswith("/") or "\\" in relpath or any(p in {"", ".", ".."} for p in parts):
         raise ValueError(f"attachment path must be relative and inside the run folder: {relpath!r}")
     return relpath
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``runs/<id>/.lock``: held by a live run, free once its process is gone.
+
+    The kernel drops a flock when its holder dies (SIGKILL included), so a run whose lock can be
+    taken is not running any more: that is how crash recovery tells a dead run from a live one.
+    """
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self._fd: int | None = fd
+        self.path = path
+
+    @classmethod
+    def try_acquire(cls, folder: RunFolder) -> RunLock | None:
+        """The lock, or None when another live process holds it. ``OSError`` if it cannot be opened."""
+        fd = os.open(folder.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except OSError:
+            os.close(fd)
+            raise
+        return cls(fd, folder.lock_path)
+
+    @classmethod
+    def acquire(cls, folder: RunFolder) -> RunLock:
+        """The lock for a new run; ``EvidenceUnavailable`` if it cannot be created or is held."""
+        try:
+            lock = cls.try_acquire(folder)
+        except OSError as e:
+            raise EvidenceUnavailable(f"cannot create {folder.lock_path}: {e.strerror or e}") from e
+        if lock is None:
+            raise EvidenceUnavailable(f"run folder {folder.root} is in use by another process")
+        return lock
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Unlock and close; idempotent. The file stays (removing it would race with a new locker)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            with contextlib.suppress(OSError):
+                os.close(fd)

@@ -7,6 +7,13 @@ run's ``run.json`` chain head and count match the file; the index's chain head i
 file (so a tail cut behind the index's back is caught). A run still marked ``running`` (killed
 mid-way) verifies up to its last record and is reported as ``interrupted``.
 
+Each line must also be byte-for-byte the writer's serialisation of the record it holds, so an
+edit that leaves the parsed JSON equal (an escape spelled differently, a space) is caught too:
+every single changed byte of ``records.jsonl`` is a problem.
+
+With ``public_key`` the Ed25519 signature in ``run.json`` (evidence.signing) must be valid for the
+run's chain head: a whole-chain rewrite with recomputed hashes is then caught as well.
+
 Known limit: with no index and a run not finished, a cut tail cannot be told from a run killed
 early; the report says so in its notes.
 """
@@ -19,12 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from evidence.canonical import record_hash, sha256_file
 from evidence.index import EvidenceIndex
 from evidence.records import GENESIS_HASH, Record, RunRecord, parse_record
 from evidence.runfolder import RunFolder, RunInfo
+from evidence.signing import check_signature
+from evidence.writer import jsonl_line
 
 _MAX_INDEX_MISMATCHES = 5
 
@@ -62,13 +72,17 @@ class _Line:
     line_no: int
     data: dict[str, Any]
     record: Record | None
+    text: str = ""
 
 
-def _read_lines(folder: RunFolder, report: VerifyReport, finished: bool) -> list[_Line]:
+def _read_lines(folder: RunFolder, report: VerifyReport, finished: bool, empty_ok: bool = False) -> list[_Line]:
     try:
         raw = folder.records.read_bytes()
     except FileNotFoundError:
-        report.problem("records.jsonl: missing")
+        if empty_ok:
+            report.notes.append("records.jsonl was never created: the run stopped before its first record")
+        else:
+            report.problem("records.jsonl: missing")
         return []
     except OSError as e:
         report.problem(f"records.jsonl: cannot be read ({e.strerror or e})")
@@ -97,7 +111,7 @@ def _read_lines(folder: RunFolder, report: VerifyReport, finished: bool) -> list
             )
         except ValueError as e:
             report.problem(f"{_where(i, data.get('seq'))}: {e}")
-        out.append(_Line(i, data, record))
+        out.append(_Line(i, data, record, chunk.decode("utf-8")))
     if torn:
         where = f"records.jsonl line {len(chunks) + 1}"
         if finished:
@@ -158,6 +172,11 @@ def _check_chain(lines: list[_Line], run_id: str, report: VerifyReport) -> None:
         try:
             if stored != record_hash(d):
                 report.problem(f"{where}: hash mismatch — record edited")
+            elif ln.text != jsonl_line(d):
+                report.problem(
+                    f"{where}: line is not the writer's serialisation of its record — "
+                    "bytes edited (the parsed values are unchanged)"
+                )
         except Exception as e:
             report.problem(f"{where}: cannot be canonicalised ({type(e).__name__}) — record edited")
         if seq is None or duplicate:
@@ -247,7 +266,7 @@ def _check_run_info(info: RunInfo | None, lines: list[_Line], report: VerifyRepo
         )
     if info.record_count != report.record_count:
         report.problem(f"run.json: record_count {info.record_count} but records.jsonl holds {report.record_count}")
-    if not closed and info.status != "evidence_error":
+    if not closed and info.status != "evidence_error" and not (info.status == "interrupted" and not lines):
         report.problem(f"run ended ({info.status}) but the last record is not its closing run_record")
 
 
@@ -283,7 +302,34 @@ def _check_index(index: EvidenceIndex, run_id: str, lines: list[_Line], report: 
         report.problem(f"index: {mismatches - _MAX_INDEX_MISMATCHES} more records differ from records.jsonl")
 
 
-def verify_run(folder: Path | str, index: EvidenceIndex | None = None) -> VerifyReport:
+def _check_signature(info: RunInfo | None, public_key: Ed25519PublicKey | None, report: VerifyReport) -> None:
+    if public_key is not None:
+        if info is None:
+            report.problem("run.json: missing, so its signature cannot be checked")
+            return
+        if not info.finished:
+            report.notes.append("run never closed: it has no signature to check (runs are signed at their end)")
+            return
+        problem = check_signature(info, public_key)
+        if problem is not None:
+            report.problem(problem)
+        else:
+            report.notes.append(f"signature valid (key {info.signing_key_id}): the chain head is the signed one")
+        return
+    if info is not None and info.signed:
+        report.notes.append(
+            f"run.json is signed by key {info.signing_key_id}; pass --public-key to check the signature"
+        )
+    elif info is not None and info.finished:
+        report.notes.append(
+            "run not signed: a rewrite of the whole chain with recomputed hashes and a fixed-up run.json "
+            "is caught only by the index's chain head"
+        )
+
+
+def verify_run(
+    folder: Path | str, index: EvidenceIndex | None = None, public_key: Ed25519PublicKey | None = None
+) -> VerifyReport:
     """Verify one run folder; ``report.ok`` is False when anything was altered, removed or added."""
     rf = RunFolder(Path(folder).absolute())
     report = VerifyReport(run_id=rf.run_id, folder=rf.root)
@@ -299,7 +345,11 @@ def verify_run(folder: Path | str, index: EvidenceIndex | None = None) -> Verify
         report.problem(f"run.json: unreadable or invalid ({type(e).__name__})")
     if info is not None and info.run_id != rf.run_id:
         report.problem(f"run.json: run_id {info.run_id!r} does not match the folder name {rf.run_id!r}")
-    lines = _read_lines(rf, report, finished=info is not None and info.finished)
+    lines = _read_lines(
+        rf, report, finished=info is not None and info.finished,
+        # A run that stopped before its first record (no run.json yet, or run.json says 0 records).
+        empty_ok=(info is None and not rf.run_json.exists()) or (info is not None and info.record_count == 0),
+    )
     _check_chain(lines, rf.run_id, report)
     report.record_count = len(lines)
     if lines:
@@ -307,6 +357,7 @@ def verify_run(folder: Path | str, index: EvidenceIndex | None = None) -> Verify
         report.head = last_hash if isinstance(last_hash, str) else ""
     _check_attachments(rf, lines, report, finished=info is not None and info.finished)
     _check_run_info(info, lines, report)
+    _check_signature(info, public_key, report)
     if index is not None:
         _check_index(index, rf.run_id, lines, report)
     elif not (info is not None and info.finished):

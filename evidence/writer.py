@@ -23,6 +23,7 @@ from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel
 
+from evidence import runfolder as _io
 from evidence.canonical import record_hash, sha256_bytes
 from evidence.index import EvidenceIndex
 from evidence.records import GENESIS_HASH, RECORD_TYPES, Actor, Attachment, Record
@@ -96,6 +97,7 @@ class EvidenceWriter:
         *,
         clock: Callable[[], datetime] | None = None,
         max_string: int = MAX_STRING,
+        resume: bool = False,
     ) -> None:
         self.folder = folder
         self.run_id = run_id
@@ -124,9 +126,53 @@ class EvidenceWriter:
         except OSError as e:
             os.close(self._fd)
             raise EvidenceUnavailable(f"cannot open {folder.records}: {e.strerror or e}") from e
-        if size:
+        self.torn_bytes = 0  # bytes of a torn last line cut off by ``resume``
+        if size and not resume:
             os.close(self._fd)
-            raise EvidenceUnavailable(f"{folder.records} already holds records; resuming a run is not supported")
+            raise EvidenceUnavailable(f"{folder.records} already holds records (open it with resume=True)")
+        if size:
+            try:
+                self._resume(size)
+            except BaseException:
+                os.close(self._fd)
+                raise
+
+    @classmethod
+    def resume(
+        cls, folder: RunFolder, run_id: str, redactor: Redactor, index: EvidenceIndex | None = None
+    ) -> EvidenceWriter:
+        """Reopen a run whose process died: cut a torn last line, continue its seq and chain."""
+        return cls(folder, run_id, redactor, index, resume=True)
+
+    def _resume(self, size: int) -> None:
+        """Pick up seq/head/offset from the last complete line; truncate bytes after it (a torn write)."""
+        try:
+            with open(self.folder.records, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            raise EvidenceUnavailable(f"cannot read {self.folder.records}: {e.strerror or e}") from e
+        keep = raw.rfind(b"\n") + 1  # 0 when no complete line at all
+        if keep < size:
+            try:
+                os.ftruncate(self._fd, keep)
+                _io.fsync_fd(self._fd)
+            except OSError as e:
+                raise EvidenceUnavailable(f"cannot truncate the torn tail of {self.folder.records}: {e}") from e
+            self.torn_bytes = size - keep
+        self._offset = keep
+        if keep == 0:
+            return
+        last_line = raw[:keep - 1].rsplit(b"\n", 1)[-1]
+        try:
+            last = json.loads(last_line.decode("utf-8"))
+            seq, head = last["seq"], last["hash"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise EvidenceUnavailable(f"cannot resume {self.folder.records}: its last record is unreadable") from e
+        if not (isinstance(seq, int) and isinstance(head, str) and record_hash(last) == head):
+            raise EvidenceUnavailable(f"cannot resume {self.folder.records}: its last record does not verify")
+        if last.get("run_id") != self.run_id:
+            raise EvidenceUnavailable(f"cannot resume {self.folder.records}: it belongs to run {last.get('run_id')!r}")
+        self._seq, self._head = seq, head
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -220,11 +266,8 @@ class EvidenceWriter:
     def _write_line(self, line: str) -> None:
         data = line.encode("utf-8") + b"\n"
         try:
-            view = memoryview(data)
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
-            os.fsync(self._fd)
+            _io.write_all(self._fd, data)
+            _io.fsync_fd(self._fd)
         except BaseException as e:
             rolled_back = self._rollback()
             if isinstance(e, OSError) or not rolled_back:
@@ -260,11 +303,8 @@ class EvidenceWriter:
                 fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
                 created = True
                 try:
-                    view = memoryview(data)
-                    while view:
-                        n = os.write(fd, view)
-                        view = view[n:]
-                    os.fsync(fd)
+                    _io.write_all(fd, data)
+                    _io.fsync_fd(fd)
                 finally:
                     os.close(fd)
                 fsync_dir(target.parent)

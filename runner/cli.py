@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -18,6 +19,12 @@ err = Console(stderr=True, highlight=False)
 
 
 def _evidence_dir_option(fn: F) -> F:
+    """``--evidence-dir``; the command first closes runs whose process died (evidence.recovery).
+
+    Commands marked ``_no_recovery`` (``evidence verify``: strictly read-only) skip that step.
+    """
+    if not getattr(fn, "_no_recovery", False):
+        fn = _recovering(fn)
     return click.option(
         "--evidence-dir",
         type=click.Path(file_okay=False, path_type=Path),
@@ -25,6 +32,47 @@ def _evidence_dir_option(fn: F) -> F:
         show_default="./warden-evidence",
         help="Evidence folder (env WARDEN_EVIDENCE_DIR).",
     )(fn)
+
+
+def _no_recovery(fn: F) -> F:
+    fn._no_recovery = True  # type: ignore[attr-defined]
+    return fn
+
+
+def _recovering(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        evidence_dir = kwargs.get("evidence_dir")
+        if isinstance(evidence_dir, Path):
+            _recover(evidence_dir, kwargs.get("db_url"), quiet=bool(kwargs.get("quiet")) or bool(kwargs.get("as_json")))
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _recover(evidence_dir: Path, db_url: str | None, *, quiet: bool) -> None:
+    """Best effort: a store that cannot be recovered (read-only copy, ...) is said, never fatal."""
+    from evidence.recovery import recover_evidence_dir
+    from runner.approvals.store import reap_existing
+
+    try:  # queued approvals whose runner died or whose expiry passed: expired, never approved
+        reap_existing(evidence_dir, db_url)
+    except Exception:  # noqa: S110 - best effort, like the recovery below
+        pass
+
+    try:
+        results = recover_evidence_dir(evidence_dir, db_url)
+    except Exception as exc:
+        if not quiet:
+            err.print(f"[yellow]warning:[/] crash recovery of {_esc(str(evidence_dir))} failed ({type(exc).__name__})")
+        return
+    for r in results:
+        if quiet or (r.action == "skipped" and not r.problems):
+            continue
+        if r.action == "closed":
+            err.print(f"[yellow]recovered[/] run {_esc(r.run_id)}: its process died; marked interrupted")
+        elif r.problems:
+            err.print(f"[yellow]warning:[/] run {_esc(r.run_id)} not recovered: {_esc('; '.join(r.problems))}")
 
 
 def _db_option(fn: F) -> F:
@@ -131,17 +179,20 @@ def _reporter(quiet: bool, as_json: bool) -> Any:
 @click.argument("mission", type=click.Path(path_type=Path))
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Set ${vars.KEY}.")
 def check(mission: Path, variables: tuple[str, ...]) -> None:
-    """Validate MISSION.yaml and print its shape; exit 0 valid, 2 invalid."""
+    """Validate MISSION.yaml, print its shape, risk score and decision; exit 0 valid, 2 invalid, 3 deny."""
     from runner.mission.loader import load_mission
     from runner.report_check import print_shape
     from runner.run import preflight
 
     try:
-        loaded = load_mission(mission, cli_vars=_parse_vars(variables), environ=os.environ, require_secrets=False)
+        loaded = load_mission(
+            mission, cli_vars=_parse_vars(variables), environ=os.environ, require_secrets=False, require_vars=False
+        )
         preflight(loaded)
     except WardenError as exc:
         _fail(exc)
-    print_shape(loaded, Console(highlight=False))
+    if print_shape(loaded, Console(highlight=False)) == "deny":
+        sys.exit(3)
 
 
 @cli.command()
@@ -192,19 +243,126 @@ def evidence_show(run_ref: str, evidence_dir: Path, db_url: str | None) -> None:
 
 
 @evidence.command("verify")
-@click.argument("run_ref", metavar="RUN")
+@click.argument("run_ref", metavar="RUN", required=False)
+@click.option("--all", "all_runs", is_flag=True, help="Verify every run in the evidence dir (exit 1 if any fails).")
+@click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Ed25519 public key PEM: also check each run's signature (see `warden evidence keygen`).",
+)
 @_evidence_dir_option
 @_db_option
-def evidence_verify(run_ref: str, evidence_dir: Path, db_url: str | None) -> None:
-    """Recompute the hash chain and attachment hashes: exit 0 intact, 1 altered."""
-    from runner.evidence_cli import verify
+@_no_recovery
+def evidence_verify(
+    run_ref: str | None, all_runs: bool, public_key: Path | None, evidence_dir: Path, db_url: str | None
+) -> None:
+    """Recompute the hash chain and attachment hashes: exit 0 intact, 1 altered. Read-only."""
+    from runner.evidence_cli import verify, verify_all
 
     try:
-        code = verify(run_ref, evidence_dir, db_url)
+        if all_runs == (run_ref is not None):
+            raise UsageError("give either RUN or --all")
+        code = verify_all(evidence_dir, db_url, public_key) if all_runs else verify(
+            str(run_ref), evidence_dir, db_url, public_key
+        )
     except WardenError as exc:
         _fail(exc)
     sys.exit(code)
 
+
+@evidence.command("keygen")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def evidence_keygen(path: Path) -> None:
+    """Write an Ed25519 keypair: PATH (private, 0600) and PATH.pub; set WARDEN_SIGNING_KEY=PATH to sign runs."""
+    from evidence.signing import keygen
+
+    try:
+        private, public = keygen(path)
+    except WardenError as exc:
+        _fail(exc)
+    click.echo(f"private key: {private} (keep it away from the evidence store)\npublic key:  {public}")
+
+
+@evidence.command("query")
+@click.option("--type", "types", multiple=True, metavar="TYPE", help="Record type (repeatable), e.g. approval_record.")
+@click.option("--run", "run_ref", default=None, metavar="RUN", help="One run (id or unique prefix).")
+@click.option("--mission", default=None, help="Mission id.")
+@click.option("--since", default=None, help="From this time (RFC 3339) or date (YYYY-MM-DD), inclusive.")
+@click.option("--until", default=None, help="Up to this time or date (a date includes its whole day).")
+@click.option("--outcome", default=None, help="The run's outcome: completed, stopped, failed, interrupted, ...")
+@click.option("--decision", default=None, help="allow | deny | require_approval | approved | denied | expired.")
+@click.option("--where", "where", multiple=True, metavar="FIELD=VALUE",
+              help="Record field or dotted path equals VALUE (repeatable), e.g. subject.host=evil.localhost.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="At most N records (oldest first).")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]), default="table", show_default=True)
+@_evidence_dir_option
+@_db_option
+def evidence_query(
+    types: tuple[str, ...], run_ref: str | None, mission: str | None, since: str | None, until: str | None,
+    outcome: str | None, decision: str | None, where: tuple[str, ...], limit: int | None, fmt: str,
+    evidence_dir: Path, db_url: str | None,
+) -> None:
+    """Filter records across runs (from the index); records are shown as written (already redacted)."""
+    from runner.evidence_cli import query
+
+    try:
+        query(evidence_dir, db_url, types=types, run_ref=run_ref, mission=mission, since=since, until=until,
+              outcome=outcome, decision=decision, where=where, limit=limit, fmt=fmt)
+    except WardenError as exc:
+        _fail(exc)
+
+
+@evidence.command("reindex")
+@click.option("--clear", is_flag=True, help="Empty the index first (drops runs whose folders are gone).")
+@click.option("--force", is_flag=True, help="Also overwrite runs whose indexed chain disagrees with their folder.")
+@_evidence_dir_option
+@_db_option
+def evidence_reindex(clear: bool, force: bool, evidence_dir: Path, db_url: str | None) -> None:
+    """Rebuild the index from the run folders; exit 1 if a folder failed to parse or conflicts."""
+    from runner.evidence_cli import reindex
+
+    try:
+        code = reindex(evidence_dir, db_url, clear=clear, force=force)
+    except WardenError as exc:
+        _fail(exc)
+    sys.exit(code)
+
+
+@evidence.command("export")
+@click.argument("run_ref", metavar="RUN")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "ocsf"]), default="jsonl", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file instead of stdout.")
+@_evidence_dir_option
+@_db_option
+def evidence_export(run_ref: str, fmt: str, output: Path | None, evidence_dir: Path, db_url: str | None) -> None:
+    """Export a run's records: as written (jsonl) or as OCSF events (ocsf) for a SIEM."""
+    from runner.evidence_cli import export
+
+    try:
+        export(run_ref, evidence_dir, db_url, fmt, output)
+    except WardenError as exc:
+        _fail(exc)
+
+
+@evidence.command("report")
+@click.argument("run_ref", metavar="RUN")
+@_evidence_dir_option
+@_db_option
+def evidence_report(run_ref: str, evidence_dir: Path, db_url: str | None) -> None:
+    """(Re)write the run's self-contained report.html (with the verify verdict of now)."""
+    from runner.evidence_cli import report
+
+    try:
+        report(run_ref, evidence_dir, db_url)
+    except WardenError as exc:
+        _fail(exc)
+
+
+from runner.cli_approvals import approvals  # noqa: E402 - registered once `cli` exists
+
+cli.add_command(approvals)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

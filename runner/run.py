@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from evidence.index import EvidenceIndex
 from evidence.records import Actor, Attachment, RunRecord
-from evidence.runfolder import RunFolder, RunInfo, RunStatus, new_run_id, utc_timestamp
+from evidence.runfolder import RunFolder, RunInfo, RunLock, RunStatus, new_run_id, utc_timestamp
+from evidence.signing import signer_from_env
+from evidence.versioning import policy_sha256, write_version_logs
 from evidence.writer import EvidenceWriter
 from guards.base import ActionRequest, GuardContext
 from guards.urlmatch import resolvable_patterns
@@ -106,6 +108,18 @@ def preflight(loaded: LoadedMission) -> None:
         raise MissionInvalid(problems)
 
 
+def _refuse_denied_risk(loaded: LoadedMission) -> None:
+    """A mission whose risk decision is ``deny`` (guards/risk.py, docs/risk.md) never runs: exit 2."""
+    from guards.risk import assess
+
+    risk = assess(loaded.mission)
+    if risk.decision == "deny":
+        raise MissionInvalid(
+            [Problem(str(loaded.path), None, "", f"risk decision is deny (score {risk.score}): {why}")
+             for why in risk.reasons]
+        )
+
+
 def _initiator() -> dict[str, str]:
     try:
         user = getpass.getuser()
@@ -140,6 +154,7 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
     environ = os.environ if opts.environ is None else opts.environ
     loaded = load_mission(opts.mission_path, cli_vars=dict(opts.cli_vars), environ=environ)
     preflight(loaded)
+    _refuse_denied_risk(loaded)
     mission = loaded.mission
 
     # Sandbox prerequisites are checked before evidence opens: a run that cannot be contained never starts.
@@ -165,11 +180,17 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
         warden_version=__version__,
     )
     try:
+        signer = signer_from_env(environ)  # a set but unusable WARDEN_SIGNING_KEY fails before anything runs
         folder = RunFolder.create(opts.evidence_dir, run_id)
-        index = EvidenceIndex(opts.db_url or opts.evidence_dir)
-        index.upsert_run_info(info, folder.root)
-        folder.write_run_info(info)
-        writer = EvidenceWriter(folder, run_id, redactor, index)
+        run_lock = RunLock.acquire(folder)  # held for the run's life: crash recovery leaves live runs alone
+        try:
+            index = EvidenceIndex(opts.db_url or opts.evidence_dir)
+            index.upsert_run_info(info, folder.root)
+            folder.write_run_info(info)
+            writer = EvidenceWriter(folder, run_id, redactor, index)
+        except BaseException:
+            run_lock.release()
+            raise
     except OSError as exc:
         raise EvidenceUnavailable(f"evidence dir {opts.evidence_dir} cannot be written: {exc.strerror}") from exc
     except EvidenceUnavailable:
@@ -186,6 +207,7 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
         mission_id=mission.mission,
         mission_version=str(mission.version),
         mission_sha256=loaded.sha256,
+        policy_sha256=policy_sha256(mission),
         versions=_versions(),
         variables=sorted(loaded.cli_vars),
         started_at=started_at,
@@ -204,6 +226,10 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
                     redactor.redact(loaded.raw_text).encode(), "mission.yaml", "application/yaml"
                 )
                 writer.append(RunRecord, actor=human, attachments=[copy], phase="start", **start_fields)
+                write_version_logs(
+                    writer, runner_actor, index, mission=mission, mission_sha256=loaded.sha256,
+                    warden_version=__version__,
+                )
                 reporter.event(
                     "run_started",
                     run_id=run_id,
@@ -258,10 +284,18 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
         chain_head=writer.head,
         record_count=writer.count,
     )
-    _try(lambda: folder.write_run_info(final))
+    if signer is not None:
+        final = signer.sign_info(final)
+    try:
+        folder.write_run_info(final)
+    except EvidenceUnavailable as exc:  # the folder cannot say how the run ended: evidence incomplete
+        exit_code, outcome, message = 5, OUTCOMES[5], str(exc)
+        final = final.model_copy(update={"status": outcome, "exit_code": exit_code})
     _try(lambda: index.upsert_run_info(final, folder.root))
     _try(writer.close)
+    _write_report(folder, index, reporter)  # after run.json is final; never changes the exit code
     _try(index.close)
+    run_lock.release()
     reporter.event(
         "run_finished",
         run_id=run_id,
@@ -288,6 +322,18 @@ def _open_driver(executable: Path, services: RunServices, opts: RunOptions) -> P
 
 def _category(exc: WardenError) -> str:
     return {"Interrupted": "interrupted", "SandboxUnavailable": "sandbox"}.get(type(exc).__name__, "error")
+
+
+def _write_report(folder: RunFolder, index: EvidenceIndex, reporter: Reporter) -> None:
+    """``report.html`` (evidence/report.py), best effort: a failure is a warning, not a different exit code."""
+    try:
+        from evidence.report import write_report
+
+        path = write_report(folder.root, index)
+    except Exception as exc:
+        reporter.event("warning", message=f"report.html not written ({type(exc).__name__}: {exc})")
+        return
+    reporter.event("report_written", report=str(path))
 
 
 def _try(fn: Callable[[], object]) -> None:

@@ -47,31 +47,31 @@ def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]
 
 
 @pytest.fixture(scope="session")
-def _test_server_session() -> Iterator[TestServer]:
+def test_server_session() -> Iterator[TestServer]:
     server = TestServer().start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def _evil_server_session() -> Iterator[TestServer]:
+def evil_server_session() -> Iterator[TestServer]:
     server = TestServer().start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def test_server(_test_server_session: TestServer) -> TestServer:
+def test_server(test_server_session: TestServer) -> TestServer:
     """The shared server (started once per session), with routes and logs reset for this test."""
-    _test_server_session.reset()
-    return _test_server_session
+    test_server_session.reset()
+    return test_server_session
 
 
 @pytest.fixture
-def evil_server(_evil_server_session: TestServer) -> TestServer:
+def evil_server(evil_server_session: TestServer) -> TestServer:
     """A second server on its own port: its connection log proves whether anything reached it."""
-    _evil_server_session.reset()
-    return _evil_server_session
+    evil_server_session.reset()
+    return evil_server_session
 
 
 @pytest.fixture

@@ -82,6 +82,7 @@ _TIMEOUT_IS_TRANSIENT = frozenset({"goto", "wait_for", "extract", "assert_text"}
 _TARGET_KEYS = ("selector", "text", "role", "label", "placeholder", "test_id")
 _FORM_FIELDS = frozenset({"input", "textarea", "select"})
 _MAX_MESSAGE = 300
+_ERROR_PAGE_SETTLE_MS = 1000.0
 
 
 def _q(value: object) -> str:
@@ -306,11 +307,9 @@ class PlaywrightDriver:
             try:
                 page.goto(str(args["url"]), wait_until="load", timeout=ms)
             except PlaywrightError as exc:
-                # After a failed navigation Chromium commits its error page a little later; a goto
-                # racing with that commit is "interrupted by another navigation to chrome-error://".
-                if "interrupted by another navigation" not in str(exc) or "chrome-error://" not in str(exc):
-                    raise
-                page.goto(str(args["url"]), wait_until="load", timeout=ms)
+                if "net::ERR_" in str(exc) and "net::ERR_ABORTED" not in str(exc):
+                    self._settle_error_page(page)
+                raise
         elif kind == "click":
             self._target(page, args).click(timeout=ms)
         elif kind == "hover":
@@ -344,6 +343,16 @@ class PlaywrightDriver:
         else:  # describe() already refused unknown kinds
             raise ActionFailed(f"unknown action kind {kind!r}")
         return None, call
+
+    @staticmethod
+    def _settle_error_page(page: Page) -> None:
+        """Wait (briefly) for the error page Chromium commits *after* goto has already failed.
+
+        Without this the next goto races with that commit and fails with "interrupted by another
+        navigation to chrome-error://chromewebdata/" although it actually succeeds.
+        """
+        with contextlib.suppress(PlaywrightError):
+            page.wait_for_url(lambda u: u.startswith("chrome-error://"), timeout=_ERROR_PAGE_SETTLE_MS)
 
     def _wait_for(self, page: Page, args: Mapping[str, Any], ms: float) -> None:
         if args.get("text") is not None:

@@ -108,9 +108,7 @@ class _Located:
             if isinstance(node, MappingNode):
                 return self._mapping(node, path)
             if isinstance(node, SequenceNode):
-                return [
-                    self.build(item, _join(path, i), item.start_mark.line + 1) for i, item in enumerate(node.value)
-                ]
+                return [self.build(item, _join(path, i), item.start_mark.line + 1) for i, item in enumerate(node.value)]
             return self._scalar(node, path, line)
         finally:
             self._stack.discard(id(node))
@@ -382,7 +380,7 @@ def _quote_hint(value: Any, node_text: str | None) -> str:
     if node_text is None or value is None or isinstance(value, dict | list):
         return ""
     word = "a boolean" if isinstance(value, bool) else "a number"
-    return f" (YAML reads {node_text} as {word}; quote it: \"{node_text}\")"
+    return f' (YAML reads {node_text} as {word}; quote it: "{node_text}")'
 
 
 def _step_prefix(parts: list[str | int], message: str) -> str:
@@ -444,6 +442,7 @@ def _semantic_problems(
     cli_vars: Mapping[str, str],
     environ: Mapping[str, str],
     require_secrets: bool,
+    require_vars: bool = True,
 ) -> list[Problem]:
     problems: list[Problem] = []
 
@@ -473,16 +472,21 @@ def _semantic_problems(
             for namespace, name in refs:
                 ref = f"${{{namespace}.{name}}}"
                 if namespace not in NAMESPACES:
-                    add(path, f"{label}: unknown namespace '{namespace}' in {ref}: use ${{vars.NAME}} or "
-                              "${secrets.NAME}")
+                    add(
+                        path,
+                        f"{label}: unknown namespace '{namespace}' in {ref}: use ${{vars.NAME}} or ${{secrets.NAME}}",
+                    )
                 elif namespace == "vars" and name not in defined:
                     later = extracted_at.get(name)
                     if later is not None and later >= i:
                         when = "in the same step" if later == i else f"later, in step {later + 1}"
                         add(path, f"{label}: {ref} is used before it is extracted ({when})")
-                    else:
-                        add(path, f"{label}: undefined variable {ref}: pass --var {name}=VALUE or extract it "
-                                  "in an earlier step")
+                    elif require_vars:
+                        add(
+                            path,
+                            f"{label}: undefined variable {ref}: pass --var {name}=VALUE or extract it "
+                            "in an earlier step",
+                        )
                 elif namespace == "secrets" and name not in mission.secrets:
                     add(path, f"{label}: undeclared secret {ref}: declare it under 'secrets:'")
                 elif namespace == "secrets" and kind == "goto" and path.endswith(("goto", "goto.url")):
@@ -561,12 +565,15 @@ def load_mission(
     cli_vars: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
     require_secrets: bool = True,
+    require_vars: bool = True,
 ) -> LoadedMission:
     """Load, validate and check a mission; raise :class:`MissionInvalid` listing every problem.
 
     ``require_secrets=False`` is for `warden check` where the secrets' environment is absent
     (CI, a reviewer's laptop): unset secret variables are then not problems, and such secrets are
-    missing from ``secret_values``. ``environ`` defaults to ``os.environ``.
+    missing from ``secret_values``. ``require_vars=False`` likewise treats ``${vars.X}`` that no
+    ``--var`` gives as inputs of the run (a variable used before its ``extract`` is still a problem).
+    ``environ`` defaults to ``os.environ``.
     """
     path = Path(path)
     file = str(path)
@@ -576,20 +583,30 @@ def load_mission(
     blob, text = _read(path, file)
     root = _compose(text, file)
     if root is None:
-        raise MissionInvalid([Problem(file, 1, "", "the file is empty: a mission needs mission:, boundaries: "
-                                                   "and steps:")])
+        raise MissionInvalid(
+            [Problem(file, 1, "", "the file is empty: a mission needs mission:, boundaries: and steps:")]
+        )
     root_line = root.start_mark.line + 1
     if not isinstance(root, MappingNode):
         kind = "a list" if isinstance(root, SequenceNode) else "a single value"
-        raise MissionInvalid([Problem(file, root_line, "", f"the top level must be a mapping of keys (mission:, "
-                                                           f"boundaries:, steps:, ...), not {kind}")])
+        raise MissionInvalid(
+            [
+                Problem(
+                    file,
+                    root_line,
+                    "",
+                    f"the top level must be a mapping of keys (mission:, boundaries:, steps:, ...), not {kind}",
+                )
+            ]
+        )
 
     located = _Located(file)
     try:
         data = located.build(root, "", root_line)
     except _TooBig:
-        raise MissionInvalid([Problem(file, root_line, "", f"more than {MAX_NODES} values after expanding "
-                                                           "aliases: not a mission file")]) from None
+        raise MissionInvalid(
+            [Problem(file, root_line, "", f"more than {MAX_NODES} values after expanding aliases: not a mission file")]
+        ) from None
     problems = list(located.problems)
     scalars = located.scalars
 
@@ -597,8 +614,9 @@ def load_mission(
     _alias_key_problems(data, [], alias_hits)
     for parts, message in alias_hits:
         key_path = ".".join(map(str, parts))
-        problems.append(Problem(file, _line_for(key_path.split("."), located.lines), key_path,
-                                _step_prefix(parts, message)))
+        problems.append(
+            Problem(file, _line_for(key_path.split("."), located.lines), key_path, _step_prefix(parts, message))
+        )
 
     mission: Mission | None = None
     try:
@@ -607,7 +625,9 @@ def load_mission(
         problems.extend(_schema_problems(exc, data, file, located.lines, scalars))
 
     if mission is not None and not problems:
-        problems.extend(_semantic_problems(mission, data, file, located.lines, variables, env, require_secrets))
+        problems.extend(
+            _semantic_problems(mission, data, file, located.lines, variables, env, require_secrets, require_vars)
+        )
     if problems or mission is None:
         raise MissionInvalid(_sorted(problems))
 

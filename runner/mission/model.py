@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 ActionKind = Literal[
     "goto", "click", "fill", "select", "press", "check", "uncheck", "hover",
@@ -302,12 +302,6 @@ class SecretSpec(Strict):
 class Mission(Strict):
     mission: Slug
     version: Annotated[int, Field(strict=True)] | str  # strict: `version: yes` is not version 1
-
-    @field_validator("version", mode="before")
-    @classmethod
-    def _float_version(cls, v: Any) -> Any:
-        # `version: 1.2` is natural to write; keep it as the text the author meant.
-        return str(v) if isinstance(v, float) else v
     description: str = ""
     owner: str = ""
     changelog: str = ""

@@ -1,0 +1,123 @@
+"""``--approval queue``: persist the request and wait for ``warden approvals approve|deny`` from elsewhere.
+
+The runner writes a ``pending`` row (``store.ApprovalStore``), tells the operator its id, and polls
+until the row is answered or the request expires. Expiry is itself a conditional write, so an
+answer arriving at the last moment and the runner giving up cannot both win. Ctrl-C (or SIGTERM)
+while waiting withdraws the request as ``denied``. Any failure of the store denies (fail closed).
+
+The approver list and ``four_eyes`` are stored with the request and enforced by the CLI when the
+answer is given; the runner checks an approval against its own ``eligible`` once more when it
+reads it, and denies if that disagrees.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Literal
+
+from runner.approvals.base import ApprovalAnswer, ApprovalAsk, Channel, Eligibility
+from runner.approvals.common import now_utc, os_user
+from runner.approvals.store import ApprovalRow, ApprovalStore
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class QueueChannel:
+    name: Channel = "queue"
+
+    def __init__(
+        self,
+        store: ApprovalStore | str | Path,
+        *,
+        approvers: Sequence[str] | None = None,
+        four_eyes: bool = False,
+        poll_s: float = 0.2,
+        notify: Callable[[str], None] = _stderr,
+    ) -> None:
+        self._store: ApprovalStore | None = store if isinstance(store, ApprovalStore) else None
+        self._where: str | Path | None = None if isinstance(store, ApprovalStore) else store
+        self._reaped = False
+        self.approvers = None if approvers is None else tuple(approvers)
+        self.four_eyes = four_eyes
+        self.poll_s = poll_s
+        self.notify = notify
+
+    @property
+    def store(self) -> ApprovalStore:
+        if self._store is None:
+            self._store = ApprovalStore(self._where if self._where is not None else "warden-evidence")
+        if not self._reaped:
+            self._reaped = True
+            self._store.reap()  # a runner that crashed while waiting: its requests expire now, never approve
+        return self._store
+
+    def ask(self, ask: ApprovalAsk, eligible: Eligibility) -> ApprovalAnswer:
+        user = os_user()
+        deadline = time.monotonic() + max(0.0, ask.timeout_s)
+        try:
+            store = self.store
+            row = store.submit(ask, approvers=self.approvers, four_eyes=self.four_eyes)
+        except Exception as exc:  # the queue cannot hold the request: nobody can answer it
+            return _answer("denied", None, user, f"approval queue unavailable ({type(exc).__name__})")
+        self.notify(
+            f"approval {row.approval_id} pending (expires {row.expires_at}); answer from another terminal:\n"
+            f"  warden approvals show {row.approval_id}\n"
+            f"  warden approvals approve {row.approval_id} --reason TEXT   |   deny {row.approval_id} --reason TEXT"
+        )
+        try:
+            while True:
+                current = store.get(row.approval_id)
+                if current is None:
+                    return _answer("denied", None, user, "approval request vanished from the queue")
+                if current.status != "pending":
+                    return _from_row(current, eligible, user)
+                remaining = min(deadline - time.monotonic(), current.expires_ts - time.time())
+                if remaining <= 0:
+                    store.expire(row.approval_id, "expired: no answer before the expiry")
+                    continue  # re-read: either our expiry or an answer that won just before it
+                time.sleep(min(self.poll_s, remaining))
+        except KeyboardInterrupt:
+            store.withdraw(row.approval_id, "withdrawn: the runner was interrupted while waiting (Ctrl-C)", user)
+            return _answer("denied", None, user, "interrupted while waiting for the queue (Ctrl-C)")
+        except Exception as exc:
+            return _answer("denied", None, user, f"approval queue failed ({type(exc).__name__})")
+
+
+def _answer(
+    decision: Literal["approved", "denied", "expired"],
+    approver: str | None,
+    user: str,
+    reason: str,
+    refusals: Iterable[str] = (),
+    answered_at: str | None = None,
+) -> ApprovalAnswer:
+    return ApprovalAnswer(
+        decision=decision,
+        approver=approver,
+        os_user=user,
+        reason=reason,
+        channel="queue",
+        answered_at=answered_at or now_utc(),
+        refusals=tuple(refusals),
+    )
+
+
+def _from_row(row: ApprovalRow, eligible: Eligibility, runner_user: str) -> ApprovalAnswer:
+    refusals = row.refusal_list()
+    user = row.answered_os_user or runner_user
+    reason = row.answer_reason or ""
+    if row.status == "approved":
+        approver = row.answered_by or ""
+        why = eligible(approver)
+        if why is not None:
+            return _answer("denied", approver, user, f"approval refused by the run's policy: {why}", [
+                *refusals, f"{approver}: {why}"])
+        return _answer("approved", approver, user, reason, refusals, row.answered_at)
+    if row.status == "denied":
+        return _answer("denied", row.answered_by, user, reason, refusals, row.answered_at)
+    return _answer("expired", None, user, reason or "approval timed out", refusals, row.answered_at)

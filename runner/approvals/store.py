@@ -1,0 +1,388 @@
+"""The approval queue's persistence: table ``approvals`` in the evidence database (SPEC §3 ``--approval queue``).
+
+The table has its own SQLAlchemy metadata (``ApprovalsBase``) and lives on the evidence index's
+engine, so ``warden approvals`` in another terminal sees what the waiting runner wrote.
+
+Invariants:
+
+- **Exactly one answer wins.** An answer is one conditional ``UPDATE ... WHERE status='pending'
+  AND expires_ts > now``; the writer whose ``rowcount`` is 1 won; every other writer (a second
+  approver, the runner expiring it, a late answer) is told what happened instead.
+- **Never approved by default.** A request whose expiry passed, or whose waiting runner is gone
+  (same host, its pid dead, a zombie, or reused by another process), becomes ``expired`` at the
+  next ``reap`` (the runner's next start, any ``warden`` command on the evidence dir, ``approvals
+  list``). Nothing turns ``pending`` into ``approved`` except an eligible approver's answer.
+- **Policy is enforced when the answer is given.** The request carries the mission's
+  ``approvals.approvers`` and ``four_eyes`` and the initiator; ``policy_refusal`` is checked before
+  an answer is written (the request stays pending, the refusal is appended to ``refusals``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import Boolean, Engine, Float, Integer, String, Text, create_engine, inspect, select, update
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from evidence.runfolder import utc_timestamp
+from runner.approvals.base import ApprovalAsk
+from runner.approvals.common import parse_utc
+from runner.errors import UsageError
+
+Status = Literal["pending", "approved", "denied", "expired"]
+
+
+class ApprovalsBase(DeclarativeBase):
+    pass
+
+
+class ApprovalRow(ApprovalsBase):
+    __tablename__ = "approvals"
+
+    approval_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(200), index=True)
+    mission_id: Mapped[str] = mapped_column(String(200))
+    step: Mapped[int] = mapped_column(Integer)
+    total_steps: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(Text)  # JSON object, page-derived: sanitise before showing
+    page_url: Mapped[str] = mapped_column(Text)
+    zone: Mapped[str] = mapped_column(String(200))
+    rule: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    risk_score: Mapped[int | None] = mapped_column(Integer)
+    screenshot: Mapped[str | None] = mapped_column(Text)
+    action_digest: Mapped[str] = mapped_column(String(64))
+    initiator: Mapped[str] = mapped_column(String(200))
+    approvers: Mapped[str | None] = mapped_column(Text)  # JSON list, or NULL: anyone may approve
+    four_eyes: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    requested_at: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[str] = mapped_column(String(32))
+    expires_ts: Mapped[float] = mapped_column(Float)  # epoch seconds: what every comparison uses
+    owner_pid: Mapped[int] = mapped_column(Integer)
+    owner_host: Mapped[str] = mapped_column(String(255))
+    owner_start: Mapped[str | None] = mapped_column(String(32))  # /proc start time: guards pid reuse
+    answered_by: Mapped[str | None] = mapped_column(String(200))
+    answered_os_user: Mapped[str | None] = mapped_column(String(200))
+    answered_at: Mapped[str | None] = mapped_column(String(32))
+    answer_reason: Mapped[str | None] = mapped_column(Text)
+    refusals: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of "who: why"
+
+    def target_dict(self) -> dict[str, Any]:
+        loaded = json.loads(self.target)
+        return loaded if isinstance(loaded, dict) else {}
+
+    def refusal_list(self) -> list[str]:
+        loaded = json.loads(self.refusals or "[]")
+        return [str(x) for x in loaded] if isinstance(loaded, list) else []
+
+    def approver_list(self) -> list[str] | None:
+        if self.approvers is None:
+            return None
+        loaded = json.loads(self.approvers)
+        return [str(x) for x in loaded] if isinstance(loaded, list) else []
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    won: bool
+    row: ApprovalRow
+
+    @property
+    def message(self) -> str:
+        r = self.row
+        if self.won:
+            return f"{r.status} by {r.answered_by} at {r.answered_at}"
+        return describe_outcome(r)
+
+
+def describe_outcome(row: ApprovalRow) -> str:
+    """How a request that is no longer pending ended, for the loser of a race."""
+    if row.status == "pending":
+        return "still pending"
+    if row.status == "expired":
+        return f"already expired at {row.answered_at or row.expires_at}: {row.answer_reason or 'no answer'}"
+    who = row.answered_by or "the runner"
+    return f"already answered by {who} at {row.answered_at}: {row.status}"
+
+
+def policy_refusal(row: ApprovalRow, approver: str, os_user: str) -> str | None:
+    """Why ``approver`` (typing as OS user ``os_user``) may not approve ``row``; None if they may.
+
+    Under ``four_eyes`` the OS account counts too: the initiator's account cannot approve by
+    claiming another name.
+    """
+    allowed = row.approver_list()
+    if allowed is not None and approver not in allowed:
+        return f"{approver!r} is not in approvals.approvers ({', '.join(allowed)})"
+    if row.four_eyes and row.initiator in (approver, os_user):
+        who = approver if approver == row.initiator else f"OS user {os_user!r}"
+        return f"four_eyes: {who} started this run and may not approve its own action"
+    return None
+
+
+def _proc_start(pid: int) -> str | None:
+    """The start time of ``pid`` (clock ticks since boot, from /proc), or None where /proc is absent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _proc_state(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[0] if fields else None
+
+
+def owner_alive(pid: int, start: str | None) -> bool:
+    """Is the process that wrote a request (on this host) still the same, running process?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    if _proc_state(pid) in ("Z", "X"):
+        return False
+    if start is not None:
+        now = _proc_start(pid)
+        if now is not None and now != start:
+            return False  # the pid was reused
+    return True
+
+
+def _db_url(url_or_dir: str | Path) -> str:
+    text = str(url_or_dir)
+    if "://" in text:
+        return text
+    path = Path(text)
+    if path.is_dir() or not path.suffix:
+        path = path / "warden.db"
+    return f"sqlite:///{path.absolute()}"
+
+
+def _ts(epoch: float) -> str:
+    return utc_timestamp(datetime.fromtimestamp(epoch, UTC))
+
+
+class ApprovalStore:
+    """The ``approvals`` table on the evidence database (an evidence dir, a ``.db`` path or a URL)."""
+
+    def __init__(self, url_or_dir: str | Path, *, engine: Engine | None = None) -> None:
+        if engine is None:
+            from evidence.index import EvidenceIndex  # same engine setup as the index (WAL, busy timeout)
+
+            engine = EvidenceIndex(url_or_dir).engine
+        self.engine = engine
+        for attempt in range(3):  # two processes may race on CREATE TABLE
+            try:
+                ApprovalsBase.metadata.create_all(engine)
+                break
+            except Exception:
+                if attempt == 2:
+                    raise
+                time.sleep(0.05)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- the runner's side -------------------------------------------------------------------
+
+    def submit(
+        self,
+        ask: ApprovalAsk,
+        *,
+        approvers: Sequence[str] | None,
+        four_eyes: bool,
+        now: float | None = None,
+    ) -> ApprovalRow:
+        """Persist ``ask`` as a pending request owned by this process."""
+        t = time.time() if now is None else now
+        expires_ts = t + max(0.0, ask.timeout_s)
+        try:
+            expires_ts = min(expires_ts, parse_utc(ask.expires_at).timestamp())
+        except ValueError:
+            pass
+        pid = os.getpid()
+        row = ApprovalRow(
+            approval_id=ask.approval_id,
+            run_id=ask.run_id,
+            mission_id=ask.mission_id,
+            step=ask.step,
+            total_steps=ask.total_steps,
+            kind=ask.kind,
+            target=json.dumps(dict(ask.target), default=str, sort_keys=True),
+            page_url=ask.page_url,
+            zone=ask.zone,
+            rule=ask.rule,
+            reason=ask.reason,
+            risk_score=ask.risk_score,
+            screenshot=ask.screenshot,
+            action_digest=ask.action_digest,
+            initiator=ask.initiator,
+            approvers=None if approvers is None else json.dumps(list(approvers)),
+            four_eyes=four_eyes,
+            status="pending",
+            requested_at=_ts(t),
+            expires_at=_ts(expires_ts),
+            expires_ts=expires_ts,
+            owner_pid=pid,
+            owner_host=socket.gethostname(),
+            owner_start=_proc_start(pid),
+            refusals="[]",
+        )
+        with Session(self.engine, expire_on_commit=False) as s, s.begin():
+            s.add(row)
+        return row
+
+    def expire(self, approval_id: str, why: str, *, now: float | None = None) -> bool:
+        """Mark a pending request expired; False when something else answered it first."""
+        return self._close(approval_id, "expired", None, None, why, now=now, only_before_expiry=False)
+
+    def withdraw(self, approval_id: str, why: str, os_user: str) -> bool:
+        """The runner gives up waiting (Ctrl-C, SIGTERM): pending → denied by nobody."""
+        return self._close(approval_id, "denied", None, os_user, why, only_before_expiry=False)
+
+    # -- the approver's side -----------------------------------------------------------------
+
+    def answer(
+        self,
+        approval_id: str,
+        decision: Literal["approved", "denied"],
+        approver: str,
+        os_user: str,
+        reason: str,
+        *,
+        now: float | None = None,
+    ) -> AnswerResult:
+        won = self._close(approval_id, decision, approver, os_user, reason, now=now, only_before_expiry=True)
+        row = self.get(approval_id)
+        if row is None:  # pragma: no cover - rows are never deleted
+            raise UsageError(f"no approval {approval_id!r}")
+        return AnswerResult(won, row)
+
+    def add_refusal(self, approval_id: str, refusal: str) -> None:
+        """Append a policy refusal to a pending request (best kept: the runner reports them)."""
+        with Session(self.engine) as s, s.begin():
+            row = s.get(ApprovalRow, approval_id)
+            if row is None or row.status != "pending":
+                return
+            row.refusals = json.dumps([*row.refusal_list(), refusal])
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get(self, approval_id: str) -> ApprovalRow | None:
+        with Session(self.engine, expire_on_commit=False) as s:
+            return s.get(ApprovalRow, approval_id)
+
+    def find(self, prefix: str) -> ApprovalRow:
+        """The request whose id is ``prefix`` or uniquely starts with it; ``UsageError`` otherwise."""
+        prefix = prefix.strip()
+        if not prefix:
+            raise UsageError("empty approval id")
+        exact = self.get(prefix)
+        if exact is not None:
+            return exact
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = (
+            select(ApprovalRow)
+            .where(ApprovalRow.approval_id.like(escaped + "%", escape="\\"))
+            .order_by(ApprovalRow.approval_id)
+            .limit(6)
+        )
+        with Session(self.engine, expire_on_commit=False) as s:
+            found = list(s.scalars(stmt))
+        if not found:
+            raise UsageError(f"no approval request matches {prefix!r}")
+        if len(found) > 1:
+            names = ", ".join(r.approval_id for r in found[:5]) + (", ..." if len(found) > 5 else "")
+            raise UsageError(f"approval id {prefix!r} is ambiguous: {names}")
+        return found[0]
+
+    def requests(self, *, pending_only: bool = True, limit: int | None = None) -> list[ApprovalRow]:
+        stmt = select(ApprovalRow).order_by(ApprovalRow.requested_at.desc(), ApprovalRow.approval_id)
+        if pending_only:
+            stmt = stmt.where(ApprovalRow.status == "pending")
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with Session(self.engine, expire_on_commit=False) as s:
+            return list(s.scalars(stmt))
+
+    # -- crash recovery ----------------------------------------------------------------------
+
+    def reap(self, *, now: float | None = None) -> list[str]:
+        """Expire pending requests past their expiry or whose waiting runner is gone. Never approves."""
+        t = time.time() if now is None else now
+        host = socket.gethostname()
+        reaped: list[str] = []
+        for row in self.requests(pending_only=True):
+            if row.expires_ts <= t:
+                why = "expired: no answer before the expiry"
+            elif row.owner_host == host and not owner_alive(row.owner_pid, row.owner_start):
+                why = f"expired: the waiting runner (pid {row.owner_pid} on {host}) is gone"
+            else:
+                continue
+            if self._close(row.approval_id, "expired", None, None, why, now=t, only_before_expiry=False):
+                reaped.append(row.approval_id)
+        return reaped
+
+    # -- the one write that decides ----------------------------------------------------------
+
+    def _close(
+        self,
+        approval_id: str,
+        status: Status,
+        approver: str | None,
+        os_user: str | None,
+        reason: str,
+        *,
+        only_before_expiry: bool,
+        now: float | None = None,
+    ) -> bool:
+        t = time.time() if now is None else now
+        stmt = (
+            update(ApprovalRow)
+            .where(ApprovalRow.approval_id == approval_id, ApprovalRow.status == "pending")
+            .values(
+                status=status,
+                answered_by=approver,
+                answered_os_user=os_user,
+                answered_at=_ts(t),
+                answer_reason=reason,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if only_before_expiry:
+            stmt = stmt.where(ApprovalRow.expires_ts > t)
+        with Session(self.engine) as s, s.begin():
+            done = s.execute(stmt)
+            return getattr(done, "rowcount", 0) == 1
+
+
+def reap_existing(evidence_dir: Path | str, db_url: str | None = None) -> list[str]:
+    """Best-effort reap at the start of a command: touches nothing unless the table already exists."""
+    url = db_url or _db_url(evidence_dir)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return []
+    engine = create_engine(url, connect_args={"timeout": 15} if url.startswith("sqlite") else {})
+    try:
+        if not inspect(engine).has_table(ApprovalRow.__tablename__):
+            return []
+        return ApprovalStore(url, engine=engine).reap()
+    finally:
+        engine.dispose()

@@ -1,0 +1,197 @@
+"""``warden approvals list | show ID | approve ID --reason TEXT | deny ID --reason TEXT`` (SPEC §3).
+
+Answers requests a runner in ``--approval queue`` mode is waiting on, from another terminal.
+Exit codes of ``approve`` / ``deny``: 0 the answer was recorded; 1 the request was no longer
+pending (another answer won the race, it expired, the runner gave up); 2 usage (unknown or
+ambiguous id, empty reason); 3 refused by the mission's approval policy (not in
+``approvals.approvers``, or the initiator under ``four_eyes``): the request stays pending.
+``list`` and ``show`` first expire abandoned requests (never approving them), then only read.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from runner.approvals.base import ApprovalAsk
+from runner.approvals.common import os_user
+from runner.approvals.prompt import render_ask
+from runner.approvals.sanitize import sanitize
+from runner.approvals.store import ApprovalRow, ApprovalStore, describe_outcome, policy_refusal
+from runner.errors import UsageError, WardenError
+
+F = TypeVar("F", bound=Callable[..., Any])
+out = Console(highlight=False, markup=False, emoji=False)
+err = Console(stderr=True, highlight=False, markup=False, emoji=False)
+
+EXIT_RECORDED, EXIT_NOT_PENDING, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
+
+
+def _where(fn: F) -> F:
+    fn = click.option("--db", "db_url", default=None, help="SQLAlchemy URL of the index (default DIR/warden.db).")(fn)
+    return click.option(
+        "--evidence-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=lambda: os.environ.get("WARDEN_EVIDENCE_DIR", "warden-evidence"),
+        show_default="./warden-evidence",
+        help="Evidence folder (env WARDEN_EVIDENCE_DIR).",
+    )(fn)
+
+
+def _fail(exc: WardenError) -> NoReturn:
+    err.print(Text("error: ", style="red") + Text(sanitize(str(exc), 500)))
+    sys.exit(exc.exit_code)
+
+
+def open_store(evidence_dir: Path, db_url: str | None) -> ApprovalStore:
+    if db_url is None and not (evidence_dir / "warden.db").is_file():
+        raise UsageError(f"no evidence database in {evidence_dir} (give --evidence-dir or --db)")
+    store = ApprovalStore(db_url or evidence_dir)
+    store.reap()
+    return store
+
+
+def _in(row: ApprovalRow) -> str:
+    left = row.expires_ts - time.time()
+    return f"in {left:.0f} s" if left > 0 else "passed"
+
+
+@click.group()
+def approvals() -> None:
+    """List and answer approval requests waiting in the queue (--approval queue)."""
+
+
+@approvals.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Also answered and expired requests (newest 50).")
+@_where
+def approvals_list(show_all: bool, evidence_dir: Path, db_url: str | None) -> None:
+    """Pending approval requests (abandoned ones are expired first)."""
+    try:
+        store = open_store(evidence_dir, db_url)
+        rows = store.requests(pending_only=not show_all, limit=50 if show_all else None)
+    except WardenError as exc:
+        _fail(exc)
+    if not rows:
+        out.print("no pending approval requests" if not show_all else "no approval requests")
+        return
+    table = Table(show_edge=False, box=None, pad_edge=False)
+    for col in ("id", "status", "mission", "step", "action", "zone", "expires", "answered by"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            sanitize(r.approval_id, 60),
+            r.status,
+            sanitize(r.mission_id, 60),
+            f"{r.step}/{r.total_steps}",
+            sanitize(r.kind, 20),
+            sanitize(r.zone, 40),
+            f"{r.expires_at} ({_in(r)})" if r.status == "pending" else r.expires_at,
+            sanitize(r.answered_by or "", 40),
+        )
+    out.print(table)
+
+
+def _as_ask(row: ApprovalRow) -> ApprovalAsk:
+    return ApprovalAsk(
+        approval_id=row.approval_id, run_id=row.run_id, mission_id=row.mission_id, step=row.step,
+        total_steps=row.total_steps, kind=row.kind, target=row.target_dict(), page_url=row.page_url,
+        zone=row.zone, rule=row.rule, reason=row.reason, risk_score=row.risk_score, screenshot=row.screenshot,
+        action_digest=row.action_digest, expires_at=row.expires_at,
+        timeout_s=max(0.0, round(row.expires_ts - time.time())), initiator=row.initiator,
+    )
+
+
+@approvals.command("show")
+@click.argument("approval_ref", metavar="ID")
+@_where
+def approvals_show(approval_ref: str, evidence_dir: Path, db_url: str | None) -> None:
+    """Everything the approver should see before answering (a unique id prefix is enough)."""
+    try:
+        row = open_store(evidence_dir, db_url).find(approval_ref)
+    except WardenError as exc:
+        _fail(exc)
+    out.print(render_ask(_as_ask(row)))
+    out.print(f"status: {row.status}" + ("" if row.status == "pending" else f" — {sanitize(describe_outcome(row))}"))
+    out.print(f"initiator: {sanitize(row.initiator, 80)}; waiting runner: pid {row.owner_pid} on {row.owner_host}")
+    policy = []
+    if row.approver_list() is not None:
+        policy.append("approvers: " + ", ".join(sanitize(a, 40) for a in row.approver_list() or []))
+    if row.four_eyes:
+        policy.append("four eyes")
+    out.print("policy: " + ("; ".join(policy) or "anyone may approve"))
+    for refusal in row.refusal_list():
+        out.print("refused: " + sanitize(refusal))
+
+
+def _answer(
+    decision: Literal["approved", "denied"],
+    approval_ref: str,
+    reason: str,
+    approver: str | None,
+    evidence_dir: Path,
+    db_url: str | None,
+) -> NoReturn:
+    try:
+        text = sanitize(reason, 1000).strip()
+        if not text:
+            raise UsageError("--reason must not be empty: say why")
+        store = open_store(evidence_dir, db_url)
+        row = store.find(approval_ref)
+    except WardenError as exc:
+        _fail(exc)
+    user = os_user()
+    who = sanitize(approver, 80).strip() if approver is not None else user
+    if not who:
+        _fail(UsageError("--approver must not be empty"))
+    if row.status != "pending":
+        err.print(f"not recorded: approval {row.approval_id} is {sanitize(describe_outcome(row))}")
+        sys.exit(EXIT_NOT_PENDING)
+    if decision == "approved":
+        why = policy_refusal(row, who, user)
+        if why is not None:
+            store.add_refusal(row.approval_id, f"{who} (OS user {user}): {why}")
+            err.print(f"refused by policy: {sanitize(why)}; the request stays pending for another approver")
+            sys.exit(EXIT_REFUSED)
+    result = store.answer(row.approval_id, decision, who, user, text)
+    if not result.won:
+        err.print(f"not recorded: approval {row.approval_id} was {sanitize(result.message)}")
+        sys.exit(EXIT_NOT_PENDING)
+    out.print(f"recorded: approval {row.approval_id} {decision} by {who} (OS user {user}) at {result.row.answered_at}")
+    sys.exit(EXIT_RECORDED)
+
+
+_reason = click.option("--reason", required=True, help="Why (required, recorded).")
+_approver = click.option("--approver", default=None, help="Your name (default: your OS user; both are recorded).")
+
+
+@approvals.command("approve")
+@click.argument("approval_ref", metavar="ID")
+@_reason
+@_approver
+@_where
+def approvals_approve(
+    approval_ref: str, reason: str, approver: str | None, evidence_dir: Path, db_url: str | None
+) -> None:
+    """Approve a pending request: exit 0 recorded, 1 not pending (lost the race), 2 usage, 3 refused."""
+    _answer("approved", approval_ref, reason, approver, evidence_dir, db_url)
+
+
+@approvals.command("deny")
+@click.argument("approval_ref", metavar="ID")
+@_reason
+@_approver
+@_where
+def approvals_deny(
+    approval_ref: str, reason: str, approver: str | None, evidence_dir: Path, db_url: str | None
+) -> None:
+    """Deny a pending request: exit 0 recorded, 1 not pending (lost the race), 2 usage."""
+    _answer("denied", approval_ref, reason, approver, evidence_dir, db_url)
