@@ -13,12 +13,32 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 ActionKind = Literal[
-    "goto", "click", "fill", "select", "press", "check", "uncheck", "hover",
-    "wait_for", "screenshot", "extract", "assert_text",
+    "goto",
+    "click",
+    "fill",
+    "select",
+    "press",
+    "check",
+    "uncheck",
+    "hover",
+    "wait_for",
+    "screenshot",
+    "extract",
+    "assert_text",
 ]
 ACTION_KINDS: tuple[str, ...] = (
-    "goto", "click", "fill", "select", "press", "check", "uncheck", "hover",
-    "wait_for", "screenshot", "extract", "assert_text",
+    "goto",
+    "click",
+    "fill",
+    "select",
+    "press",
+    "check",
+    "uncheck",
+    "hover",
+    "wait_for",
+    "screenshot",
+    "extract",
+    "assert_text",
 )
 # Actions that only read: safe to retry after a transient failure.
 IDEMPOTENT_KINDS: frozenset[str] = frozenset({"goto", "wait_for", "extract", "assert_text", "screenshot", "hover"})
@@ -176,8 +196,15 @@ class AssertTextArgs(TargetFields, StepOptions):
 
 
 StepArgs = (
-    GotoArgs | TargetArgs | FillArgs | SelectArgs | PressArgs | WaitForArgs | ScreenshotArgs
-    | ExtractArgs | AssertTextArgs
+    GotoArgs
+    | TargetArgs
+    | FillArgs
+    | SelectArgs
+    | PressArgs
+    | WaitForArgs
+    | ScreenshotArgs
+    | ExtractArgs
+    | AssertTextArgs
 )
 
 
