@@ -9,8 +9,11 @@ export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 demo: setup
 	$(BIN)/warden demo
 
+# The PostgreSQL index tests run against Debian's PostgreSQL, installed and started here
+# (scripts/setup-postgres.sh prints the URL); a URL already in the environment is used as is.
 test: setup lint
-	$(BIN)/pytest
+	WARDEN_TEST_PG_URL="$${WARDEN_TEST_PG_URL:-$$(scripts/setup-postgres.sh)}" && export WARDEN_TEST_PG_URL && \
+	  $(BIN)/pytest
 
 setup:
 	@VENV=$(VENV) scripts/setup.sh

@@ -54,7 +54,7 @@ def steps(base_url: str, vars_: dict[str, str]) -> list[Callable[[Page], object]
         lambda p: p.get_by_text("Review your order").wait_for(state="visible"),      # 16
         lambda p: vars_.__setitem__("ref", p.locator("#order-ref").inner_text()),    # 17
         lambda p: _assert_text(p, "#summary", vars_["ref"]),                         # 18
-        lambda p: p.get_by_role("button", name="Place order").click(),               # 19
+        lambda p: p.get_by_role("button", name="Save order").click(),                # 19
         lambda p: p.get_by_text("Order placed").wait_for(state="visible"),           # 20
     ]
 

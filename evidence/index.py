@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    bindparam,
     create_engine,
     event,
     insert,
@@ -241,15 +242,13 @@ class EvidenceIndex:
         mission_id = self._mission_of(str(last["run_id"]))
         for row in rows:
             row["mission_id"] = mission_id if row["run_id"] == last["run_id"] else self._mission_of(row["run_id"])
-        with Session(self.engine) as s, s.begin():
-            done = s.execute(
-                update(RunRow)
-                .where(RunRow.run_id == last["run_id"])
-                .values(chain_head=last["hash"], record_count=last["seq"])
-            )
+        # Prebuilt Core statements on one connection: this runs once per record of every run
+        # (the writer indexes each record as it is written), so no per-call statement building.
+        with self.engine.begin() as conn:
+            done = conn.execute(_MOVE_HEAD, {"rid": last["run_id"], "head": last["hash"], "cnt": last["seq"]})
             if getattr(done, "rowcount", 0) != 1:
                 raise LookupError(f"run {last['run_id']!r} is not registered in the index (upsert_run first)")
-            s.execute(insert(RecordRow), rows)  # Core insert: no unit-of-work overhead per record
+            conn.execute(_INSERT_RECORD, rows)
 
     def _mission_of(self, run_id: str) -> str | None:
         if run_id not in self._missions:
@@ -356,6 +355,13 @@ class EvidenceIndex:
         with Session(self.engine, expire_on_commit=False) as s:
             return list(s.scalars(stmt))
 
+
+_MOVE_HEAD = (
+    update(RunRow)
+    .where(RunRow.run_id == bindparam("rid"))
+    .values(chain_head=bindparam("head"), record_count=bindparam("cnt"))
+)
+_INSERT_RECORD = insert(RecordRow)
 
 _FILTERABLE: dict[str, Any] = {
     "decision": RecordRow.decision,

@@ -151,7 +151,9 @@ def _conflict(index: EvidenceIndex, run_id: str, records: list[tuple[Record, str
     """Why the index's view of the run disagrees with the folder (tampering or a cut tail), if it does."""
     with Session(index.engine) as s:
         head = s.scalar(select(RunRow.chain_head).where(RunRow.run_id == run_id))
-        indexed = dict(s.execute(select(RecordRow.seq, RecordRow.hash).where(RecordRow.run_id == run_id)).tuples())
+        indexed = {
+            seq: h for seq, h in s.execute(select(RecordRow.seq, RecordRow.hash).where(RecordRow.run_id == run_id))
+        }
     if head is None:
         return None
     by_seq = {r.seq: r.hash for r, _ in records}
@@ -227,7 +229,7 @@ def reindex(
         report.runs += 1
         report.notes.extend(f"{folder.run_id}: {n}" for n in parsed.notes)
     with Session(index.engine) as s:
-        indexed = s.execute(select(RunRow.run_id, RunRow.folder)).tuples().all()
+        indexed = [(r, f) for r, f in s.execute(select(RunRow.run_id, RunRow.folder))]
     # Only this evidence dir's runs: a shared (PostgreSQL) index may hold other dirs' runs too.
     report.orphans = sorted(r for r, f in indexed if r not in seen and Path(f).parent == runs_dir)
     return report

@@ -132,11 +132,18 @@ def _facts(rows: Iterable[tuple[str, str]]) -> str:
     return f'<dl class="facts">{items}</dl>'
 
 
+_NARROW = frozenset({"time", "step", "guard", "kind", "decision", "score", "where", "action", "mitigation",
+                     "attempt", "asked", "when", "channel", "policy", "entity"})
+
+
 def _table(headers: list[str], rows: list[list[str]], empty: str) -> str:
     if not rows:
         return f'<p class="empty">{h(empty)}</p>'
-    head = "".join(f"<th>{h(x)}</th>" for x in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    cls = [' class="nw"' if x in _NARROW else "" for x in headers]
+    head = "".join(f"<th{c}>{h(x)}</th>" for x, c in zip(headers, cls, strict=True))
+    body = "".join(
+        "<tr>" + "".join(f"<td{c}>{v}</td>" for v, c in zip(row, cls, strict=True)) + "</tr>" for row in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -146,9 +153,20 @@ def _section(title: str, inner: str, count: int | None = None, ident: str = "") 
     return f"<section{anchor}><h2>{h(title)}{n}</h2>{inner}</section>"
 
 
+def _ts(value: Any) -> str:
+    """An RFC 3339 time as date and time on two lines (full value in the tooltip)."""
+    text = clean(value)
+    if len(text) >= 20 and text[10] == "T":
+        return f'<span title="{h(text)}">{h(text[:10])}<br><span class="mono">{h(text[11:])}</span></span>'
+    return h(text or "—")
+
+
 def _kv(d: Any) -> str:
     if isinstance(d, dict) and d:
-        return "<br>".join(f"<code>{h(k)}</code>={h(v)}" for k, v in d.items())
+        return "<br>".join(
+            f"<code>{h(k)}</code>={h(json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v)}"
+            for k, v in d.items()
+        )
     return ""
 
 
@@ -295,7 +313,7 @@ def _decisions(run: _Run) -> str:
         subject = _kv(d.get("subject"))
         count = d.get("count", 1)
         rows.append([
-            h(d.get("time")), h(d.get("step") if d.get("step") is not None else "—"), h(d.get("guard")),
+            _ts(d.get("time")), h(d.get("step") if d.get("step") is not None else "—"), h(d.get("guard")),
             h(d.get("kind") or "—"), badge(d.get("decision")),
             h(d.get("rationale")) + (f" <b>×{h(count)}</b>" if isinstance(count, int) and count > 1 else ""),
             h(d.get("rule") or "—"), subject,
@@ -317,7 +335,7 @@ def _approvals(run: _Run) -> str:
         rows.append([
             f'<span class="mono">{h(aid)}</span>', h(q.get("step", "—")), h(q.get("kind", "—")),
             h(f"{q.get('zone', '—')} / {q.get('rule') or a.get('rule') or '—'}") + "<br>" + h(q.get("reason", "")),
-            h(q.get("time", "—")), badge(a.get("decision") or "pending"), h(who), h(a.get("answered_at") or "—"),
+            _ts(q.get("time")), badge(a.get("decision") or "pending"), h(who), _ts(a.get("answered_at")),
             h(a.get("reason") or "—"), h(a.get("channel") or q.get("channel") or "—"),
         ])
     table = _table(["approval", "step", "kind", "zone / rule — asked because", "asked", "decision", "who", "when",
@@ -327,7 +345,7 @@ def _approvals(run: _Run) -> str:
 
 def _pii(run: _Run) -> str:
     rows = [[
-        h(p.get("time")), h(p.get("step") if p.get("step") is not None else "—"), h(p.get("entity_type")),
+        _ts(p.get("time")), h(p.get("step") if p.get("step") is not None else "—"), h(p.get("entity_type")),
         h(p.get("score")), h(p.get("where")), f'<span class="mono">{h(p.get("preview"))}</span>', h(p.get("policy")),
         badge(p.get("action")), _kv(p.get("location")),
     ] for p in run.of("pii_finding")]
@@ -338,7 +356,7 @@ def _pii(run: _Run) -> str:
 
 def _exceptions(run: _Run) -> str:
     rows = [[
-        h(e.get("time")), h(e.get("step") if e.get("step") is not None else "—"), h(e.get("category")),
+        _ts(e.get("time")), h(e.get("step") if e.get("step") is not None else "—"), h(e.get("category")),
         h(e.get("error_type")), h(e.get("message")), badge(e.get("mitigation")), h(e.get("attempt") or "—"),
     ] for e in run.of("exception_record")]
     table = _table(["time", "step", "category", "error", "message", "mitigation", "attempt"], rows,

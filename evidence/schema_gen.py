@@ -16,6 +16,8 @@ from typing import Any
 
 from evidence.records import RECORD_TYPES, Record
 
+__all__ = ["RECORD_TYPES", "SCHEMA_DIR", "check", "generate", "load_schema", "render", "schema_for", "write"]
+
 SCHEMA_DIR = Path(__file__).with_name("schemas")
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

@@ -20,6 +20,7 @@ early; the report says so in its notes.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -75,6 +76,18 @@ class _Line:
     text: str = ""
 
 
+@functools.lru_cache(maxsize=16384)
+def _parse(text: str) -> tuple[Record | None, str | None]:
+    """The typed record of one line (frozen, so safe to share), or why it is invalid; cached on the text."""
+    data = json.loads(text)
+    try:
+        return parse_record(data), None
+    except ValidationError as e:
+        return None, f"not a valid {data.get('type')} record — {_validation_summary(e)}"
+    except ValueError as e:
+        return None, str(e)
+
+
 def _read_lines(folder: RunFolder, report: VerifyReport, finished: bool, empty_ok: bool = False) -> list[_Line]:
     try:
         raw = folder.records.read_bytes()
@@ -102,16 +115,11 @@ def _read_lines(folder: RunFolder, report: VerifyReport, finished: bool, empty_o
         if not isinstance(data, dict):
             report.problem(f"records.jsonl line {i}: not a JSON object")
             continue
-        record: Record | None = None
-        try:
-            record = parse_record(data)
-        except ValidationError as e:
-            report.problem(
-                f"{_where(i, data.get('seq'))}: not a valid {data.get('type')} record — {_validation_summary(e)}"
-            )
-        except ValueError as e:
-            report.problem(f"{_where(i, data.get('seq'))}: {e}")
-        out.append(_Line(i, data, record, chunk.decode("utf-8")))
+        text = chunk.decode("utf-8")
+        record, invalid = _parse(text)
+        if invalid is not None:
+            report.problem(f"{_where(i, data.get('seq'))}: {invalid}")
+        out.append(_Line(i, data, record, text))
     if torn:
         where = f"records.jsonl line {len(chunks) + 1}"
         if finished:
@@ -124,6 +132,26 @@ def _read_lines(folder: RunFolder, report: VerifyReport, finished: bool, empty_o
 def _int_seq(d: dict[str, Any]) -> int | None:
     seq = d.get("seq")
     return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+
+
+@functools.lru_cache(maxsize=16384)
+def _self_check(text: str) -> str | None:
+    """The hash and byte-form check of one line, cached on its exact text (a pure function of it), so
+    re-verifying (``--all``, repeated checks) only canonicalises lines it has not seen before."""
+    d = json.loads(text)
+    problem = _self_check_data(d)
+    if problem is None and text != jsonl_line(d):
+        return "line is not the writer's serialisation of its record — bytes edited (the parsed values are unchanged)"
+    return problem
+
+
+def _self_check_data(d: dict[str, Any]) -> str | None:
+    try:
+        if d.get("hash") != record_hash(d):
+            return "hash mismatch — record edited"
+    except Exception as e:
+        return f"cannot be canonicalised ({type(e).__name__}) — record edited"
+    return None
 
 
 def _check_chain(lines: list[_Line], run_id: str, report: VerifyReport) -> None:
@@ -168,17 +196,9 @@ def _check_chain(lines: list[_Line], run_id: str, report: VerifyReport) -> None:
             expected = max(expected, seq + 1)
         if d.get("run_id") != run_id:
             report.problem(f"{where}: run_id {d.get('run_id')!r} is not this run ({run_id})")
-        stored = d.get("hash")
-        try:
-            if stored != record_hash(d):
-                report.problem(f"{where}: hash mismatch — record edited")
-            elif ln.text != jsonl_line(d):
-                report.problem(
-                    f"{where}: line is not the writer's serialisation of its record — "
-                    "bytes edited (the parsed values are unchanged)"
-                )
-        except Exception as e:
-            report.problem(f"{where}: cannot be canonicalised ({type(e).__name__}) — record edited")
+        self_problem = _self_check(ln.text) if ln.text else _self_check_data(d)
+        if self_problem is not None:
+            report.problem(f"{where}: {self_problem}")
         if seq is None or duplicate:
             continue
         if seq == 1:
@@ -347,8 +367,8 @@ def verify_run(
         report.problem(f"run.json: run_id {info.run_id!r} does not match the folder name {rf.run_id!r}")
     lines = _read_lines(
         rf, report, finished=info is not None and info.finished,
-        # A run that stopped before its first record (no run.json yet, or run.json says 0 records).
-        empty_ok=(info is None and not rf.run_json.exists()) or (info is not None and info.record_count == 0),
+        # A run that stopped before its first record: run.json says it holds none.
+        empty_ok=info is not None and info.record_count == 0,
     )
     _check_chain(lines, rf.run_id, report)
     report.record_count = len(lines)

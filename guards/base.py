@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
+    from runner.browser.driver import ElementInfo
     from runner.mission.model import Mission, Step
 
 Verdict = Literal["allow", "deny", "require_approval"]
@@ -49,6 +50,7 @@ class ActionRequest:
     step: Step
     args: Mapping[str, Any]
     url: str | None = None  # goto: the interpolated destination
+    element: ElementInfo | None = None  # the target, resolved just before acting (None: not resolved)
 
 
 @dataclass(frozen=True)

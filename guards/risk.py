@@ -11,7 +11,7 @@ The formula (documented with a worked example in ``docs/risk.md``)::
     score                 = round(I × (100 − C) / 100)
 
     decision  deny                   score ≥ 50, or S ≥ 50 with side effects and no approval
-                                     gate, or secrets with allow_http
+                                     gate, or secrets bound to a non-loopback host with allow_http
               allow with approvals   otherwise, when an approval gate can trigger
               allow                  otherwise
 
@@ -192,9 +192,21 @@ def mitigations_of(mission: Mission) -> tuple[int, tuple[Factor, ...], bool]:
     if pii_parts:
         factors.append(Factor("PII policy " + ", ".join(pii_parts), PII_CREDIT_EACH * len(pii_parts)))
     factors.append(Factor("evidence: hash-chained records, fail closed", EVIDENCE_CREDIT))
-    pii_gates = "approve" in (pii.on_page, pii.on_input, pii.on_request)
+    types_values = bool(set(b.allowed_actions) & {"fill", "select", "press"})
+    pii_gates = "approve" in (pii.on_page, pii.on_request) or (pii.on_input == "approve" and types_values)
     in_force = gate_label is not None or pii_gates
     return min(CREDIT_CAP, sum(f.points for f in factors)), tuple(factors), in_force
+
+
+def _loopback(pattern: str) -> bool:
+    """A host pattern that can only name this machine (plain http to it never crosses a network)."""
+    host = pattern.lower()
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    host = host.removeprefix("*.").rstrip(".")
+    return host in ("localhost", "::1") or host.endswith(".localhost") or host.startswith("127.")
 
 
 def assess(mission: Mission) -> RiskAssessment:
@@ -212,8 +224,11 @@ def assess(mission: Mission) -> RiskAssessment:
             f"sensitive data (sensitivity {s}) with side-effecting actions ({', '.join(side_effects)}) and no "
             "approval gate: keep danger_zones_defaults, declare danger_zones, or mark steps approve: true"
         )
-    if mission.secrets and mission.boundaries.allow_http:
-        deny.append("secrets are declared and plain http is allowed: a secret could travel in clear")
+    exposed = sorted({d for spec in mission.secrets.values() for d in spec.domains if not _loopback(d)})
+    if exposed and mission.boundaries.allow_http:
+        deny.append(
+            f"secrets go to {', '.join(exposed)} and plain http is allowed: a secret could travel in clear"
+        )
     decision: RiskDecision
     if deny:
         decision, reasons = "deny", tuple(deny)

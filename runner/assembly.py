@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evidence.redact import RedactorChain, SecretRedactor
@@ -18,7 +19,10 @@ from guards.urlmatch import DomainPolicy
 from runner.mission.loader import LoadedMission
 
 if TYPE_CHECKING:
+    from guards.pii_guards import PiiRuntime
+    from runner.approvals.gate import ApprovalOptions
     from runner.browser.driver import RequestGate
+    from runner.network import RequestGuard
     from runner.recorder import RunRecorder
     from runner.steps import ApprovalGate
 
@@ -32,6 +36,8 @@ class RunServices:
     chain: GuardChain = field(default_factory=lambda: GuardChain([]))
     request_gate: RequestGate | None = None
     approvals: ApprovalGate | None = None
+    approval_options: ApprovalOptions | None = None  # --approval / --approver (None: the defaults)
+    pii: PiiRuntime | None = None  # the PII scanner, evidence key, known values, secret bindings (build_pii)
 
 
 def domain_policy(loaded: LoadedMission) -> DomainPolicy:
@@ -39,14 +45,81 @@ def domain_policy(loaded: LoadedMission) -> DomainPolicy:
     return DomainPolicy(b.allowed_domains, b.allowed_resource_domains, allow_http=b.allow_http)
 
 
-def build_redactor(loaded: LoadedMission, environ: Mapping[str, str]) -> RedactorChain:
-    """The writer's one choke point: secrets first (exact values), then anything detected as PII."""
-    return RedactorChain([SecretRedactor(loaded.secret_values)])
+def build_pii(loaded: LoadedMission, environ: Mapping[str, str], evidence_dir: Path | None = None) -> PiiRuntime:
+    """The run's PII machinery, built once before the evidence opens (docs/pii.md).
+
+    One offline Presidio analyzer (no model download, ever) holding the recognizers of the mission's
+    entities (``pii.entities``, default ``engine.default_entities``) and of the redaction set; the
+    evidence key (``WARDEN_EVIDENCE_KEY``, else ``.warden-key`` mode 0600 in the evidence dir root);
+    the known-value redactor pre-fed with every value the mission's steps type. Errors: an engine
+    that cannot be built offline (model missing, entity needing a model) or a bad key is exit 2, an
+    evidence dir where the key file cannot be created is exit 5 — all before anything runs.
+    """
+    from guards.pii.engine import TECHNICAL_ENTITIES, build_analyzer, default_entities
+    from guards.pii.keyed import load_evidence_key
+    from guards.pii.redactor import KnownValueRedactor
+    from guards.pii.scanner import PiiScanner
+    from guards.pii_guards import PiiRuntime, registrable, typed_values
+    from guards.secrets import SecretSet
+    from runner.errors import EvidenceUnavailable
+    from runner.mission.interpolate import InterpolationError, interpolate_args
+
+    pii = loaded.mission.pii
+    entities = list(pii.entities) if pii.entities is not None else default_entities(pii.nlp_model)
+    redact_entities = sorted(set(default_entities(pii.nlp_model)) | (set(entities) - TECHNICAL_ENTITIES))
+    analyzer = build_analyzer(sorted(set(entities) | set(redact_entities)), pii.nlp_model)
+    directory = evidence_dir or Path(environ.get("WARDEN_EVIDENCE_DIR", "warden-evidence"))
+    try:
+        key = load_evidence_key(directory, environ)
+    except OSError as exc:
+        raise EvidenceUnavailable(f"evidence key file cannot be created in {directory}: {exc.strerror}") from exc
+    scanner = PiiScanner(pii.model_copy(update={"entities": entities}), key.key, analyzer=analyzer)
+    redaction = PiiScanner(pii.model_copy(update={"entities": redact_entities}), key.key, analyzer=analyzer)
+    secrets = SecretSet({
+        name: (value, list(loaded.mission.secrets[name].domains))
+        for name, value in loaded.secret_values.items() if name in loaded.mission.secrets
+    })
+    runtime = PiiRuntime(scanner.policy, scanner, key, KnownValueRedactor(), secrets)
+    runtime.redaction_scanner = redaction
+    for step in loaded.mission.steps:  # typed values are known before the first record (mission.yaml too)
+        raw = step.args.model_dump(exclude_none=True, by_alias=False)
+        try:
+            args, _ = interpolate_args(raw, loaded.cli_vars, loaded.secret_values)
+        except InterpolationError:
+            continue  # built from a value extracted at run time: registered when typed
+        for field_name, value in typed_values(step.kind, args):
+            if registrable(step.kind, field_name, value):
+                runtime.register_typed(value)
+    return runtime
+
+
+def build_redactor(
+    loaded: LoadedMission, environ: Mapping[str, str], pii: PiiRuntime | None = None
+) -> RedactorChain:
+    """The writer's one choke point: secrets first (exact values), then anything detected as PII
+    (``PiiRedactor``: detection, plus the run's known values — everything typed or detected)."""
+    chain = RedactorChain([SecretRedactor(loaded.secret_values)])
+    if pii is not None:
+        from guards.pii.redactor import PiiRedactor
+
+        chain.add(PiiRedactor(pii.redaction_scanner or pii.scanner, pii.known))
+    return chain
 
 
 def build_step_guards(loaded: LoadedMission, services: RunServices) -> list[Guard]:
     """The chain every step walks, in order: least privilege first."""
+    from guards.danger_zones import DangerZoneGuard, DangerZones
+
     guards: list[Guard] = list(least_privilege_guards(services.policy))
+    # Danger zones: require_approval for an action whose resolved target (or page, or field value)
+    # is in a zone; the approval gate below answers it.
+    guards.append(DangerZoneGuard(DangerZones.from_mission(loaded.mission)))
+    if services.pii is not None:  # secrets typed only on their hosts; PII in typed values per pii.on_input
+        from guards.pii_guards import PiiInputGuard
+        from guards.secrets import SecretInputGuard
+
+        guards.append(SecretInputGuard(services.pii.secrets))
+        guards.append(PiiInputGuard(services.pii))
     return guards
 
 
@@ -56,22 +129,70 @@ def build_preflight_chain(loaded: LoadedMission) -> GuardChain:
 
 
 def build_request_gate(loaded: LoadedMission, services: RunServices, recorder: RunRecorder) -> RequestGate | None:
-    """The in-browser gate every routed request passes (None: the resolver allowlist alone)."""
-    return None
+    """The in-browser gate every routed request passes (None: the resolver allowlist alone).
+
+    Guards run in order; the domain guard is first (a request to a host outside the list is refused
+    before any other guard reads its body). Quarantined downloads become ``quarantine/`` attachments.
+    """
+    from guards.domains import DomainRequestGuard
+    from runner.network import NetworkGate
+
+    guards: list[RequestGuard] = [DomainRequestGuard(services.policy), *build_request_guards(loaded, services)]
+    writer = recorder.writer
+    gate = NetworkGate(guards, recorder, attach=writer.attach_bytes)
+    if services.pii is not None:  # a PII or secret refusal asks the run to stop (exit 3)
+        services.pii.bind_gate(gate.request_stop, lambda: gate.stop_requested)
+    return gate
+
+
+def build_request_guards(loaded: LoadedMission, services: RunServices) -> list[RequestGuard]:
+    """After the domain guard: secrets (never sent off their domains), then PII (``pii.on_request``)."""
+    if services.pii is None:
+        return []
+    from guards.pii_guards import PiiRequestGuard
+    from guards.secrets import SecretRequestGuard
+
+    rt = services.pii
+    return [SecretRequestGuard(rt.secrets, on_leak=rt.request_stop), PiiRequestGuard(rt)]
 
 
 def build_approval_gate(loaded: LoadedMission, services: RunServices, recorder: RunRecorder) -> ApprovalGate | None:
-    """Who answers approval requests (None: every request is denied and recorded)."""
-    return None
+    """The approval gate (runner/approvals/gate.py) with its channel: ``--approval prompt|deny|queue``.
+
+    Default channel: ``prompt`` when the controlling terminal ``/dev/tty`` can be opened, else ``deny``.
+    """
+    from guards.risk import assess
+    from runner.approvals.channels import make_channel
+    from runner.approvals.gate import ApprovalOptions, RealApprovalGate, initiator_user
+
+    opts = services.approval_options or ApprovalOptions()
+    mission = loaded.mission
+    channel = make_channel(
+        opts.mode,
+        approver=opts.approver,
+        policy=mission.approvals,
+        evidence_dir=opts.evidence_dir or recorder.writer.folder.root.parent.parent,
+        db_url=opts.db_url,
+    )
+    try:
+        risk: int | None = assess(mission).score
+    except Exception:  # the score is shown to the approver; its absence must not stop the gate
+        risk = None
+    return RealApprovalGate(
+        recorder, channel, mission, initiator=initiator_user(), secrets=loaded.secret_values, risk_score=risk
+    )
 
 
-def assemble(loaded: LoadedMission, environ: Mapping[str, str]) -> RunServices:
-    """The parts that must exist before the evidence writer (policy, redactor)."""
-    return RunServices(policy=domain_policy(loaded), redactor=build_redactor(loaded, environ))
+def assemble(loaded: LoadedMission, environ: Mapping[str, str], evidence_dir: Path | None = None) -> RunServices:
+    """The parts that must exist before the evidence writer (policy, PII machinery, redactor)."""
+    pii = build_pii(loaded, environ, evidence_dir)
+    return RunServices(policy=domain_policy(loaded), redactor=build_redactor(loaded, environ, pii), pii=pii)
 
 
 def complete(loaded: LoadedMission, services: RunServices, recorder: RunRecorder) -> RunServices:
     """The parts that write records: built once the writer and recorder exist."""
+    if services.pii is not None:
+        services.pii.bind(recorder)
     services.chain = GuardChain(build_step_guards(loaded, services))
     services.request_gate = build_request_gate(loaded, services, recorder)
     services.approvals = build_approval_gate(loaded, services, recorder)

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar, cast
 
 import click
 from rich.console import Console
@@ -158,11 +158,22 @@ def run(
             cli_vars=_parse_vars(variables),
             db_url=db_url,
             headed=headed,
+            approval=_approval_mode(approval),
+            approver=approver,
         )
         result = run_mission(opts, _reporter(quiet, as_json))
     except WardenError as exc:
         _fail(exc)
     sys.exit(result.exit_code)
+
+
+def _approval_mode(value: str | None) -> Literal["prompt", "deny", "queue"] | None:
+    """``--approval``: None lets the run choose (prompt when /dev/tty can be opened, else deny)."""
+    if value is None:
+        return None
+    if value not in ("prompt", "deny", "queue"):
+        raise UsageError(f"--approval must be prompt, deny or queue, not {value!r}")
+    return cast(Literal["prompt", "deny", "queue"], value)
 
 
 def _reporter(quiet: bool, as_json: bool) -> Any:
@@ -197,14 +208,26 @@ def check(mission: Path, variables: tuple[str, ...]) -> None:
 
 @cli.command()
 @_evidence_dir_option
+@click.option(
+    "--approval",
+    type=click.Choice(["prompt", "deny", "queue"]),
+    default=None,
+    help="Who answers the demo's payment approval (default: prompt with a terminal, else deny).",
+)
+@click.option("--approver", default=None, help="Name of the approver at the terminal (recorded beside the OS user).")
 @click.option("--quiet", "-q", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
-def demo(evidence_dir: Path, quiet: bool, as_json: bool) -> None:
-    """Serve the bundled demo site and run the demo mission on it."""
+def demo(evidence_dir: Path, approval: str | None, approver: str | None, quiet: bool, as_json: bool) -> None:
+    """Serve the bundled demo site and run the demo mission on it.
+
+    The "Submit payment" click is a danger zone: with a terminal you are asked to approve it (exit 0
+    when approved and the mission completes); without one (CI) it is denied and recorded (exit 3).
+    Either way the evidence folder verifies.
+    """
     from runner.demo import run_demo
 
     try:
-        code = run_demo(evidence_dir, _reporter(quiet, as_json))
+        code = run_demo(evidence_dir, _reporter(quiet, as_json), approval=_approval_mode(approval), approver=approver)
     except WardenError as exc:
         _fail(exc)
     sys.exit(code)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import missions
 from runner.demo_site import DemoSite
@@ -15,7 +16,16 @@ DEMO_MISSION = Path(missions.__file__).parent / "demo" / "expense-report.yaml"
 DEMO_PASSWORD = "demo-Passw0rd-not-secret"  # noqa: S105
 
 
-def run_demo(evidence_dir: Path, reporter: Reporter) -> int:
+def run_demo(
+    evidence_dir: Path,
+    reporter: Reporter,
+    *,
+    approval: Literal["prompt", "deny", "queue"] | None = None,
+    approver: str | None = None,
+) -> int:
+    """Exit codes as ``warden run``: 0 when the payment was approved and every step ran; 3 when the
+    payment approval was denied or expired (the default without a terminal: the deny channel).
+    Both leave an evidence folder that ``warden evidence verify`` accepts."""
     environ = dict(os.environ)
     environ.setdefault("PORTAL_PASSWORD", DEMO_PASSWORD)
     with DemoSite() as site:
@@ -25,8 +35,16 @@ def run_demo(evidence_dir: Path, reporter: Reporter) -> int:
             cli_vars={"base_url": site.base_url},
             started_by="warden demo",
             environ=environ,
+            approval=approval,
+            approver=approver,
         )
         result = run_mission(opts, reporter)
+    if result.exit_code == 3 and "approval" in result.message:
+        reporter.event(
+            "warning",
+            message="the demo stopped at its danger zone (\"Submit payment\"): no approval was given, so the "
+            "payment was not made (exit 3). Run `warden demo` in a terminal and type approve to complete it.",
+        )
     if result.folder is not None:
         reporter.event(
             "demo_finished",

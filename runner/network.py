@@ -6,17 +6,47 @@ request gets a decision; a deny aborts it in the browser and becomes a ``decisio
 (repeated refusals of the same host on the same page are counted, not written a thousand times).
 A request guard may also ask the run to stop (a PII or secret leak attempt): the step loop checks
 ``stop_requested`` after each action. A guard that raises denies (fail closed).
+
+The driver's ``on_event`` callback feeds ``NetworkGate.on_event``: refusals the route never saw
+(a redirect hop or a popup that failed at the resolver, reported from ``requestfailed``) and
+downloads (refused, or kept in the run's ``quarantine/`` folder as attachments with their sha256)
+become records through the same counting path.
+
+Records never hold a request's URL: its path and query may carry PII or secrets. They name the
+canonical host, the request kind, the rule and the initiating page (scheme, host and path only).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
+from evidence.records import Attachment, DecisionRecord
 from guards.base import Decision
+from guards.domains import DOWNLOAD_GUARD, RESOLVER_GUARD
+from guards.urlmatch import UnparseableURL, canonical_host
 from runner.browser.driver import GateVerdict, RequestInfo
 from runner.recorder import RunRecorder
+
+# Driver event names (runner.browser.playwright_driver.EVENT_*), repeated here so this module
+# does not import Playwright.
+EVENT_REQUEST_REFUSED = "request_refused"
+EVENT_WEBSOCKET_REFUSED = "websocket_refused"
+EVENT_DOWNLOAD_REFUSED = "download_refused"
+EVENT_DOWNLOAD_SAVED = "download_saved"
+EVENT_DOWNLOAD_FAILED = "download_failed"
+
+QUARANTINE_DIR = "quarantine"
+QUARANTINE_CAP_BYTES = 50 * 1024 * 1024
+
+RULE_RESOLVER = "boundaries.allowed_domains"
+RULE_DOWNLOADS = "boundaries.downloads"
+RULE_DOWNLOAD_CAP = "boundaries.downloads.size_cap"
 
 
 @dataclass(frozen=True)
@@ -31,16 +61,32 @@ class RequestGuard(Protocol):
     def check_request(self, request: RequestInfo, ctx: RequestContext) -> Decision: ...
 
 
+AttachFn = Callable[[bytes, str, str], Attachment]  # (data, relpath, media type) -> attachment
+
+
 class NetworkGate:
-    def __init__(self, guards: Sequence[RequestGuard], recorder: RunRecorder) -> None:
+    def __init__(
+        self,
+        guards: Sequence[RequestGuard],
+        recorder: RunRecorder,
+        *,
+        attach: AttachFn | None = None,
+        quarantine_cap: int | None = None,
+    ) -> None:
         self.guards = tuple(guards)
         self.recorder = recorder
+        self.attach = attach  # None: quarantined downloads cannot be kept (they are refused)
+        self.quarantine_cap = QUARANTINE_CAP_BYTES if quarantine_cap is None else quarantine_cap
         self.step: int | None = None
         self.page_url: str | None = None
         self.allowed = 0
         self.refused = 0
+        self.refused_by_resolver = 0
+        self.downloads_kept = 0
         self.stop_requested: Decision | None = None
         self._seen: dict[tuple[str, str, str, str], int] = {}  # (page, host, kind, rule) -> refusals not yet written
+
+    # ------------------------------------------------------------------ the route's gate
 
     def __call__(self, request: RequestInfo) -> GateVerdict:
         ctx = RequestContext(self.step, request.frame_url or self.page_url)
@@ -50,7 +96,8 @@ class NetworkGate:
             except Exception as exc:  # fail closed
                 decision = Decision.deny(guard.name, f"request guard failed ({type(exc).__name__})", "guard.error")
             if decision.verdict != "allow":
-                self._refuse(request, ctx, decision)
+                self.refused += 1
+                self._refuse(request.kind, request.resource_type, request.method, ctx, decision)
                 return GateVerdict(False, decision.reason)
         self.allowed += 1
         return GateVerdict(True)
@@ -60,15 +107,105 @@ class NetworkGate:
         if self.stop_requested is None:
             self.stop_requested = decision
 
-    def _refuse(self, request: RequestInfo, ctx: RequestContext, decision: Decision) -> None:
+    # ------------------------------------------------------------------ the driver's events
+
+    def on_event(self, name: str, data: Mapping[str, Any]) -> None:
+        """Turn the driver's reports into records. Refusals the gate itself decided are already recorded."""
+        if name == EVENT_REQUEST_REFUSED and data.get("layer") == "resolver":
+            self._resolver_refusal(data)
+        elif name == EVENT_DOWNLOAD_REFUSED:
+            self._download_refused(data, str(data.get("reason") or "downloads are denied"), RULE_DOWNLOADS)
+        elif name == EVENT_DOWNLOAD_FAILED:
+            self._download_refused(data, f"download failed: {data.get('reason') or 'unknown error'}", RULE_DOWNLOADS)
+        elif name == EVENT_DOWNLOAD_SAVED:
+            self._download_saved(data)
+        # request_refused from the route and websocket_refused were decided (and recorded) in __call__.
+
+    def _resolver_refusal(self, data: Mapping[str, Any]) -> None:
+        url = str(data.get("url") or "")
+        host = _host(url)
+        kind = str(data.get("kind") or "other")
         self.refused += 1
+        self.refused_by_resolver += 1
+        decision = Decision.deny(
+            RESOLVER_GUARD,
+            f"{kind} to {host or '?'} refused at name resolution: host is not in the resolver allowlist",
+            RULE_RESOLVER,
+            host=host,
+        )
+        ctx = RequestContext(self.step, _str_or_none(data.get("frame_url")) or self.page_url)
+        self._refuse(kind, str(data.get("resource_type") or ""), str(data.get("method") or ""), ctx, decision)
+
+    def _download_refused(self, data: Mapping[str, Any], reason: str, rule: str) -> None:
+        url = str(data.get("url") or "")
+        host = _host(url)
+        self.refused += 1
+        decision = Decision.deny(DOWNLOAD_GUARD, f"download from {host or '?'} refused: {reason}", rule, host=host)
+        ctx = RequestContext(self.step, self.page_url)
+        self._refuse("download", "download", "GET", ctx, decision)
+
+    def _download_saved(self, data: Mapping[str, Any]) -> None:
+        """A download the driver saved to the staging folder: keep it in ``quarantine/`` (capped) or drop it."""
+        staged = Path(str(data.get("path") or ""))
+        host = _host(str(data.get("url") or ""))
+        try:
+            size = staged.stat().st_size
+            if self.attach is None:
+                self._download_refused(data, "no quarantine folder is configured", RULE_DOWNLOADS)
+                return
+            if size > self.quarantine_cap:
+                self._download_refused(
+                    data, f"{size} bytes exceeds the quarantine cap of {self.quarantine_cap} bytes", RULE_DOWNLOAD_CAP
+                )
+                return
+            payload = staged.read_bytes()
+        except OSError as exc:
+            self._download_refused(data, f"staged file unreadable ({exc.strerror})", RULE_DOWNLOADS)
+            return
+        finally:
+            with contextlib.suppress(OSError):
+                if staged.is_file():
+                    staged.unlink()
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", staged.name).lstrip(".")[:120] or "download"
+        attachment = self.attach(payload, f"{QUARANTINE_DIR}/{name}", "application/octet-stream")
+        self.downloads_kept += 1
+        self.recorder.writer.append(
+            DecisionRecord,
+            actor=self.recorder.policy,
+            attachments=[attachment],
+            guard=DOWNLOAD_GUARD,
+            decision="allow",
+            rationale=f"download from {host or '?'} kept in quarantine ({size} bytes; never opened by Warden)",
+            rule=RULE_DOWNLOADS,
+            step=self.step,
+            subject={
+                "host": host or None,
+                "request_kind": "download",
+                "suggested_filename": str(data.get("suggested_filename") or ""),
+                "bytes": size,
+                "page_url": _page(self.page_url),
+            },
+        )
+        self.recorder.counts[DecisionRecord.TYPE] += 1
+
+    # ------------------------------------------------------------------ records
+
+    def _refuse(self, kind: str, resource_type: str, method: str, ctx: RequestContext, decision: Decision) -> None:
         host = str(decision.details.get("host", ""))
-        key = (ctx.page_url or "", host, request.kind, decision.rule)
+        page = _page(ctx.page_url) or ""
+        key = (page, host, kind, decision.rule)
         if key in self._seen:
             self._seen[key] += 1
             return
         self._seen[key] = 0
-        self.recorder.guard_decision(decision, step=ctx.step, subject=_subject(request, ctx, decision))
+        subject: dict[str, str | None] = {
+            "host": host or None,
+            "request_kind": kind,
+            "resource_type": resource_type or None,
+            "method": method or None,
+            "page_url": page or None,
+        }
+        self.recorder.guard_decision(decision, step=ctx.step, subject=subject)
 
     def flush(self) -> None:
         """Write one counted record per (page, host, kind, rule) refused again since its first record."""
@@ -79,18 +216,44 @@ class NetworkGate:
                         "boundaries.network", f"{extra} more refusal(s) of {host or 'this host'} ({kind})", rule
                     ),
                     step=self.step,
-                    subject={"host": host, "request_kind": kind, "page_url": page, "repeated": True},
+                    subject={"host": host or None, "request_kind": kind, "page_url": page or None, "repeated": True},
                     count=extra,
                 )
         self._seen = {k: 0 for k in self._seen}
 
+    def counts(self) -> dict[str, int]:
+        """For the end ``run_record``: requests the gate allowed and refused (resolver refusals included)."""
+        return {
+            "requests_allowed": self.allowed,
+            "requests_refused": self.refused,
+            "requests_refused_by_resolver": self.refused_by_resolver,
+            "downloads_quarantined": self.downloads_kept,
+        }
 
-def _subject(request: RequestInfo, ctx: RequestContext, decision: Decision) -> dict[str, str | None]:
-    # The URL's path and query may carry PII or secrets: records name the canonical host and the kind.
-    return {
-        "host": str(decision.details.get("host", "")) or None,
-        "request_kind": request.kind,
-        "resource_type": request.resource_type,
-        "method": request.method,
-        "page_url": ctx.page_url,
-    }
+
+def _str_or_none(value: object) -> str | None:
+    return str(value) if value else None
+
+
+def _host(url: str) -> str:
+    """The canonical host, as the matcher sees it; ``""`` when there is none."""
+    try:
+        return canonical_host(url)
+    except (UnparseableURL, ValueError):
+        return ""
+
+
+def _page(url: str | None) -> str | None:
+    """The initiating page without query or fragment (they may carry PII)."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        if not parts.scheme:
+            return None
+        if parts.netloc:
+            port = f":{parts.port}" if parts.port else ""
+            return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+    except ValueError:
+        return None
+    return f"{parts.scheme}:{parts.path[:40]}"

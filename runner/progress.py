@@ -95,5 +95,6 @@ class RichReporter:
             ok = f["exit_code"] == 0
             style = "green" if ok else "red"
             outcome, detail = self._p(str(f["outcome"])), self._p(str(f.get("message", "")))
-            c.print(f"[{style}]{outcome}[/] (exit {f['exit_code']}): {detail}")
-            c.print(f"evidence: [bold]{self._p(str(f['evidence']))}[/]")
+            # soft_wrap: never break these lines (a wrapped path cannot be copied from a CI log)
+            c.print(f"[{style}]{outcome}[/] (exit {f['exit_code']}): {detail}", soft_wrap=True)
+            c.print(f"evidence: [bold]{self._p(str(f['evidence']))}[/]", soft_wrap=True)

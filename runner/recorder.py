@@ -36,6 +36,10 @@ class RunRecorder:
         self.counts[cls.TYPE] += 1
         return record
 
+    def record(self, cls: type[Record], actor: Actor, attachments: Sequence[Attachment] = (), **f: Any) -> Record:
+        """Any record type (approval_request, approval_record, ...), counted like the others."""
+        return self._append(cls, actor, attachments, **f)
+
     def step_decision(self, step: int, kind: str, result: ChainResult, subject: Mapping[str, Any]) -> Record:
         deciding = result.deciding
         return self._append(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import os
 import platform
+import shutil
 import signal
 import socket
 import time
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from evidence.index import EvidenceIndex
 from evidence.records import Actor, Attachment, RunRecord
@@ -30,6 +31,7 @@ from evidence.writer import EvidenceWriter
 from guards.base import ActionRequest, GuardContext
 from guards.urlmatch import resolvable_patterns
 from runner import __version__
+from runner.approvals.gate import ApprovalOptions
 from runner.assembly import RunServices, assemble, build_preflight_chain, complete
 from runner.browser.driver import SandboxConfig
 from runner.errors import (
@@ -38,11 +40,13 @@ from runner.errors import (
     Interrupted,
     MissionInvalid,
     Problem,
+    SandboxUnavailable,
     StepFailed,
     WardenError,
 )
 from runner.mission.interpolate import InterpolationError, interpolate
 from runner.mission.loader import LoadedMission, load_mission
+from runner.network import QUARANTINE_DIR, NetworkGate
 from runner.progress import Reporter
 from runner.recorder import RunRecorder
 from runner.steps import RunState, StepExecutor
@@ -69,6 +73,8 @@ class RunOptions:
     headed: bool = False
     started_by: str = "warden run"
     environ: Mapping[str, str] | None = None
+    approval: Literal["prompt", "deny", "queue"] | None = None  # None: prompt when /dev/tty opens, else deny
+    approver: str | None = None  # --approver NAME, recorded beside the OS user
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,11 @@ def preflight(loaded: LoadedMission) -> None:
                     f"step {i + 1} refused before the run: {result.deciding.reason}",
                 )
             )
+    from guards.pii.engine import policy_problems  # static: does not import Presidio (`warden check` too)
+
+    pii = mission.pii
+    for path, message in policy_problems(pii.entities, pii.allow, pii.nlp_model):
+        problems.append(Problem(str(loaded.path), loaded.line_of(path), path, message))
     if problems:
         raise MissionInvalid(problems)
 
@@ -163,7 +174,7 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
     check_no_proxy(environ)
     executable = find_chromium(environ)
 
-    services = assemble(loaded, environ)
+    services = assemble(loaded, environ, evidence_dir=opts.evidence_dir)  # + the PII scanner, built once per run
     redactor = services.redactor
     reporter.redact = redactor.redact
     started_at = utc_timestamp()
@@ -215,6 +226,8 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
     exit_code, message = 0, "every step executed"
     state = RunState(mission, time.monotonic(), dict(loaded.cli_vars), loaded.secret_values)
     driver = None
+    gate: NetworkGate | None = None
+    staging: Path | None = None
 
     def attach_screenshot(png: bytes, step: int, when: str) -> Attachment:
         return writer.attach_bytes(png, f"screenshots/{writer.next_seq:04d}-step{step:02d}-{when}.png", "image/png")
@@ -238,13 +251,27 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
                     steps=len(mission.steps),
                     evidence=str(folder.root),
                 )
+                services.approval_options = ApprovalOptions(
+                    mode=opts.approval, approver=opts.approver, evidence_dir=opts.evidence_dir, db_url=opts.db_url
+                )
                 complete(loaded, services, recorder)
-                driver = _open_driver(executable, services, opts)
+                gate = services.request_gate if isinstance(services.request_gate, NetworkGate) else None
+                if mission.boundaries.downloads == "quarantine":  # staged here, kept as quarantine/ attachments
+                    staging = folder.root / QUARANTINE_DIR / ".incoming"
+                driver = _open_driver(executable, services, opts, downloads_dir=staging)
                 executor = StepExecutor(
-                    driver, services.chain, recorder, reporter, attach_screenshot, approvals=services.approvals
+                    driver, services.chain, recorder, reporter, attach_screenshot, approvals=services.approvals,
+                    hooks=services.pii,
                 )
                 for n, step in enumerate(mission.steps, start=1):
-                    executor.run(n, step, state)
+                    if gate is not None:  # refusals while this step runs carry its number
+                        gate.step = n
+                        gate.page_url = driver.page_url()
+                    try:
+                        executor.run(n, step, state)
+                    finally:
+                        if gate is not None:
+                            gate.flush()
             except KeyboardInterrupt:
                 raise Interrupted("interrupted by the user (Ctrl-C)") from None
     except WardenError as exc:
@@ -262,8 +289,16 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
     finally:
         if driver is not None:
             _try(driver.close)
+        if services.pii is not None:
+            _try(services.pii.close)
+        if gate is not None:
+            _try(gate.flush)  # refusals after the last step, until the browser closed
+        if staging is not None:
+            _try(lambda: shutil.rmtree(staging, ignore_errors=True))
     outcome = OUTCOMES.get(exit_code, "failed")
     counts = {**dict(recorder.counts), "steps_executed": state.executed, "retries": state.retries_total}
+    if gate is not None:
+        counts.update(gate.counts())
     if exit_code != 5:
         try:
             writer.append(
@@ -307,15 +342,22 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
     return RunResult(exit_code, outcome, redactor.redact(message), run_id, folder.root)
 
 
-def _open_driver(executable: Path, services: RunServices, opts: RunOptions) -> PlaywrightDriver:
+def _open_driver(
+    executable: Path, services: RunServices, opts: RunOptions, downloads_dir: Path | None = None
+) -> PlaywrightDriver:
     from runner.browser.playwright_driver import open_driver
 
+    gate = services.request_gate
+    if gate is None:  # fail closed: no routing layer means no decisions and no records
+        raise SandboxUnavailable("no request gate was built: the run cannot be contained")
     config = SandboxConfig(
         executable=executable,
         resolvable_hosts=resolvable_patterns(services.policy),
         headless=not opts.headed,
         chromium_sandbox=os.geteuid() != 0,
-        request_gate=services.request_gate,
+        request_gate=gate,
+        downloads_dir=downloads_dir,
+        on_event=gate.on_event if isinstance(gate, NetworkGate) else None,
     )
     return open_driver(config)
 

@@ -9,9 +9,9 @@ retry is an exception record; clicks, fills and other side effects are never ret
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from tenacity import (
     RetryCallState,
@@ -23,8 +23,8 @@ from tenacity import (
 )
 
 from evidence.records import Attachment
-from guards.base import ActionRequest, ChainResult, GuardChain, GuardContext
-from runner.browser.driver import DriverError, NavigationBlocked, StepOutcome
+from guards.base import ActionRequest, ChainResult, Decision, GuardChain, GuardContext
+from runner.browser.driver import ActionFailed, DriverError, ElementInfo, NavigationBlocked, StepOutcome
 from runner.errors import GuardrailStop, StepFailed
 from runner.mission.interpolate import InterpolationError, interpolate_args
 from runner.mission.model import IDEMPOTENT_KINDS, Mission, Step
@@ -35,11 +35,44 @@ DEFAULT_STEP_TIMEOUT = 30.0
 MAX_ATTEMPTS = 3
 
 
-class ApprovalGate:
-    """Placeholder seam for the approval gate: until it exists, every approval request is denied."""
+class ApprovalNotGranted(Exception):
+    """The gate did not approve the action (denied, expired, void too often, reused): exit 3."""
 
-    def request(self, action: ActionRequest, result: ChainResult) -> bool:
+    def __init__(self, message: str, rule: str = "approval") -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+@dataclass(frozen=True)
+class ApprovalContext:
+    """What the approval gate gets for one ``require_approval`` verdict."""
+
+    driver: Any
+    action: ActionRequest  # .element: the target resolved before the chain ran
+    result: ChainResult
+    page_url: str
+    timeout_s: float  # for re-resolving the target
+    total_steps: int
+    shoot: Callable[[str, Sequence[str]], list[Attachment]]  # (when, CSS selectors to outline) -> screenshot
+
+
+class ApprovalGate:
+    """The seam between the step loop and the approval gate (``runner/approvals/gate.py``).
+
+    This base is what runs without a gate: no target is resolved and every approval request is
+    denied, so nothing gated ever executes. The real gate resolves targets for the danger zones,
+    asks its channel, records, and binds the answer to the action.
+    """
+
+    def needs_target(self, kind: str, step: Step) -> bool:
         return False
+
+    def resolve(self, driver: Any, kind: str, args: Mapping[str, Any], timeout_s: float) -> ElementInfo | None:
+        return None
+
+    def approve(self, ctx: ApprovalContext) -> None:
+        """Return when approved and bound to this exact action; raise ``ApprovalNotGranted`` otherwise."""
+        raise ApprovalNotGranted("no approval gate is configured: every approval request is denied")
 
 
 @dataclass
@@ -85,6 +118,22 @@ def target_summary(kind: str, args: Mapping[str, Any]) -> dict[str, Any]:
     return {("as" if k == "as_" else k): args[k] for k in keys if k in args}
 
 
+class StepHooks(Protocol):
+    """The PII guard's part of the step loop (guards/pii_guards.PiiRuntime)."""
+
+    def before_screenshot(self, step: int, driver: Any) -> None:
+        """Scan the page (incrementally) and remember where PII is, before each screenshot."""
+        ...
+
+    def screenshot_masks(self, url: str) -> list[str] | None:
+        """CSS selectors to paint over; None: the page could not be scanned, take no screenshot."""
+        ...
+
+    def pending_stop(self) -> Decision | None:
+        """A stop asked for during the action (PII on the page, a refused PII/secret request)."""
+        ...
+
+
 class StepExecutor:
     def __init__(
         self,
@@ -94,6 +143,7 @@ class StepExecutor:
         reporter: Reporter,
         attach_screenshot: Callable[[bytes, int, str], Attachment],
         approvals: ApprovalGate | None = None,
+        hooks: StepHooks | None = None,
     ) -> None:
         self.driver = driver
         self.chain = chain
@@ -101,6 +151,7 @@ class StepExecutor:
         self.reporter = reporter
         self.attach_screenshot = attach_screenshot
         self.approvals = approvals or ApprovalGate()
+        self.hooks = hooks
 
     # ------------------------------------------------------------------ the step
     def run(self, n: int, step: Step, state: RunState) -> None:
@@ -115,7 +166,9 @@ class StepExecutor:
             raise StepFailed(f"step {n}: {exc}") from exc
         target = target_summary(kind, args)
         page_url = self.driver.page_url()
-        action = ActionRequest(step_no=n, kind=kind, step=step, args=args, url=args.get("url"))
+        timeout = min(step.effective_timeout or DEFAULT_STEP_TIMEOUT, max(state.remaining, 0.001))
+        element = self._resolve_target(n, step, kind, args, target, timeout, state)
+        action = ActionRequest(step_no=n, kind=kind, step=step, args=args, url=args.get("url"), element=element)
         ctx = GuardContext(state.mission, "run", page_url, state.executed, state.elapsed)
         result = self.chain.check(action, ctx)
         self.recorder.step_decision(n, kind, result, {"target": target, "page_url": page_url})
@@ -129,19 +182,27 @@ class StepExecutor:
         )
         if result.verdict == "deny":
             self._stop(n, result.deciding.guard, result.deciding.rule, result.deciding.reason)
-        if result.verdict == "require_approval" and not self.approvals.request(action, result):
-            self._stop(
-                n, result.deciding.guard, result.deciding.rule, "approval not granted: " + result.deciding.reason
-            )
+        if result.verdict == "require_approval":
+            self._approve(n, action, result, page_url, timeout, state)
+            page_url = self.driver.page_url()
 
         intent = self.recorder.intent(n, kind, target, self.driver.describe(kind, args), page_url)
         started = time.monotonic()
         timeout = min(step.effective_timeout or DEFAULT_STEP_TIMEOUT, max(state.remaining, 0.001))
+        cut = kind == "wait_for" and float(args.get("seconds") or 0) > state.remaining
+        if cut:  # a pause (which ignores step timeouts) still ends at the run's deadline
+            args = {**args, "seconds": state.remaining}
         retries = 0
         try:
             outcome, retries = self._perform(n, kind, args, timeout, state)
+            if cut:
+                raise ActionFailed("the pause does not fit in the run's timeout")
         except NavigationBlocked as exc:
-            shot = self._shot(n, "blocked")
+            shot, error = self._shot(n, "blocked"), str(exc)
+            self._check_stop(n, lambda: self.recorder.outcome(
+                intent, outcome="blocked", url_after=self.driver.page_url(), duration_ms=_ms(started),
+                retries=retries, error=error, attachments=shot,
+            ))
             self.recorder.outcome(
                 intent,
                 outcome="blocked",
@@ -167,6 +228,7 @@ class StepExecutor:
             )
             if state.remaining <= 0:
                 self._stop(n, "least_privilege.timeout", "boundaries.timeout", f"run timeout reached during step {n}")
+            self._check_stop(n)  # e.g. the form post was refused for PII: a guardrail stop, not a failure
             self.recorder.exception(
                 category="step_failed", error_type=type(exc).__name__, message=str(exc), mitigation="aborted", step=n
             )
@@ -200,6 +262,67 @@ class StepExecutor:
             duration_ms=duration,
             retries=retries,
         )
+        self._check_stop(n)  # PII on the page (pii.on_page) or a refused PII/secret request: exit 3
+
+    # ------------------------------------------------------------------ danger zones and approvals
+    def _resolve_target(
+        self,
+        n: int,
+        step: Step,
+        kind: str,
+        args: Mapping[str, Any],
+        target: Mapping[str, Any],
+        timeout: float,
+        state: RunState,
+    ) -> ElementInfo | None:
+        """The element the action will really hit, resolved just before acting (for the danger zones).
+
+        A target that is not there (or not unique) fails the step here, exactly as the action
+        would, and nothing is done; one that is there but cannot be described comes back
+        ``found=False`` and the danger-zone guard asks for approval (fail closed).
+        """
+        if not self.approvals.needs_target(kind, step):
+            return None
+        started = time.monotonic()
+        try:
+            return self.approvals.resolve(self.driver, kind, args, timeout)
+        except DriverError as exc:
+            if state.remaining <= 0:
+                self._stop(n, "least_privilege.timeout", "boundaries.timeout", f"run timeout reached during step {n}")
+            self.recorder.exception(
+                category="step_failed",
+                error_type=type(exc).__name__,
+                message=f"target not resolved, nothing was done: {exc}",
+                mitigation="aborted",
+                step=n,
+            )
+            self.reporter.event(
+                "step_finished", step=n, kind=kind, target=_short(target), outcome="failed",
+                duration_ms=_ms(started), retries=0,
+            )
+            raise StepFailed(f"step {n} ({kind}) failed: {exc}") from exc
+
+    def _approve(
+        self, n: int, action: ActionRequest, result: ChainResult, page_url: str, timeout: float, state: RunState
+    ) -> None:
+        """Ask the gate; return only when approved and bound. Time spent waiting for a human is not run time."""
+        waiting_since = time.monotonic()
+        ctx = ApprovalContext(
+            driver=self.driver,
+            action=action,
+            result=result,
+            page_url=page_url,
+            timeout_s=timeout,
+            total_steps=len(state.mission.steps),
+            shoot=lambda when, outline: self._shot(n, when, outline=outline),
+        )
+        try:
+            self.approvals.approve(ctx)
+        except ApprovalNotGranted as exc:
+            self._stop(n, "approval_gate", exc.rule, f"approval not granted: {exc}")
+        finally:
+            # boundaries.timeout bounds the automation; approvals.timeout bounds the human.
+            state.started_monotonic += time.monotonic() - waiting_since
 
     # ------------------------------------------------------------------ helpers
     def _stop(self, n: int, guard: str, rule: str, reason: str) -> None:
@@ -245,9 +368,30 @@ class StepExecutor:
             raise
         return outcome, attempts - 1
 
-    def _shot(self, n: int, when: str, full_page: bool = False) -> list[Attachment]:
+    def _check_stop(self, n: int, before: Callable[[], object] | None = None) -> None:
+        """Stop (exit 3) if a guard asked for it during the action; ``before`` writes the outcome first."""
+        decision = self.hooks.pending_stop() if self.hooks is not None else None
+        if decision is None:
+            return
+        if before is not None:
+            before()
+        self._stop(n, decision.guard, decision.rule, decision.reason)
+
+    def _shot(self, n: int, when: str, full_page: bool = False, outline: Sequence[str] = ()) -> list[Attachment]:
+        masks: list[str] = []
         try:
-            png = self.driver.screenshot(full_page=full_page)
+            if self.hooks is not None:  # PII page scan first: screenshots mask what it found
+                self.hooks.before_screenshot(n, self.driver)
+                found = self.hooks.screenshot_masks(self.driver.page_url())
+                if found is None:
+                    return []  # the page could not be scanned: no unmasked image (recorded by the hook)
+                masks = found
+            if masks:
+                png = self.driver.screenshot(full_page=full_page, mask_selectors=masks, outline=outline)
+            else:
+                png = self.driver.screenshot(full_page=full_page, outline=outline) if outline else (
+                    self.driver.screenshot(full_page=full_page)
+                )
         except DriverError as exc:
             self.recorder.exception(
                 category="screenshot", error_type=type(exc).__name__, message=str(exc), mitigation="recorded", step=n

@@ -142,6 +142,57 @@ def check_entities(entities: Sequence[str] | None, nlp_model: str | None) -> lis
     return wanted
 
 
+# What Presidio 2.2.366's predefined recognizers detect with no NLP model (a test keeps this equal
+# to ``supported_entities(None)``): lets ``warden check`` validate ``pii.entities`` without importing
+# Presidio.
+PATTERN_ENTITIES: tuple[str, ...] = (
+    "CREDIT_CARD", "CRYPTO", "DATE_TIME", "EMAIL_ADDRESS", "IBAN_CODE", "IP_ADDRESS", "MAC_ADDRESS",
+    "MEDICAL_LICENSE", "PHONE_NUMBER", "UK_NHS", "URL", "US_BANK_NUMBER", "US_DRIVER_LICENSE", "US_ITIN",
+    "US_PASSPORT", "US_SSN", "UUID",
+)
+# Detectable, but technical rather than personal: every link, date and request id would be a
+# finding (and, with ``on_request: block``, most API calls would be refused). Not in the default
+# entity set nor in evidence redaction; a mission may still name them in ``pii.entities``.
+TECHNICAL_ENTITIES: frozenset[str] = frozenset({"URL", "DATE_TIME", "UUID"})
+
+
+def default_entities(nlp_model: str | None = None) -> list[str]:
+    """``pii.entities`` when the mission gives none: every *personal* entity the engine detects
+    (the pattern ones without TECHNICAL_ENTITIES; with a model also PERSON, LOCATION, ORGANIZATION, NRP)."""
+    ents = set(PATTERN_ENTITIES) - TECHNICAL_ENTITIES
+    if nlp_model is not None:
+        ents.update(e for e in NER_ENTITIES if e not in TECHNICAL_ENTITIES)
+    return sorted(ents)
+
+
+def policy_problems(
+    entities: Sequence[str] | None, allow: Sequence[str], nlp_model: str | None
+) -> list[tuple[str, str]]:
+    """Static check of a ``pii`` block, without importing Presidio: [(key path, message)].
+
+    An entity that needs an NER model, named while no ``nlp_model`` is configured, is a problem
+    (the mission asked for a detection Warden cannot do: fail closed, exit 2) — in ``entities``.
+    In ``allow`` it is harmless (nothing is detected, so nothing is gated) and accepted.
+    """
+    out: list[tuple[str, str]] = []
+    if nlp_model is not None and not model_installed(nlp_model):
+        out.append(("pii.nlp_model", f"pii.nlp_model {nlp_model!r} is not installed: {_INSTALL_HINT}."))
+        return out
+    known = set(PATTERN_ENTITIES) | set(NER_ENTITIES)
+    for e in entities or ():
+        if e in NER_ENTITIES and nlp_model is None:
+            out.append(("pii.entities", (
+                f"{e} needs an NER model: set pii.nlp_model to an installed spaCy model (e.g. {SUGGESTED_MODEL!r}; "
+                f"{_INSTALL_HINT}), or remove {e} from pii.entities. Without a model Warden detects: "
+                f"{', '.join(PATTERN_ENTITIES)}.")))
+        elif e not in known:
+            out.append(("pii.entities", f"unknown PII entity {e}; known: {', '.join(sorted(known))}."))
+    for e in allow:
+        if e not in known:
+            out.append(("pii.allow", f"unknown PII entity {e} in pii.allow; known: {', '.join(sorted(known))}."))
+    return out
+
+
 def _card_2_series() -> Any:
     """Presidio 2.2.366's card regex misses Mastercard's 2221-2720 range (issued since 2017); same
     recognizer class (Luhn-validated), one more pattern."""

@@ -24,6 +24,7 @@ from urllib.parse import quote, quote_plus, unquote_plus
 from guards.pii.scanner import Finding, PiiScanner
 
 _LABEL = re.compile(r"[^A-Z0-9_]")
+_URL_DELIMS = re.compile(r"[/?&=#;]")
 _MIN_VALUE_LEN = 4
 
 
@@ -36,6 +37,17 @@ def encoded_forms(value: str) -> list[str]:
     forms = [value, quote(value, safe=""), quote_plus(value, safe=""), quote(value, safe="@"),
              quote_plus(value, safe="@"), json.dumps(value)[1:-1], html.escape(value)]
     return list(dict.fromkeys(f for f in forms if f))
+
+
+def _bounded(form: str) -> str:
+    """``form`` as a regex that does not match inside a longer alphanumeric token: a known value
+    "cafe" must not rewrite the middle of a sha256 in a record (which would also break its schema)."""
+    rx = re.escape(form)
+    if form[:1].isalnum():
+        rx = "(?<![A-Za-z0-9])" + rx
+    if form[-1:].isalnum():
+        rx += "(?![A-Za-z0-9])"
+    return rx
 
 
 class KnownValueRedactor:
@@ -67,7 +79,7 @@ class KnownValueRedactor:
             alts: list[tuple[str, str]] = []  # (regex, label)
             for v, label in self._values.items():
                 for form in encoded_forms(v):
-                    alts.append((re.escape(form), label))
+                    alts.append((_bounded(form), label))
                 digits = re.sub(r"\D", "", v)
                 if len(digits) >= 7 and re.fullmatch(r"[\d\s().+/-]+", v):
                     # Any spelling of the same digits: 4111111111111111, 4111-1111-..., +44 20 7946 ...
@@ -120,6 +132,11 @@ class PiiRedactor:
 
     def _redact(self, text: str) -> str:
         findings = self.scanner.detect(text, self.threshold)
+        if _URL_DELIMS.search(text):
+            # In a URL Presidio's e-mail pattern swallows "search?email=" into the local part and the
+            # match fails validation: look again with the delimiters blanked (same length, same spans).
+            spaced = _URL_DELIMS.sub(" ", text)
+            findings = findings + self.scanner.detect(spaced, self.threshold)
         out = replace_spans(text, findings)
         found = list(findings)
         if "%" in text or "+" in text:

@@ -76,6 +76,9 @@ _CONTEXT_WINDOW_CHARS = 160
 _Raw = tuple[str, float, int, int]  # entity_type, score, start, end (relative to the block)
 _Hit = tuple[str, float, int, int, str, bool]  # + recognizer id, already context-enhanced
 _PHONE_SPAN = re.compile(r"[+(（]?\d(?:[^\w\n]*\d){5,}")
+# Candidates that are never phone numbers (see PHONE in _analyze_blocks): a slash date (12/5/2024,
+# 2024/05/12) or a number with a decimal part (1,234.56; 1.234,56) — no dialling plan writes those.
+_NOT_PHONE = re.compile(r"\d{1,4}/\d{1,2}/\d{1,4}|\d{1,3}(?:[,.]\d{3})*[.,]\d{1,2}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +124,12 @@ class PiiScanner:
         self.threshold = policy.threshold
         self.allow = frozenset(policy.allow)
         self.timeout_s = timeout_s
-        self.entities: tuple[str, ...] = tuple(
-            check_entities(policy.entities, policy.nlp_model) if analyzer is None else (policy.entities or ())
-        )
+        if analyzer is None:
+            self.entities: tuple[str, ...] = tuple(check_entities(policy.entities, policy.nlp_model))
+        elif policy.entities is not None:
+            self.entities = tuple(policy.entities)
+        else:  # a given analyzer and no list: every entity that analyzer's recognizers support
+            self.entities = tuple(sorted({e for r in analyzer.registry.recognizers for e in r.supported_entities}))
         self.analyzer: Any = None
         if self.entities:
             self.analyzer = analyzer if analyzer is not None else build_analyzer(self.entities, policy.nlp_model)
@@ -263,33 +269,36 @@ class PiiScanner:
             raise PiiScanError(f"PII scan failed ({type(e).__name__})") from e
 
     def _analyze_blocks(self, blocks: Sequence[str], context: Sequence[str]) -> list[tuple[_Raw, ...]]:
-        groups: dict[tuple[str, ...], list[int]] = {}
-        for i, b in enumerate(blocks):
-            ents = tuple(e for e in self.entities if _may_contain(e, b, self._own_context))
-            if ents:
-                groups.setdefault(ents, []).append(i)
-        out: list[list[_Raw]] = [[] for _ in blocks]
-        for ents, idxs in groups.items():
-            self._analyze_group(ents, [blocks[i] for i in idxs], idxs, out, context)
-        return [tuple(r) for r in out]
-
-    def _analyze_group(
-        self, ents: tuple[str, ...], texts: list[str], idxs: list[int], out: list[list[_Raw]], context: Sequence[str]
-    ) -> None:
-        per_block: list[list[_Hit]] = [[] for _ in texts]
-        pattern_ents = tuple(e for e in ents if e != "PHONE_NUMBER" or not self._own_context)
-        if pattern_ents:
-            self._joined_pass(pattern_ents, texts, [(0, len(t)) for t in texts], per_block, context)
-        if len(pattern_ents) < len(ents):
-            # Phone numbers: phonenumbers' matcher parses every digit run for 8 regions (most of a
-            # raw scan's cost). It only sees spans of 6+ digits joined by non-letters, cut out of the
-            # block: no letters can sit inside a number, and the shortest valid international number
-            # has 6 digits (+43/+49 and a 4-digit number). The one recall cost: a German local number
-            # of 4-5 digits written without its area code (e.g. "123.45" parses as one) is not seen.
-            spans = [[(m.start(), m.end()) for m in _PHONE_SPAN.finditer(t)] for t in texts]
-            self._joined_pass(("PHONE_NUMBER",), texts, spans, per_block, context)
-        for k, hits in enumerate(per_block):
-            out[idxs[k]].extend(self._finish(texts[k], hits, context))
+        """One joined Presidio pass per entity over the blocks its pre-filter lets through, then the
+        per-block finish. Per entity rather than per set of entities: a page's blocks fall into many
+        different entity sets (one Presidio call each, with its fixed cost); per entity there are at
+        most len(entities) calls, each reading only the blocks that may hold that entity."""
+        per_block: list[list[_Hit]] = [[] for _ in blocks]
+        touched: set[int] = set()
+        for e in self.entities:
+            idxs = [i for i, b in enumerate(blocks) if _may_contain(e, b, self._own_context)]
+            if not idxs:
+                continue
+            touched.update(idxs)
+            texts = [blocks[i] for i in idxs]
+            hits: list[list[_Hit]] = [[] for _ in idxs]
+            if e == "PHONE_NUMBER" and self._own_context:
+                # Phone numbers: phonenumbers' matcher parses every digit run for 8 regions (most of a
+                # raw scan's cost). It only sees spans of 6+ digits joined by non-letters, cut out of the
+                # block: no letters can sit inside a number, and the shortest valid international number
+                # has 6 digits (+43/+49 and a 4-digit number). The one recall cost: a German local number
+                # of 4-5 digits written without its area code (e.g. "123.45" parses as one) is not seen.
+                spans = [[(m.start(), m.end()) for m in _PHONE_SPAN.finditer(t) if not _NOT_PHONE.fullmatch(m.group())]
+                         for t in texts]
+                self._joined_pass((e,), texts, spans, hits, context)
+            else:
+                self._joined_pass((e,), texts, [(0, len(t)) for t in texts], hits, context)
+            for k, h in zip(idxs, hits, strict=True):
+                per_block[k].extend(h)
+        out: list[tuple[_Raw, ...]] = [() for _ in blocks]
+        for i in touched:
+            out[i] = tuple(self._finish(blocks[i], per_block[i], context))
+        return out
 
     def _joined_pass(
         self, ents: tuple[str, ...], texts: list[str], spans: Sequence[Sequence[tuple[int, int]] | tuple[int, int]],
@@ -353,7 +362,12 @@ class PiiScanner:
                     score = min(1.0, max(score + factor, floor))
             key = (entity, s, e)
             raws[key] = max(score, raws.get(key, 0.0))
-        out = [(en, sc, s, e) for (en, s, e), sc in raws.items()]
+        # A match glued to letters/digits on either side is part of a longer token (a hex digest, an
+        # id): not a value. E.g. the digit run "9372345" inside a sha256 parses as a phone number.
+        n = len(text)
+        out = [(en, sc, s, e) for (en, s, e), sc in raws.items()
+               if not ((s > 0 and text[s - 1].isalnum() and text[s].isalnum())
+                       or (e < n and text[e].isalnum() and text[e - 1].isalnum()))]
         if any(r[0] == "URL" for r in out):
             emails = [(m.start(), m.end()) for m in _EMAILISH.finditer(text)]
             out = [r for r in out if r[0] != "URL" or not any(a <= r[2] and r[3] <= b for a, b in emails)]

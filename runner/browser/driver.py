@@ -98,6 +98,23 @@ class ElementInfo:
     form_submit: ElementInfo | None = None  # for Enter in a field / a form submit: the button that submits
     attributes: Mapping[str, str] = field(default_factory=dict)
     box: tuple[float, float, float, float] | None = None  # x, y, width, height in the viewport
+    form_action: str = ""  # the URL the form it submits (or belongs to) posts to
+    activator: ElementInfo | None = None  # the interactive ancestor a click lands on (a span in a button)
+    text_entry: bool = False  # a field one types into (Enter there submits its form)
+    matched_selectors: tuple[str, ...] = ()  # the requested selectors it (or an ancestor) matches
+    invalid_selectors: tuple[str, ...] = ()  # requested selectors the page could not parse (counted as matched)
+    error: str = ""  # found=False: why it could not be described
+
+
+@dataclass(frozen=True)
+class TextBlock:
+    """A piece of what the page shows, for the PII page scan: a block element's visible text, or a form
+    field's current value (``kind="input"``). ``selector`` (CSS) finds the element again, e.g. to mask it."""
+
+    text: str
+    selector: str
+    kind: Literal["text", "input"] = "text"
+    password: bool = False
 
 
 class Driver(Protocol):
@@ -109,6 +126,25 @@ class Driver(Protocol):
 
     def perform(self, kind: str, args: Mapping[str, Any], timeout_s: float) -> StepOutcome: ...
 
-    def screenshot(self, *, full_page: bool = False, mask_selectors: Sequence[str] = ()) -> bytes: ...
+    def screenshot(
+        self, *, full_page: bool = False, mask_selectors: Sequence[str] = (), outline: Sequence[str] = ()
+    ) -> bytes:
+        """A PNG of the page; ``mask_selectors`` painted over, ``outline`` (CSS selectors) outlined in red."""
+        ...
+
+    def resolve(
+        self, kind: str, args: Mapping[str, Any], timeout_s: float, *, selectors: Sequence[str] = ()
+    ) -> ElementInfo:
+        """The element ``perform(kind, args)`` would hit, described now (danger zones, approvals).
+
+        Raises ``ActionFailed`` when the action would fail to find it (none within the timeout, or
+        several); returns ``found=False`` when it exists but cannot be described. ``selectors`` are
+        tested against it (and its ancestors) in the page: see ``ElementInfo.matched_selectors``.
+        """
+        ...
+
+    def page_text_blocks(self) -> list[TextBlock]:
+        """The main page's visible text as blocks, and the form fields holding a value (PII page scan)."""
+        ...
 
     def close(self) -> None: ...

@@ -302,6 +302,10 @@ class DangerZone(Strict):
             raise ValueError("a danger zone matches by exactly one of text, selector, url, field (+above)")
         if (self.field is None) != (self.above is None):
             raise ValueError("'field' and 'above' go together")
+        if self.text is not None:
+            from guards.danger_zones import compile_text  # a bad /regex/ is a mission error, not a run failure
+
+            compile_text(self.text)
         return self
 
 

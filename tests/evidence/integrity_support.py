@@ -25,7 +25,8 @@ def serve_pages(server: TestServer, big: bool = False) -> None:
         )
         filler = f'<div style="width:1200px">{cells}</div>'
     for path in (*PAGES, *(f"/p{i}" for i in range(40))):
-        server.set_content(path, f"<html><body><h1>page {path}</h1><a id='next' href='/c'>next page</a>{filler}</body></html>")
+        html = f"<html><body><h1>page {path}</h1><a id='next' href='/c'>next page</a>{filler}</body></html>"
+        server.set_content(path, html)
 
 
 def mission_yaml(server: TestServer, steps: list[str], *, mission_id: str = "integrity-check", extra: str = "") -> str:

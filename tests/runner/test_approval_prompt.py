@@ -236,7 +236,7 @@ def test_four_eyes_refuses_the_initiator_then_another_approver_approves(prompt: 
 
 
 def test_approver_not_in_list_is_refused_until_expiry(prompt: Any) -> None:
-    p = prompt("--approver", "carol", "--approvers", "alice,bob", "--timeout", "3")
+    p = prompt("--approver", "carol", "--approvers", "alice,bob", "--timeout", "5")
     p.expect(TOKEN_PROMPT)
     p.child.sendline("approve")
     p.expect("refused: 'carol' is not in approvals.approvers")

@@ -23,7 +23,7 @@ def main() -> int:
     p.add_argument("--evidence-dir", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--id", required=True)
-    p.add_argument("--timeout", type=float, default=20.0)
+    p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--initiator", default="alice")
     p.add_argument("--approvers")
     p.add_argument("--four-eyes", action="store_true")

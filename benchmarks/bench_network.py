@@ -1,0 +1,121 @@
+"""Cost of in-browser enforcement: a page with 200 subresources from several allowed hosts.
+
+    .venv/bin/python benchmarks/bench_network.py [--reps 7] [--n 200]
+
+Two sandboxes in the same run, alternating per repetition: ``on`` = resolver allowlist + context
+route + WebSocket route + NetworkGate(DomainRequestGuard); ``off`` = the same browser switches, no
+route. Each repetition loads the page in a fresh page and waits for ``load`` (every image fetched).
+Prints medians, the ratio (target <= 1.2x) and the route handler's own cost per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, cast
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from guards.domains import DomainRequestGuard
+from guards.urlmatch import DomainPolicy, resolvable_patterns
+from runner.browser.chromium import find_chromium
+from runner.browser.driver import GateVerdict, RequestInfo, SandboxConfig
+from runner.browser.playwright_driver import PlaywrightDriver, open_driver
+from runner.network import NetworkGate
+from runner.recorder import RunRecorder
+from tests.server import Response, TestServer
+
+HOSTS = ["allowed.localhost", "img1.allowed.localhost", "img2.allowed.localhost", "cdn.allowed.localhost"]
+
+
+class NullRecorder:
+    def guard_decision(self, *a: Any, **k: Any) -> None:
+        raise AssertionError("nothing is refused in this benchmark")
+
+
+class TimedGate:
+    """Wraps the gate to measure the Python decision cost inside the route handler."""
+
+    def __init__(self, gate: NetworkGate) -> None:
+        self.gate = gate
+        self.seconds = 0.0
+        self.calls = 0
+
+    def __call__(self, request: RequestInfo) -> GateVerdict:
+        t = time.perf_counter()
+        try:
+            return self.gate(request)
+        finally:
+            self.seconds += time.perf_counter() - t
+            self.calls += 1
+
+
+def _page(server: TestServer, n: int) -> str:
+    imgs = "".join(
+        f'<img src="{server.url(HOSTS[i % len(HOSTS)], f"/i/{i}.gif")}?r=RUN" width="4" height="4">' for i in range(n)
+    )
+    return f"<!doctype html><title>bench</title>{imgs}"
+
+
+def _load(d: PlaywrightDriver, url: str) -> float:
+    t = time.perf_counter()
+    d.page.goto(url, wait_until="load", timeout=60_000)
+    return time.perf_counter() - t
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--n", type=int, default=200)
+    args = ap.parse_args()
+    gif = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
+    server = TestServer().start()
+    server.set_route("/page", lambda r: Response(body=_page(server, args.n).replace("RUN", r.path.split("=")[-1])))
+    for i in range(args.n):
+        server.set_content(f"/i/{i}.gif", gif, "image/gif")
+    policy = DomainPolicy(["allowed.localhost", "*.allowed.localhost"], allow_http=True)
+    exe = find_chromium(os.environ)
+    timed = TimedGate(NetworkGate([DomainRequestGuard(policy)], cast(RunRecorder, NullRecorder())))
+    results: dict[str, list[float]] = {"on": [], "off": []}
+    route_s: list[float] = []
+    for rep in range(args.reps + 1):  # rep 0 warms up both
+        for mode in ("on", "off") if rep % 2 else ("off", "on"):
+            config = SandboxConfig(
+                executable=exe,
+                resolvable_hosts=resolvable_patterns(policy),
+                request_gate=timed if mode == "on" else None,
+            )
+            with open_driver(config) as d:
+                before_s, before_calls = timed.seconds, timed.calls
+                t_total = time.perf_counter()
+                elapsed = _load(d, server.url("allowed.localhost", f"/page?r={rep}{mode}"))
+                t_total = time.perf_counter() - t_total
+                if mode == "on":
+                    calls = timed.calls - before_calls
+                    assert calls == args.n + 1, calls
+                    route_s.append((timed.seconds - before_s) / calls)
+            if rep:
+                results[mode].append(elapsed)
+    server.stop()
+    on, off = statistics.median(results["on"]), statistics.median(results["off"])
+    per_req_wall = (on - off) / (args.n + 1)
+    ms_off = [round(x * 1000) for x in results["off"]]
+    ms_on = [round(x * 1000) for x in results["on"]]
+    print(f"page: {args.n} images from {len(HOSTS)} allowed hosts; {args.reps} reps alternating; load event")
+    print(f"enforcement off (resolver rules, no route): median {off * 1000:8.1f} ms  {ms_off}")
+    print(f"enforcement on  (rules + route + gate):     median {on * 1000:8.1f} ms  {ms_on}")
+    print(f"ratio on/off: {on / off:.2f}x (target <= 1.2x)")
+    print(f"route handler, extra wall time per request: {per_req_wall * 1000:.3f} ms/request")
+    print(
+        f"  of which the gate's Python decision (DomainRequestGuard + NetworkGate): "
+        f"{statistics.median(route_s) * 1000:.4f} ms/request"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

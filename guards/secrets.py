@@ -1,0 +1,184 @@
+"""Secrets bound to domains (SPEC §2 ``secrets:``, §4): typed only on, and sent only to, their hosts.
+
+A mission's secret is resolved from the environment by the loader (a missing variable is an exit-2
+problem before the run). Here it is enforced twice:
+
+* ``SecretInputGuard`` (step chain): a ``fill``/``press``/``select`` whose value contains a secret
+  runs only when the current page's canonical host matches one of the secret's ``domains``;
+* ``SecretRequestGuard`` (network gate): a request to a host outside a secret's ``domains`` whose URL,
+  body or headers hold that secret — raw, URL-encoded, JSON/HTML-escaped or inside base64 (e.g. an
+  ``Authorization: Basic`` header) — is refused, recorded, and the run is asked to stop (exit 3).
+
+Host matching uses ``guards.urlmatch`` (canonical host: lowercase, punycode, IPs normalised, userinfo
+ignored). Reasons and records name the secret and the host, never the value.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import ipaddress
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote, quote_plus, urlsplit
+
+from guards.base import ActionRequest, Decision, GuardContext
+from guards.urlmatch import HostPattern, UnparseableURL, canonical_host
+from runner.browser.driver import RequestInfo
+
+RULE = "secrets.domains"
+INPUT_KINDS: dict[str, tuple[str, ...]] = {"fill": ("value",), "press": ("key",), "select": ("value", "option_label")}
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_MIN_B64_CORE = 8
+
+
+def _b64_cores(raw: bytes) -> Iterator[str]:
+    """Base64 of ``raw`` at each of the three alignments: the characters that depend only on ``raw``."""
+    n = len(raw)
+    for k in range(3):
+        enc = base64.b64encode(b"\0" * k + raw).decode()
+        core = enc[(k * 8 + 5) // 6: (k + n) * 8 // 6]
+        if len(core) >= _MIN_B64_CORE:
+            yield core
+            yield core.replace("+", "-").replace("/", "_")
+
+
+def encoded_forms(value: str) -> list[str]:
+    """Spellings under which a secret can leave: raw, URL-encoded, JSON/HTML-escaped, base64 (any alignment)."""
+    forms = [value, quote(value, safe=""), quote_plus(value, safe=""), json.dumps(value)[1:-1], html.escape(value)]
+    forms.extend(_b64_cores(value.encode()))
+    return list(dict.fromkeys(f for f in forms if f))
+
+
+@dataclass(frozen=True)
+class BoundSecret:
+    name: str
+    value: str = field(repr=False)
+    domains: tuple[HostPattern, ...]
+    forms: tuple[str, ...] = field(repr=False, default=())
+
+    def allows(self, url: str) -> bool:
+        """True if ``url``'s canonical host (and port) matches one of the secret's domains."""
+        try:
+            host = canonical_host(url)
+            parts = urlsplit(url)
+            port = parts.port if parts.port is not None else _DEFAULT_PORTS.get(parts.scheme.lower())
+        except (UnparseableURL, ValueError):
+            return False
+        try:
+            is_ip = True
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            is_ip = False
+        return any(p.matches(host, port, is_ip=is_ip) for p in self.domains)
+
+    def found_in(self, text: str) -> bool:
+        return any(f in text for f in self.forms)
+
+
+class SecretSet:
+    """The run's resolved secrets with their domain bindings."""
+
+    def __init__(self, bindings: Mapping[str, tuple[str, list[str]]]) -> None:
+        """``bindings``: name -> (value, domain entries)."""
+        self.secrets: tuple[BoundSecret, ...] = tuple(
+            BoundSecret(name, value, tuple(HostPattern.parse(d) for d in domains), tuple(encoded_forms(value)))
+            for name, (value, domains) in bindings.items()
+            if value
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.secrets)
+
+    def values(self) -> list[str]:
+        return [s.value for s in self.secrets]
+
+    def in_text(self, text: str) -> list[BoundSecret]:
+        """Secrets whose raw value appears in ``text`` (typed values: no encodings needed)."""
+        return [s for s in self.secrets if s.value in text]
+
+    def strip(self, text: str) -> str:
+        """``text`` with each secret replaced by «secret:NAME» (before a PII scan of a typed value)."""
+        for s in sorted(self.secrets, key=lambda s: -len(s.value)):
+            text = text.replace(s.value, f"«secret:{s.name}»")
+        return text
+
+
+def _hosts(patterns: tuple[HostPattern, ...]) -> str:
+    return ", ".join(str(p) for p in patterns)
+
+
+class SecretInputGuard:
+    """A value holding a secret is typed only into a page whose host is one of the secret's domains."""
+
+    name = "secrets.input"
+
+    def __init__(self, secrets: SecretSet, on_typed: Callable[[BoundSecret], None] | None = None) -> None:
+        self.secrets = secrets
+        self.on_typed = on_typed
+
+    def check(self, action: ActionRequest, ctx: GuardContext) -> Decision:
+        fields = INPUT_KINDS.get(action.kind)
+        values = [str(action.args[f]) for f in fields or () if action.args.get(f) is not None]
+        used = [s for v in values for s in self.secrets.in_text(v)]
+        if not used:
+            return Decision.allow(self.name, "no secret typed", RULE)
+        page = ctx.page_url or ""
+        for s in used:
+            if not s.allows(page):
+                host = _host_or_none(page)
+                return Decision.deny(
+                    self.name,
+                    f"secret {s.name} may only be typed on {_hosts(s.domains)}; the page is on {host or 'no host'}",
+                    RULE,
+                    secret=s.name,
+                    host=host or "",
+                )
+        for s in used:
+            if self.on_typed is not None:
+                self.on_typed(s)
+        names = ", ".join(sorted({s.name for s in used}))
+        return Decision.allow(self.name, f"secret(s) {names} typed on an allowed host", RULE)
+
+
+class SecretRequestGuard:
+    """Refuses (and asks the run to stop) a request carrying a secret to a host outside its domains."""
+
+    name = "secrets.request"
+
+    def __init__(self, secrets: SecretSet, on_leak: Callable[[Decision], None] | None = None) -> None:
+        self.secrets = secrets
+        self.on_leak = on_leak
+
+    def check_request(self, request: RequestInfo, ctx: object) -> Decision:
+        host = _host_or_none(request.url) or ""
+        outside = [s for s in self.secrets.secrets if not s.allows(request.url)]
+        if not outside:
+            return Decision.allow(self.name, "no secret is bound away from this host", RULE)
+        body = request.body.decode("utf-8", "replace") if request.body else ""
+        headers = "\n".join(f"{k}: {v}" for k, v in request.headers.items())
+        places = (("url", request.url), ("body", body), ("headers", headers))
+        for s in outside:
+            where = [name for name, text in places if text and s.found_in(text)]
+            if where:
+                decision = Decision.deny(
+                    self.name,
+                    f"secret {s.name} found in the request {'/'.join(where)} to {host or '?'}, "
+                    f"outside its domains ({_hosts(s.domains)}): refused, the run stops",
+                    RULE,
+                    host=host,
+                    secret=s.name,
+                    stop=True,
+                )
+                if self.on_leak is not None:
+                    self.on_leak(decision)
+                return decision
+        return Decision.allow(self.name, "no secret in this request", RULE)
+
+
+def _host_or_none(url: str) -> str | None:
+    try:
+        return canonical_host(url)
+    except (UnparseableURL, ValueError):
+        return None

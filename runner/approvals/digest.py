@@ -1,0 +1,94 @@
+"""The action digest: what one approval covers (SPEC §4 "bound by a digest of the action, page URL and target").
+
+``action_digest`` is SHA-256 over the RFC 8785 canonical JSON of::
+
+    {"v": 1, "kind": ..., "args": {...}, "page_url": ..., "target": {...}}
+
+* ``args`` — the step's interpolated arguments, with every secret value replaced by
+  ``«secret:NAME»`` (the digest is recorded; a secret must not be guessable from it), without the
+  step options ``timeout`` and ``approve`` (they do not change what the action does);
+* ``page_url`` — the canonical page URL (scheme/host lowercase, default port and fragment dropped);
+* ``target`` — the resolved element's identity: tag, role, accessible name, visible text, CSS
+  path, input type, form action, and the same for the button its form submits through and the
+  interactive ancestor a click lands on. Its position on the screen is *not* part of it (a layout
+  shift is not a different action).
+
+Anything in that list changing between the question and the click voids the approval.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from evidence.canonical import canonical_bytes
+from guards.danger_zones import canonical_page_url
+from runner.browser.driver import ElementInfo
+
+DIGEST_VERSION = 1
+_STEP_OPTIONS = frozenset({"timeout", "approve"})
+
+
+def scrub_secrets(value: Any, secrets: Mapping[str, str]) -> Any:
+    """``value`` with each secret's value replaced by ``«secret:NAME»`` (longest values first)."""
+    pairs = sorted(((v, k) for k, v in secrets.items() if v), key=lambda p: -len(p[0]))
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            for secret, name in pairs:
+                v = v.replace(secret, f"«secret:{name}»")
+            return v
+        if isinstance(v, Mapping):
+            return {str(k): walk(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(value)
+
+
+def _identity(el: ElementInfo | None) -> dict[str, Any] | None:
+    if el is None:
+        return None
+    if not el.found:
+        return {"found": False}
+    return {
+        "tag": el.tag,
+        "role": el.role,
+        "name": el.accessible_name,
+        "text": el.text,
+        "selector": el.selector_hint,
+        "input_type": el.input_type,
+        "form_action": el.form_action,
+    }
+
+
+def target_identity(el: ElementInfo | None) -> dict[str, Any] | None:
+    """The resolved target as the digest sees it (None: the action has no element)."""
+    ident = _identity(el)
+    if ident is None or el is None or not el.found:
+        return ident
+    ident["form_submit"] = _identity(el.form_submit)
+    ident["activator"] = _identity(el.activator)
+    return ident
+
+
+def digest_payload(
+    kind: str, args: Mapping[str, Any], page_url: str, element: ElementInfo | None, secrets: Mapping[str, str]
+) -> dict[str, Any]:
+    clean = {k: v for k, v in args.items() if k not in _STEP_OPTIONS}
+    return {
+        "v": DIGEST_VERSION,
+        "kind": kind,
+        "args": scrub_secrets(clean, secrets),
+        "page_url": canonical_page_url(page_url),
+        "target": target_identity(element),
+    }
+
+
+def action_digest(
+    kind: str, args: Mapping[str, Any], page_url: str, element: ElementInfo | None, secrets: Mapping[str, str]
+) -> str:
+    """SHA-256 hex of the canonical payload (see the module docstring)."""
+    return hashlib.sha256(canonical_bytes(digest_payload(kind, args, page_url, element, secrets))).hexdigest()

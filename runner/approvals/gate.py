@@ -1,0 +1,363 @@
+"""The approval gate: a ``require_approval`` verdict becomes a recorded human decision bound to one action.
+
+For each gated action (SPEC §4, notes (d)):
+
+1. the action digest (``digest.py``) over the action, the page URL and the resolved target;
+2. a screenshot with the target outlined (through the step loop's screenshot, so its masks apply);
+3. an ``approval_request`` record (digest, zone, rule, risk score, screenshot, expiry) — durable
+   before anyone is asked;
+4. the channel (prompt / deny / queue) is asked, with the mission's eligibility rule
+   (``approvals.approvers``; ``four_eyes``: not the initiator); each refused approver is a
+   ``decision_record`` (deny, ``approvals.four_eyes`` / ``approvals.approvers``);
+5. an ``approval_record`` (approver, OS user, approved/denied/expired, reason, time, channel) —
+   durable before the action; then a ``decision_record`` of the gate (allow / deny);
+6. binding: the target is resolved again and the digest recomputed. If the page URL or the target
+   changed, the approval is void (a ``decision_record``, rule ``approval.binding``) and the gate
+   asks again — at most ``MAX_ASKS`` times, then it denies. An approval id authorises one
+   execution: using it again is refused.
+
+Anything but an approved, bound, unused approval raises ``ApprovalNotGranted``: the step loop
+writes the exception record and the run stops with exit 3, with no executed outcome.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as pysecrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from evidence.records import Actor, ApprovalRecord, ApprovalRequest, Attachment, DecisionRecord, Record
+from evidence.runfolder import utc_timestamp
+from guards.danger_zones import DangerZones
+from runner.approvals.base import ApprovalAnswer, ApprovalAsk, ApprovalChannel, Channel, Eligibility
+from runner.approvals.common import os_user, parse_utc, policy_eligibility, user_of_uid
+from runner.approvals.digest import action_digest
+from runner.browser.driver import DriverError, ElementInfo
+from runner.errors import EvidenceUnavailable
+from runner.mission.model import TARGET_FIELDS, Mission, Step
+from runner.recorder import RunRecorder
+from runner.steps import ApprovalContext, ApprovalGate, ApprovalNotGranted
+
+GUARD = "approval_gate"
+MAX_ASKS = 3  # a page that keeps changing under the approver: asked at most this often, then denied
+LATE_GRACE_S = 2.0  # an "approved" that arrives after the expiry (plus this) is expired, not approved
+
+
+@dataclass(frozen=True)
+class ApprovalOptions:
+    """``warden run --approval MODE --approver NAME`` (None: prompt when /dev/tty opens, else deny)."""
+
+    mode: Channel | None = None
+    approver: str | None = None
+    evidence_dir: Path | None = None
+    db_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """An approved answer: valid for exactly one execution of the action with this digest."""
+
+    approval_id: str
+    digest: str
+    step: int
+    element: ElementInfo | None = None  # the target as the approver saw it
+
+
+def initiator_user() -> str:
+    """Who started the run, from the process uid (never ``$USER``: the initiator could set it)."""
+    return user_of_uid(os.getuid())
+
+
+class RealApprovalGate(ApprovalGate):
+    def __init__(
+        self,
+        recorder: RunRecorder,
+        channel: ApprovalChannel,
+        mission: Mission,
+        *,
+        initiator: str,
+        secrets: Mapping[str, str],
+        risk_score: int | None = None,
+        max_asks: int = MAX_ASKS,
+    ) -> None:
+        self.recorder = recorder
+        self.channel = channel
+        self.mission = mission
+        self.zones = DangerZones.from_mission(mission)
+        self.initiator = initiator
+        self.secrets = dict(secrets)
+        self.risk_score = risk_score
+        self.max_asks = max_asks
+        self.eligible: Eligibility = policy_eligibility(
+            mission.approvals.approvers, mission.approvals.four_eyes, initiator
+        )
+        self.used: set[str] = set()
+        self.runner = recorder.runner
+        self.policy = Actor(type="policy", id=GUARD)
+
+    # -- resolution (before the guard chain) -----------------------------------------------------
+    def needs_target(self, kind: str, step: Step) -> bool:
+        has_target = any(getattr(step.args, f, None) is not None for f in TARGET_FIELDS) or kind == "press"
+        return self.zones.needs_element(kind, approve=step.needs_approval, has_target=has_target)
+
+    def resolve(self, driver: Any, kind: str, args: Mapping[str, Any], timeout_s: float) -> ElementInfo | None:
+        info: ElementInfo = driver.resolve(kind, args, timeout_s, selectors=self.zones.selectors())
+        return info
+
+    # -- the gate --------------------------------------------------------------------------------
+    def approve(self, ctx: ApprovalContext) -> None:
+        action = ctx.action
+        deciding = ctx.result.deciding
+        zone = str(deciding.details.get("zone") or deciding.guard)
+        reason = str(deciding.details.get("zone_reason") or deciding.reason)
+        rule = deciding.rule or deciding.guard
+        element, page_url = action.element, ctx.page_url
+        for attempt in range(1, self.max_asks + 1):
+            digest = action_digest(action.kind, action.args, page_url, element, self.secrets)
+            grant = self._ask(ctx, element, page_url, digest, zone, reason, rule, attempt)
+            try:
+                self.authorize(grant, ctx)
+            except _Void as void:
+                self._decision(
+                    ctx, "deny", f"approval {grant.approval_id} is void: {void} (asking again)", "approval.binding",
+                    approval_id=grant.approval_id, action_digest=grant.digest, new_digest=void.digest,
+                )
+                element, page_url = void.element, void.page_url
+                continue
+            self._decision(
+                ctx, "allow", f"approved and bound to this action (approval {grant.approval_id})", rule,
+                approval_id=grant.approval_id, action_digest=grant.digest, zone=zone,
+            )
+            return
+        self._decision(ctx, "deny", f"the page kept changing: {self.max_asks} approvals were void", "approval.binding")
+        raise ApprovalNotGranted(
+            f"the page or target changed after each of {self.max_asks} approvals: the action is not taken",
+            "approval.binding",
+        )
+
+    def authorize(self, grant: Grant, ctx: ApprovalContext) -> None:
+        """Just before executing: the approval is unused and still describes the page and target.
+
+        Raises ``ApprovalNotGranted`` for a reused id or a target that disappeared, ``_Void`` (an
+        ``ApprovalNotGranted``) when the action changed. Marks the id used on success.
+        """
+        if grant.approval_id in self.used:
+            self._decision(
+                ctx, "deny", f"approval {grant.approval_id} was already used: an approval covers one action",
+                "approval.single_use", approval_id=grant.approval_id,
+            )
+            raise ApprovalNotGranted(f"approval {grant.approval_id} was already used", "approval.single_use")
+        action = ctx.action
+        element: ElementInfo | None = None
+        try:
+            page_url = str(ctx.driver.page_url())
+            if action.element is not None or self.needs_target(action.kind, action.step):
+                element = self.resolve(ctx.driver, action.kind, action.args, ctx.timeout_s)
+        except DriverError as exc:
+            raise ApprovalNotGranted(
+                f"the target could not be found again after the approval ({exc}): the action is not taken",
+                "approval.binding",
+            ) from exc
+        now = action_digest(action.kind, action.args, page_url, element, self.secrets)
+        if now != grant.digest:
+            raise _Void(_what_changed(grant.element, element, page_url), now, element, page_url)
+        self.used.add(grant.approval_id)
+
+    # -- one question ----------------------------------------------------------------------------
+    def _ask(
+        self,
+        ctx: ApprovalContext,
+        element: ElementInfo | None,
+        page_url: str,
+        digest: str,
+        zone: str,
+        reason: str,
+        rule: str,
+        attempt: int,
+    ) -> Grant:
+        action = ctx.action
+        approval_id = f"ap-{pysecrets.token_hex(8)}"
+        shots = ctx.shoot("approval", _outline(action.kind, element))
+        root = self.recorder.writer.folder.root
+        screenshot = str(root / shots[0].path) if shots else None
+        timeout_s = float(self.mission.approvals.timeout)
+        expires = datetime.now(UTC) + timedelta(seconds=timeout_s)
+        expires_at = utc_timestamp(expires)
+        target = _target_dict(action.args, element)
+        if attempt > 1:
+            reason = f"{reason} (asked again: the page changed after approval {attempt - 1})"
+        self._write(
+            ApprovalRequest,
+            self.runner,
+            shots,
+            approval_id=approval_id,
+            step=action.step_no,
+            kind=action.kind,
+            action_digest=digest,
+            zone=zone,
+            rule=rule,
+            reason=reason,
+            risk_score=self.risk_score,
+            page_url=page_url,
+            target=target,
+            channel=self.channel.name,
+            expires_at=expires_at,
+        )
+        ask = ApprovalAsk(
+            approval_id=approval_id,
+            run_id=self.recorder.writer.run_id,
+            mission_id=self.mission.mission,
+            step=action.step_no,
+            total_steps=ctx.total_steps,
+            kind=action.kind,
+            target=target,
+            page_url=page_url,
+            zone=zone,
+            rule=rule,
+            reason=reason,
+            risk_score=self.risk_score,
+            screenshot=screenshot,
+            action_digest=digest,
+            expires_at=expires_at,
+            timeout_s=timeout_s,
+            initiator=self.initiator,
+        )
+        try:
+            answer = self.channel.ask(ask, self.eligible)
+        except Exception as exc:  # a channel must not raise; if it does, that is no approval
+            answer = ApprovalAnswer(
+                decision="denied", approver=None, os_user=os_user(), channel=self.channel.name,
+                reason=f"the approval channel failed ({type(exc).__name__})", answered_at=utc_timestamp(),
+            )
+        for refusal in answer.refusals:
+            self._decision(
+                ctx, "deny", f"approver refused: {refusal}",
+                "approvals.four_eyes" if "four_eyes" in refusal else "approvals.approvers",
+                approval_id=approval_id,
+            )
+        decision, why = self._effective(answer, expires)
+        self._write(
+            ApprovalRecord,
+            _answer_actor(answer, decision),
+            approval_id=approval_id,
+            decision=decision,
+            approver=answer.approver,
+            os_user=answer.os_user,
+            reason=why,
+            channel=answer.channel,
+            action_digest=digest,
+            rule=rule,
+            answered_at=answer.answered_at,
+        )
+        if decision != "approved":
+            self._decision(ctx, "deny", f"approval {approval_id} {decision}: {why}", rule, approval_id=approval_id)
+            raise ApprovalNotGranted(f"approval {decision} ({why})", rule)
+        return Grant(approval_id, digest, action.step_no, element)
+
+    def _effective(self, answer: ApprovalAnswer, expires: datetime) -> tuple[str, str]:
+        """The channel's answer, checked once more here: policy, expiry, a reason."""
+        if answer.decision != "approved":
+            return answer.decision, answer.reason or answer.decision
+        if not answer.approver:
+            return "denied", "an approval without an approver's name is not an approval"
+        refusal = self.eligible(answer.approver)
+        if refusal is not None:
+            return "denied", f"refused by the mission's approval policy: {refusal}"
+        if not answer.reason.strip():
+            return "denied", "an approval needs a reason"
+        try:
+            late = parse_utc(answer.answered_at) > expires + timedelta(seconds=LATE_GRACE_S)
+        except ValueError:
+            late = True
+        if late:
+            return "expired", f"answered after the expiry ({answer.answered_at}): ignored"
+        return "approved", answer.reason
+
+    def _write(self, cls: type[Record], actor: Actor, attachments: Sequence[Attachment] = (), **f: Any) -> None:
+        """Persist one record or stop the run (exit 5): an approval that cannot be recorded is no approval."""
+        try:
+            self.recorder.record(cls, actor, attachments, **f)
+        except ValidationError as exc:
+            raise EvidenceUnavailable(
+                f"{cls.TYPE} could not be written ({exc.error_count()} invalid field(s)): the action is not taken"
+            ) from exc
+
+    def _decision(self, ctx: ApprovalContext, verdict: str, rationale: str, rule: str, **subject: Any) -> None:
+        self._write(
+            DecisionRecord,
+            self.policy,
+            guard=GUARD,
+            decision=verdict,
+            rationale=rationale,
+            rule=rule,
+            step=ctx.action.step_no,
+            kind=ctx.action.kind,
+            subject={k: v for k, v in subject.items() if v is not None},
+        )
+
+
+class _Void(ApprovalNotGranted):
+    def __init__(self, message: str, digest: str, element: ElementInfo | None, page_url: str) -> None:
+        super().__init__(message, "approval.binding")
+        self.digest = digest
+        self.element = element
+        self.page_url = page_url
+
+
+def _answer_actor(answer: ApprovalAnswer, decision: str) -> Actor:
+    if answer.approver:
+        return Actor(type="human", id=answer.approver)
+    if answer.channel == "deny":
+        return Actor(type="policy", id="approval_channel.deny")
+    return Actor(type="runner", id=f"approval_channel.{answer.channel}")
+
+
+def _outline(kind: str, el: ElementInfo | None) -> list[str]:
+    if el is None or not el.found:
+        return []
+    out = [el.selector_hint]
+    if kind == "press" and el.text_entry and el.form_submit is not None:
+        out.append(el.form_submit.selector_hint)
+    return [s for s in out if s]
+
+
+def _target_dict(args: Mapping[str, Any], el: ElementInfo | None) -> dict[str, Any]:
+    """What the approver is shown and the request records: the resolved element, and how the step named it."""
+    out: dict[str, Any] = {}
+    if el is not None and el.found:
+        out.update({
+            "tag": el.tag, "role": el.role, "name": el.accessible_name, "text": el.text,
+            "selector": el.selector_hint,
+        })
+        if el.form_action:
+            out["form_action"] = el.form_action
+        if el.form_submit is not None and el.text_entry:
+            out["submits_via"] = f"{el.form_submit.tag} {el.form_submit.accessible_name or el.form_submit.text!r}"
+    elif el is not None:
+        out["unresolved"] = el.error or "the target cannot be identified"
+    step_target = {k: args[k] for k in (*TARGET_FIELDS, "name", "key") if args.get(k) is not None}
+    if step_target:
+        out["step_target"] = {k: str(v) for k, v in step_target.items()}
+    return {k: v for k, v in out.items() if v not in ("", None)}
+
+
+def _what_changed(before: ElementInfo | None, after: ElementInfo | None, page_url: str) -> str:
+    b = before if before is not None and before.found else None
+    a = after if after is not None and after.found else None
+    if b is not None and a is not None:
+        for label, x, y in (
+            ("text", b.text, a.text),
+            ("accessible name", b.accessible_name, a.accessible_name),
+            ("element", f"{b.tag}/{b.role}", f"{a.tag}/{a.role}"),
+            ("position in the page", b.selector_hint, a.selector_hint),
+            ("form action", b.form_action, a.form_action),
+        ):
+            if x != y:
+                return f"the target's {label} changed ({x[:60]!r} → {y[:60]!r})"
+    return f"the page or the target changed (page now {page_url[:200]})"

@@ -1,0 +1,190 @@
+"""Helpers for the PII integration tests: canary pages, missions, in-process runs, the evidence sweep."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+from typing import Any
+
+from runner.errors import WardenError
+from runner.progress import JsonReporter
+from runner.run import RunOptions, RunResult, run_mission
+from tests.guards.canaries import by_entity, scan_bytes_for_canaries
+from tests.server import TestServer
+
+EMAIL = by_entity("EMAIL_ADDRESS")
+PHONE = by_entity("PHONE_NUMBER")
+CARD = by_entity("CREDIT_CARD")
+SSN = by_entity("US_SSN")
+IBAN = by_entity("IBAN_CODE")
+IP = by_entity("IP_ADDRESS")
+
+BOX = "position:absolute;left:20px;width:600px;height:40px;margin:0;font:20px sans-serif;"
+
+
+def canary_page() -> str:
+    """Canaries in visible text (fixed boxes, to check mask pixels), attributes and a prefilled input."""
+    return f"""<!doctype html><html><head><title>Customer record</title></head>
+<body style="margin:0;background:#ffffff">
+<p id="email" style="{BOX}top:20px">Email: {EMAIL[0].value}</p>
+<p id="phone" style="{BOX}top:70px">Phone: {PHONE[0].value}</p>
+<div id="card" style="{BOX}top:120px">Card number: {CARD[1].value}</div>
+<div id="ids" style="{BOX}top:170px">SSN: {SSN[0].value} IBAN: {IBAN[0].value} IP address: {IP[0].value}</div>
+<span id="attrs" style="{BOX}top:220px" title="{SSN[1].value}" data-iban="{IBAN[1].value}"
+      aria-label="{EMAIL[1].value}">hover me</span>
+<input id="prefilled" style="{BOX}top:270px" value="{EMAIL[2].value}">
+<form id="f" method="post" action="/submit" style="{BOX}top:330px">
+  <label for="q">Reference</label><input id="q" name="q" style="width:300px;height:30px">
+  <label for="pw">Password</label><input id="pw" name="pw" type="password">
+  <button id="go" type="submit">Send</button>
+</form>
+<div id="plain" style="{BOX}top:400px">Nothing to see here</div>
+</body></html>"""
+
+
+def plain_page(extra: str = "") -> str:
+    return f"""<!doctype html><html><body style="margin:0;background:#ffffff">
+<div id="plain" style="{BOX}top:20px">Nothing to see here</div>
+<form id="f" method="post" action="/submit">
+  <label for="q" style="position:absolute;left:20px;top:100px">Reference</label>
+  <input id="q" name="q" style="position:absolute;left:20px;top:150px;width:300px;height:30px">
+  <button id="go" type="submit" style="position:absolute;left:20px;top:220px">Send</button>
+</form>{extra}</body></html>"""
+
+
+def serve(server: TestServer) -> None:
+    server.set_content("/page", canary_page())
+    server.set_content("/plain", plain_page())
+    server.set_content("/done", "<html><body><p>done</p></body></html>")
+    server.set_content("/submit", "<html><body><p>received</p></body></html>")
+    server.set_content("/api", "{}", content_type="application/json")
+    server.set_content("/beacon", "")
+    server.set_content("/search", "<html><body><p>results</p></body></html>")
+
+
+def mission(
+    steps: list[str], *, pii: str = "", secrets: str = "", domains: tuple[str, ...] = ("allowed.localhost",),
+    actions: str = "[goto, fill, click, press, select, wait_for, screenshot, extract, assert_text]",
+) -> str:
+    body = "\n".join(f"  - {s}" for s in steps)
+    doms = ", ".join(domains)
+    return f"""mission: pii-check
+version: 1
+data_classes: [pii]
+boundaries:
+  allowed_domains: [{doms}]
+  allow_http: true
+  allowed_actions: {actions}
+  timeout: 60
+danger_zones_defaults: false
+{pii}{secrets}steps:
+{body}
+"""
+
+
+def pii_block(**kw: Any) -> str:
+    lines = ["pii:"] + [f"  {k}: {json.dumps(v)}" for k, v in kw.items()]
+    return "\n".join(lines) + "\n"
+
+
+def run(
+    tmp: Path, text: str, evidence: Path, *, environ: dict[str, str] | None = None, **kw: Any
+) -> tuple[int, RunResult | None, list[dict[str, Any]], str]:
+    """Run in-process with the JSON reporter; (exit code, result, records, terminal output)."""
+    path = tmp / "mission.yaml"
+    path.write_text(text)
+    out = _Capture()
+    env = {"PATH": "/usr/bin:/bin", **(environ or {})}
+    kw.setdefault("approval", "deny")
+    try:
+        result = run_mission(RunOptions(mission_path=path, evidence_dir=evidence, environ=env, **kw), JsonReporter(out))  # type: ignore[arg-type]
+    except WardenError as exc:
+        return exc.exit_code, None, [], str(exc)
+    return result.exit_code, result, records(result.folder) if result.folder else [], out.text
+
+
+class _Capture:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, s: str) -> int:
+        self.parts.append(s)
+        return len(s)
+
+    def flush(self) -> None:
+        return None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def records(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines() if line.strip()]
+
+
+def findings(recs: list[dict[str, Any]], where: str | None = None) -> list[dict[str, Any]]:
+    return [r for r in recs if r["type"] == "pii_finding" and (where is None or r["where"] == where)]
+
+
+def assert_no_canaries(path: Path, *also: str) -> None:
+    """Every byte under ``path``: no canary in any form; nor any of ``also`` (e.g. a secret) raw."""
+    hits = scan_bytes_for_canaries(path)
+    assert hits == [], "\n".join(f"{h.path} [{h.chunk}] {h.canary_id} as {h.form} @{h.offset}" for h in hits[:20])
+    for f in (p for p in Path(path).rglob("*") if p.is_file()):
+        data = f.read_bytes()
+        for s in also:
+            assert s.encode() not in data, f"{s!r} found in {f}"
+
+
+def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:
+    """A minimal PNG decoder (8-bit RGB/RGBA, non-interlaced): width, height, rows of pixels."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width, height, ctype = 8, b"", 0, 0, 0
+    while pos < len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        chunk = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height = int.from_bytes(chunk[0:4], "big"), int.from_bytes(chunk[4:8], "big")
+            assert chunk[8] == 8 and chunk[12] == 0
+            ctype = chunk[9]
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + length
+    bpp = {2: 3, 6: 4}[ctype]
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    rows: list[bytes] = []
+    prev = bytearray(stride)
+    i = 0
+    for _ in range(height):
+        f = raw[i]
+        line = bytearray(raw[i + 1:i + 1 + stride])
+        i += 1 + stride
+        for x in range(stride):
+            a = line[x - bpp] if x >= bpp else 0
+            b = prev[x]
+            c = prev[x - bpp] if x >= bpp else 0
+            if f == 1:
+                line[x] = (line[x] + a) & 0xFF
+            elif f == 2:
+                line[x] = (line[x] + b) & 0xFF
+            elif f == 3:
+                line[x] = (line[x] + (a + b) // 2) & 0xFF
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
+        rows.append(bytes(line))
+        prev = line
+    return width, height, [bytes([*r]) if bpp == 3 else bytes(v for j, v in enumerate(r) if j % 4 != 3) for r in rows]
+
+
+def pixel(png: tuple[int, int, list[bytes]], x: int, y: int) -> tuple[int, int, int]:
+    row = png[2][y]
+    return row[3 * x], row[3 * x + 1], row[3 * x + 2]
+
+
+

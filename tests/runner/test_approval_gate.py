@@ -1,0 +1,201 @@
+"""The approval gate in-process: a fake driver, a scripted channel, the real evidence writer.
+
+Covers what the browser tests cannot reach directly: an approval id is single use, the digest
+binds kind/args/page/target (and hides secrets), and the gate's own checks of a channel's answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evidence.records import Actor
+from evidence.redact import RedactorChain
+from evidence.runfolder import RunFolder, new_run_id
+from evidence.writer import EvidenceWriter
+from guards.base import ActionRequest, ChainResult, Decision
+from runner.approvals.base import ApprovalAnswer, ApprovalAsk, Channel, Eligibility
+from runner.approvals.common import now_utc
+from runner.approvals.digest import action_digest, digest_payload
+from runner.approvals.gate import Grant, RealApprovalGate
+from runner.browser.driver import ElementInfo
+from runner.mission.model import Mission
+from runner.recorder import RunRecorder
+from runner.steps import ApprovalContext, ApprovalGate, ApprovalNotGranted
+
+URL = "https://portal.example.com/basket"
+BUTTON = ElementInfo(found=True, tag="button", role="button", accessible_name="Submit order", text="Submit order",
+                     selector_hint="html > body:nth-of-type(1) > button:nth-of-type(1)", box=(1, 2, 3, 4))
+
+
+@dataclass
+class FakeDriver:
+    element: ElementInfo = BUTTON
+    url: str = URL
+
+    def page_url(self) -> str:
+        return self.url
+
+    def resolve(self, kind: str, args: Mapping[str, Any], timeout_s: float, *, selectors: Any = ()) -> ElementInfo:
+        return self.element
+
+
+@dataclass
+class Script:
+    answers: list[ApprovalAnswer]
+    asked: list[ApprovalAsk] = field(default_factory=list)
+    name: Channel = "prompt"
+
+    def ask(self, ask: ApprovalAsk, eligible: Eligibility) -> ApprovalAnswer:
+        self.asked.append(ask)
+        return self.answers.pop(0)
+
+
+def approved(approver: str = "carol", reason: str = "ok", at: str | None = None) -> ApprovalAnswer:
+    return ApprovalAnswer("approved", approver, "tester", reason, "prompt", at or now_utc())
+
+
+def mission(**approvals: Any) -> Mission:
+    return Mission.model_validate({
+        "mission": "m", "version": 1, "approvals": approvals,
+        "boundaries": {"allowed_domains": ["portal.example.com"], "allowed_actions": ["click"]},
+        "steps": [{"click": {"role": "button", "name": "Submit order"}}],
+    })
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> Iterator[RunRecorder]:
+    run_id = new_run_id("m")
+    folder = RunFolder.create(tmp_path / "ev", run_id)
+    writer = EvidenceWriter(folder, run_id, RedactorChain([]))
+    yield RunRecorder(writer, Actor(type="runner", id="test"))
+    writer.close()
+
+
+def lines(rec: RunRecorder) -> list[dict[str, Any]]:
+    text = (rec.writer.folder.root / "records.jsonl").read_text()
+    return [json.loads(x) for x in text.splitlines() if x.strip()]
+
+
+def context(m: Mission, driver: FakeDriver, element: ElementInfo | None = BUTTON) -> ApprovalContext:
+    step = m.steps[0]
+    action = ActionRequest(step_no=1, kind="click", step=step, args={"role": "button", "name": "Submit order"},
+                           element=element)
+    result = ChainResult("require_approval", (Decision.require_approval(
+        "danger_zones", "danger zone", "danger_zone.default.order", zone="default:order", zone_reason="irreversible"),))
+    return ApprovalContext(driver=driver, action=action, result=result, page_url=driver.url, timeout_s=1.0,
+                           total_steps=1, shoot=lambda when, outline: [])
+
+
+def gate(rec: RunRecorder, m: Mission, answers: list[ApprovalAnswer], initiator: str = "alice") -> RealApprovalGate:
+    return RealApprovalGate(rec, Script(answers), m, initiator=initiator, secrets={"PW": "hunter2-secret"})
+
+
+def test_an_approval_id_cannot_be_used_twice(recorder: RunRecorder) -> None:
+    m = mission()
+    g = gate(recorder, m, [approved()])
+    ctx = context(m, FakeDriver())
+    g.approve(ctx)  # asked, approved, bound, consumed
+    (req,) = [r for r in lines(recorder) if r["type"] == "approval_request"]
+    reuse = Grant(req["approval_id"], req["action_digest"], 1, BUTTON)
+    with pytest.raises(ApprovalNotGranted, match="already used"):
+        g.authorize(reuse, ctx)
+    assert any(r["type"] == "decision_record" and r["rule"] == "approval.single_use" for r in lines(recorder))
+
+
+def test_records_are_written_in_order_before_returning(recorder: RunRecorder) -> None:
+    m = mission()
+    gate(recorder, m, [approved()]).approve(context(m, FakeDriver()))
+    types = [r["type"] for r in lines(recorder)]
+    assert types == ["approval_request", "approval_record", "decision_record"]
+    req, ans, dec = lines(recorder)
+    assert req["zone"] == "default:order" and req["rule"] == "danger_zone.default.order"
+    assert ans["approval_id"] == req["approval_id"] and ans["action_digest"] == req["action_digest"]
+    assert dec["decision"] == "allow" and dec["guard"] == "approval_gate"
+
+
+@pytest.mark.parametrize(("answer", "why"), [
+    (approved(reason="   "), "needs a reason"),
+    (approved(approver=""), "without an approver"),
+    (approved(at="2000-01-01T00:00:00.000Z".replace("2000", "2999")), "after the expiry"),
+    (ApprovalAnswer("denied", "bob", "tester", "no", "prompt", now_utc()), "denied"),
+    (ApprovalAnswer("expired", None, "tester", "approval timed out", "prompt", now_utc()), "expired"),
+])
+def test_anything_but_a_proper_approval_is_refused(recorder: RunRecorder, answer: ApprovalAnswer, why: str) -> None:
+    m = mission()
+    with pytest.raises(ApprovalNotGranted, match=why if why in ("denied", "expired") else "."):
+        gate(recorder, m, [answer]).approve(context(m, FakeDriver()))
+    (ans,) = [r for r in lines(recorder) if r["type"] == "approval_record"]
+    assert ans["decision"] in ("denied", "expired") and why.split()[-1] in (ans["reason"] + ans["decision"])
+
+
+def test_the_gate_rechecks_eligibility_of_an_approved_answer(recorder: RunRecorder) -> None:
+    m = mission(approvers=["bob"], four_eyes=True)
+    with pytest.raises(ApprovalNotGranted):
+        gate(recorder, m, [approved("carol")]).approve(context(m, FakeDriver()))
+    (ans,) = [r for r in lines(recorder) if r["type"] == "approval_record"]
+    assert ans["decision"] == "denied" and "approvals.approvers" in ans["reason"]
+
+
+def test_a_channel_that_raises_denies(recorder: RunRecorder) -> None:
+    class Broken:
+        name: Channel = "queue"
+
+        def ask(self, ask: ApprovalAsk, eligible: Eligibility) -> ApprovalAnswer:
+            raise RuntimeError("boom")
+
+    m = mission()
+    g = RealApprovalGate(recorder, Broken(), m, initiator="alice", secrets={})
+    with pytest.raises(ApprovalNotGranted):
+        g.approve(context(m, FakeDriver()))
+    (ans,) = [r for r in lines(recorder) if r["type"] == "approval_record"]
+    assert ans["decision"] == "denied" and "RuntimeError" in ans["reason"]
+
+
+def test_a_changed_url_voids_the_approval_and_asks_again(recorder: RunRecorder) -> None:
+    m = mission()
+    driver = FakeDriver()
+    script = Script([approved(), approved()])
+
+    class Moving(Script):
+        def ask(self, ask: ApprovalAsk, eligible: Eligibility) -> ApprovalAnswer:
+            if not self.asked:
+                driver.url = URL + "?changed=1"
+            return super().ask(ask, eligible)
+
+    g = RealApprovalGate(recorder, Moving(script.answers), m, initiator="alice", secrets={})
+    g.approve(context(m, driver))
+    recs = lines(recorder)
+    assert [r["type"] for r in recs].count("approval_request") == 2
+    assert any(r["type"] == "decision_record" and r["rule"] == "approval.binding" for r in recs)
+
+
+def test_the_base_gate_denies_everything() -> None:
+    m = mission()
+    with pytest.raises(ApprovalNotGranted):
+        ApprovalGate().approve(context(m, FakeDriver()))
+
+
+# ----------------------------------------------------------------------------- the digest
+
+def test_digest_binds_kind_args_page_and_target_but_not_position() -> None:
+    base = action_digest("click", {"selector": "#b"}, URL, BUTTON, {})
+    moved = replace(BUTTON, box=None)
+    assert base == action_digest("click", {"selector": "#b", "timeout": 5}, URL + "#frag", moved, {})
+    assert base != action_digest("press", {"selector": "#b"}, URL, BUTTON, {})
+    assert base != action_digest("click", {"selector": "#c"}, URL, BUTTON, {})
+    assert base != action_digest("click", {"selector": "#b"}, URL + "/2", BUTTON, {})
+    assert base != action_digest("click", {"selector": "#b"}, URL, replace(BUTTON, text="Submit order now"), {})
+    assert base != action_digest("click", {"selector": "#b"}, URL, replace(BUTTON, form_action="https://x/y"), {})
+
+
+def test_digest_names_secrets_instead_of_holding_them() -> None:
+    payload = digest_payload("fill", {"label": "Password", "value": "pre-hunter2-secret"}, URL, None,
+                             {"PW": "hunter2-secret"})
+    assert payload["args"]["value"] == "pre-«secret:PW»"
+    assert "hunter2" not in json.dumps(payload)
