@@ -46,9 +46,18 @@ def run_demo(
             "payment was not made (exit 3). Run `warden demo` in a terminal and type approve to complete it.",
         )
     if result.folder is not None:
+        from evidence.verify import verify_run
+
+        report = verify_run(result.folder)
+        verdict = "intact" if report.ok else "ALTERED: " + "; ".join(report.problems[:3])
         reporter.event(
             "demo_finished",
             evidence=str(result.folder),
+            verified=report.ok,
+            verdict=f"evidence verified: {verdict} ({report.record_count} records, "
+            f"{report.attachments_checked} attachments)",
             verify=f"warden evidence verify {result.run_id} --evidence-dir {evidence_dir}",
         )
+        if not report.ok:
+            return 1
     return result.exit_code

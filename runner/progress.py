@@ -88,7 +88,8 @@ class RichReporter:
         elif name == "decision" and f.get("decision") != "allow":
             c.print(f"  [red]    {f['decision']}[/] by {self._p(str(f['guard']))}: {self._p(str(f['reason']))}")
         elif name == "demo_finished":
-            c.print(f"check it: [bold]{self._p(str(f['verify']))}[/]")
+            c.print(self._p(str(f["verdict"])), soft_wrap=True)
+            c.print(f"check it yourself: [bold]{self._p(str(f['verify']))}[/]", soft_wrap=True)
         elif name == "warning":
             c.print(f"  [yellow]warning:[/] {self._p(str(f['message']))}")
         elif name == "run_finished":

@@ -34,6 +34,7 @@ from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from playwright.sync_api import (
+    Browser,
     BrowserContext,
     Dialog,
     Download,
@@ -177,10 +178,13 @@ def _host_of(url: str) -> str:
 class PlaywrightDriver:
     """One sandboxed browser, one main page. Use ``open_driver`` to make one."""
 
-    def __init__(self, config: SandboxConfig, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, config: SandboxConfig, extra_args: Sequence[str] = (), launched: LaunchedBrowser | None = None
+    ) -> None:
         self._config = config
         self._closed = False
         self._pw: Playwright | None = None
+        self._browser: Browser | None = None
         self._context: BrowserContext | None = None
         self._page: Page | None = None
         self._pages: list[Page] = []
@@ -190,41 +194,25 @@ class PlaywrightDriver:
         self._deferred: BaseException | None = None  # raised by a callback; re-raised after perform
         self._download_seq = 0
         self._lock = threading.Lock()
-        self._start(extra_args)
+        self._start(extra_args, launched)
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _start(self, extra_args: Sequence[str]) -> None:
+    def _start(self, extra_args: Sequence[str], launched: LaunchedBrowser | None) -> None:
         config = self._config
-        if not (config.executable.is_file()):
-            raise SandboxUnavailable(f"Chromium not found at {config.executable}")
-        try:
-            args = launch_args(config, extra_args)  # validates the host patterns first
-        except SandboxUnavailable:
-            raise
-        except Exception as exc:  # fail closed: no switches, no browser
-            raise SandboxUnavailable(f"cannot build the sandbox's launch switches: {_short(exc)}") from None
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass  # good: no event loop (and so no other sync Playwright) is running on this thread
+        if launched is None:
+            launched = launch_browser(config, extra_args=extra_args)
         else:
-            raise SandboxUnavailable(
-                "another Playwright session or asyncio loop is running on this thread: "
-                "open one driver per thread at a time"
-            )
+            try:
+                same = launched.args == launch_args(config, extra_args) and launched.matches(config)
+            except Exception:
+                same = False
+            if not same:  # the switches in force must be the ones this config asks for
+                launched.close()
+                raise SandboxUnavailable("the launched browser does not match the sandbox config: not used")
+        self._pw, browser = launched.take()
+        self._browser = browser
         try:
-            self._pw = sync_playwright().start()
-        except Exception as exc:
-            raise SandboxUnavailable(f"cannot start the Playwright driver: {_short(exc)}") from None
-        try:
-            browser = self._pw.chromium.launch(
-                executable_path=str(config.executable),
-                headless=config.headless,
-                chromium_sandbox=config.chromium_sandbox,
-                args=args,
-                handle_sigint=False,
-            )
             if config.downloads_dir is not None:
                 config.downloads_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             width, height = config.viewport
@@ -249,6 +237,9 @@ class PlaywrightDriver:
         except Exception as exc:
             self.close()
             raise SandboxUnavailable(f"cannot launch Chromium: {_short(exc)}") from None
+        except BaseException:  # Ctrl-C while the context opens: nothing is left running
+            self.close()
+            raise
 
     def __enter__(self) -> PlaywrightDriver:
         return self
@@ -263,19 +254,14 @@ class PlaywrightDriver:
         if self._closed:
             return
         self._closed = True
-        context, pw = self._context, self._pw
-        self._context = self._page = self._pw = None
+        context, pw, browser = self._context, self._pw, self._browser
+        self._context = self._page = self._pw = self._browser = None
         if context is not None:
-            browser = context.browser
+            browser = context.browser or browser
             # Each step is best effort: a dead driver or browser has nothing left to close.
             with contextlib.suppress(Exception):
                 context.close()
-            if browser is not None:
-                with contextlib.suppress(Exception):
-                    browser.close()
-        if pw is not None:
-            with contextlib.suppress(Exception):
-                pw.stop()
+        _close_browser(browser, pw)
 
     # ------------------------------------------------------------------ Driver protocol
 
@@ -364,6 +350,13 @@ class PlaywrightDriver:
         # The outline is a stylesheet Playwright injects for the capture only (``style``): nothing
         # is added to the page's DOM, so the page cannot react to being photographed.
         style = "".join(f"{sel} {{{OUTLINE_CSS}}}\n" for sel in outline if sel and "{" not in sel and "}" not in sel)
+        if style:  # the approver must see the target: bring it into the viewport (the action would too)
+            with contextlib.suppress(PlaywrightError):
+                target = page.locator(outline[0]).first
+                target.scroll_into_view_if_needed(timeout=2000)
+                # A strict CSP blocks the injected outline stylesheet; Playwright's highlight overlay
+                # (the same mechanism as masks) is drawn whatever the page's CSP says.
+                target.highlight()
         try:
             return page.screenshot(
                 type="png",
@@ -377,6 +370,10 @@ class PlaywrightDriver:
             )
         except PlaywrightError as exc:
             raise ActionFailed(f"screenshot failed: {_short(exc)}") from None
+        finally:
+            if style:
+                with contextlib.suppress(PlaywrightError):
+                    page.hide_highlight()
 
     def page_text_blocks(self) -> list[TextBlock]:
         """Visible text grouped by block element, plus form fields holding a value (see ``_TEXT_BLOCKS_JS``).
@@ -907,15 +904,109 @@ def _element_info(data: Mapping[str, Any]) -> ElementInfo:
     return replace(top, activator=one(data.get("activator")), form_submit=one(data.get("form_submit")))
 
 
-def open_driver(config: SandboxConfig, *, extra_args: Sequence[str] = ()) -> PlaywrightDriver:
+def _close_browser(browser: Browser | None, pw: Playwright | None) -> None:
+    """Best effort: a dead driver or browser has nothing left to close."""
+    if browser is not None:
+        with contextlib.suppress(Exception):
+            browser.close()
+    if pw is not None:
+        with contextlib.suppress(Exception):
+            pw.stop()
+
+
+class LaunchedBrowser:
+    """Chromium launched with the sandbox's switches, and nothing else: no context, no page.
+
+    Nothing can navigate from here (a page only exists once ``open_driver`` has made the context,
+    with its routes): ``run.py`` launches it while the PII engine is built, before the evidence
+    opens. Bound to the thread that launched it, like every sync Playwright object. ``close()`` is
+    idempotent; once ``open_driver`` has taken it, the driver owns (and closes) the browser.
+    """
+
+    def __init__(self, pw: Playwright, browser: Browser, config: SandboxConfig, args: list[str]) -> None:
+        self._pw: Playwright | None = pw
+        self._browser: Browser | None = browser
+        self._key = (config.executable, config.headless, config.chromium_sandbox)
+        self.args = args
+
+    def matches(self, config: SandboxConfig) -> bool:
+        return self._browser is not None and self._key == (config.executable, config.headless, config.chromium_sandbox)
+
+    def take(self) -> tuple[Playwright, Browser]:
+        pw, browser = self._pw, self._browser
+        self._pw = self._browser = None
+        if pw is None or browser is None:
+            raise SandboxUnavailable("the launched browser was already used or closed")
+        return pw, browser
+
+    def close(self) -> None:
+        pw, browser = self._pw, self._browser
+        self._pw = self._browser = None
+        _close_browser(browser, pw)
+
+
+def launch_browser(config: SandboxConfig, *, extra_args: Sequence[str] = ()) -> LaunchedBrowser:
+    """Start Playwright and launch Chromium with the sandbox's switches (no context, no page yet).
+
+    Only the launch fields of ``config`` are used (executable, resolvable_hosts, headless,
+    chromium_sandbox); ``open_driver(config, launched=...)`` checks they did not change.
+    Raises ``SandboxUnavailable`` (fail closed), with nothing left running.
+    """
+    check_no_proxy(os.environ)
+    if not (config.executable.is_file()):
+        raise SandboxUnavailable(f"Chromium not found at {config.executable}")
+    try:
+        args = launch_args(config, extra_args)  # validates the host patterns first
+    except SandboxUnavailable:
+        raise
+    except Exception as exc:  # fail closed: no switches, no browser
+        raise SandboxUnavailable(f"cannot build the sandbox's launch switches: {_short(exc)}") from None
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass  # good: no event loop (and so no other sync Playwright) is running on this thread
+    else:
+        raise SandboxUnavailable(
+            "another Playwright session or asyncio loop is running on this thread: "
+            "open one driver per thread at a time"
+        )
+    try:
+        pw = sync_playwright().start()
+    except Exception as exc:
+        raise SandboxUnavailable(f"cannot start the Playwright driver: {_short(exc)}") from None
+    try:
+        browser = pw.chromium.launch(
+            executable_path=str(config.executable),
+            headless=config.headless,
+            chromium_sandbox=config.chromium_sandbox,
+            args=args,
+            handle_sigint=False,
+        )
+    except BaseException as exc:
+        _close_browser(None, pw)
+        if isinstance(exc, Exception):
+            raise SandboxUnavailable(f"cannot launch Chromium: {_short(exc)}") from None
+        raise
+    return LaunchedBrowser(pw, browser, config, args)
+
+
+def open_driver(
+    config: SandboxConfig, *, extra_args: Sequence[str] = (), launched: LaunchedBrowser | None = None
+) -> PlaywrightDriver:
     """Launch the sandbox and return its driver (also a context manager: ``with open_driver(c) as d``).
 
     Raises ``SandboxUnavailable`` (fail closed) when a layer cannot be installed: a proxy in the
     environment, no Chromium, a host pattern that is not one, or a launch failure.
     ``extra_args`` are appended Chromium switches for diagnostics (e.g. ``--log-net-log=PATH``).
+    ``launched``: a browser from ``launch_browser`` (same config) to use; it is closed on failure.
     """
-    check_no_proxy(os.environ)
-    return PlaywrightDriver(config, extra_args)
+    try:
+        check_no_proxy(os.environ)
+    except BaseException:
+        if launched is not None:
+            launched.close()
+        raise
+    return PlaywrightDriver(config, extra_args, launched)
 
 
 __all__ = [
@@ -929,6 +1020,8 @@ __all__ = [
     "EVENT_REQUEST_REFUSED",
     "EVENT_WEBSOCKET_REFUSED",
     "MASK_COLOR",
+    "LaunchedBrowser",
     "PlaywrightDriver",
+    "launch_browser",
     "open_driver",
 ]

@@ -163,3 +163,27 @@ class Tamper:
 @pytest.fixture
 def tamper() -> Callable[[RunHandle], Tamper]:
     return lambda h: Tamper(h.folder)
+
+
+def make_read_only(path: Path) -> Callable[[], None]:
+    """Make ``path`` (a directory) unwritable for this process, root included; returns the undo.
+
+    Root ignores file modes, so as root the directory becomes a read-only tmpfs mount point
+    holding a copy of its files; as another user, plain modes do.
+    """
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    if os.geteuid() != 0:
+        modes = {p: p.stat().st_mode for p in [path, *path.rglob("*")]}
+        for p in modes:
+            p.chmod(0o555 if p.is_dir() else 0o444)
+        return lambda: [p.chmod(m) for p, m in modes.items()] and None
+    saved = Path(tempfile.mkdtemp())
+    shutil.copytree(path, saved / "copy")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(path)], check=True)
+    shutil.copytree(saved / "copy", path, dirs_exist_ok=True)
+    subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
+    return lambda: subprocess.run(["umount", str(path)], check=True) and None

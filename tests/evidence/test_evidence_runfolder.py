@@ -15,6 +15,7 @@ import pytest
 from evidence.canonical import canonical_bytes, record_hash, sha256_file
 from evidence.runfolder import RunFolder, RunInfo, new_run_id, utc_timestamp
 from runner.errors import EvidenceUnavailable
+from tests.evidence.conftest import make_read_only
 
 SHA = "b" * 64
 
@@ -53,12 +54,15 @@ def test_create_fails_closed_when_dir_cannot_be_written(tmp_path: Path) -> None:
     assert err.value.exit_code == 5
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
 def test_create_fails_closed_on_read_only_dir(tmp_path: Path) -> None:
     ro = tmp_path / "ro"
-    ro.mkdir(mode=0o500)
-    with pytest.raises(EvidenceUnavailable):
-        RunFolder.create(ro, "r1")
+    ro.mkdir()
+    undo = make_read_only(ro)
+    try:
+        with pytest.raises(EvidenceUnavailable):
+            RunFolder.create(ro, "r1")
+    finally:
+        undo()
 
 
 def test_create_refuses_existing_run_and_bad_ids(tmp_path: Path) -> None:

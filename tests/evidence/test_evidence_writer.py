@@ -26,6 +26,7 @@ from evidence.runfolder import RunFolder, new_run_id
 from evidence.verify import verify_run
 from evidence.writer import MAX_STRING, EvidenceWriter
 from runner.errors import EvidenceUnavailable
+from tests.evidence.conftest import make_read_only
 
 RUNNER = Actor(type="runner", id="warden")
 TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -192,13 +193,15 @@ def test_keyboard_interrupt_mid_write_keeps_writer_usable(start_run: Any, monkey
     assert verify_run(h.folder.root, h.index).ok
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
-def test_read_only_records_file_fails_closed(start_run: Any) -> None:
+def test_read_only_run_folder_fails_closed(start_run: Any) -> None:
     h = start_run()
     h.writer.close()
-    h.folder.records.chmod(0o444)
-    with pytest.raises(EvidenceUnavailable):
-        EvidenceWriter(h.folder, h.run_id, SecretRedactor())
+    undo = make_read_only(h.folder.root)
+    try:
+        with pytest.raises(EvidenceUnavailable):
+            EvidenceWriter(h.folder, h.run_id, SecretRedactor())
+    finally:
+        undo()
 
 
 def test_read_only_filesystem_fails_closed(tmp_path: Path) -> None:
