@@ -2,97 +2,27 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, NoReturn, TypeVar, cast
+from typing import Any, Literal, NoReturn, cast
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
+from runner.cli_options import db_option, err, evidence_dir_option, no_recovery
 from runner.errors import MissionInvalid, UsageError, WardenError
-
-F = TypeVar("F", bound=Callable[..., Any])
-err = Console(stderr=True, highlight=False)
-
-
-def _evidence_dir_option(fn: F) -> F:
-    """``--evidence-dir``; the command first closes runs whose process died (evidence.recovery).
-
-    Commands marked ``_no_recovery`` (``evidence verify``: strictly read-only) skip that step.
-    """
-    if not getattr(fn, "_no_recovery", False):
-        fn = _recovering(fn)
-    return click.option(
-        "--evidence-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=lambda: os.environ.get("WARDEN_EVIDENCE_DIR", "warden-evidence"),
-        show_default="./warden-evidence",
-        help="Evidence folder (env WARDEN_EVIDENCE_DIR).",
-    )(fn)
-
-
-def _no_recovery(fn: F) -> F:
-    fn._no_recovery = True  # type: ignore[attr-defined]
-    return fn
-
-
-def _recovering(fn: F) -> F:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        evidence_dir = kwargs.get("evidence_dir")
-        if isinstance(evidence_dir, Path):
-            _recover(evidence_dir, kwargs.get("db_url"), quiet=bool(kwargs.get("quiet")) or bool(kwargs.get("as_json")))
-        return fn(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _recover(evidence_dir: Path, db_url: str | None, *, quiet: bool) -> None:
-    """Best effort: a store that cannot be recovered (read-only copy, ...) is said, never fatal."""
-    from evidence.recovery import recover_evidence_dir
-    from runner.approvals.store import reap_existing
-
-    try:  # queued approvals whose runner died or whose expiry passed: expired, never approved
-        reap_existing(evidence_dir, db_url)
-    except Exception:  # noqa: S110 - best effort, like the recovery below
-        pass
-
-    try:
-        results = recover_evidence_dir(evidence_dir, db_url)
-    except Exception as exc:
-        if not quiet:
-            err.print(f"[yellow]warning:[/] crash recovery of {_esc(str(evidence_dir))} failed ({type(exc).__name__})")
-        return
-    for r in results:
-        if quiet or (r.action == "skipped" and not r.problems):
-            continue
-        if r.action == "closed":
-            err.print(f"[yellow]recovered[/] run {_esc(r.run_id)}: its process died; marked interrupted")
-        elif r.problems:
-            err.print(f"[yellow]warning:[/] run {_esc(r.run_id)} not recovered: {_esc('; '.join(r.problems))}")
-
-
-def _db_option(fn: F) -> F:
-    return click.option("--db", "db_url", default=None, help="SQLAlchemy URL of the index (default DIR/warden.db).")(fn)
 
 
 def _fail(exc: WardenError) -> NoReturn:
     if isinstance(exc, MissionInvalid):
         for p in exc.problems:
-            err.print(f"[red]error[/] {click.style('', reset=False)}{_esc(str(p))}")
+            err.print(f"[red]error[/] {escape(str(p))}")
         err.print(f"[red]{len(exc.problems)} problem(s); nothing was executed.[/]")
     else:
-        err.print(f"[red]error:[/] {_esc(str(exc))}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
     sys.exit(exc.exit_code)
-
-
-def _esc(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -124,7 +54,7 @@ def main() -> None:
 
 @cli.command()
 @click.argument("mission", type=click.Path(path_type=Path))
-@_evidence_dir_option
+@evidence_dir_option
 @click.option(
     "--approval",
     type=click.Choice(["prompt", "deny", "queue"]),
@@ -133,7 +63,7 @@ def main() -> None:
 )
 @click.option("--approver", default=None, help="Name of the approver at the terminal (recorded beside the OS user).")
 @click.option("--headed", is_flag=True, help="Show the browser window (needs a display).")
-@_db_option
+@db_option
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Set ${vars.KEY}.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing; the exit code and the evidence speak.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event on stdout.")
@@ -207,7 +137,7 @@ def check(mission: Path, variables: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@_evidence_dir_option
+@evidence_dir_option
 @click.option(
     "--approval",
     type=click.Choice(["prompt", "deny", "queue"]),
@@ -239,8 +169,8 @@ def evidence() -> None:
 
 
 @evidence.command("list")
-@_evidence_dir_option
-@_db_option
+@evidence_dir_option
+@db_option
 def evidence_list(evidence_dir: Path, db_url: str | None) -> None:
     """List the runs in the evidence dir."""
     from runner.evidence_cli import list_runs
@@ -253,8 +183,8 @@ def evidence_list(evidence_dir: Path, db_url: str | None) -> None:
 
 @evidence.command("show")
 @click.argument("run_ref", metavar="RUN")
-@_evidence_dir_option
-@_db_option
+@evidence_dir_option
+@db_option
 def evidence_show(run_ref: str, evidence_dir: Path, db_url: str | None) -> None:
     """Show a run as a readable timeline."""
     from runner.evidence_cli import show_run
@@ -274,9 +204,9 @@ def evidence_show(run_ref: str, evidence_dir: Path, db_url: str | None) -> None:
     default=None,
     help="Ed25519 public key PEM: also check each run's signature (see `warden evidence keygen`).",
 )
-@_evidence_dir_option
-@_db_option
-@_no_recovery
+@evidence_dir_option
+@db_option
+@no_recovery
 def evidence_verify(
     run_ref: str | None, all_runs: bool, public_key: Path | None, evidence_dir: Path, db_url: str | None
 ) -> None:
@@ -319,8 +249,8 @@ def evidence_keygen(path: Path) -> None:
               help="Record field or dotted path equals VALUE (repeatable), e.g. subject.host=evil.localhost.")
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="At most N records (oldest first).")
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]), default="table", show_default=True)
-@_evidence_dir_option
-@_db_option
+@evidence_dir_option
+@db_option
 def evidence_query(
     types: tuple[str, ...], run_ref: str | None, mission: str | None, since: str | None, until: str | None,
     outcome: str | None, decision: str | None, where: tuple[str, ...], limit: int | None, fmt: str,
@@ -339,8 +269,8 @@ def evidence_query(
 @evidence.command("reindex")
 @click.option("--clear", is_flag=True, help="Empty the index first (drops runs whose folders are gone).")
 @click.option("--force", is_flag=True, help="Also overwrite runs whose indexed chain disagrees with their folder.")
-@_evidence_dir_option
-@_db_option
+@evidence_dir_option
+@db_option
 def evidence_reindex(clear: bool, force: bool, evidence_dir: Path, db_url: str | None) -> None:
     """Rebuild the index from the run folders; exit 1 if a folder failed to parse or conflicts."""
     from runner.evidence_cli import reindex
@@ -357,8 +287,8 @@ def evidence_reindex(clear: bool, force: bool, evidence_dir: Path, db_url: str |
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "ocsf"]), default="jsonl", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file instead of stdout.")
-@_evidence_dir_option
-@_db_option
+@evidence_dir_option
+@db_option
 def evidence_export(run_ref: str, fmt: str, output: Path | None, evidence_dir: Path, db_url: str | None) -> None:
     """Export a run's records: as written (jsonl) or as OCSF events (ocsf) for a SIEM."""
     from runner.evidence_cli import export
@@ -371,8 +301,8 @@ def evidence_export(run_ref: str, fmt: str, output: Path | None, evidence_dir: P
 
 @evidence.command("report")
 @click.argument("run_ref", metavar="RUN")
-@_evidence_dir_option
-@_db_option
+@evidence_dir_option
+@db_option
 def evidence_report(run_ref: str, evidence_dir: Path, db_url: str | None) -> None:
     """(Re)write the run's self-contained report.html (with the verify verdict of now)."""
     from runner.evidence_cli import report

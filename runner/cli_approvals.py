@@ -10,7 +10,6 @@ ambiguous id, empty reason); 3 refused by the mission's approval policy (not in
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from runner.approvals.common import os_user
 from runner.approvals.prompt import render_ask
 from runner.approvals.sanitize import sanitize
 from runner.approvals.store import ApprovalRow, ApprovalStore, describe_outcome, policy_refusal
+from runner.cli_options import db_option, evidence_dir_option
 from runner.errors import UsageError, WardenError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -37,14 +37,7 @@ EXIT_RECORDED, EXIT_NOT_PENDING, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 
 
 def _where(fn: F) -> F:
-    fn = click.option("--db", "db_url", default=None, help="SQLAlchemy URL of the index (default DIR/warden.db).")(fn)
-    return click.option(
-        "--evidence-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=lambda: os.environ.get("WARDEN_EVIDENCE_DIR", "warden-evidence"),
-        show_default="./warden-evidence",
-        help="Evidence folder (env WARDEN_EVIDENCE_DIR).",
-    )(fn)
+    return db_option(evidence_dir_option(fn))
 
 
 def _fail(exc: WardenError) -> NoReturn:

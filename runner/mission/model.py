@@ -8,7 +8,7 @@ never fail open. Error locations produced by pydantic are the YAML key paths
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -26,20 +26,7 @@ ActionKind = Literal[
     "extract",
     "assert_text",
 ]
-ACTION_KINDS: tuple[str, ...] = (
-    "goto",
-    "click",
-    "fill",
-    "select",
-    "press",
-    "check",
-    "uncheck",
-    "hover",
-    "wait_for",
-    "screenshot",
-    "extract",
-    "assert_text",
-)
+ACTION_KINDS: tuple[str, ...] = get_args(ActionKind)
 # Actions that only read: safe to retry after a transient failure.
 IDEMPOTENT_KINDS: frozenset[str] = frozenset({"goto", "wait_for", "extract", "assert_text", "screenshot", "hover"})
 

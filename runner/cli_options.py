@@ -1,0 +1,84 @@
+"""Options shared by every ``warden`` command group: where the evidence lives, and crash recovery.
+
+Any command given ``--evidence-dir`` first closes the runs whose process died (``evidence.recovery``)
+and expires queued approvals whose runner is gone — never approving them — unless the command is
+marked ``no_recovery`` (``evidence verify`` shows an evidence dir exactly as it was left).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+F = TypeVar("F", bound=Callable[..., Any])
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # one problem, one line (grep-able)
+
+
+def evidence_dir_option(fn: F) -> F:
+    """``--evidence-dir``; the command first closes runs whose process died (evidence.recovery).
+
+    Commands marked ``_no_recovery`` (``evidence verify``: strictly read-only) skip that step.
+    """
+    if not getattr(fn, "_no_recovery", False):
+        fn = _recovering(fn)
+    return click.option(
+        "--evidence-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=lambda: os.environ.get("WARDEN_EVIDENCE_DIR", "warden-evidence"),
+        show_default="./warden-evidence",
+        help="Evidence folder (env WARDEN_EVIDENCE_DIR).",
+    )(fn)
+
+
+def no_recovery(fn: F) -> F:
+    fn._no_recovery = True  # type: ignore[attr-defined]
+    return fn
+
+
+def _recovering(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        evidence_dir = kwargs.get("evidence_dir")
+        if isinstance(evidence_dir, Path):
+            _recover(evidence_dir, kwargs.get("db_url"), quiet=bool(kwargs.get("quiet")) or bool(kwargs.get("as_json")))
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _recover(evidence_dir: Path, db_url: str | None, *, quiet: bool) -> None:
+    """Best effort: a store that cannot be recovered (read-only copy, ...) is said, never fatal."""
+    from evidence.recovery import recover_evidence_dir
+    from runner.approvals.store import reap_existing
+
+    try:  # queued approvals whose runner died or whose expiry passed: expired, never approved
+        reap_existing(evidence_dir, db_url)
+    except Exception:  # noqa: S110 - best effort, like the recovery below
+        pass
+
+    try:
+        results = recover_evidence_dir(evidence_dir, db_url)
+    except Exception as exc:
+        if not quiet:
+            err.print(
+                f"[yellow]warning:[/] crash recovery of {escape(str(evidence_dir))} failed ({type(exc).__name__})"
+            )
+        return
+    for r in results:
+        if quiet or (r.action == "skipped" and not r.problems):
+            continue
+        if r.action == "closed":
+            err.print(f"[yellow]recovered[/] run {escape(r.run_id)}: its process died; marked interrupted")
+        elif r.problems:
+            err.print(f"[yellow]warning:[/] run {escape(r.run_id)} not recovered: {escape('; '.join(r.problems))}")
+
+
+def db_option(fn: F) -> F:
+    return click.option("--db", "db_url", default=None, help="SQLAlchemy URL of the index (default DIR/warden.db).")(fn)
