@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ from runner.errors import WardenError
 from runner.progress import JsonReporter
 from runner.run import RunOptions, RunResult, run_mission
 from tests.guards.canaries import by_entity, scan_bytes_for_canaries
+from tests.png import decode_png, pixel  # noqa: F401 - re-exported for PII tests
 from tests.server import TestServer
 
 EMAIL = by_entity("EMAIL_ADDRESS")
@@ -136,55 +136,5 @@ def assert_no_canaries(path: Path, *also: str) -> None:
         data = f.read_bytes()
         for s in also:
             assert s.encode() not in data, f"{s!r} found in {f}"
-
-
-def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:
-    """A minimal PNG decoder (8-bit RGB/RGBA, non-interlaced): width, height, rows of pixels."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, width, height, ctype = 8, b"", 0, 0, 0
-    while pos < len(data):
-        length = int.from_bytes(data[pos:pos + 4], "big")
-        kind = data[pos + 4:pos + 8]
-        chunk = data[pos + 8:pos + 8 + length]
-        if kind == b"IHDR":
-            width, height = int.from_bytes(chunk[0:4], "big"), int.from_bytes(chunk[4:8], "big")
-            assert chunk[8] == 8 and chunk[12] == 0
-            ctype = chunk[9]
-        elif kind == b"IDAT":
-            idat += chunk
-        pos += 12 + length
-    bpp = {2: 3, 6: 4}[ctype]
-    raw = zlib.decompress(idat)
-    stride = width * bpp
-    rows: list[bytes] = []
-    prev = bytearray(stride)
-    i = 0
-    for _ in range(height):
-        f = raw[i]
-        line = bytearray(raw[i + 1:i + 1 + stride])
-        i += 1 + stride
-        for x in range(stride):
-            a = line[x - bpp] if x >= bpp else 0
-            b = prev[x]
-            c = prev[x - bpp] if x >= bpp else 0
-            if f == 1:
-                line[x] = (line[x] + a) & 0xFF
-            elif f == 2:
-                line[x] = (line[x] + b) & 0xFF
-            elif f == 3:
-                line[x] = (line[x] + (a + b) // 2) & 0xFF
-            elif f == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
-        rows.append(bytes(line))
-        prev = line
-    return width, height, [bytes([*r]) if bpp == 3 else bytes(v for j, v in enumerate(r) if j % 4 != 3) for r in rows]
-
-
-def pixel(png: tuple[int, int, list[bytes]], x: int, y: int) -> tuple[int, int, int]:
-    row = png[2][y]
-    return row[3 * x], row[3 * x + 1], row[3 * x + 2]
-
 
 
