@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
-from evidence.canonical import record_hash, sha256_file
+from evidence.canonical import plain_json_text, record_hash, sha256_file
 from evidence.index import EvidenceIndex
-from evidence.records import GENESIS_HASH, Record, RunRecord, parse_record
+from evidence.records import GENESIS_HASH, RECORD_TYPES, Record, RunRecord, parse_record
 from evidence.runfolder import RunFolder, RunInfo
 from evidence.signing import check_signature
 from evidence.writer import jsonl_line
@@ -218,7 +219,9 @@ def _check_chain(lines: list[_Line], run_id: str, report: VerifyReport) -> None:
             )
 
 
-def _check_attachments(folder: RunFolder, lines: list[_Line], report: VerifyReport, finished: bool) -> None:
+def _check_attachments(
+    folder: RunFolder, lines: list[_Line], report: VerifyReport, finished: bool, count: int | None = None
+) -> None:
     root = folder.root.resolve()
     referenced: set[Path] = set()
     for ln in lines:
@@ -254,7 +257,8 @@ def _check_attachments(folder: RunFolder, lines: list[_Line], report: VerifyRepo
                 continue
             rel = path.relative_to(folder.root).as_posix()
             prefix = re.match(r"^(\d+)-", path.name)
-            if not finished and prefix is not None and int(prefix.group(1)) == len(lines) + 1:
+            next_seq = (len(lines) if count is None else count) + 1
+            if not finished and prefix is not None and int(prefix.group(1)) == next_seq:
                 # Named for the next seq: saved just before the kill, its record never written.
                 report.notes.append(f"{rel}: saved for seq {prefix.group(1)}, whose record was never written")
             else:
@@ -291,30 +295,42 @@ def _check_run_info(info: RunInfo | None, lines: list[_Line], report: VerifyRepo
 
 
 def _check_index(index: EvidenceIndex, run_id: str, lines: list[_Line], report: VerifyReport) -> None:
+    by_hash = {ln.data.get("hash"): ln.data.get("seq") for ln in lines}
+    file_by_seq = {ln.data.get("seq"): ln.data.get("hash") for ln in lines}
+    _check_index_against(index, run_id, bool(lines), by_hash.get, file_by_seq.get, report)
+
+
+def _check_index_against(
+    index: EvidenceIndex,
+    run_id: str,
+    has_lines: bool,
+    seq_of_hash: Callable[[str], Any],
+    hash_at_seq: Callable[[int], Any],
+    report: VerifyReport,
+) -> None:
     row = index.get_run(run_id)
     if row is None:
         report.notes.append("run is not in the index: a cut tail cannot be detected")
         return
-    by_hash = {ln.data.get("hash"): ln for ln in lines}
     head = row.chain_head
-    if head != GENESIS_HASH and head not in by_hash:
+    at = seq_of_hash(head) if head != GENESIS_HASH else None
+    if head != GENESIS_HASH and at is None:
         report.problem(
             f"index: chain head {head[:12]}… (record {row.record_count}) is not in records.jsonl — "
             "records were cut from the tail (or rewritten) behind the index's back"
         )
     elif head != GENESIS_HASH:
-        at = by_hash[head].data.get("seq")
         if isinstance(at, int) and report.record_count > at + 1:
             report.problem(
                 f"records.jsonl: {report.record_count - at} records after the index's chain head (seq {at}) — "
                 "records appended behind the index's back"
             )
-    elif lines and row.record_count == 0 and report.record_count > 1:
+    elif has_lines and row.record_count == 0 and report.record_count > 1:
         report.problem(f"records.jsonl: {report.record_count} records but the index saw none — records appended")
     mismatches = 0
-    file_by_seq = {ln.data.get("seq"): ln.data.get("hash") for ln in lines}
     for rec in index.records(run_id):
-        if rec.seq in file_by_seq and file_by_seq[rec.seq] != rec.hash:
+        in_file = hash_at_seq(rec.seq)
+        if in_file is not None and in_file != rec.hash:
             mismatches += 1
             if mismatches <= _MAX_INDEX_MISMATCHES:
                 report.problem(f"index: record seq {rec.seq} has a different hash in records.jsonl — record rewritten")
@@ -347,6 +363,139 @@ def _check_signature(info: RunInfo | None, public_key: Ed25519PublicKey | None, 
         )
 
 
+class _Fallback(Exception):
+    """The streaming pass met something out of the ordinary: the full, in-memory pass names it."""
+
+
+@dataclass
+class _Stream:
+    """What the streaming pass keeps of an intact chain: no record bodies, 32 bytes of hash per record."""
+
+    count: int = 0
+    hashes: bytearray = field(default_factory=bytearray)  # SHA-256 digest of record seq i at [32(i-1), 32i)
+    linked: list[_Line] = field(default_factory=list)  # lines with attachments (slim: seq + attachments)
+    run_records: list[_Line] = field(default_factory=list)
+    last: _Line | None = None
+    torn: int = 0
+
+    def seq_of_hash(self, hex_hash: str) -> int | None:
+        try:
+            digest = bytes.fromhex(hex_hash)
+        except (ValueError, TypeError):
+            return None
+        if len(digest) != 32:
+            return None
+        at = self.hashes.find(digest)
+        while at != -1 and at % 32:
+            at = self.hashes.find(digest, at + 1)
+        return None if at == -1 else at // 32 + 1
+
+    def hash_at_seq(self, seq: int) -> str | None:
+        if not isinstance(seq, int) or not 1 <= seq <= self.count:
+            return None
+        return self.hashes[32 * (seq - 1):32 * seq].hex()
+
+
+def _stream_lines(folder: RunFolder, run_id: str) -> _Stream:
+    """One pass over ``records.jsonl`` that holds only the previous hash, the seq, the record ids
+    seen, one 32-byte digest per record and the attachment links. It proves an intact chain (each
+    line a valid record, its own serialisation, its hash recomputing, seqs 1..n in order, links
+    unbroken, ids unique, the run opened by a run_record); at the first anything else it raises
+    ``_Fallback`` and the full pass, which holds every record, names each problem precisely."""
+    out = _Stream()
+    # A float, NaN/Infinity or an integer beyond 15 digits in the line: its hash takes the full encoder.
+    floats: list[str] = []
+
+    def saw_float(s: str) -> float:
+        floats.append(s)
+        return float(s)
+
+    def saw_int(s: str) -> int:
+        if len(s) > 15:
+            floats.append(s)
+        return int(s)
+
+    decode = json.JSONDecoder(parse_float=saw_float, parse_int=saw_int, parse_constant=saw_float).decode
+    seen_ids: set[str] = set()
+    prev = GENESIS_HASH
+    with open(folder.records, "rb") as f:
+        for seq, chunk in enumerate(f, start=1):
+            if not chunk.endswith(b"\n"):
+                out.torn = len(chunk)
+                break
+            try:
+                text = chunk[:-1].decode("utf-8")
+                floats.clear()
+                data = decode(text)
+            except ValueError as e:
+                raise _Fallback from e
+            if not isinstance(data, dict):
+                raise _Fallback
+            digest = data.get("hash")
+            rid = data.get("record_id")
+            if (
+                data.get("seq") != seq or type(data.get("seq")) is not int
+                or data.get("prev_hash") != prev
+                or data.get("run_id") != run_id
+                or not isinstance(rid, str) or rid in seen_ids
+                or not isinstance(digest, str)
+            ):
+                raise _Fallback
+            cls = RECORD_TYPES.get(str(data.get("type")))
+            if cls is None:
+                raise _Fallback
+            try:
+                record = cls.model_validate(data)
+                if record_hash(data, plain=not floats and plain_json_text(text)) != digest or text != jsonl_line(data):
+                    raise _Fallback
+            except Exception as e:  # invalid, NaN, unencodable: the full pass says which
+                raise _Fallback from e
+            seen_ids.add(rid)
+            out.hashes += bytes.fromhex(digest)
+            prev = digest
+            slim = _Line(seq, {"seq": seq, "hash": digest}, record if isinstance(record, RunRecord) else None)
+            if seq == 1 and not (isinstance(record, RunRecord) and record.phase == "start"):
+                raise _Fallback
+            if isinstance(record, RunRecord):
+                out.run_records.append(slim)
+            if data.get("attachments"):
+                out.linked.append(_Line(seq, {"seq": seq, "attachments": data["attachments"]}, None))
+            out.last = slim
+            out.count = seq
+    return out
+
+
+def _verify_streaming(
+    rf: RunFolder, info: RunInfo | None, index: EvidenceIndex | None,
+    public_key: Ed25519PublicKey | None, report: VerifyReport,
+) -> bool:
+    """The fast path of ``verify_run``; False (report untouched) when the full pass must run."""
+    finished = info is not None and info.finished
+    try:
+        st = _stream_lines(rf, rf.run_id)
+    except (_Fallback, OSError):
+        return False
+    if st.count == 0:
+        return False  # empty or missing file: the full pass words it
+    if st.torn:
+        where = f"records.jsonl line {st.count + 1}"
+        if finished:
+            report.problem(f"{where}: incomplete line ({st.torn} bytes, no newline) — appended or cut")
+        else:
+            report.notes.append(f"{where}: incomplete final write ({st.torn} bytes) ignored — the run was killed")
+    report.record_count = st.count
+    assert st.last is not None
+    report.head = str(st.last.data["hash"])
+    _check_attachments(rf, st.linked, report, finished=finished, count=st.count)
+    # _check_run_info looks at the last line and the run_records only.
+    tail = st.run_records if st.last in st.run_records else [*st.run_records, st.last]
+    _check_run_info(info, tail, report)
+    _check_signature(info, public_key, report)
+    if index is not None:
+        _check_index_against(index, rf.run_id, True, st.seq_of_hash, st.hash_at_seq, report)
+    return True
+
+
 def verify_run(
     folder: Path | str, index: EvidenceIndex | None = None, public_key: Ed25519PublicKey | None = None
 ) -> VerifyReport:
@@ -365,6 +514,18 @@ def verify_run(
         report.problem(f"run.json: unreadable or invalid ({type(e).__name__})")
     if info is not None and info.run_id != rf.run_id:
         report.problem(f"run.json: run_id {info.run_id!r} does not match the folder name {rf.run_id!r}")
+    if not _verify_streaming(rf, info, index, public_key, report):
+        _verify_in_memory(rf, info, index, public_key, report)
+    if index is None and not (info is not None and info.finished):
+        report.notes.append("no index given: a cut tail cannot be told from a run killed early")
+    return report
+
+
+def _verify_in_memory(
+    rf: RunFolder, info: RunInfo | None, index: EvidenceIndex | None,
+    public_key: Ed25519PublicKey | None, report: VerifyReport,
+) -> None:
+    """The full pass: every record in memory, so a reorder, gap or duplicate is named precisely."""
     lines = _read_lines(
         rf, report, finished=info is not None and info.finished,
         # A run that stopped before its first record: run.json says it holds none.
@@ -380,6 +541,3 @@ def verify_run(
     _check_signature(info, public_key, report)
     if index is not None:
         _check_index(index, rf.run_id, lines, report)
-    elif not (info is not None and info.finished):
-        report.notes.append("no index given: a cut tail cannot be told from a run killed early")
-    return report

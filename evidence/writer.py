@@ -1,10 +1,22 @@
 """The evidence writer: the one choke point through which every record reaches disk (SPEC §5).
 
-Per record: redact every string, cap its length, fill the envelope, hash-chain it, validate it,
-append ONE line to ``records.jsonl``, flush + fsync, then index it. Any failure to redact or
-persist raises ``EvidenceUnavailable`` and leaves the writer unusable, so the runner cannot take
-the next action without its evidence (fail closed). A failed append is truncated back to the last
-good offset, so a torn line never sits in the file as if it were a record.
+Per record: redact every string, cap its length, fill the envelope, validate it against its
+schema (once), hash-chain it, append ONE line to ``records.jsonl`` (one ``write``: the bytes are
+in the OS when ``append`` returns), then index it. Any failure to redact or persist raises
+``EvidenceUnavailable`` and leaves the writer unusable, so the runner cannot take the next action
+without its evidence (fail closed). A failed append is truncated back to the last good offset, so
+a torn line never sits in the file as if it were a record.
+
+Durability (group commit): a record that gates an action or marks the run's life is fsynced
+before ``append`` returns — ``action_record`` intents, ``decision_record``s of steps,
+``approval_request``, ``approval_record``, ``exception_record``, ``run_record`` and
+``version_log`` (see ``is_gating``). The others (action outcomes, ``pii_finding``, network
+``decision_record``s without a step) are written to the OS at once and made durable by the next
+fsync: the next gating record's, after at most ``sync_every`` records, or at ``sync``/``close``.
+A process crash (SIGKILL) loses nothing written; a power loss can lose only non-gating records
+written since the last fsync, never a gating record, and never silently before an action: the
+fsync that makes an intent durable makes every record before it durable too, and if it fails the
+run stops before the action.
 """
 
 from __future__ import annotations
@@ -85,6 +97,21 @@ def _capped(value: Any, limit: int) -> Any:
     return value
 
 
+SYNC_EVERY = 64
+"""Most non-gating records left un-fsynced before the writer fsyncs anyway."""
+
+
+def is_gating(record_cls: type[Record], fields: Mapping[str, Any]) -> bool:
+    """True for records that must be durable before ``append`` returns (they gate an action or
+    mark the run's start/end/failure); False for records whose loss in a power cut hides no action."""
+    t = record_cls.TYPE
+    if t == "action_record":
+        return fields.get("phase") != "outcome"
+    if t == "decision_record":
+        return fields.get("step") is not None
+    return t != "pii_finding"
+
+
 class EvidenceWriter:
     """Appends hash-chained records to one run folder; single writer per folder (flock)."""
 
@@ -98,6 +125,7 @@ class EvidenceWriter:
         clock: Callable[[], datetime] | None = None,
         max_string: int = MAX_STRING,
         resume: bool = False,
+        sync_every: int = SYNC_EVERY,
     ) -> None:
         self.folder = folder
         self.run_id = run_id
@@ -109,6 +137,8 @@ class EvidenceWriter:
         self._seq = 0
         self._head = GENESIS_HASH
         self._offset = 0
+        self._unsynced = 0  # records written since the last fsync
+        self._sync_every = max(1, sync_every)
         self._failure: str | None = None
         self._closed = False
         try:
@@ -214,10 +244,18 @@ class EvidenceWriter:
     # -- records -------------------------------------------------------------------------------
 
     def append(
-        self, record_cls: type[R], *, actor: Actor, attachments: Sequence[Attachment] = (), **fields: Any
+        self,
+        record_cls: type[R],
+        *,
+        actor: Actor,
+        attachments: Sequence[Attachment] = (),
+        durable: bool | None = None,
+        **fields: Any,
     ) -> R:
-        """Redact, chain, persist (fsync) and index one record; returns it as written.
+        """Redact, chain, persist and index one record; returns it as written.
 
+        The record is fsynced before this returns when ``durable`` is True, or (``None``) when it
+        gates an action (``is_gating``); otherwise it is written and fsynced with the next one.
         A ``ValidationError`` (the caller passed fields the schema refuses) writes nothing and
         leaves the writer usable; redaction or I/O failures raise ``EvidenceUnavailable``.
         """
@@ -249,13 +287,18 @@ class EvidenceWriter:
                 "hash": GENESIS_HASH,
                 "attachments": [a.model_dump(mode="json") for a in attachments],
             }
-            body = record_cls.model_validate(draft).model_dump(mode="json", by_alias=True)
-            body["hash"] = record_hash(body)
-            record = record_cls.model_validate(body)
+            # Validated once against its schema; the only field set afterwards is ``hash``, a
+            # SHA-256 hex computed here, so the copy below is as valid as the model it copies.
+            model = record_cls.model_validate(draft)
+            body = model.model_dump(mode="json", by_alias=True)
+            digest = record_hash(body)
+            body["hash"] = digest
+            record = model.model_copy(update={"hash": digest})
             line = jsonl_line(body)
-            self._write_line(line)
+            sync = is_gating(record_cls, fields) if durable is None else durable
+            self._write_line(line, sync or self._unsynced + 1 >= self._sync_every)
             self._seq = record.seq
-            self._head = record.hash
+            self._head = digest
             if self.index is not None:
                 try:
                     self.index.add_record(record, line)
@@ -263,11 +306,12 @@ class EvidenceWriter:
                     raise self._fail(f"evidence index failed ({type(e).__name__}: {e})", e) from e
             return record
 
-    def _write_line(self, line: str) -> None:
+    def _write_line(self, line: str, sync: bool) -> None:
         data = line.encode("utf-8") + b"\n"
         try:
             _io.write_all(self._fd, data)
-            _io.fsync_fd(self._fd)
+            if sync:
+                _io.fsync_fd(self._fd)
         except BaseException as e:
             rolled_back = self._rollback()
             if isinstance(e, OSError) or not rolled_back:
@@ -275,6 +319,22 @@ class EvidenceWriter:
                 raise self._fail(f"cannot write {self.folder.records}: {_oserror_text(e)}{tail}", e) from e
             raise  # e.g. KeyboardInterrupt: the record is not written, the writer stays usable
         self._offset += len(data)
+        self._unsynced = 0 if sync else self._unsynced + 1
+
+    def sync(self) -> None:
+        """Make every record written so far durable (fsync); ``EvidenceUnavailable`` if it fails."""
+        with self._lock:
+            self._check_usable()
+            self._sync_pending()
+
+    def _sync_pending(self) -> None:
+        if not self._unsynced:
+            return
+        try:
+            _io.fsync_fd(self._fd)
+        except OSError as e:
+            raise self._fail(f"cannot write {self.folder.records}: {_oserror_text(e)}", e) from e
+        self._unsynced = 0
 
     def _rollback(self) -> bool:
         """Cut the file back to the end of the last complete record."""
@@ -318,12 +378,19 @@ class EvidenceWriter:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Release the folder lock; later appends raise. Idempotent."""
+        """Fsync what is not yet durable, release the folder lock; later appends raise. Idempotent.
+
+        ``EvidenceUnavailable`` when that last fsync fails (the lock is released all the same).
+        """
         with self._lock:
             if not self._closed:
-                self._closed = True
-                with contextlib.suppress(OSError):
-                    os.close(self._fd)
+                try:
+                    if self._failure is None:
+                        self._sync_pending()
+                finally:
+                    self._closed = True
+                    with contextlib.suppress(OSError):
+                        os.close(self._fd)
 
     def __enter__(self) -> Self:
         return self

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import rfc8785
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evidence.canonical import _plain, canonical_bytes, record_hash
+from evidence.canonical import _plain, canonical_bytes, plain_json_text, record_hash
 
 # Any code point but lone surrogates (not UTF-8 encodable; the writer replaces them before hashing),
 # weighted towards the interesting ranges: controls, the U+E000–U+FFFF block, non-BMP.
@@ -20,7 +21,9 @@ _chars = st.one_of(
     st.sampled_from(list('"\\/\x7f\u2028\u2029\x85é')),
 )
 _text = st.text(_chars, max_size=8)
-_ints = st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+_ints = st.one_of(
+    st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1), st.sampled_from([2**53 - 1, 10**15, -(10**15)])
+)
 _floats = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.integers(min_value=-(2**60), max_value=2**60).map(float),  # integral floats, incl. beyond 2**53
@@ -63,3 +66,24 @@ def test_known_divergences_go_to_the_reference() -> None:
 def test_record_hash_ignores_hash_key() -> None:
     body = {"seq": 1, "text": "x\u2028y", "nested": {"b": [1, None, True], "a": "é"}}
     assert record_hash({**body, "hash": "f" * 64}) == record_hash(body)
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_trees)
+def test_plain_json_text_implies_a_plain_tree(tree: Any) -> None:
+    floats: list[str] = []
+
+    def saw_float(s: str) -> float:
+        floats.append(s)
+        return float(s)
+
+    def saw_int(s: str) -> int:
+        if len(s) > 15:
+            floats.append(s)
+        return int(s)
+
+    text = json.dumps(tree, ensure_ascii=False, separators=(",", ":"))
+    parsed = json.JSONDecoder(parse_float=saw_float, parse_int=saw_int, parse_constant=saw_float).decode(text)
+    if not floats and plain_json_text(text):
+        assert _plain(parsed)
+        assert canonical_bytes(parsed, plain=True) == rfc8785.dumps(parsed)
