@@ -13,10 +13,11 @@ import platform
 import shutil
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
@@ -29,10 +30,10 @@ from evidence.signing import signer_from_env
 from evidence.versioning import policy_sha256, write_version_logs
 from evidence.writer import EvidenceWriter
 from guards.base import ActionRequest, GuardContext
-from guards.urlmatch import resolvable_patterns
+from guards.urlmatch import DomainPolicy, resolvable_patterns
 from runner import __version__
 from runner.approvals.gate import ApprovalOptions
-from runner.assembly import RunServices, assemble, build_preflight_chain, complete
+from runner.assembly import RunServices, assemble, build_preflight_chain, complete, domain_policy
 from runner.browser.driver import SandboxConfig
 from runner.errors import (
     EvidenceUnavailable,
@@ -52,7 +53,7 @@ from runner.recorder import RunRecorder
 from runner.steps import RunState, StepExecutor
 
 if TYPE_CHECKING:
-    from runner.browser.playwright_driver import PlaywrightDriver
+    from runner.browser.playwright_driver import LaunchedBrowser, PlaywrightDriver
 
 OUTCOMES: dict[int, RunStatus] = {
     0: "completed",
@@ -166,7 +167,6 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
     loaded = load_mission(opts.mission_path, cli_vars=dict(opts.cli_vars), environ=environ)
     preflight(loaded)
     _refuse_denied_risk(loaded)
-    mission = loaded.mission
 
     # Sandbox prerequisites are checked before evidence opens: a run that cannot be contained never starts.
     from runner.browser.chromium import check_no_proxy, find_chromium
@@ -174,7 +174,66 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
     check_no_proxy(environ)
     executable = find_chromium(environ)
 
-    services = assemble(loaded, environ, evidence_dir=opts.evidence_dir)  # + the PII scanner, built once per run
+    # The PII engine (Presidio import + offline analyzer: the slow part of startup) is built in a
+    # worker thread while Chromium launches in this one (sync Playwright is bound to its thread).
+    # Launching is not an action: no context and no page exist until the evidence is open
+    # (``_open_driver``). A PII engine error still wins (exit 2/5, as before); the browser is closed
+    # on every error path.
+    services, launched = _build_while_launching(
+        lambda: assemble(loaded, environ, evidence_dir=opts.evidence_dir),  # + the PII scanner, once per run
+        _sandbox_config(executable, domain_policy(loaded), opts),
+    )
+    try:
+        return _run_launched(opts, reporter, loaded, environ, executable, services, launched)
+    finally:
+        _try(launched.close)  # a no-op once the driver has taken the browser (it closes it itself)
+
+
+def _build_while_launching(
+    build: Callable[[], RunServices], launch_config: SandboxConfig
+) -> tuple[RunServices, LaunchedBrowser]:
+    """``build()`` in a worker thread while the browser launches in this one; the build's error first."""
+    from runner.browser.playwright_driver import launch_browser
+
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["services"] = build()
+        except BaseException as exc:  # re-raised in the calling thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, name="warden-pii-build", daemon=True)
+    worker.start()
+    launched: LaunchedBrowser | None = None
+    try:
+        try:
+            launched = launch_browser(launch_config)
+        except Exception:  # (Ctrl-C goes straight out: the daemon worker is abandoned)
+            worker.join()
+            if "error" in box:  # the PII engine's error is reported, as when it was built first
+                raise box["error"] from None
+            raise
+        worker.join()
+        if "error" in box:
+            raise box["error"]
+    except BaseException:
+        if launched is not None:
+            launched.close()
+        raise
+    return box["services"], launched
+
+
+def _run_launched(
+    opts: RunOptions,
+    reporter: Reporter,
+    loaded: LoadedMission,
+    environ: Mapping[str, str],
+    executable: Path,
+    services: RunServices,
+    launched: LaunchedBrowser,
+) -> RunResult:
+    mission = loaded.mission
     redactor = services.redactor
     reporter.redact = redactor.redact
     started_at = utc_timestamp()
@@ -258,7 +317,7 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
                 gate = services.request_gate if isinstance(services.request_gate, NetworkGate) else None
                 if mission.boundaries.downloads == "quarantine":  # staged here, kept as quarantine/ attachments
                     staging = folder.root / QUARANTINE_DIR / ".incoming"
-                driver = _open_driver(executable, services, opts, downloads_dir=staging)
+                driver = _open_driver(executable, services, opts, downloads_dir=staging, launched=launched)
                 executor = StepExecutor(
                     driver, services.chain, recorder, reporter, attach_screenshot, approvals=services.approvals,
                     hooks=services.pii,
@@ -342,24 +401,35 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
     return RunResult(exit_code, outcome, redactor.redact(message), run_id, folder.root)
 
 
+def _sandbox_config(executable: Path, policy: DomainPolicy, opts: RunOptions) -> SandboxConfig:
+    """The launch fields of the sandbox (``_open_driver`` adds the gate, events and downloads)."""
+    return SandboxConfig(
+        executable=executable,
+        resolvable_hosts=resolvable_patterns(policy),
+        headless=not opts.headed,
+        chromium_sandbox=os.geteuid() != 0,
+    )
+
+
 def _open_driver(
-    executable: Path, services: RunServices, opts: RunOptions, downloads_dir: Path | None = None
+    executable: Path,
+    services: RunServices,
+    opts: RunOptions,
+    downloads_dir: Path | None = None,
+    launched: LaunchedBrowser | None = None,
 ) -> PlaywrightDriver:
     from runner.browser.playwright_driver import open_driver
 
     gate = services.request_gate
     if gate is None:  # fail closed: no routing layer means no decisions and no records
         raise SandboxUnavailable("no request gate was built: the run cannot be contained")
-    config = SandboxConfig(
-        executable=executable,
-        resolvable_hosts=resolvable_patterns(services.policy),
-        headless=not opts.headed,
-        chromium_sandbox=os.geteuid() != 0,
+    config = replace(
+        _sandbox_config(executable, services.policy, opts),
         request_gate=gate,
         downloads_dir=downloads_dir,
         on_event=gate.on_event if isinstance(gate, NetworkGate) else None,
     )
-    return open_driver(config)
+    return open_driver(config, launched=launched)
 
 
 def _category(exc: WardenError) -> str:
