@@ -287,6 +287,14 @@ class StepExecutor:
         try:
             return self.approvals.resolve(self.driver, kind, args, timeout)
         except DriverError as exc:
+            # Every step gets its decision record: here the chain could not judge a target that is not
+            # there, so the action is refused (and the step fails, exit 4, as the action itself would).
+            self.recorder.guard_decision(
+                Decision.deny("danger_zones", "target not found: the action cannot be checked; nothing was done",
+                              "danger_zone.unresolved"),
+                step=n,
+                subject={"target": dict(target), "kind": kind},
+            )
             if state.remaining <= 0:
                 self._stop(n, "least_privilege.timeout", "boundaries.timeout", f"run timeout reached during step {n}")
             self.recorder.exception(

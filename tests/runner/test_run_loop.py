@@ -231,6 +231,10 @@ def test_side_effects_are_never_retried(tmp_path: Path, test_server: TestServer,
     assert all(o["outcome"] == "failed" and o["retries"] == 0 for o in step2)
     if route is not None:
         assert [r for r in test_server.requests if r.route == route] == []
+    # Every step that was reached has exactly one decision record, the failing one included.
+    decisions = [r["step"] for r in recs if r["type"] == "decision_record" and r.get("step") is not None]
+    assert sorted(set(decisions)) == [1, 2]
+    assert decisions.count(2) == 1
 
 
 @pytest.fixture
