@@ -52,7 +52,7 @@ def print_shape(loaded: LoadedMission, console: Console) -> RiskDecision:
     table.add_column("", style="yellow")
     for i, step in enumerate(m.steps, start=1):
         target = target_summary(step.kind, step.args.model_dump(exclude_none=True))
-        text = ", ".join(f"{k}={v}" for k, v in target.items())
+        text = ", ".join(f"{k}={_shown(k, v)}" for k, v in target.items())
         table.add_row(str(i), step.kind, escape(text), "approve" if step.needs_approval else "")
     console.print(table)
     risk = assess(m)
@@ -94,3 +94,12 @@ def print_risk(risk: RiskAssessment, console: Console) -> None:
     console.print(f"  decision:         [{style}]{risk.decision}[/]")
     for reason in risk.reasons:
         console.print(f"    - {escape(reason)}")
+
+
+def _shown(key: str, value: object) -> str:
+    """Typed values may be PII (check loads no PII engine to tell): templates are shown, literals by size."""
+    text = str(value)
+    if key != "value" or (text.startswith("${") and text.endswith("}")):
+        return text
+    return f"<{len(text)} chars>"
+
