@@ -35,7 +35,17 @@ def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _WardenGroup(click.Group):
+    """Maps every ``WardenError`` a command raises to its message and exit code, in one place."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WardenError as exc:
+            _fail(exc)
+
+
+@click.group(cls=_WardenGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="warden")
 def cli() -> None:
     """Warden: run browser missions in a sandboxed Chromium, with guardrails and verifiable evidence."""
@@ -81,19 +91,16 @@ def run(
     """Run MISSION.yaml and leave an evidence folder."""
     from runner.run import RunOptions, run_mission
 
-    try:
-        opts = RunOptions(
-            mission_path=mission,
-            evidence_dir=evidence_dir,
-            cli_vars=_parse_vars(variables),
-            db_url=db_url,
-            headed=headed,
-            approval=_approval_mode(approval),
-            approver=approver,
-        )
-        result = run_mission(opts, _reporter(quiet, as_json))
-    except WardenError as exc:
-        _fail(exc)
+    opts = RunOptions(
+        mission_path=mission,
+        evidence_dir=evidence_dir,
+        cli_vars=_parse_vars(variables),
+        db_url=db_url,
+        headed=headed,
+        approval=_approval_mode(approval),
+        approver=approver,
+    )
+    result = run_mission(opts, _reporter(quiet, as_json))
     sys.exit(result.exit_code)
 
 
@@ -125,13 +132,10 @@ def check(mission: Path, variables: tuple[str, ...]) -> None:
     from runner.report_check import print_shape
     from runner.run import preflight
 
-    try:
-        loaded = load_mission(
-            mission, cli_vars=_parse_vars(variables), environ=os.environ, require_secrets=False, require_vars=False
-        )
-        preflight(loaded)
-    except WardenError as exc:
-        _fail(exc)
+    loaded = load_mission(
+        mission, cli_vars=_parse_vars(variables), environ=os.environ, require_secrets=False, require_vars=False
+    )
+    preflight(loaded)
     if print_shape(loaded, Console(highlight=False)) == "deny":
         sys.exit(3)
 
@@ -156,10 +160,7 @@ def demo(evidence_dir: Path, approval: str | None, approver: str | None, quiet: 
     """
     from runner.demo import run_demo
 
-    try:
-        code = run_demo(evidence_dir, _reporter(quiet, as_json), approval=_approval_mode(approval), approver=approver)
-    except WardenError as exc:
-        _fail(exc)
+    code = run_demo(evidence_dir, _reporter(quiet, as_json), approval=_approval_mode(approval), approver=approver)
     sys.exit(code)
 
 
@@ -175,10 +176,7 @@ def evidence_list(evidence_dir: Path, db_url: str | None) -> None:
     """List the runs in the evidence dir."""
     from runner.evidence_cli import list_runs
 
-    try:
-        list_runs(evidence_dir, db_url)
-    except WardenError as exc:
-        _fail(exc)
+    list_runs(evidence_dir, db_url)
 
 
 @evidence.command("show")
@@ -189,10 +187,7 @@ def evidence_show(run_ref: str, evidence_dir: Path, db_url: str | None) -> None:
     """Show a run as a readable timeline."""
     from runner.evidence_cli import show_run
 
-    try:
-        show_run(run_ref, evidence_dir, db_url)
-    except WardenError as exc:
-        _fail(exc)
+    show_run(run_ref, evidence_dir, db_url)
 
 
 @evidence.command("verify")
@@ -213,14 +208,13 @@ def evidence_verify(
     """Recompute the hash chain and attachment hashes: exit 0 intact, 1 altered. Read-only."""
     from runner.evidence_cli import verify, verify_all
 
-    try:
-        if all_runs == (run_ref is not None):
-            raise UsageError("give either RUN or --all")
-        code = verify_all(evidence_dir, db_url, public_key) if all_runs else verify(
-            str(run_ref), evidence_dir, db_url, public_key
-        )
-    except WardenError as exc:
-        _fail(exc)
+    if all_runs == (run_ref is not None):
+        raise UsageError("give either RUN or --all")
+    code = (
+        verify_all(evidence_dir, db_url, public_key)
+        if all_runs
+        else verify(str(run_ref), evidence_dir, db_url, public_key)
+    )
     sys.exit(code)
 
 
@@ -230,10 +224,7 @@ def evidence_keygen(path: Path) -> None:
     """Write an Ed25519 keypair: PATH (private, 0600) and PATH.pub; set WARDEN_SIGNING_KEY=PATH to sign runs."""
     from evidence.signing import keygen
 
-    try:
-        private, public = keygen(path)
-    except WardenError as exc:
-        _fail(exc)
+    private, public = keygen(path)
     click.echo(f"private key: {private} (keep it away from the evidence store)\npublic key:  {public}")
 
 
@@ -245,25 +236,48 @@ def evidence_keygen(path: Path) -> None:
 @click.option("--until", default=None, help="Up to this time or date (a date includes its whole day).")
 @click.option("--outcome", default=None, help="The run's outcome: completed, stopped, failed, interrupted, ...")
 @click.option("--decision", default=None, help="allow | deny | require_approval | approved | denied | expired.")
-@click.option("--where", "where", multiple=True, metavar="FIELD=VALUE",
-              help="Record field or dotted path equals VALUE (repeatable), e.g. subject.host=evil.localhost.")
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="Record field or dotted path equals VALUE (repeatable), e.g. subject.host=evil.localhost.",
+)
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="At most N records (oldest first).")
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]), default="table", show_default=True)
 @evidence_dir_option
 @db_option
 def evidence_query(
-    types: tuple[str, ...], run_ref: str | None, mission: str | None, since: str | None, until: str | None,
-    outcome: str | None, decision: str | None, where: tuple[str, ...], limit: int | None, fmt: str,
-    evidence_dir: Path, db_url: str | None,
+    types: tuple[str, ...],
+    run_ref: str | None,
+    mission: str | None,
+    since: str | None,
+    until: str | None,
+    outcome: str | None,
+    decision: str | None,
+    where: tuple[str, ...],
+    limit: int | None,
+    fmt: str,
+    evidence_dir: Path,
+    db_url: str | None,
 ) -> None:
     """Filter records across runs (from the index); records are shown as written (already redacted)."""
     from runner.evidence_cli import query
 
-    try:
-        query(evidence_dir, db_url, types=types, run_ref=run_ref, mission=mission, since=since, until=until,
-              outcome=outcome, decision=decision, where=where, limit=limit, fmt=fmt)
-    except WardenError as exc:
-        _fail(exc)
+    query(
+        evidence_dir,
+        db_url,
+        types=types,
+        run_ref=run_ref,
+        mission=mission,
+        since=since,
+        until=until,
+        outcome=outcome,
+        decision=decision,
+        where=where,
+        limit=limit,
+        fmt=fmt,
+    )
 
 
 @evidence.command("reindex")
@@ -275,28 +289,27 @@ def evidence_reindex(clear: bool, force: bool, evidence_dir: Path, db_url: str |
     """Rebuild the index from the run folders; exit 1 if a folder failed to parse or conflicts."""
     from runner.evidence_cli import reindex
 
-    try:
-        code = reindex(evidence_dir, db_url, clear=clear, force=force)
-    except WardenError as exc:
-        _fail(exc)
+    code = reindex(evidence_dir, db_url, clear=clear, force=force)
     sys.exit(code)
 
 
 @evidence.command("export")
 @click.argument("run_ref", metavar="RUN")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "ocsf"]), default="jsonl", show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write to this file instead of stdout.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file instead of stdout.",
+)
 @evidence_dir_option
 @db_option
 def evidence_export(run_ref: str, fmt: str, output: Path | None, evidence_dir: Path, db_url: str | None) -> None:
     """Export a run's records: as written (jsonl) or as OCSF events (ocsf) for a SIEM."""
     from runner.evidence_cli import export
 
-    try:
-        export(run_ref, evidence_dir, db_url, fmt, output)
-    except WardenError as exc:
-        _fail(exc)
+    export(run_ref, evidence_dir, db_url, fmt, output)
 
 
 @evidence.command("report")
@@ -307,10 +320,7 @@ def evidence_report(run_ref: str, evidence_dir: Path, db_url: str | None) -> Non
     """(Re)write the run's self-contained report.html (with the verify verdict of now)."""
     from runner.evidence_cli import report
 
-    try:
-        report(run_ref, evidence_dir, db_url)
-    except WardenError as exc:
-        _fail(exc)
+    report(run_ref, evidence_dir, db_url)
 
 
 from runner.cli_approvals import approvals  # noqa: E402 - registered once `cli` exists
