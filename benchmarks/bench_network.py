@@ -21,9 +21,10 @@ from typing import Any, cast
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from guards.domains import DomainRequestGuard
+from guards.observed import RequestInfo
 from guards.urlmatch import DomainPolicy, resolvable_patterns
 from runner.browser.chromium import find_chromium
-from runner.browser.driver import GateVerdict, RequestInfo, SandboxConfig
+from runner.browser.driver import GateVerdict, SandboxConfig
 from runner.browser.playwright_driver import PlaywrightDriver, open_driver
 from runner.network import NetworkGate
 from runner.recorder import RunRecorder

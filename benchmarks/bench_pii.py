@@ -75,7 +75,7 @@ def main() -> None:
     from presidio_analyzer.nlp_engine import NoOpNlpEngine
 
     from guards.pii.scanner import PiiScanner
-    from runner.mission.model import PiiPolicy
+    from missions.model import PiiPolicy
 
     blocks = page_blocks()
     text = "\n".join(blocks)

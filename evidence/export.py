@@ -35,7 +35,7 @@ from typing import Any, Literal, TextIO
 from urllib.parse import urlsplit
 
 from evidence.timeline import summarize
-from runner import __version__
+from kernel import __version__
 
 OCSF_VERSION = "1.3.0"
 PRODUCT = {"name": "Warden", "vendor_name": "Warden", "version": __version__}

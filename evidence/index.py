@@ -34,7 +34,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from evidence.records import Record
 from evidence.runfolder import RunInfo
-from runner.errors import UsageError
+from kernel.errors import UsageError
 
 
 class Base(DeclarativeBase):

@@ -35,7 +35,7 @@ from evidence.index import EvidenceIndex, RecordRow, RunRow
 from evidence.records import RECORD_TYPES
 from evidence.runfolder import FINISHED_STATUSES, utc_timestamp
 from evidence.timeline import safe_text, summarize
-from runner.errors import UsageError
+from kernel.errors import UsageError
 
 Format = Literal["table", "jsonl", "csv"]
 FORMATS: tuple[str, ...] = ("table", "jsonl", "csv")

@@ -31,8 +31,8 @@ from evidence.records import GENESIS_HASH, Actor, Attachment, ExceptionRecord, R
 from evidence.redact import SecretRedactor
 from evidence.runfolder import RunFolder, RunInfo, RunLock, utc_timestamp
 from evidence.writer import EvidenceWriter
-from runner import __version__
-from runner.errors import EvidenceUnavailable
+from kernel import __version__
+from kernel.errors import EvidenceUnavailable
 
 _START_FIELDS = (
     "initiator", "started_by", "mission_id", "mission_version", "mission_sha256", "policy_sha256",

@@ -29,7 +29,7 @@ from typing import Any
 from evidence.index import EvidenceIndex
 from evidence.runfolder import RunFolder, RunInfo, utc_timestamp
 from evidence.verify import VerifyReport, verify_run
-from runner import __version__
+from kernel import __version__
 
 _EMBEDDABLE = frozenset({"image/png", "image/jpeg", "image/webp"})
 _MAX_EMBED = 8 * 1024 * 1024  # bytes per screenshot; larger ones are linked by name only

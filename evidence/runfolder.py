@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from evidence.records import GENESIS_HASH
-from runner.errors import EvidenceUnavailable
+from kernel.errors import EvidenceUnavailable
 
 DIR_MODE = 0o750
 FILE_MODE = 0o640

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from evidence.canonical import canonical_bytes
 from evidence.runfolder import RunInfo
-from runner.errors import EvidenceUnavailable, UsageError
+from kernel.errors import EvidenceUnavailable, UsageError
 
 SIGNATURE_SCHEMA = "warden.run_signature/1"
 ENV_KEY = "WARDEN_SIGNING_KEY"

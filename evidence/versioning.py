@@ -25,6 +25,7 @@ import difflib
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,27 +35,32 @@ from evidence.canonical import canonical_bytes
 from evidence.index import EvidenceIndex
 from evidence.records import Actor, ExceptionRecord, VersionLog
 from evidence.writer import EvidenceWriter
-from runner.mission.model import Mission
 
 FIRST_RUN = "first run of this mission in this evidence store"
 POLICY_SECTIONS = ("boundaries", "danger_zones_defaults", "danger_zones", "approvals", "pii", "secrets")
 _MAX_CHANGES = 50
 
 
-def policy_document(mission: Mission) -> dict[str, Any]:
-    """The effective policy as plain JSON data (defaults included, secret values never present)."""
-    return {
-        "boundaries": mission.boundaries.model_dump(mode="json"),
-        "danger_zones_defaults": mission.danger_zones_defaults,
-        "danger_zones": [z.model_dump(mode="json") for z in mission.danger_zones],
-        "approvals": mission.approvals.model_dump(mode="json"),
-        "pii": mission.pii.model_dump(mode="json"),
-        "secrets": {name: spec.model_dump(mode="json") for name, spec in sorted(mission.secrets.items())},
-    }
+@dataclass(frozen=True)
+class MissionSubject:
+    """What version logs compare, handed in by the caller (evidence/ never imports the mission model).
+
+    ``policy`` is the effective policy as plain JSON data (``Mission.policy_document()``).
+    """
+
+    mission_id: str
+    version: str
+    changelog: str
+    policy: Mapping[str, Any]
+
+    @property
+    def policy_sha256(self) -> str:
+        return policy_sha256(self.policy)
 
 
-def policy_sha256(mission: Mission) -> str:
-    return hashlib.sha256(canonical_bytes(policy_document(mission))).hexdigest()
+def policy_sha256(policy: Mapping[str, Any]) -> str:
+    """The sha256 of a policy document's canonical (RFC 8785) bytes."""
+    return hashlib.sha256(canonical_bytes(dict(policy))).hexdigest()
 
 
 def _text_sha(text: str) -> str:
@@ -152,19 +158,19 @@ def version_logs(
     index: EvidenceIndex,
     *,
     run_id: str,
-    mission: Mission,
+    mission: MissionSubject,
     mission_sha256: str,
     mission_text: str | None,
     warden_version: str,
-    policy_sha: str,
 ) -> list[dict[str, Any]]:
     """The ``version_log`` fields (for ``EvidenceWriter.append``) this run should record, in order."""
     why = mission.changelog
-    version = str(mission.version)
-    previous = index.last_run_of_mission(mission.mission, exclude_run_id=run_id)
+    version = mission.version
+    policy_sha = mission.policy_sha256
+    previous = index.last_run_of_mission(mission.mission_id, exclude_run_id=run_id)
     if previous is None:
         return [
-            dict(subject="mission", subject_id=mission.mission, old_sha256=None, new_sha256=mission_sha256,
+            dict(subject="mission", subject_id=mission.mission_id, old_sha256=None, new_sha256=mission_sha256,
                  old_version=None, new_version=version, changes=[FIRST_RUN], why=why)
         ]
     old_folder = Path(previous.folder)
@@ -173,7 +179,7 @@ def version_logs(
     out: list[dict[str, Any]] = []
     if previous.mission_sha256 != mission_sha256:
         out.append(
-            dict(subject="mission", subject_id=mission.mission, old_sha256=previous.mission_sha256,
+            dict(subject="mission", subject_id=mission.mission_id, old_sha256=previous.mission_sha256,
                  new_sha256=mission_sha256, old_version=previous.mission_version, new_version=version,
                  changes=mission_changes(old_text, mission_text), why=why)
         )
@@ -193,7 +199,7 @@ def version_logs(
             {k: new_data[k] for k in POLICY_SECTIONS if k in new_data},
         ) or ["same policy text, different effective policy (Warden's defaults changed)"]
         out.append(
-            dict(subject="policy", subject_id=mission.mission, old_sha256=old_policy, new_sha256=policy_sha,
+            dict(subject="policy", subject_id=mission.mission_id, old_sha256=old_policy, new_sha256=policy_sha,
                  old_version=previous.mission_version, new_version=version, changes=changes[:_MAX_CHANGES], why=why)
         )
     return out
@@ -204,7 +210,7 @@ def write_version_logs(
     actor: Actor,
     index: EvidenceIndex,
     *,
-    mission: Mission,
+    mission: MissionSubject,
     mission_sha256: str,
     warden_version: str,
 ) -> None:
@@ -218,12 +224,11 @@ def write_version_logs(
         entries = version_logs(
             index, run_id=writer.run_id, mission=mission, mission_sha256=mission_sha256,
             mission_text=_read_text(writer.folder.mission_yaml), warden_version=warden_version,
-            policy_sha=policy_sha256(mission),
         )
     except Exception as e:
         writer.append(
             ExceptionRecord, actor=actor, category="version_log", error_type=type(e).__name__,
-            message=f"could not compare with the previous run of {mission.mission}", mitigation="recorded",
+            message=f"could not compare with the previous run of {mission.mission_id}", mitigation="recorded",
         )
         return
     for fields in entries:

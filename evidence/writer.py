@@ -41,7 +41,7 @@ from evidence.index import EvidenceIndex
 from evidence.records import GENESIS_HASH, RECORD_TYPES, Actor, Attachment, Record
 from evidence.redact import Redactor, redact_tree
 from evidence.runfolder import DIR_MODE, FILE_MODE, RunFolder, fsync_dir, safe_relpath, utc_timestamp
-from runner.errors import EvidenceUnavailable
+from kernel.errors import EvidenceUnavailable
 
 R = TypeVar("R", bound=Record)
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
-    from runner.browser.driver import ElementInfo
-    from runner.mission.model import Mission, Step
+    from guards.observed import ElementInfo, RequestContext, RequestInfo
+    from missions.model import Mission, Step
 
 Verdict = Literal["allow", "deny", "require_approval"]
 Phase = Literal["preflight", "run"]
@@ -108,3 +108,11 @@ class GuardChain:
             "require_approval" if any(d.verdict == "require_approval" for d in decisions) else "allow"
         )
         return ChainResult(verdict, tuple(decisions))
+
+
+class RequestGuard(Protocol):
+    """A guard over one outgoing request (the network gate walks these, like ``Guard`` for steps)."""
+
+    name: str
+
+    def check_request(self, request: RequestInfo, ctx: RequestContext) -> Decision: ...

@@ -37,8 +37,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from guards.base import ActionRequest, Decision, GuardContext
-from runner.browser.driver import ElementInfo
-from runner.mission.model import DangerZone, Mission
+from guards.observed import ElementInfo
+from missions.model import DangerZone, Mission
+from missions.patterns import compile_text, normalise
 
 GUARD = "danger_zones"
 
@@ -71,34 +72,6 @@ DEFAULT_ZONES: tuple[tuple[str, str], ...] = (
     ("publish", r"\bpublish(?:es|ed|ing)?\b"),
 )
 DEFAULT_REASON = "built-in danger zone '{word}': the action may be irreversible"
-
-_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE, "u": 0}
-_SPACES = re.compile(r"\s+")
-
-
-def compile_text(pattern: str) -> re.Pattern[str] | str:
-    """``/regex/flags`` → a compiled regex; anything else → the exact text, normalised.
-
-    Raises ``ValueError`` for a bad regex or an unknown flag (flags: i, m, s, x, u).
-    """
-    if len(pattern) >= 2 and pattern.startswith("/") and pattern.rfind("/") > 0:
-        end = pattern.rfind("/")
-        body, flags = pattern[1:end], pattern[end + 1 :]
-        bits = 0
-        for f in flags:
-            if f not in _FLAGS:
-                raise ValueError(f"unknown regex flag {f!r} in {pattern!r} (use i, m, s, x)")
-            bits |= _FLAGS[f]
-        try:
-            return re.compile(body, bits)
-        except re.error as exc:
-            raise ValueError(f"invalid regex {pattern!r}: {exc}") from None
-    return normalise(pattern).casefold()
-
-
-def normalise(text: str) -> str:
-    return _SPACES.sub(" ", text).strip()
-
 
 def parse_number(value: str) -> float | None:
     """The largest plausible number a field value means, or None when it is not a number.

@@ -24,8 +24,7 @@ from guards.base import Decision
 from guards.urlmatch import REQUEST_KINDS, DomainPolicy, RequestKind
 
 if TYPE_CHECKING:
-    from runner.browser.driver import RequestInfo
-    from runner.network import RequestContext
+    from guards.observed import RequestContext, RequestInfo
 
 GUARD_NAME = "boundaries.network"
 RESOLVER_GUARD = "boundaries.resolver"

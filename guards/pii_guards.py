@@ -38,16 +38,17 @@ from urllib.parse import urlsplit
 
 from evidence.records import Actor, ExceptionRecord, PiiFinding
 from guards.base import ActionRequest, Decision, GuardContext
+from guards.observed import RequestInfo, TextBlock
 from guards.pii.errors import PiiError, PiiScanError
 from guards.secrets import INPUT_KINDS, SecretSet
 from guards.urlmatch import UnparseableURL, canonical_host
-from runner.browser.driver import DriverError, RequestInfo, TextBlock
+from runner.browser.driver import DriverError
 
 if TYPE_CHECKING:
     from guards.pii.keyed import EvidenceKey
     from guards.pii.redactor import KnownValueRedactor
     from guards.pii.scanner import Finding, PiiScanner
-    from runner.mission.model import PiiPolicy
+    from missions.model import PiiPolicy
     from runner.recorder import RunRecorder
 
 Policy = Literal["record", "approve", "block"]

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from runner.mission.model import Mission
+from missions.model import Mission
 
 RiskDecision = Literal["allow", "allow with approvals", "deny"]
 

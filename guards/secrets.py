@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus, urlsplit
 
 from guards.base import ActionRequest, Decision, GuardContext
+from guards.observed import RequestInfo
 from guards.urlmatch import HostPattern, UnparseableURL, canonical_host
-from runner.browser.driver import RequestInfo
 
 RULE = "secrets.domains"
 INPUT_KINDS: dict[str, tuple[str, ...]] = {"fill": ("value",), "press": ("key",), "select": ("value", "option_label")}

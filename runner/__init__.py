@@ -1,3 +1,5 @@
-"""Warden: run browser missions in a sandboxed Chromium and prove what they did."""
+"""Warden's runner: composes missions, guards, the browser and evidence into a run (CLI, step loop, driver)."""
 
-__version__ = "0.1.0"
+from kernel import __version__
+
+__all__ = ["__version__"]

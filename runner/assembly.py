@@ -16,13 +16,13 @@ from evidence.redact import RedactorChain, SecretRedactor
 from guards.base import Guard, GuardChain
 from guards.least_privilege import least_privilege_guards
 from guards.urlmatch import DomainPolicy
-from runner.mission.loader import LoadedMission
+from missions.loader import LoadedMission
 
 if TYPE_CHECKING:
+    from guards.base import RequestGuard
     from guards.pii_guards import PiiRuntime
     from runner.approvals.gate import ApprovalOptions
     from runner.browser.driver import RequestGate
-    from runner.network import RequestGuard
     from runner.recorder import RunRecorder
     from runner.steps import ApprovalGate
 
@@ -61,8 +61,8 @@ def build_pii(loaded: LoadedMission, environ: Mapping[str, str], evidence_dir: P
     from guards.pii.scanner import PiiScanner
     from guards.pii_guards import PiiRuntime, registrable, typed_values
     from guards.secrets import SecretSet
-    from runner.errors import EvidenceUnavailable
-    from runner.mission.interpolate import InterpolationError, interpolate_args
+    from kernel.errors import EvidenceUnavailable
+    from missions.interpolate import InterpolationError, interpolate_args
 
     pii = loaded.mission.pii
     entities = list(pii.entities) if pii.entities is not None else default_entities(pii.nlp_model)

@@ -11,8 +11,8 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from kernel.errors import MissionInvalid, UsageError, WardenError
 from runner.cli_options import db_option, err, evidence_dir_option, no_recovery
-from runner.errors import MissionInvalid, UsageError, WardenError
 
 
 def _fail(exc: WardenError) -> NoReturn:
@@ -128,7 +128,7 @@ def _reporter(quiet: bool, as_json: bool) -> Any:
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Set ${vars.KEY}.")
 def check(mission: Path, variables: tuple[str, ...]) -> None:
     """Validate MISSION.yaml, print its shape, risk score and decision; exit 0 valid, 2 invalid, 3 deny."""
-    from runner.mission.loader import load_mission
+    from missions.loader import load_mission
     from runner.report_check import print_shape
     from runner.run import preflight
 

@@ -21,13 +21,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from kernel.errors import UsageError, WardenError
 from runner.approvals.base import ApprovalAsk
 from runner.approvals.common import os_user
 from runner.approvals.prompt import render_ask
 from runner.approvals.sanitize import sanitize
 from runner.approvals.store import ApprovalRow, ApprovalStore, describe_outcome, policy_refusal
 from runner.cli_options import db_option, evidence_dir_option
-from runner.errors import UsageError, WardenError
 
 F = TypeVar("F", bound=Callable[..., Any])
 out = Console(highlight=False, markup=False, emoji=False)

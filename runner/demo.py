@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 import missions
-from runner.demo_site import DemoSite
+from missions.demo_site import DemoSite
 from runner.progress import Reporter
 from runner.run import RunOptions, run_mission
 

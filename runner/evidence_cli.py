@@ -14,7 +14,7 @@ from rich.text import Text
 from evidence.index import EvidenceIndex
 from evidence.timeline import run_view, runs_table
 from evidence.verify import VerifyReport, verify_run
-from runner.errors import UsageError
+from kernel.errors import UsageError
 
 # Piped output (files, CI logs) gets a wide page instead of rich's 80-column default.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)

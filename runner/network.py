@@ -21,16 +21,16 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 from evidence.records import Attachment, DecisionRecord
-from guards.base import Decision
+from guards.base import Decision, RequestGuard
 from guards.domains import DOWNLOAD_GUARD, RESOLVER_GUARD
+from guards.observed import RequestContext, RequestInfo
 from guards.urlmatch import UnparseableURL, canonical_host
-from runner.browser.driver import GateVerdict, RequestInfo
+from runner.browser.driver import GateVerdict
 from runner.recorder import RunRecorder
 
 # Driver event names (runner.browser.playwright_driver.EVENT_*), repeated here so this module
@@ -47,18 +47,6 @@ QUARANTINE_CAP_BYTES = 50 * 1024 * 1024
 RULE_RESOLVER = "boundaries.allowed_domains"
 RULE_DOWNLOADS = "boundaries.downloads"
 RULE_DOWNLOAD_CAP = "boundaries.downloads.size_cap"
-
-
-@dataclass(frozen=True)
-class RequestContext:
-    step: int | None  # the mission step running when the request left (None: between steps)
-    page_url: str | None
-
-
-class RequestGuard(Protocol):
-    name: str
-
-    def check_request(self, request: RequestInfo, ctx: RequestContext) -> Decision: ...
 
 
 AttachFn = Callable[[bytes, str, str], Attachment]  # (data, relpath, media type) -> attachment

@@ -7,8 +7,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from guards.risk import Factor, RiskAssessment, RiskDecision, assess
-from runner.mission.loader import LoadedMission
-from runner.mission.model import Mission
+from missions.loader import LoadedMission
+from missions.model import Mission
 from runner.steps import target_summary
 
 _DECISION_STYLE: dict[str, str] = {"allow": "green", "allow with approvals": "yellow", "deny": "bold red"}

@@ -27,15 +27,12 @@ from evidence.index import EvidenceIndex
 from evidence.records import Actor, Attachment, RunRecord
 from evidence.runfolder import RunFolder, RunInfo, RunLock, RunStatus, new_run_id, utc_timestamp
 from evidence.signing import signer_from_env
-from evidence.versioning import policy_sha256, write_version_logs
+from evidence.versioning import MissionSubject, write_version_logs
 from evidence.writer import EvidenceWriter
 from guards.base import ActionRequest, GuardContext
 from guards.urlmatch import DomainPolicy, resolvable_patterns
-from runner import __version__
-from runner.approvals.gate import ApprovalOptions
-from runner.assembly import RunServices, assemble, build_preflight_chain, complete, domain_policy
-from runner.browser.driver import SandboxConfig
-from runner.errors import (
+from kernel import __version__
+from kernel.errors import (
     EvidenceUnavailable,
     GuardrailStop,
     Interrupted,
@@ -45,8 +42,11 @@ from runner.errors import (
     StepFailed,
     WardenError,
 )
-from runner.mission.interpolate import InterpolationError, interpolate
-from runner.mission.loader import LoadedMission, load_mission
+from missions.interpolate import InterpolationError, interpolate
+from missions.loader import LoadedMission, load_mission
+from runner.approvals.gate import ApprovalOptions
+from runner.assembly import RunServices, assemble, build_preflight_chain, complete, domain_policy
+from runner.browser.driver import SandboxConfig
 from runner.network import QUARANTINE_DIR, NetworkGate
 from runner.progress import Reporter
 from runner.recorder import RunRecorder
@@ -271,13 +271,14 @@ def _run_launched(
     runner_actor = Actor(type="runner", id=f"warden/{__version__}")
     recorder = RunRecorder(writer, runner_actor)
     human = Actor(type="human", id=initiator["user"])
+    subject = MissionSubject(mission.mission, str(mission.version), mission.changelog, mission.policy_document())
     start_fields: dict[str, Any] = dict(
         initiator=initiator,
         started_by=opts.started_by,
         mission_id=mission.mission,
         mission_version=str(mission.version),
         mission_sha256=loaded.sha256,
-        policy_sha256=policy_sha256(mission),
+        policy_sha256=subject.policy_sha256,
         versions=_versions(),
         variables=sorted(loaded.cli_vars),
         started_at=started_at,
@@ -299,7 +300,7 @@ def _run_launched(
                 )
                 writer.append(RunRecord, actor=human, attachments=[copy], phase="start", **start_fields)
                 write_version_logs(
-                    writer, runner_actor, index, mission=mission, mission_sha256=loaded.sha256,
+                    writer, runner_actor, index, mission=subject, mission_sha256=loaded.sha256,
                     warden_version=__version__,
                 )
                 reporter.event(

@@ -24,10 +24,11 @@ from tenacity import (
 
 from evidence.records import Attachment
 from guards.base import ActionRequest, ChainResult, Decision, GuardChain, GuardContext
-from runner.browser.driver import ActionFailed, DriverError, ElementInfo, NavigationBlocked, StepOutcome
-from runner.errors import GuardrailStop, StepFailed
-from runner.mission.interpolate import InterpolationError, interpolate_args
-from runner.mission.model import IDEMPOTENT_KINDS, Mission, Step
+from guards.observed import ElementInfo
+from kernel.errors import GuardrailStop, StepFailed
+from missions.interpolate import InterpolationError, interpolate_args
+from missions.model import IDEMPOTENT_KINDS, Mission, Step
+from runner.browser.driver import ActionFailed, DriverError, NavigationBlocked, StepOutcome
 from runner.progress import Reporter
 from runner.recorder import RunRecorder
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runner.errors import UserError, WardenError
+from kernel.errors import UserError, WardenError
 
 
 class PiiError(WardenError):

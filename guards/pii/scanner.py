@@ -41,7 +41,7 @@ from guards.pii.errors import PiiScanError
 from guards.pii.keyed import key_id, masked_preview, value_hmac
 
 if TYPE_CHECKING:
-    from runner.mission.model import PiiPolicy
+    from missions.model import PiiPolicy
 
 Where = Literal["page", "input", "request"]
 T = TypeVar("T")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from missions.model import Approvals
 from runner.approvals.base import ApprovalChannel, Channel
 from runner.approvals.deny import DenyChannel
 from runner.approvals.prompt import PromptChannel
 from runner.approvals.queue import QueueChannel
-from runner.mission.model import Approvals
 
 TTY = "/dev/tty"
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from evidence.canonical import canonical_bytes
 from guards.danger_zones import canonical_page_url
-from runner.browser.driver import ElementInfo
+from guards.observed import ElementInfo
 
 DIGEST_VERSION = 1
 _STEP_OPTIONS = frozenset({"timeout", "approve"})

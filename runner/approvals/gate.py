@@ -35,12 +35,13 @@ from pydantic import ValidationError
 from evidence.records import Actor, ApprovalRecord, ApprovalRequest, Attachment, DecisionRecord, Record
 from evidence.runfolder import utc_timestamp
 from guards.danger_zones import DangerZones
+from guards.observed import ElementInfo
+from kernel.errors import EvidenceUnavailable
+from missions.model import TARGET_FIELDS, Mission, Step
 from runner.approvals.base import ApprovalAnswer, ApprovalAsk, ApprovalChannel, Channel, Eligibility
 from runner.approvals.common import os_user, parse_utc, policy_eligibility, user_of_uid
 from runner.approvals.digest import action_digest
-from runner.browser.driver import DriverError, ElementInfo
-from runner.errors import EvidenceUnavailable
-from runner.mission.model import TARGET_FIELDS, Mission, Step
+from runner.browser.driver import DriverError
 from runner.recorder import RunRecorder
 from runner.steps import ApprovalContext, ApprovalGate, ApprovalNotGranted
 

@@ -33,9 +33,9 @@ from sqlalchemy import Boolean, Engine, Float, Integer, String, Text, create_eng
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from evidence.runfolder import utc_timestamp
+from kernel.errors import UsageError
 from runner.approvals.base import ApprovalAsk
 from runner.approvals.common import parse_utc
-from runner.errors import UsageError
 
 Status = Literal["pending", "approved", "denied", "expired"]
 

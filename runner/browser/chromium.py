@@ -28,8 +28,8 @@ from pathlib import Path
 
 import idna
 
+from kernel.errors import SandboxUnavailable
 from runner.browser.driver import SandboxConfig
-from runner.errors import SandboxUnavailable
 
 DEBIAN_CHROMIUM = Path("/usr/lib/chromium/chromium")
 ENV_CHROMIUM = "WARDEN_CHROMIUM"

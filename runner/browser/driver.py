@@ -1,19 +1,19 @@
 """The one seam between Warden and the browser.
 
-The step loop and the guards see only this module's types. ``playwright_driver`` implements
-``Driver`` with Playwright; nothing else in Warden imports Playwright (tests of the seam may).
+The step loop sees only this module's types, and the guards only the observations the driver
+fills in (``guards.observed``: the element an action will hit, a request, page text).
+``playwright_driver`` implements ``Driver`` with Playwright; nothing else in Warden imports
+Playwright (tests of the seam may).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-RequestKind = Literal[
-    "navigation", "redirect", "subresource", "websocket", "popup", "download", "worker", "other",
-]
+from guards.observed import ElementInfo, RequestInfo, TextBlock
 
 
 class DriverError(Exception):
@@ -38,20 +38,6 @@ class NavigationBlocked(DriverError):
     def __init__(self, message: str, url: str) -> None:
         super().__init__(message)
         self.url = url
-
-
-@dataclass(frozen=True)
-class RequestInfo:
-    """An outgoing request as the browser reports it, for the request gate."""
-
-    url: str
-    method: str
-    kind: RequestKind
-    resource_type: str
-    is_navigation: bool
-    frame_url: str | None  # the page/frame that initiated it
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -82,39 +68,6 @@ class StepOutcome:
     call: str  # the Playwright call made, as text
     url_after: str
     value: str | None = None  # extract: the value read
-
-
-@dataclass(frozen=True)
-class ElementInfo:
-    """The element an action will really hit, resolved just before acting (for danger zones, approvals)."""
-
-    found: bool
-    tag: str = ""
-    role: str = ""
-    accessible_name: str = ""
-    text: str = ""  # visible text, trimmed
-    selector_hint: str = ""  # a CSS path usable to find it again
-    input_type: str = ""
-    form_submit: ElementInfo | None = None  # for Enter in a field / a form submit: the button that submits
-    attributes: Mapping[str, str] = field(default_factory=dict)
-    box: tuple[float, float, float, float] | None = None  # x, y, width, height in the viewport
-    form_action: str = ""  # the URL the form it submits (or belongs to) posts to
-    activator: ElementInfo | None = None  # the interactive ancestor a click lands on (a span in a button)
-    text_entry: bool = False  # a field one types into (Enter there submits its form)
-    matched_selectors: tuple[str, ...] = ()  # the requested selectors it (or an ancestor) matches
-    invalid_selectors: tuple[str, ...] = ()  # requested selectors the page could not parse (counted as matched)
-    error: str = ""  # found=False: why it could not be described
-
-
-@dataclass(frozen=True)
-class TextBlock:
-    """A piece of what the page shows, for the PII page scan: a block element's visible text, or a form
-    field's current value (``kind="input"``). ``selector`` (CSS) finds the element again, e.g. to mask it."""
-
-    text: str
-    selector: str
-    kind: Literal["text", "input"] = "text"
-    password: bool = False
 
 
 class Driver(Protocol):

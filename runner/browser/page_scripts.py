@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from runner.browser.driver import ElementInfo
+from guards.observed import ElementInfo
 
 MAX_TEXT_BLOCKS = 5000
 # The page's visible text for the PII scan: each text node whose element is rendered, grouped under

@@ -50,22 +50,19 @@ from playwright.sync_api import (
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from guards.observed import ElementInfo, RequestInfo, RequestKind, TextBlock
+from kernel.errors import SandboxUnavailable
 from runner.browser.chromium import check_no_proxy, host_matches, launch_args
 from runner.browser.driver import (
     ActionFailed,
     DriverError,
-    ElementInfo,
     GateVerdict,
     NavigationBlocked,
-    RequestInfo,
-    RequestKind,
     SandboxConfig,
     StepOutcome,
-    TextBlock,
     TransientFailure,
 )
 from runner.browser.page_scripts import MAX_TEXT_BLOCKS, OUTLINE_CSS, RESOLVE_JS, TEXT_BLOCKS_JS, element_info
-from runner.errors import SandboxUnavailable
 
 # The colour painted over masked elements in screenshots (Playwright's ``mask_color``).
 MASK_COLOR = "#000000"

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from runner.errors import WardenError
+from kernel.errors import WardenError
 from runner.progress import QuietReporter
 from runner.run import RunOptions, RunResult, run_mission
 from tests.server import TestServer

@@ -9,7 +9,7 @@ import pytest
 
 from evidence.index import EvidenceIndex
 from evidence.records import Actor, DecisionRecord
-from runner.errors import UsageError
+from kernel.errors import UsageError
 
 
 def test_runs_and_records_are_indexed(make_run: Any, index: EvidenceIndex) -> None:

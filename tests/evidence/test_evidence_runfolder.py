@@ -14,7 +14,7 @@ import pytest
 
 from evidence.canonical import canonical_bytes, record_hash, sha256_file
 from evidence.runfolder import RunFolder, RunInfo, new_run_id, utc_timestamp
-from runner.errors import EvidenceUnavailable
+from kernel.errors import EvidenceUnavailable
 from tests.evidence.conftest import make_read_only
 
 SHA = "b" * 64

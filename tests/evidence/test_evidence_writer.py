@@ -25,7 +25,7 @@ from evidence.redact import SecretRedactor
 from evidence.runfolder import RunFolder, new_run_id
 from evidence.verify import verify_run
 from evidence.writer import MAX_STRING, EvidenceWriter
-from runner.errors import EvidenceUnavailable
+from kernel.errors import EvidenceUnavailable
 from tests.evidence.conftest import make_read_only
 
 RUNNER = Actor(type="runner", id="warden")

@@ -61,7 +61,7 @@ def test_query_semantics_postgres(tmp_path: Path, pg_url: str) -> None:
 def test_real_mission_on_postgres(tmp_path: Path, pg_url: str) -> None:
     evidence_dir = tmp_path / "ev"
     code = (
-        "import sys; from pathlib import Path; from runner.demo import *; from runner.demo_site import DemoSite\n"
+        "import sys; from pathlib import Path; from runner.demo import *; from missions.demo_site import DemoSite\n"
         "from runner.progress import JsonReporter; from runner.run import RunOptions, run_mission\n"
         "import os; env = dict(os.environ); env.setdefault('PORTAL_PASSWORD', DEMO_PASSWORD)\n"
         "with DemoSite() as site:\n"

@@ -30,8 +30,8 @@ from evidence.records import (
 from evidence.redact import SecretRedactor
 from evidence.runfolder import RunFolder, RunInfo, RunStatus
 from evidence.writer import EvidenceWriter
+from kernel.errors import UsageError
 from runner.cli import cli
-from runner.errors import UsageError
 
 RUNNER = Actor(type="runner", id="warden/0.1.0")
 POLICY = Actor(type="policy", id="guard-chain")

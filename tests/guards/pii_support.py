@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from runner.errors import WardenError
+from kernel.errors import WardenError
 from runner.progress import JsonReporter
 from runner.run import RunOptions, RunResult, run_mission
 from tests.guards.canaries import by_entity, scan_bytes_for_canaries

@@ -12,12 +12,12 @@ from guards.danger_zones import (
     DangerZoneGuard,
     DangerZones,
     canonical_page_url,
-    compile_text,
     parse_number,
     url_matches,
 )
-from runner.browser.driver import ElementInfo
-from runner.mission.model import Mission
+from guards.observed import ElementInfo
+from missions.model import Mission
+from missions.patterns import compile_text
 
 PAGE = "https://portal.example.com/basket"
 

@@ -22,9 +22,10 @@ from evidence.records import Attachment
 from evidence.verify import verify_run
 from guards.base import Decision
 from guards.domains import DomainRequestGuard, judged_kind
+from guards.observed import RequestContext, RequestInfo
 from guards.urlmatch import DomainPolicy
-from runner.browser.driver import GateVerdict, RequestInfo, SandboxConfig
-from runner.network import NetworkGate, RequestContext
+from runner.browser.driver import GateVerdict, SandboxConfig
+from runner.network import NetworkGate
 from runner.recorder import RunRecorder
 from tests.evidence.integrity_support import records, run, write_mission
 from tests.guards.test_vectors import _serve

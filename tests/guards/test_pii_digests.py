@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from guards.pii.engine import build_analyzer, default_entities
 from guards.pii.redactor import PiiRedactor
 from guards.pii.scanner import PiiScanner
-from runner.mission.model import PiiPolicy
+from missions.model import PiiPolicy
 
 KEY = b"k" * 32
 

@@ -6,7 +6,7 @@ from guards.pii import engine
 from guards.pii.redactor import KnownValueRedactor, PiiRedactor
 from guards.pii.scanner import PiiScanner
 from guards.pii_guards import registrable
-from runner.mission.model import PiiPolicy
+from missions.model import PiiPolicy
 
 
 def test_static_entity_list_matches_presidio() -> None:

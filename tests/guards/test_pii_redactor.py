@@ -15,7 +15,7 @@ from evidence.redact import RedactorChain, SecretRedactor, redact_tree
 from guards.pii.errors import PiiScanError
 from guards.pii.redactor import KnownValueRedactor, PiiRedactor
 from guards.pii.scanner import PiiScanner
-from runner.mission.model import PiiPolicy
+from missions.model import PiiPolicy
 from tests.guards.canaries import CANARIES, ENTITIES, paragraph, scan_bytes, scan_bytes_for_canaries
 
 KEY = bytes(range(32))

@@ -10,7 +10,7 @@ import pytest
 
 from guards.pii.errors import PiiScanError
 from guards.pii.scanner import PiiScanner
-from runner.mission.model import PiiPolicy
+from missions.model import PiiPolicy
 from tests.guards.canaries import CANARIES, ENTITIES, Canary
 
 KEY = bytes(range(32))

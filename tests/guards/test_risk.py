@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from guards.risk import DENY_AT, assess, combine
+from missions.model import Mission
 from runner.cli import cli
-from runner.mission.model import Mission
 
 SPEC_EXAMPLE = Path(__file__).parents[1] / "runner" / "data" / "missions" / "spec_example.yaml"
 

@@ -19,12 +19,12 @@ from evidence.redact import RedactorChain
 from evidence.runfolder import RunFolder, new_run_id
 from evidence.writer import EvidenceWriter
 from guards.base import ActionRequest, ChainResult, Decision
+from guards.observed import ElementInfo
+from missions.model import Mission
 from runner.approvals.base import ApprovalAnswer, ApprovalAsk, Channel, Eligibility
 from runner.approvals.common import now_utc
 from runner.approvals.digest import action_digest, digest_payload
 from runner.approvals.gate import Grant, RealApprovalGate
-from runner.browser.driver import ElementInfo
-from runner.mission.model import Mission
 from runner.recorder import RunRecorder
 from runner.steps import ApprovalContext, ApprovalGate, ApprovalNotGranted
 

@@ -21,8 +21,8 @@ import pytest
 import yaml
 from playwright.sync_api import Locator, Page, Route, expect, sync_playwright
 
-from runner.demo_site import DEMO_HOST, DemoSite
-from runner.mission.model import TARGET_FIELDS, Mission, Step
+from missions.demo_site import DEMO_HOST, DemoSite
+from missions.model import TARGET_FIELDS, Mission, Step
 
 CHROMIUM = "/usr/lib/chromium/chromium"
 MISSION_FILE = Path(__file__).resolve().parents[2] / "missions" / "demo" / "expense-report.yaml"

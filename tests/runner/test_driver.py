@@ -21,14 +21,8 @@ from typing import Any
 
 import pytest
 
-from runner.browser.driver import (
-    ActionFailed,
-    GateVerdict,
-    NavigationBlocked,
-    RequestInfo,
-    SandboxConfig,
-    TransientFailure,
-)
+from guards.observed import RequestInfo
+from runner.browser.driver import ActionFailed, GateVerdict, NavigationBlocked, SandboxConfig, TransientFailure
 from runner.browser.playwright_driver import (
     EVENT_POPUP,
     EVENT_REQUEST_REFUSED,
@@ -557,7 +551,7 @@ def test_close_is_idempotent_and_survives_a_dead_driver(
 
 
 def test_a_bad_launch_is_sandbox_unavailable(solo: None, sandbox_config: SandboxConfig, tmp_path: Path) -> None:
-    from runner.errors import SandboxUnavailable
+    from kernel.errors import SandboxUnavailable
 
     with pytest.raises(SandboxUnavailable, match="Chromium not found"):
         open_driver(dataclasses.replace(sandbox_config, executable=tmp_path / "nope"))

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from runner.mission.interpolate import Interpolated, InterpolationError, interpolate, interpolate_args, references
+from missions.interpolate import Interpolated, InterpolationError, interpolate, interpolate_args, references
 
 VARS = {"order": "A-17", "who": "ada"}
 SECRETS = {"PW": "hunter2-secret"}

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-import runner.mission.loader as loader
+import missions.loader as loader
 import runner.run as run_module
 from tests.evidence.integrity_support import records, run, write_mission
 from tests.server import TestServer

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from runner.errors import MissionInvalid, Problem
-from runner.mission.loader import LoadedMission, format_problems, load_mission
-from runner.mission.model import ACTION_KINDS
+from kernel.errors import MissionInvalid, Problem
+from missions.loader import LoadedMission, format_problems, load_mission
+from missions.model import ACTION_KINDS
 
 DATA = Path(__file__).parent / "data" / "missions"
 

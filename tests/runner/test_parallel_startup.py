@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from kernel.errors import SandboxUnavailable
 from runner import run as run_mod
 from runner.browser.driver import SandboxConfig
-from runner.errors import SandboxUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +21,7 @@ _SCRIPT = textwrap.dedent(
     """
     import os, sys, threading
     from pathlib import Path
-    from runner.mission.loader import load_mission
+    from missions.loader import load_mission
     from runner.assembly import assemble
     loaded = load_mission(Path(sys.argv[1]), cli_vars={"base_url": "http://bench.localhost:1"}, environ=os.environ)
     box = {}

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from runner.errors import WardenError
+from kernel.errors import WardenError
 from runner.progress import QuietReporter
 from runner.run import RunOptions, RunResult, run_mission
 from tests.runner.missions import base, mission, only_run, posts, records, serve_site, warden

@@ -18,6 +18,7 @@ import pytest
 from playwright.sync_api import Page
 
 import runner.browser.chromium as chromium
+from kernel.errors import SandboxUnavailable
 from runner.browser.chromium import (
     DISABLED_FEATURES,
     PLAYWRIGHT_DISABLED_FEATURES,
@@ -30,7 +31,6 @@ from runner.browser.chromium import (
 )
 from runner.browser.driver import NavigationBlocked, SandboxConfig
 from runner.browser.playwright_driver import EVENT_DOWNLOAD_REFUSED, EVENT_DOWNLOAD_SAVED, open_driver
-from runner.errors import SandboxUnavailable
 from tests.server import Response, TestServer, UdpListener
 
 Events = list[tuple[str, Mapping[str, Any]]]

@@ -6,8 +6,8 @@ import base64
 from typing import Any
 
 from guards.base import ActionRequest, Decision, GuardContext
+from guards.observed import RequestInfo
 from guards.secrets import SecretInputGuard, SecretRequestGuard, SecretSet, encoded_forms
-from runner.browser.driver import RequestInfo
 
 PW = "s3cr3t/pw with+spaces&é"  # a test secret with characters that encode differently
 SECRETS = SecretSet({"PW": (PW, ["portal.example.com", "*.cdn.example.com:8443"])})

@@ -11,9 +11,9 @@ from typing import Any, Union
 
 from pydantic import BaseModel, ValidationError
 
-from runner.errors import Problem
-from runner.mission.model import ACTION_KINDS, Mission, Name, Slug, Step, VarName
-from runner.mission.yaml_located import line_for
+from kernel.errors import Problem
+from missions.model import ACTION_KINDS, Mission, Name, Slug, Step, VarName
+from missions.yaml_located import line_for
 
 # Keys that exist in the model only for Python callers (field names behind an alias, and the
 # internal alias `select` uses for the option label): not valid in a mission file.

@@ -45,13 +45,8 @@ _CSP = "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self';
 
 
 def site_dir() -> Path:
-    """The bundled site folder (templates and static files).
-
-    Found next to this package (``runner/`` and ``missions/`` are siblings both in the source tree and
-    in site-packages) rather than through ``importlib.resources``, which misreads ``missions`` as a
-    namespace package in an editable install made before ``missions/__init__.py`` existed.
-    """
-    return Path(__file__).resolve().parent.parent / "missions" / "demo" / "site"
+    """The bundled site folder (templates and static files), next to this module."""
+    return Path(__file__).resolve().parent / "demo" / "site"
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,11 @@ from pathlib import Path
 from pydantic import ValidationError
 from yaml.nodes import MappingNode, SequenceNode
 
-from runner.errors import MissionInvalid, Problem
-from runner.mission.checks import semantic_problems
-from runner.mission.model import Mission
-from runner.mission.schema_errors import alias_key_problems, schema_problems, step_prefix
-from runner.mission.yaml_located import MAX_NODES, Located, TooBig, compose, line_for, read_text
+from kernel.errors import MissionInvalid, Problem
+from missions.checks import semantic_problems
+from missions.model import Mission
+from missions.schema_errors import alias_key_problems, schema_problems, step_prefix
+from missions.yaml_located import MAX_NODES, Located, TooBig, compose, line_for, read_text
 
 
 @dataclass(frozen=True)

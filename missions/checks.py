@@ -7,10 +7,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from runner.errors import Problem
-from runner.mission.interpolate import NAMESPACES, InterpolationError, references
-from runner.mission.model import Mission
-from runner.mission.yaml_located import join_path, line_for
+from kernel.errors import Problem
+from missions.interpolate import NAMESPACES, InterpolationError, references
+from missions.model import Mission
+from missions.yaml_located import join_path, line_for
 
 # ----------------------------------------------------------------------------- semantic checks
 

@@ -16,7 +16,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from runner.errors import MissionInvalid, Problem
+from kernel.errors import MissionInvalid, Problem
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_NODES = 100_000  # alias expansion ("billion laughs") stops here

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from missions.patterns import compile_text
+
 ActionKind = Literal[
     "goto",
     "click",
@@ -290,8 +292,6 @@ class DangerZone(Strict):
         if (self.field is None) != (self.above is None):
             raise ValueError("'field' and 'above' go together")
         if self.text is not None:
-            from guards.danger_zones import compile_text  # a bad /regex/ is a mission error, not a run failure
-
             compile_text(self.text)
         return self
 
@@ -331,3 +331,14 @@ class Mission(Strict):
     pii: PiiPolicy = Field(default_factory=PiiPolicy)
     secrets: dict[VarName, SecretSpec] = Field(default_factory=dict)
     steps: list[Step] = Field(min_length=1)
+
+    def policy_document(self) -> dict[str, Any]:
+        """The effective policy as plain JSON data (defaults included, secret values never present)."""
+        return {
+            "boundaries": self.boundaries.model_dump(mode="json"),
+            "danger_zones_defaults": self.danger_zones_defaults,
+            "danger_zones": [z.model_dump(mode="json") for z in self.danger_zones],
+            "approvals": self.approvals.model_dump(mode="json"),
+            "pii": self.pii.model_dump(mode="json"),
+            "secrets": {name: spec.model_dump(mode="json") for name, spec in sorted(self.secrets.items())},
+        }
