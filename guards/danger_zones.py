@@ -38,13 +38,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from guards.base import ActionRequest, Decision, GuardContext
 from guards.observed import ElementInfo
-from missions.model import DangerZone, Mission
+from missions.model import SIDE_EFFECT_KINDS, DangerZone, Mission  # SIDE_EFFECT_KINDS: what a url zone gates
 from missions.patterns import compile_text, normalise
 
 GUARD = "danger_zones"
 
-# Kinds a url zone gates (anything that can change state on the page); reads and goto are not.
-SIDE_EFFECT_KINDS = frozenset({"click", "press", "fill", "select", "check", "uncheck"})
 # Kinds whose target is matched against text and selector zones.
 ACTIVATION_KINDS = frozenset({"click", "press"})
 TOGGLE_KINDS = frozenset({"check", "uncheck"})

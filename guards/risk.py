@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from missions.model import Mission
+from missions.model import SIDE_EFFECT_KINDS, Mission
 
 RiskDecision = Literal["allow", "allow with approvals", "deny"]
 
@@ -41,7 +41,6 @@ HIGH_ENTITY_POINTS = 5
 ENTITY_POINTS = 3
 
 # -- autonomy ------------------------------------------------------------------------------------
-SIDE_EFFECT_KINDS: tuple[str, ...] = ("click", "fill", "select", "press", "check", "uncheck")
 GATED_KINDS: frozenset[str] = frozenset({"click", "press"})  # what danger zones pause (fill: via field+above)
 KIND_POINTS = 7
 HOST_POINTS = 5

@@ -31,6 +31,9 @@ ActionKind = Literal[
 ACTION_KINDS: tuple[str, ...] = get_args(ActionKind)
 # Actions that only read: safe to retry after a transient failure.
 IDEMPOTENT_KINDS: frozenset[str] = frozenset({"goto", "wait_for", "extract", "assert_text", "screenshot", "hover"})
+# Actions that can change the page's state (every kind that is not idempotent: click, fill, select,
+# press, check, uncheck): never retried, gated by url danger zones, counted by the risk score.
+SIDE_EFFECT_KINDS: tuple[str, ...] = tuple(k for k in ACTION_KINDS if k not in IDEMPOTENT_KINDS)
 
 Policy = Literal["record", "approve", "block"]
 DataClass = Literal["pii", "secrets", "financial", "regulated"]
