@@ -3,12 +3,27 @@
 Redactors compose (``RedactorChain``): the secret redactor replaces each resolved secret value by
 ``«secret:NAME»``; the PII redactor (guards.pii) replaces detected PII by a masked form.
 A redactor that fails must raise: the writer then refuses to write (fail closed), never writes raw.
+
+Warden's own identifiers are never masked (a run id whose random suffix is all digits is not a phone
+number). Two structural exemptions, neither of which weakens detection of anything else:
+
+* **by schema** (``redact_tree``): a field that is a Warden id or hash by name (``approval_id``,
+  ``action_digest``, ``value_hmac``, ``*_sha256``, ...) *and* whose value has that id's exact format
+  (``ap-`` + 16 hex, 64 hex, a UUID, ...) is kept verbatim; any other value of such a field is
+  redacted like every other string;
+* **by value** (``RedactorChain.protect``): the run id, the approval ids and the run's evidence paths
+  are registered as never-redact values; inside any text, the redactors see only what is *between*
+  their occurrences (``redact_around``), the occurrences themselves are kept verbatim.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
+
+from kernel import spellings
 
 
 class Redactor(Protocol):
@@ -37,34 +52,118 @@ class SecretRedactor:
 
 
 def _encodings(value: str) -> Iterable[str]:
-    from urllib.parse import quote, quote_plus
+    return spellings.encoded_forms(value)
 
-    seen: set[str] = set()
-    for form in (value, quote(value, safe=""), quote_plus(value), value.replace('"', '\\"')):
-        if form and form not in seen:
-            seen.add(form)
-            yield form
+
+MIN_PROTECTED_LEN = 8
+"""Shortest value ``protect`` accepts: a short value would shield too much of any text."""
+
+
+def redact_around(text: str, redact: Callable[[str], str], protected: Iterable[str]) -> str:
+    """``redact(text)``, except that every occurrence of a ``protected`` value is kept verbatim: the
+    text between occurrences is redacted piece by piece (longest protected values first)."""
+    values = sorted({p for p in protected if p and p in text}, key=len, reverse=True)
+    if not values:
+        return redact(text)
+    pattern = re.compile("|".join(re.escape(v) for v in values))
+    parts: list[str] = []
+    pos = 0
+    for m in pattern.finditer(text):
+        if m.start() > pos:
+            parts.append(redact(text[pos:m.start()]))
+        parts.append(m.group(0))
+        pos = m.end()
+    if pos < len(text):
+        parts.append(redact(text[pos:]))
+    return "".join(parts)
 
 
 class RedactorChain:
     def __init__(self, redactors: Sequence[Redactor] = ()) -> None:
         self.redactors: list[Redactor] = list(redactors)
+        self._protected: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
 
     def add(self, redactor: Redactor) -> None:
         self.redactors.append(redactor)
 
-    def redact(self, text: str) -> str:
+    @property
+    def protected(self) -> frozenset[str]:
+        return self._protected
+
+    def protect(self, *values: str) -> None:
+        """Register Warden's own identifiers (run id, approval ids, evidence paths) as never redacted.
+
+        Refused (silently: the value is then redacted as any text) when shorter than
+        ``MIN_PROTECTED_LEN`` or when a secret redactor would change it: a secret always wins.
+        """
+        keep = [v for v in values if isinstance(v, str) and len(v) >= MIN_PROTECTED_LEN]
+        keep = [v for v in keep if all(r.redact(v) == v for r in self.redactors if isinstance(r, SecretRedactor))]
+        if keep:
+            with self._lock:
+                self._protected = self._protected | frozenset(keep)
+
+    def _redact_all(self, text: str) -> str:
         for r in self.redactors:
             text = r.redact(text)
         return text
 
+    def redact(self, text: str) -> str:
+        protected = self._protected
+        if protected and text:
+            return redact_around(text, self._redact_all, protected)
+        return self._redact_all(text)
+
+
+def protect(redactor: object, *values: str) -> None:
+    """``redactor.protect(*values)`` when the redactor supports never-redact values (a ``RedactorChain``)."""
+    method = getattr(redactor, "protect", None)
+    if callable(method):
+        method(*values)
+
+
+# Fields that are Warden's own ids or hashes by schema, and the exact format each has. A value of
+# such a field in any other format is redacted like any other string.
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+ID_FIELDS: Mapping[str, re.Pattern[str]] = {
+    "approval_id": re.compile(r"ap-[0-9a-f]{16}"),
+    "run_id": re.compile(r"[0-9]{8}T[0-9]{9}Z-[a-z0-9]+(?:-[a-z0-9]+)*-[0-9a-f]{6}"),
+    "record_id": _UUID,
+    "intent_id": _UUID,
+    "key_id": re.compile(r"[0-9a-f]{16}"),
+    "action_digest": _HEX64,
+    "new_digest": _HEX64,
+    "value_hmac": _HEX64,
+    "hash": _HEX64,
+    "prev_hash": _HEX64,
+    "chain_head": _HEX64,
+    "sha256": _HEX64,
+    "mission_sha256": _HEX64,
+    "policy_sha256": _HEX64,
+    "old_sha256": _HEX64,
+    "new_sha256": _HEX64,
+}
+
+
+def is_warden_id(field: str, value: object) -> bool:
+    """Is ``value`` of field ``field`` one of Warden's own ids/hashes (by field name and exact format)?"""
+    pattern = ID_FIELDS.get(field)
+    return pattern is not None and isinstance(value, str) and pattern.fullmatch(value) is not None
+
 
 def redact_tree(value: Any, redactor: Redactor) -> Any:
-    """Redact every string (keys included) of a JSON-like tree; returns a new tree, input untouched."""
+    """Redact every string (keys included) of a JSON-like tree; returns a new tree, input untouched.
+
+    Values of Warden id/hash fields in their exact format (``is_warden_id``) are kept verbatim.
+    """
     if isinstance(value, str):
         return redactor.redact(value)
     if isinstance(value, Mapping):
-        return {redactor.redact(str(k)): redact_tree(v, redactor) for k, v in value.items()}
+        return {
+            redactor.redact(str(k)): v if is_warden_id(str(k), v) else redact_tree(v, redactor)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [redact_tree(v, redactor) for v in value]
     return value

@@ -15,40 +15,24 @@ ignored). Reasons and records name the secret and the host, never the value.
 
 from __future__ import annotations
 
-import base64
-import html
 import ipaddress
-import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import urlsplit
 
 from guards.base import ActionRequest, Decision, GuardContext
 from guards.observed import RequestInfo
 from guards.urlmatch import HostPattern, UnparseableURL, canonical_host
+from kernel import spellings
 
 RULE = "secrets.domains"
 INPUT_KINDS: dict[str, tuple[str, ...]] = {"fill": ("value",), "press": ("key",), "select": ("value", "option_label")}
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-_MIN_B64_CORE = 8
-
-
-def _b64_cores(raw: bytes) -> Iterator[str]:
-    """Base64 of ``raw`` at each of the three alignments: the characters that depend only on ``raw``."""
-    n = len(raw)
-    for k in range(3):
-        enc = base64.b64encode(b"\0" * k + raw).decode()
-        core = enc[(k * 8 + 5) // 6: (k + n) * 8 // 6]
-        if len(core) >= _MIN_B64_CORE:
-            yield core
-            yield core.replace("+", "-").replace("/", "_")
 
 
 def encoded_forms(value: str) -> list[str]:
     """Spellings under which a secret can leave: raw, URL-encoded, JSON/HTML-escaped, base64 (any alignment)."""
-    forms = [value, quote(value, safe=""), quote_plus(value, safe=""), json.dumps(value)[1:-1], html.escape(value)]
-    forms.extend(_b64_cores(value.encode()))
-    return list(dict.fromkeys(f for f in forms if f))
+    return spellings.encoded_forms(value, with_base64=True)
 
 
 @dataclass(frozen=True)
@@ -114,9 +98,8 @@ class SecretInputGuard:
 
     name = "secrets.input"
 
-    def __init__(self, secrets: SecretSet, on_typed: Callable[[BoundSecret], None] | None = None) -> None:
+    def __init__(self, secrets: SecretSet) -> None:
         self.secrets = secrets
-        self.on_typed = on_typed
 
     def check(self, action: ActionRequest, ctx: GuardContext) -> Decision:
         fields = INPUT_KINDS.get(action.kind)
@@ -135,9 +118,6 @@ class SecretInputGuard:
                     secret=s.name,
                     host=host or "",
                 )
-        for s in used:
-            if self.on_typed is not None:
-                self.on_typed(s)
         names = ", ".join(sorted({s.name for s in used}))
         return Decision.allow(self.name, f"secret(s) {names} typed on an allowed host", RULE)
 
@@ -147,9 +127,8 @@ class SecretRequestGuard:
 
     name = "secrets.request"
 
-    def __init__(self, secrets: SecretSet, on_leak: Callable[[Decision], None] | None = None) -> None:
+    def __init__(self, secrets: SecretSet) -> None:
         self.secrets = secrets
-        self.on_leak = on_leak
 
     def check_request(self, request: RequestInfo, ctx: object) -> Decision:
         host = _host_or_none(request.url) or ""
@@ -171,9 +150,7 @@ class SecretRequestGuard:
                     secret=s.name,
                     stop=True,
                 )
-                if self.on_leak is not None:
-                    self.on_leak(decision)
-                return decision
+                return decision  # stop=True: the request gate refuses it and the run stops
         return Decision.allow(self.name, "no secret in this request", RULE)
 
 

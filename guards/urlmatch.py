@@ -51,6 +51,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
+from urllib.parse import urlsplit
 
 import ada_url
 
@@ -61,6 +62,7 @@ __all__ = [
     "UnparseableURL",
     "UrlVerdict",
     "canonical_host",
+    "page_without_query",
     "resolvable_patterns",
 ]
 
@@ -317,3 +319,18 @@ def resolvable_patterns(policy: DomainPolicy) -> list[str]:
         if text not in out:
             out.append(text)
     return out
+
+
+def page_without_query(url: str | None) -> str | None:
+    """A page URL fit for a record: scheme, host, port and path — never the query or fragment (they
+    may carry PII or secrets), and only the scheme of an opaque URL (``data:``, ``about:``)."""
+    if not url:
+        return None
+    try:
+        p = urlsplit(url)
+        if not p.scheme:
+            return None
+        port = f":{p.port}" if p.port else ""
+    except ValueError:
+        return None
+    return f"{p.scheme}://{p.hostname or ''}{port}{p.path}" if p.netloc else f"{p.scheme}:"

@@ -1,43 +1,54 @@
-"""Assembling a run's guards from its mission: one function per concern, in chain order.
+"""Assembling a run from its mission, in two steps, each returning a complete frozen value.
 
-``run.py`` calls these in order: the redactor first (the writer needs it), then — once the
-evidence writer and its recorder exist — the step guards, the request gate and the approval gate.
-Adding a guard means adding it here; the step loop and the run do not change.
+``assemble`` builds what must exist before the evidence writer (the domain policy, the PII
+machinery, the redactor the writer needs): a ``PreparedRun``. ``complete`` builds, once the writer
+and its recorder exist, everything that writes records — the step chain, the request gate, the
+approval desk — and returns the ``RunServices`` the run loop uses; nothing is mutated after.
+One function per concern, in chain order: adding a guard means adding it here; the step loop and
+the run do not change.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evidence.redact import RedactorChain, SecretRedactor
-from guards.base import Guard, GuardChain
+from guards.base import Guard, StepChain
 from guards.least_privilege import least_privilege_guards
 from guards.urlmatch import DomainPolicy
 from missions.loader import LoadedMission
 
 if TYPE_CHECKING:
     from guards.base import RequestGuard
-    from guards.pii_guards import PiiRuntime
     from runner.approvals.gate import ApprovalOptions
-    from runner.browser.driver import RequestGate
+    from runner.network import NetworkGate
+    from runner.pii_runtime import PiiRuntime
     from runner.recorder import RunRecorder
     from runner.steps import ApprovalGate
 
 
-@dataclass
-class RunServices:
-    """What the step loop needs beyond the driver: filled in by the ``build_*`` functions below."""
+@dataclass(frozen=True)
+class PreparedRun:
+    """What exists before the evidence writer: the policy, the PII machinery, the writer's redactor."""
 
     policy: DomainPolicy
     redactor: RedactorChain
-    chain: GuardChain = field(default_factory=lambda: GuardChain([]))
-    request_gate: RequestGate | None = None
-    approvals: ApprovalGate | None = None
-    approval_options: ApprovalOptions | None = None  # --approval / --approver (None: the defaults)
-    pii: PiiRuntime | None = None  # the PII scanner, evidence key, known values, secret bindings (build_pii)
+    pii: PiiRuntime | None  # the PII scanner, evidence key, known values, secret bindings (build_pii)
+
+
+@dataclass(frozen=True)
+class RunServices:
+    """Everything the step loop needs beyond the driver, built complete by ``complete``."""
+
+    policy: DomainPolicy
+    redactor: RedactorChain
+    pii: PiiRuntime | None
+    chain: StepChain
+    request_gate: NetworkGate
+    approvals: ApprovalGate
 
 
 def domain_policy(loaded: LoadedMission) -> DomainPolicy:
@@ -59,10 +70,11 @@ def build_pii(loaded: LoadedMission, environ: Mapping[str, str], evidence_dir: P
     from guards.pii.keyed import load_evidence_key
     from guards.pii.redactor import KnownValueRedactor
     from guards.pii.scanner import PiiScanner
-    from guards.pii_guards import PiiRuntime, registrable, typed_values
+    from guards.pii_guards import registrable, typed_values
     from guards.secrets import SecretSet
     from kernel.errors import EvidenceUnavailable
     from missions.interpolate import InterpolationError, interpolate_args
+    from runner.pii_runtime import PiiRuntime
 
     pii = loaded.mission.pii
     entities = list(pii.entities) if pii.entities is not None else default_entities(pii.nlp_model)
@@ -79,8 +91,7 @@ def build_pii(loaded: LoadedMission, environ: Mapping[str, str], evidence_dir: P
         name: (value, list(loaded.mission.secrets[name].domains))
         for name, value in loaded.secret_values.items() if name in loaded.mission.secrets
     })
-    runtime = PiiRuntime(scanner.policy, scanner, key, KnownValueRedactor(), secrets)
-    runtime.redaction_scanner = redaction
+    runtime = PiiRuntime(scanner.policy, scanner, key, KnownValueRedactor(), secrets, redaction_scanner=redaction)
     for step in loaded.mission.steps:  # typed values are known before the first record (mission.yaml too)
         raw = step.args.model_dump(exclude_none=True, by_alias=False)
         try:
@@ -106,7 +117,7 @@ def build_redactor(
     return chain
 
 
-def build_step_guards(loaded: LoadedMission, services: RunServices) -> list[Guard]:
+def build_step_guards(loaded: LoadedMission, services: PreparedRun) -> list[Guard]:
     """The chain every step walks, in order: least privilege first."""
     from guards.danger_zones import DangerZoneGuard, DangerZones
 
@@ -118,34 +129,34 @@ def build_step_guards(loaded: LoadedMission, services: RunServices) -> list[Guar
         from guards.pii_guards import PiiInputGuard
         from guards.secrets import SecretInputGuard
 
-        guards.append(SecretInputGuard(services.pii.secrets))
-        guards.append(PiiInputGuard(services.pii))
+        rt = services.pii
+        guards.append(SecretInputGuard(rt.secrets))
+        guards.append(PiiInputGuard(rt.scanner, rt.policy.on_input, rt.secrets))
     return guards
 
 
-def build_preflight_chain(loaded: LoadedMission) -> GuardChain:
+def build_preflight_chain(loaded: LoadedMission) -> StepChain:
     """The chain walked over every step before the run (nothing is running yet: no page, no recorder)."""
-    return GuardChain(least_privilege_guards(domain_policy(loaded)))
+    return StepChain(least_privilege_guards(domain_policy(loaded)))
 
 
-def build_request_gate(loaded: LoadedMission, services: RunServices, recorder: RunRecorder) -> RequestGate | None:
-    """The in-browser gate every routed request passes (None: the resolver allowlist alone).
+def build_request_gate(loaded: LoadedMission, services: PreparedRun, recorder: RunRecorder) -> NetworkGate:
+    """The in-browser gate every routed request passes.
 
     Guards run in order; the domain guard is first (a request to a host outside the list is refused
-    before any other guard reads its body). Quarantined downloads become ``quarantine/`` attachments.
+    before any other guard reads its body). A PII or secret refusal asks the run to stop (exit 3);
+    what the PII guard found is recorded by the PII runtime. Quarantined downloads become
+    ``quarantine/`` attachments.
     """
     from guards.domains import DomainRequestGuard
     from runner.network import NetworkGate
 
     guards: list[RequestGuard] = [DomainRequestGuard(services.policy), *build_request_guards(loaded, services)]
-    writer = recorder.writer
-    gate = NetworkGate(guards, recorder, attach=writer.attach_bytes)
-    if services.pii is not None:  # a PII or secret refusal asks the run to stop (exit 3)
-        services.pii.bind_gate(gate.request_stop, lambda: gate.stop_requested)
-    return gate
+    observe = services.pii.observe if services.pii is not None else None
+    return NetworkGate(guards, recorder, attach=recorder.writer.attach_bytes, observe=observe)
 
 
-def build_request_guards(loaded: LoadedMission, services: RunServices) -> list[RequestGuard]:
+def build_request_guards(loaded: LoadedMission, services: PreparedRun) -> list[RequestGuard]:
     """After the domain guard: secrets (never sent off their domains), then PII (``pii.on_request``)."""
     if services.pii is None:
         return []
@@ -153,19 +164,20 @@ def build_request_guards(loaded: LoadedMission, services: RunServices) -> list[R
     from guards.secrets import SecretRequestGuard
 
     rt = services.pii
-    return [SecretRequestGuard(rt.secrets, on_leak=rt.request_stop), PiiRequestGuard(rt)]
+    return [SecretRequestGuard(rt.secrets), PiiRequestGuard(rt.scanner, rt.policy.on_request)]
 
 
-def build_approval_gate(loaded: LoadedMission, services: RunServices, recorder: RunRecorder) -> ApprovalGate | None:
+def build_approval_gate(
+    loaded: LoadedMission, services: PreparedRun, recorder: RunRecorder, opts: ApprovalOptions
+) -> ApprovalGate:
     """The approval gate (runner/approvals/gate.py) with its channel: ``--approval prompt|deny|queue``.
 
     Default channel: ``prompt`` when the controlling terminal ``/dev/tty`` can be opened, else ``deny``.
     """
     from guards.risk import assess
     from runner.approvals.channels import make_channel
-    from runner.approvals.gate import ApprovalOptions, RealApprovalGate, initiator_user
+    from runner.approvals.gate import RealApprovalGate, initiator_user
 
-    opts = services.approval_options or ApprovalOptions()
     mission = loaded.mission
     channel = make_channel(
         opts.mode,
@@ -183,17 +195,25 @@ def build_approval_gate(loaded: LoadedMission, services: RunServices, recorder: 
     )
 
 
-def assemble(loaded: LoadedMission, environ: Mapping[str, str], evidence_dir: Path | None = None) -> RunServices:
+def assemble(loaded: LoadedMission, environ: Mapping[str, str], evidence_dir: Path | None = None) -> PreparedRun:
     """The parts that must exist before the evidence writer (policy, PII machinery, redactor)."""
     pii = build_pii(loaded, environ, evidence_dir)
-    return RunServices(policy=domain_policy(loaded), redactor=build_redactor(loaded, environ, pii), pii=pii)
+    return PreparedRun(policy=domain_policy(loaded), redactor=build_redactor(loaded, environ, pii), pii=pii)
 
 
-def complete(loaded: LoadedMission, services: RunServices, recorder: RunRecorder) -> RunServices:
-    """The parts that write records: built once the writer and recorder exist."""
-    if services.pii is not None:
-        services.pii.bind(recorder)
-    services.chain = GuardChain(build_step_guards(loaded, services))
-    services.request_gate = build_request_gate(loaded, services, recorder)
-    services.approvals = build_approval_gate(loaded, services, recorder)
-    return services
+def complete(
+    loaded: LoadedMission, prepared: PreparedRun, recorder: RunRecorder, approval_options: ApprovalOptions
+) -> RunServices:
+    """The parts that write records, built once the writer and recorder exist: the whole run's services."""
+    gate = build_request_gate(loaded, prepared, recorder)
+    pii = prepared.pii
+    if pii is not None:
+        pii.bind(recorder, lambda: gate.stop_requested)
+    return RunServices(
+        policy=prepared.policy,
+        redactor=prepared.redactor,
+        pii=pii,
+        chain=StepChain(build_step_guards(loaded, prepared), observe=pii.observe if pii is not None else None),
+        request_gate=gate,
+        approvals=build_approval_gate(loaded, prepared, recorder, approval_options),
+    )

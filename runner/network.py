@@ -2,10 +2,12 @@
 
 This is the second layer of domain enforcement (the first is Chromium's resolver allowlist, which
 stops what the route never sees: redirect hops, keepalive, the browser's own traffic). Here each
-request gets a decision; a deny aborts it in the browser and becomes a ``decision_record``
-(repeated refusals of the same host on the same page are counted, not written a thousand times).
-A request guard may also ask the run to stop (a PII or secret leak attempt): the step loop checks
-``stop_requested`` after each action. A guard that raises denies (fail closed).
+request walks the ``RequestChain`` (guards/base.py: the same loop as the step chain; a guard that
+raises denies); a deny aborts it in the browser and becomes a ``decision_record`` (repeated
+refusals of the same host on the same page are counted, not written a thousand times). A refusal
+that ``stops_run`` (a PII or secret leak attempt) also asks the run to stop: the step loop checks
+``stop_requested`` after each action. What the guards found (PII in a request) goes to the
+``observe`` callback, which records it (runner/pii_runtime.py).
 
 The driver's ``on_event`` callback feeds ``NetworkGate.on_event``: refusals the route never saw
 (a redirect hop or a popup that failed at the resolver, reported from ``requestfailed``) and
@@ -23,23 +25,20 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from evidence.records import Attachment, DecisionRecord
-from guards.base import Decision, RequestGuard
+from guards.base import Decision, Observer, RequestChain, RequestGuard
 from guards.domains import DOWNLOAD_GUARD, RESOLVER_GUARD
 from guards.observed import RequestContext, RequestInfo
-from guards.urlmatch import UnparseableURL, canonical_host
-from runner.browser.driver import GateVerdict
+from guards.urlmatch import UnparseableURL, canonical_host, page_without_query
+from runner.browser.driver import (
+    EVENT_DOWNLOAD_FAILED,
+    EVENT_DOWNLOAD_REFUSED,
+    EVENT_DOWNLOAD_SAVED,
+    EVENT_REQUEST_REFUSED,
+    GateVerdict,
+)
 from runner.recorder import RunRecorder
-
-# Driver event names (runner.browser.playwright_driver.EVENT_*), repeated here so this module
-# does not import Playwright.
-EVENT_REQUEST_REFUSED = "request_refused"
-EVENT_WEBSOCKET_REFUSED = "websocket_refused"
-EVENT_DOWNLOAD_REFUSED = "download_refused"
-EVENT_DOWNLOAD_SAVED = "download_saved"
-EVENT_DOWNLOAD_FAILED = "download_failed"
 
 QUARANTINE_DIR = "quarantine"
 QUARANTINE_CAP_BYTES = 50 * 1024 * 1024
@@ -60,8 +59,9 @@ class NetworkGate:
         *,
         attach: AttachFn | None = None,
         quarantine_cap: int | None = None,
+        observe: Observer | None = None,  # what the guards found (PII in a request) -> records
     ) -> None:
-        self.guards = tuple(guards)
+        self.chain = RequestChain(guards, observe=observe)
         self.recorder = recorder
         self.attach = attach  # None: quarantined downloads cannot be kept (they are refused)
         self.quarantine_cap = QUARANTINE_CAP_BYTES if quarantine_cap is None else quarantine_cap
@@ -78,15 +78,14 @@ class NetworkGate:
 
     def __call__(self, request: RequestInfo) -> GateVerdict:
         ctx = RequestContext(self.step, request.frame_url or self.page_url)
-        for guard in self.guards:
-            try:
-                decision = guard.check_request(request, ctx)
-            except Exception as exc:  # fail closed
-                decision = Decision.deny(guard.name, f"request guard failed ({type(exc).__name__})", "guard.error")
-            if decision.verdict != "allow":
-                self.refused += 1
-                self._refuse(request.kind, request.resource_type, request.method, ctx, decision)
-                return GateVerdict(False, decision.reason)
+        result = self.chain.check(request, ctx)
+        if result.verdict != "allow":
+            decision = result.deciding
+            self.refused += 1
+            if decision.stops_run:
+                self.request_stop(decision)
+            self._refuse(request.kind, request.resource_type, request.method, ctx, decision)
+            return GateVerdict(False, decision.reason)
         self.allowed += 1
         return GateVerdict(True)
 
@@ -171,7 +170,7 @@ class NetworkGate:
                 "request_kind": "download",
                 "suggested_filename": str(data.get("suggested_filename") or ""),
                 "bytes": size,
-                "page_url": _page(self.page_url),
+                "page_url": page_without_query(self.page_url),
             },
         )
         self.recorder.counts[DecisionRecord.TYPE] += 1
@@ -180,7 +179,7 @@ class NetworkGate:
 
     def _refuse(self, kind: str, resource_type: str, method: str, ctx: RequestContext, decision: Decision) -> None:
         host = str(decision.details.get("host", ""))
-        page = _page(ctx.page_url) or ""
+        page = page_without_query(ctx.page_url) or ""
         key = (page, host, kind, decision.rule)
         if key in self._seen:
             self._seen[key] += 1
@@ -229,19 +228,3 @@ def _host(url: str) -> str:
         return canonical_host(url)
     except (UnparseableURL, ValueError):
         return ""
-
-
-def _page(url: str | None) -> str | None:
-    """The initiating page without query or fragment (they may carry PII)."""
-    if not url:
-        return None
-    try:
-        parts = urlsplit(url)
-        if not parts.scheme:
-            return None
-        if parts.netloc:
-            port = f":{parts.port}" if parts.port else ""
-            return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
-    except ValueError:
-        return None
-    return f"{parts.scheme}:{parts.path[:40]}"

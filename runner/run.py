@@ -38,14 +38,13 @@ from kernel.errors import (
     Interrupted,
     MissionInvalid,
     Problem,
-    SandboxUnavailable,
     StepFailed,
     WardenError,
 )
 from missions.interpolate import InterpolationError, interpolate
 from missions.loader import LoadedMission, load_mission
 from runner.approvals.gate import ApprovalOptions
-from runner.assembly import RunServices, assemble, build_preflight_chain, complete, domain_policy
+from runner.assembly import PreparedRun, RunServices, assemble, build_preflight_chain, complete, domain_policy
 from runner.browser.driver import SandboxConfig
 from runner.network import QUARANTINE_DIR, NetworkGate
 from runner.progress import Reporter
@@ -190,8 +189,8 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
 
 
 def _build_while_launching(
-    build: Callable[[], RunServices], launch_config: SandboxConfig
-) -> tuple[RunServices, LaunchedBrowser]:
+    build: Callable[[], PreparedRun], launch_config: SandboxConfig
+) -> tuple[PreparedRun, LaunchedBrowser]:
     """``build()`` in a worker thread while the browser launches in this one; the build's error first."""
     from runner.browser.playwright_driver import launch_browser
 
@@ -230,7 +229,7 @@ def _run_launched(
     loaded: LoadedMission,
     environ: Mapping[str, str],
     executable: Path,
-    services: RunServices,
+    services: PreparedRun,
     launched: LaunchedBrowser,
 ) -> RunResult:
     mission = loaded.mission
@@ -282,6 +281,7 @@ def _run_launched(
         versions=_versions(),
         variables=sorted(loaded.cli_vars),
         started_at=started_at,
+        signing_key_id=None if signer is None else signer.key_id,  # the key the end will sign with
     )
     exit_code, message = 0, "every step executed"
     state = RunState(mission, time.monotonic(), dict(loaded.cli_vars), loaded.secret_values)
@@ -311,17 +311,16 @@ def _run_launched(
                     steps=len(mission.steps),
                     evidence=str(folder.root),
                 )
-                services.approval_options = ApprovalOptions(
+                ready = complete(loaded, services, recorder, ApprovalOptions(
                     mode=opts.approval, approver=opts.approver, evidence_dir=opts.evidence_dir, db_url=opts.db_url
-                )
-                complete(loaded, services, recorder)
-                gate = services.request_gate if isinstance(services.request_gate, NetworkGate) else None
+                ))
+                gate = ready.request_gate
                 if mission.boundaries.downloads == "quarantine":  # staged here, kept as quarantine/ attachments
                     staging = folder.root / QUARANTINE_DIR / ".incoming"
-                driver = _open_driver(executable, services, opts, downloads_dir=staging, launched=launched)
+                driver = _open_driver(executable, ready, opts, downloads_dir=staging, launched=launched)
                 executor = StepExecutor(
-                    driver, services.chain, recorder, reporter, attach_screenshot, approvals=services.approvals,
-                    hooks=services.pii,
+                    driver, ready.chain, recorder, reporter, attach_screenshot, approvals=ready.approvals,
+                    hooks=ready.pii,
                 )
                 for n, step in enumerate(mission.steps, start=1):
                     if gate is not None:  # refusals while this step runs carry its number
@@ -422,13 +421,11 @@ def _open_driver(
     from runner.browser.playwright_driver import open_driver
 
     gate = services.request_gate
-    if gate is None:  # fail closed: no routing layer means no decisions and no records
-        raise SandboxUnavailable("no request gate was built: the run cannot be contained")
     config = replace(
         _sandbox_config(executable, services.policy, opts),
         request_gate=gate,
         downloads_dir=downloads_dir,
-        on_event=gate.on_event if isinstance(gate, NetworkGate) else None,
+        on_event=gate.on_event,
     )
     return open_driver(config, launched=launched)
 

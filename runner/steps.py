@@ -13,67 +13,20 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_exponential,
-)
-
 from evidence.records import Attachment
-from guards.base import ActionRequest, ChainResult, Decision, GuardChain, GuardContext
+from guards.base import ActionRequest, ChainResult, Decision, GuardContext, StepChain
 from guards.observed import ElementInfo
 from kernel.errors import GuardrailStop, StepFailed
 from missions.interpolate import InterpolationError, interpolate_args
-from missions.model import IDEMPOTENT_KINDS, Mission, Step
-from runner.browser.driver import ActionFailed, DriverError, NavigationBlocked, StepOutcome
+from missions.model import Mission, Step
+from runner.approvals.seam import ApprovalContext, ApprovalNotGranted, Approvals, NoApprovals
+from runner.browser.driver import ActionFailed, Driver, DriverError, NavigationBlocked, StepOutcome
 from runner.progress import Reporter
 from runner.recorder import RunRecorder
+from runner.retries import perform_with_retries
+from runner.step_targets import file_safe, short_target, target_summary
 
 DEFAULT_STEP_TIMEOUT = 30.0
-MAX_ATTEMPTS = 3
-
-
-class ApprovalNotGranted(Exception):
-    """The gate did not approve the action (denied, expired, void too often, reused): exit 3."""
-
-    def __init__(self, message: str, rule: str = "approval") -> None:
-        super().__init__(message)
-        self.rule = rule
-
-
-@dataclass(frozen=True)
-class ApprovalContext:
-    """What the approval gate gets for one ``require_approval`` verdict."""
-
-    driver: Any
-    action: ActionRequest  # .element: the target resolved before the chain ran
-    result: ChainResult
-    page_url: str
-    timeout_s: float  # for re-resolving the target
-    total_steps: int
-    shoot: Callable[[str, Sequence[str]], list[Attachment]]  # (when, CSS selectors to outline) -> screenshot
-
-
-class ApprovalGate:
-    """The seam between the step loop and the approval gate (``runner/approvals/gate.py``).
-
-    This base is what runs without a gate: no target is resolved and every approval request is
-    denied, so nothing gated ever executes. The real gate resolves targets for the danger zones,
-    asks its channel, records, and binds the answer to the action.
-    """
-
-    def needs_target(self, kind: str, step: Step) -> bool:
-        return False
-
-    def resolve(self, driver: Any, kind: str, args: Mapping[str, Any], timeout_s: float) -> ElementInfo | None:
-        return None
-
-    def approve(self, ctx: ApprovalContext) -> None:
-        """Return when approved and bound to this exact action; raise ``ApprovalNotGranted`` otherwise."""
-        raise ApprovalNotGranted("no approval gate is configured: every approval request is denied")
 
 
 @dataclass
@@ -97,32 +50,10 @@ class RunState:
         return max(0.0, self.mission.boundaries.timeout - self.elapsed)
 
 
-def target_summary(kind: str, args: Mapping[str, Any]) -> dict[str, Any]:
-    """What the step acts on, for records and the progress line (values pass the redactor later)."""
-    keys = (
-        "url",
-        "selector",
-        "text",
-        "role",
-        "name",
-        "label",
-        "placeholder",
-        "test_id",
-        "key",
-        "value",
-        "option_label",
-        "load_state",
-        "seconds",
-        "as_",
-        "attribute",
-    )
-    return {("as" if k == "as_" else k): args[k] for k in keys if k in args}
-
-
 class StepHooks(Protocol):
-    """The PII guard's part of the step loop (guards/pii_guards.PiiRuntime)."""
+    """The PII runtime's part of the step loop (``runner/pii_runtime.PiiRuntime``)."""
 
-    def before_screenshot(self, step: int, driver: Any) -> None:
+    def before_screenshot(self, step: int, driver: Driver) -> None:
         """Scan the page (incrementally) and remember where PII is, before each screenshot."""
         ...
 
@@ -136,14 +67,16 @@ class StepHooks(Protocol):
 
 
 class StepExecutor:
+    """Runs one step at a time against the driver, through the chain, approvals and hooks."""
+
     def __init__(
         self,
-        driver: Any,
-        chain: GuardChain,
+        driver: Driver,
+        chain: StepChain,
         recorder: RunRecorder,
         reporter: Reporter,
         attach_screenshot: Callable[[bytes, int, str], Attachment],
-        approvals: ApprovalGate | None = None,
+        approvals: Approvals | None = None,
         hooks: StepHooks | None = None,
     ) -> None:
         self.driver = driver
@@ -151,7 +84,7 @@ class StepExecutor:
         self.recorder = recorder
         self.reporter = reporter
         self.attach_screenshot = attach_screenshot
-        self.approvals = approvals or ApprovalGate()
+        self.approvals: Approvals = approvals or NoApprovals()
         self.hooks = hooks
 
     # ------------------------------------------------------------------ the step
@@ -237,7 +170,7 @@ class StepExecutor:
                 "step_finished",
                 step=n,
                 kind=kind,
-                target=_short(target),
+                target=short_target(target),
                 outcome="failed",
                 duration_ms=_ms(started),
                 retries=getattr(exc, "retries", 0),
@@ -258,7 +191,7 @@ class StepExecutor:
             "step_finished",
             step=n,
             kind=kind,
-            target=_short(target),
+            target=short_target(target),
             outcome="ok",
             duration_ms=duration,
             retries=retries,
@@ -306,7 +239,7 @@ class StepExecutor:
                 step=n,
             )
             self.reporter.event(
-                "step_finished", step=n, kind=kind, target=_short(target), outcome="failed",
+                "step_finished", step=n, kind=kind, target=short_target(target), outcome="failed",
                 duration_ms=_ms(started), retries=0,
             )
             raise StepFailed(f"step {n} ({kind}) failed: {exc}") from exc
@@ -314,7 +247,7 @@ class StepExecutor:
     def _approve(
         self, n: int, action: ActionRequest, result: ChainResult, page_url: str, timeout: float, state: RunState
     ) -> None:
-        """Ask the gate; return only when approved and bound. Time spent waiting for a human is not run time."""
+        """Ask for approval; return only when approved and bound. Time spent waiting for a human is not run time."""
         waiting_since = time.monotonic()
         ctx = ApprovalContext(
             driver=self.driver,
@@ -343,39 +276,18 @@ class StepExecutor:
     def _perform(
         self, n: int, kind: str, args: Mapping[str, Any], timeout: float, state: RunState
     ) -> tuple[StepOutcome, int]:
-        if kind not in IDEMPOTENT_KINDS:
-            return self.driver.perform(kind, args, timeout), 0
-
-        def record_retry(rs: RetryCallState) -> None:
-            exc = rs.outcome.exception() if rs.outcome else None
+        def record_retry(attempt: int, exc: BaseException | None) -> None:
             self.recorder.exception(
                 category="transient",
                 error_type=type(exc).__name__,
                 message=str(exc),
                 mitigation="retried",
                 step=n,
-                attempt=rs.attempt_number,
+                attempt=attempt,
             )
-            self.reporter.event("retry", step=n, attempt=rs.attempt_number, error=str(exc))
+            self.reporter.event("retry", step=n, attempt=attempt, error=str(exc))
 
-        retrying = Retrying(
-            stop=stop_after_attempt(MAX_ATTEMPTS) | stop_after_delay(max(state.remaining, 0.0)),
-            wait=wait_exponential(multiplier=0.25, max=2.0),
-            retry=retry_if_exception(lambda e: isinstance(e, DriverError) and e.transient),
-            before_sleep=record_retry,
-            reraise=True,
-        )
-        attempts = 0
-        try:
-            for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    per_try = min(timeout, max(state.remaining, 0.001))
-                    outcome: StepOutcome = self.driver.perform(kind, args, per_try)
-        except DriverError as exc:
-            exc.retries = attempts - 1  # type: ignore[attr-defined]
-            raise
-        return outcome, attempts - 1
+        return perform_with_retries(self.driver, kind, args, timeout, lambda: state.remaining, record_retry)
 
     def _check_stop(self, n: int, before: Callable[[], object] | None = None) -> None:
         """Stop (exit 3) if a guard asked for it during the action; ``before`` writes the outcome first."""
@@ -406,16 +318,8 @@ class StepExecutor:
                 category="screenshot", error_type=type(exc).__name__, message=str(exc), mitigation="recorded", step=n
             )
             return []
-        return [self.attach_screenshot(png, n, _safe(when))]
+        return [self.attach_screenshot(png, n, file_safe(when))]
 
 
 def _ms(started: float) -> float:
     return (time.monotonic() - started) * 1000.0
-
-
-def _short(target: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in target.items() if k != "value")
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name)[:40]

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 from guards.pii.errors import EvidenceKeyError, PiiEngineUnavailable, PiiEntityUnsupported, PiiError, PiiScanError
 
 if TYPE_CHECKING:
+    from guards.pii.finding import Finding
     from guards.pii.keyed import EvidenceKey, key_id, load_evidence_key, masked_preview, value_hmac
     from guards.pii.redactor import KnownValueRedactor, PiiRedactor
-    from guards.pii.scanner import Finding, PiiScanner
+    from guards.pii.scanner import PiiScanner
 
 _LAZY = {
     "EvidenceKey": "guards.pii.keyed",
@@ -24,7 +25,7 @@ _LAZY = {
     "value_hmac": "guards.pii.keyed",
     "KnownValueRedactor": "guards.pii.redactor",
     "PiiRedactor": "guards.pii.redactor",
-    "Finding": "guards.pii.scanner",
+    "Finding": "guards.pii.finding",
     "PiiScanner": "guards.pii.scanner",
 }
 

@@ -14,6 +14,10 @@ Key source, in order:
    A key file readable by group/others is refused.
 
 ``key_id`` = first 16 hex of sha256("warden-key-id" + key): names the key in records, reveals nothing.
+
+The same key also keys other digests over data that may hold PII (``keyed_digest``, e.g. the action
+digest binding an approval to one action, runner/approvals/digest.py); each use has its own domain
+prefix, so a digest of one kind can never be confused with, or replayed as, another.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ ENV_VAR = "WARDEN_EVIDENCE_KEY"
 KEY_FILE = ".warden-key"
 MIN_KEY_BYTES = 32
 _HMAC_DOMAIN = b"warden-pii-v1\x00"
+ACTION_DIGEST_DOMAIN = b"warden-action-digest-v2\x00"
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,14 @@ def value_hmac(key: bytes, entity_type: str, value: str) -> str:
     """HMAC-SHA256 (hex) of the normalised value. The entity type only picks the normalisation, so one
     value detected as two types (a digit run as card and as bank number) still links."""
     return hmac.new(key, _HMAC_DOMAIN + normalise_value(entity_type, value).encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def keyed_digest(key: bytes, domain: bytes, data: bytes) -> str:
+    """HMAC-SHA256 (hex) of ``domain + data`` under the evidence key: a digest of data that may hold
+    PII (typed values, page text) that nobody without the key can confirm a guess against."""
+    if not key:
+        raise EvidenceKeyError("a keyed digest needs a non-empty key")
+    return hmac.new(key, domain + data, hashlib.sha256).hexdigest()
 
 
 # --- masked previews ------------------------------------------------------------------------------

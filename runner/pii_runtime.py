@@ -1,0 +1,226 @@
+"""The run's PII state, the records of what the PII guards found, and the page scan (SPEC §4 PII).
+
+The guards (``guards/pii_guards.py``, ``guards/secrets.py``) only judge; this module is where
+their findings become evidence. One ``PiiRuntime`` per run holds the scanner (built once,
+offline), the evidence key, the known-value redactor and what the run learnt (where PII was seen,
+which fields hold it):
+
+* ``observe(decision)`` — the step and request chains hand it every decision: each ``Observation``
+  becomes a ``pii_finding`` record (entity, score, where + selector/host, keyed HMAC, key id,
+  masked preview, policy, action — never the value), every value found or typed is fed to the
+  known-value redactor (so it is redacted wherever it shows up later), and a ``failure`` (a scan
+  that could not run) becomes an ``exception_record``;
+* the step loop's hooks (``before_screenshot`` / ``screenshot_masks`` / ``pending_stop``): after
+  each action, before its screenshot, the page's visible text and field values are scanned
+  incrementally; ``pii.on_page``: record → go on, approve or block → the run stops after this step
+  (the page already shows it; there is no action left to gate).
+
+Fail closed: a page that cannot be read or scanned takes no screenshot (its masks are unknown) and,
+unless ``on_page: record``, stops the run — with an ``exception_record`` that says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from evidence.records import Actor, ExceptionRecord, PiiFinding
+from guards.base import Decision, Observation
+from guards.pii.errors import PiiError, PiiScanError
+from guards.pii_guards import Policy, action_for, judge
+from guards.secrets import SecretSet
+from guards.urlmatch import page_without_query
+from runner.browser.driver import Driver, DriverError
+
+if TYPE_CHECKING:
+    from guards.observed import TextBlock
+    from guards.pii.finding import Finding
+    from guards.pii.keyed import EvidenceKey
+    from guards.pii.redactor import KnownValueRedactor
+    from guards.pii.scanner import PiiScanner
+    from missions.model import PiiPolicy
+    from runner.recorder import RunRecorder
+
+TYPED_LABEL = "TYPED_VALUE"  # «pii:TYPED_VALUE»: a value the mission typed, redacted wherever it recurs
+PASSWORD_MASK = "input[type=password i]"  # noqa: S105 - a CSS selector: password fields are always masked
+_PLAIN_NUMBER = re.compile(r"[+-]?\d{1,7}(?:[.,]\d{1,4})?")  # amounts, quantities: evidence keeps them
+_ACTOR = Actor(type="policy", id="pii-guard")
+
+
+def page_key(url: str) -> str:
+    """The page identity for the incremental scan: the URL without its fragment."""
+    return url.split("#", 1)[0]
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+class PiiRuntime:
+    """Per-run PII and secret state shared by the chains' observer, the step loop's hooks and the redactor."""
+
+    def __init__(
+        self,
+        policy: PiiPolicy,
+        scanner: PiiScanner,
+        key: EvidenceKey,
+        known: KnownValueRedactor,
+        secrets: SecretSet,
+        *,
+        redaction_scanner: PiiScanner | None = None,
+    ) -> None:
+        self.policy = policy
+        self.scanner = scanner
+        self.key = key
+        self.known = known
+        self.secrets = secrets
+        self.redaction_scanner = redaction_scanner  # evidence redaction (a wider entity set)
+        self.recorder: RunRecorder | None = None
+        self._gate_pending: Callable[[], Decision | None] | None = None
+        self._stop: Decision | None = None
+        self._lock = threading.RLock()
+        self._recorded: set[tuple[Any, ...]] = set()
+        self._sensitive_blocks: set[bytes] = set()  # digests of page blocks that had findings / known values
+        self._page_masks: dict[str, set[str]] = {}
+        self._masks_unknown = False
+        self.findings_recorded = 0
+
+    # ------------------------------------------------------------------ wiring
+    def bind(self, recorder: RunRecorder, gate_pending: Callable[[], Decision | None] | None = None) -> None:
+        """The recorder findings are written through, and a reader of the request gate's stop request."""
+        self.recorder = recorder
+        self._gate_pending = gate_pending
+
+    def close(self) -> None:
+        self.scanner.close()
+
+    # ------------------------------------------------------------------ known values
+    def register_typed(self, value: str) -> None:
+        """A value the mission types: redacted wherever it recurs (unless a plain number or a secret)."""
+        v = value.strip()
+        if not v or _PLAIN_NUMBER.fullmatch(v) or any(s == v for s in self.secrets.values()):
+            return
+        if self.secrets.in_text(v):
+            return  # holds a secret: the secret redactor names it «secret:NAME»
+        self.known.add(v, TYPED_LABEL)
+
+    def _learn(self, findings: Iterable[Finding]) -> None:
+        for f in findings:
+            self.known.add(f.value, f.entity_type)
+
+    # ------------------------------------------------------------------ the chains' observer
+    def observe(self, decision: Decision, step: int | None) -> None:
+        """Record what a guard found (``pii_finding``), learn its values, record a scan failure."""
+        for value in decision.learn:
+            self.register_typed(value)
+        self._learn(o.finding for o in decision.findings)
+        for o in decision.findings:
+            self.record(o, step=step)
+        if decision.failure:
+            self.exception(step=step, message=decision.failure)
+
+    # ------------------------------------------------------------------ stop requests
+    def request_stop(self, decision: Decision) -> None:
+        with self._lock:
+            if self._stop is None:
+                self._stop = decision
+
+    def pending_stop(self) -> Decision | None:
+        """A stop asked for by the page scan, or by the request gate (a PII/secret refusal)."""
+        with self._lock:
+            if self._stop is not None:
+                return self._stop
+        return self._gate_pending() if self._gate_pending is not None else None
+
+    # ------------------------------------------------------------------ records
+    def record(self, o: Observation, *, step: int | None) -> None:
+        f = o.finding
+        key = (o.where, f.entity_type, f.value_hmac, o.action, *o.dedupe)
+        with self._lock:
+            if key in self._recorded:
+                return
+            self._recorded.add(key)
+        if self.recorder is None:
+            raise PiiError("PII finding with no evidence recorder bound")
+        self.recorder.record(
+            PiiFinding, _ACTOR, step=step, entity_type=f.entity_type, score=f.score, where=o.where,
+            location=dict(o.location), value_hmac=f.value_hmac, key_id=self.key.key_id, preview=f.preview,
+            policy=o.policy, action=o.action,
+        )
+        self.findings_recorded += 1
+
+    def exception(self, *, step: int | None, message: str, mitigation: str = "blocked") -> None:
+        if self.recorder is None:
+            raise PiiError("PII scan failure with no evidence recorder bound")
+        self.recorder.record(
+            ExceptionRecord, _ACTOR, step=step, category="pii", error_type="PiiScanError",
+            message=message, mitigation=mitigation,
+        )
+
+    # ------------------------------------------------------------------ step hooks: the page scan
+    def before_screenshot(self, step: int, driver: Driver) -> None:
+        """Scan the page (incrementally) and remember what to mask; called before every screenshot."""
+        on_page: Policy = self.policy.on_page
+        try:
+            url = str(driver.page_url())
+            blocks: list[TextBlock] = driver.page_text_blocks()
+        except DriverError as exc:
+            self._masks_unknown = True
+            self.exception(step=step, mitigation="masked" if on_page == "record" else "blocked", message=(
+                f"page text could not be read for the PII scan ({type(exc).__name__}); no screenshot is taken"
+                + ("" if on_page == "record" else "; the run stops (fail closed)")))
+            if on_page != "record":
+                self.request_stop(
+                    Decision.deny("pii.page", "page could not be scanned (fail closed)", "pii.scan_error")
+                )
+            return
+        self._masks_unknown = False
+        pk = page_key(url)
+        masks = self._page_masks.setdefault(pk, set())
+        scannable = [b for b in blocks if not b.password]
+        texts: list[str] = []
+        for b in scannable:
+            if self.secrets.in_text(b.text):  # a field holding a secret: masked, never scanned
+                masks.add(b.selector)
+                texts.append("")
+            else:
+                texts.append(b.text)
+        try:
+            findings = self.scanner.scan_page(pk, texts)
+        except PiiScanError as exc:
+            self._masks_unknown = True
+            self.exception(step=step, message=f"{exc}: the page could not be scanned; no screenshot is taken; "
+                                              "the run stops (fail closed)")
+            self.request_stop(Decision.deny("pii.page", f"{exc} (fail closed)", "pii.scan_error"))
+            return
+        self._learn(findings)
+        for f in findings:
+            if f.block is not None:
+                self._sensitive_blocks.add(_digest(texts[f.block]))
+        known_pattern = len(self.known) > 0
+        for b, text in zip(scannable, texts, strict=True):
+            if not text:
+                continue
+            d = _digest(text)
+            if d in self._sensitive_blocks or (known_pattern and self.known.redact(text) != text):
+                self._sensitive_blocks.add(d)
+                masks.add(b.selector)
+        page = page_without_query(url)
+        for f in findings:
+            blk = scannable[f.block] if f.block is not None else None
+            location = {"page_url": page, "selector": blk.selector if blk else None,
+                        "element": blk.kind if blk else None}
+            self.record(Observation(f, "page", on_page, action_for(f, on_page), location, (pk,)), step=step)
+        verdict = judge(findings, on_page, "on the page")
+        if verdict.verdict != "allow":
+            how = "approval is not available for page findings: denied" if on_page == "approve" else "blocked"
+            self.request_stop(Decision.deny("pii.page", f"{verdict.reason}; {how}; the run stops", "pii.on_page"))
+
+    def screenshot_masks(self, url: str) -> list[str] | None:
+        """Selectors to mask on this page; None when the page could not be scanned (take no screenshot)."""
+        if self._masks_unknown:
+            return None
+        return [PASSWORD_MASK, *sorted(self._page_masks.get(page_key(url), ()))]
