@@ -4,11 +4,19 @@ Default is SQLite at ``DIR/warden.db`` in WAL mode with a busy timeout, so sever
 can each append records while ``warden evidence`` reads. Any SQLAlchemy URL works (PostgreSQL).
 The run row's ``chain_head`` is updated in the same transaction as each record, so a tail cut from
 ``records.jsonl`` behind the index's back is visible to ``verify``.
+
+Nothing sensitive in a column. ``records.body`` is the writer's line (every string already through
+the run's redactor); the other record columns are copied from that redacted record and kept only
+when they are identifier tokens (types, decisions, phases, kinds, entity types, approval ids:
+``_token``), so free text never reaches an indexed column. ``runs`` holds Warden's own ids, hashes,
+times, paths and counts, the mission id (a slug by schema) and the mission version, the one free
+text of a run row: it goes through ``redactor`` when the index is given one (the run's redactor).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +41,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from evidence.records import Record
+from evidence.redact import Redactor
 from evidence.runfolder import RunInfo
 from kernel.errors import UsageError
 
@@ -119,8 +128,11 @@ def _url_for(url_or_path: str | Path) -> str:
 class EvidenceIndex:
     """Index over runs and records. Pass a SQLAlchemy URL, a ``.db`` file, or an evidence dir."""
 
-    def __init__(self, url_or_path: str | Path, *, engine: Engine | None = None) -> None:
+    def __init__(
+        self, url_or_path: str | Path, *, engine: Engine | None = None, redactor: Redactor | None = None
+    ) -> None:
         self.url = _url_for(url_or_path)
+        self.redactor = redactor  # for the run row's free text (mission_version); records come redacted
         if engine is None:
             if self.url.startswith("sqlite:///"):
                 Path(self.url.removeprefix("sqlite:///")).parent.mkdir(mode=0o750, parents=True, exist_ok=True)
@@ -196,7 +208,7 @@ class EvidenceIndex:
         """Insert or update a run row; ``chain_head``/``record_count`` only change when given."""
         values: dict[str, Any] = {
             "mission_id": mission_id,
-            "mission_version": mission_version,
+            "mission_version": self._free_text(mission_version),
             "mission_sha256": mission_sha256,
             "started_at": started_at,
             "ended_at": ended_at,
@@ -215,6 +227,9 @@ class EvidenceIndex:
                 values.setdefault("chain_head", "0" * 64)
                 values.setdefault("record_count", 0)
                 s.add(RunRow(run_id=run_id, **values))
+
+    def _free_text(self, text: str) -> str:
+        return text if self.redactor is None or _TOKEN.fullmatch(text) else self.redactor.redact(text)
 
     def upsert_run_info(self, info: RunInfo, folder: Path | str) -> None:
         """``upsert_run`` from a ``RunInfo`` (run.json content)."""
@@ -375,9 +390,19 @@ _FILTERABLE: dict[str, Any] = {
 }
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}")
+"""What a denormalised record column may hold: an identifier token, never free text."""
+
+
 def _opt_str(record: Record, name: str) -> str | None:
     value = getattr(record, name, None)
     return None if value is None else str(value)
+
+
+def _token(record: Record, name: str) -> str | None:
+    """``_opt_str``, kept only when it is an identifier token (the body still holds the redacted field)."""
+    value = _opt_str(record, name)
+    return value if value is not None and _TOKEN.fullmatch(value) else None
 
 
 def _record_row(record: Record, body: str | None) -> dict[str, Any]:
@@ -388,13 +413,13 @@ def _record_row(record: Record, body: str | None) -> dict[str, Any]:
         "record_id": record.record_id,
         "type": record.type,
         "time": record.time,
-        "decision": _opt_str(record, "decision"),
-        "phase": _opt_str(record, "phase"),
-        "kind": _opt_str(record, "kind"),
+        "decision": _token(record, "decision"),
+        "phase": _token(record, "phase"),
+        "kind": _token(record, "kind"),
         "step": step if isinstance(step, int) else None,
-        "mission_id": _opt_str(record, "mission_id"),  # run_record's own; the index fills the run's for others
-        "entity_type": _opt_str(record, "entity_type"),
-        "approval_id": _opt_str(record, "approval_id"),
+        "mission_id": _token(record, "mission_id"),  # run_record's own; the index fills the run's for others
+        "entity_type": _token(record, "entity_type"),
+        "approval_id": _token(record, "approval_id"),
         "hash": record.hash,
         "body": body if body is not None else record.model_dump_json(by_alias=True),
     }

@@ -2,6 +2,12 @@
 
 Every string shown goes through the run's redactor first: the terminal is written by Warden too,
 so it obeys the same rule as the evidence (no PII, no secrets in clear).
+
+Warden's own identifiers are never masked (a run id whose random suffix is all digits is not a
+phone number): the fields that *are* Warden ids or paths by name (``WARDEN_FIELDS``: ``run_id``,
+``approval_id``, ``evidence``, ``report``...) are shown verbatim, and their values are remembered as
+never-redact values, so the same id or path quoted inside any other text (``verify``, a message)
+is kept verbatim too while everything around it is redacted (``evidence.redact.redact_around``).
 """
 
 from __future__ import annotations
@@ -10,12 +16,43 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import PurePath
 from typing import Any, Protocol, TextIO
 
 from rich.console import Console
 from rich.markup import escape
 
+from evidence.redact import MIN_PROTECTED_LEN, redact_around
+
 Redact = Callable[[str], str]
+
+WARDEN_FIELDS = frozenset({"run_id", "approval_id", "record_id", "evidence", "report", "folder"})
+"""Event fields that hold Warden's own ids and paths: shown verbatim, never redacted."""
+
+
+class _Shield:
+    """Warden's ids and paths seen in events (``WARDEN_FIELDS``): kept verbatim wherever they recur."""
+
+    def __init__(self) -> None:
+        self.values: set[str] = set()
+
+    def learn(self, name: str, value: Any) -> bool:
+        """Remember ``value`` if ``name`` is a Warden field; True when it is (show it verbatim)."""
+        if name not in WARDEN_FIELDS or not isinstance(value, str):
+            return False
+        for v in (value, *_run_dir_parents(value)):
+            if len(v) >= MIN_PROTECTED_LEN:
+                self.values.add(v)
+        return True
+
+    def redact(self, redact: Redact, text: str) -> str:
+        return redact_around(text, redact, self.values) if self.values else redact(text)
+
+
+def _run_dir_parents(path: str) -> list[str]:
+    """A run folder ``DIR/runs/<run id>`` also names the evidence dir ``DIR`` (``--evidence-dir DIR``)."""
+    p = PurePath(path)
+    return [str(p.parent.parent)] if p.parent.name == "runs" and str(p.parent.parent) not in ("", ".", "/") else []
 
 
 def _identity(text: str) -> str:
@@ -44,9 +81,14 @@ class JsonReporter:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
         self.redact: Redact = _identity
+        self._shield = _Shield()
 
     def event(self, name: str, **fields: Any) -> None:
-        clean = {k: self.redact(v) if isinstance(v, str) else v for k, v in fields.items()}
+        own = {k for k, v in fields.items() if self._shield.learn(k, v)}
+        clean = {
+            k: self._shield.redact(self.redact, v) if isinstance(v, str) and k not in own else v
+            for k, v in fields.items()
+        }
         line = json.dumps({"event": name, "t": round(time.time(), 6), **clean}, ensure_ascii=False)
         self.stream.write(line + "\n")
         self.stream.flush()
@@ -62,16 +104,27 @@ class RichReporter:
         self.console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 120)
         self.redact: Redact = _identity
         self.total = 0
+        self._shield = _Shield()
 
     def _p(self, text: str) -> str:
-        return escape(self.redact(text))
+        return escape(self._shield.redact(self.redact, text))
+
+    def _own(self, text: str) -> str:
+        """A Warden id or path (``WARDEN_FIELDS``): verbatim, only markup-escaped."""
+        return escape(text)
 
     def event(self, name: str, **f: Any) -> None:
         c = self.console
+        own = {k for k, v in f.items() if self._shield.learn(k, v)}
+
+        def p(key: str) -> str:
+            value = str(f.get(key, ""))
+            return self._own(value) if key in own else self._p(value)
+
         if name == "run_started":
             self.total = int(f.get("steps", 0))
             c.print(
-                f"[bold]warden[/] run [cyan]{self._p(f['run_id'])}[/] — mission "
+                f"[bold]warden[/] run [cyan]{p('run_id')}[/] — mission "
                 f"[bold]{self._p(f['mission'])}[/] v{self._p(str(f['version']))}, {self.total} steps"
             )
         elif name == "step_finished":
@@ -98,4 +151,4 @@ class RichReporter:
             outcome, detail = self._p(str(f["outcome"])), self._p(str(f.get("message", "")))
             # soft_wrap: never break these lines (a wrapped path cannot be copied from a CI log)
             c.print(f"[{style}]{outcome}[/] (exit {f['exit_code']}): {detail}", soft_wrap=True)
-            c.print(f"evidence: [bold]{self._p(str(f['evidence']))}[/]", soft_wrap=True)
+            c.print(f"evidence: [bold]{p('evidence')}[/]", soft_wrap=True)

@@ -1,8 +1,16 @@
 """The action digest: what one approval covers (SPEC §4 "bound by a digest of the action, page URL and target").
 
-``action_digest`` is SHA-256 over the RFC 8785 canonical JSON of::
+``action_digest`` is HMAC-SHA256, keyed with the run's **evidence key** (``guards.pii.keyed``, domain
+``warden-action-digest-v2``), over the RFC 8785 canonical JSON of::
 
-    {"v": 1, "kind": ..., "args": {...}, "page_url": ..., "target": {...}}
+    {"v": 2, "kind": ..., "args": {...}, "page_url": ..., "target": {...}}
+
+Keyed, not a plain hash: the payload holds typed values and page text (an e-mail typed into a
+field, a name on a button); a plain SHA-256 of it, recorded in the evidence and the approvals table,
+would let anyone confirm a guessed value offline. Without the key the digest reveals nothing.
+The gate computes it when it asks and recomputes it, with the same key, just before the action:
+the binding check is unchanged. (``key=None``, for code with no evidence key, uses a random key
+made once per process: still keyed, consistent within the run, never unkeyed.)
 
 * ``args`` — the step's interpolated arguments, with every secret value replaced by
   ``«secret:NAME»`` (the digest is recorded; a secret must not be guessable from it), without the
@@ -18,15 +26,17 @@ Anything in that list changing between the question and the click voids the appr
 
 from __future__ import annotations
 
-import hashlib
+import secrets as pysecrets
 from collections.abc import Mapping
 from typing import Any
 
 from evidence.canonical import canonical_bytes
 from guards.danger_zones import canonical_page_url
 from guards.observed import ElementInfo
+from guards.pii.keyed import ACTION_DIGEST_DOMAIN, keyed_digest
 
-DIGEST_VERSION = 1
+DIGEST_VERSION = 2
+_PROCESS_KEY = pysecrets.token_bytes(32)  # only when no evidence key is given (see the module docstring)
 _STEP_OPTIONS = frozenset({"timeout", "approve"})
 
 
@@ -88,7 +98,14 @@ def digest_payload(
 
 
 def action_digest(
-    kind: str, args: Mapping[str, Any], page_url: str, element: ElementInfo | None, secrets: Mapping[str, str]
+    kind: str,
+    args: Mapping[str, Any],
+    page_url: str,
+    element: ElementInfo | None,
+    secrets: Mapping[str, str],
+    *,
+    key: bytes | None = None,
 ) -> str:
-    """SHA-256 hex of the canonical payload (see the module docstring)."""
-    return hashlib.sha256(canonical_bytes(digest_payload(kind, args, page_url, element, secrets))).hexdigest()
+    """HMAC-SHA256 hex, under ``key`` (the evidence key), of the canonical payload (module docstring)."""
+    payload = canonical_bytes(digest_payload(kind, args, page_url, element, secrets))
+    return keyed_digest(key or _PROCESS_KEY, ACTION_DIGEST_DOMAIN, payload)

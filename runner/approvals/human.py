@@ -33,6 +33,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from evidence.records import Actor, ApprovalRecord, ApprovalRequest, Attachment, DecisionRecord, Record
+from evidence.redact import protect, redact_tree
 from evidence.runfolder import utc_timestamp
 from guards.danger_zones import DangerZones
 from guards.observed import ElementInfo
@@ -86,6 +87,7 @@ class RealApprovalGate(ApprovalGate):
         secrets: Mapping[str, str],
         risk_score: int | None = None,
         max_asks: int = MAX_ASKS,
+        digest_key: bytes | None = None,
     ) -> None:
         self.recorder = recorder
         self.channel = channel
@@ -101,6 +103,16 @@ class RealApprovalGate(ApprovalGate):
         self.used: set[str] = set()
         self.runner = recorder.runner
         self.policy = Actor(type="policy", id=GUARD)
+        # The action digest is an HMAC under the evidence key (digest.py); built without one
+        # (tests), it is keyed with a random key of its own: still bound, never an unkeyed hash.
+        self.digest_key = digest_key or pysecrets.token_bytes(32)
+        # What the channel is asked (and the queue stores) went through the run's redactor; the run's
+        # own ids (run id, run folder, approval ids) are never masked in it (evidence/redact.py).
+        self.redactor = recorder.writer.redactor
+        protect(self.redactor, recorder.writer.run_id, str(recorder.writer.folder.root))
+        bind = getattr(channel, "bind_redactor", None)
+        if callable(bind):
+            bind(self.redactor)
 
     # -- resolution (before the guard chain) -----------------------------------------------------
     def needs_target(self, kind: str, step: Step) -> bool:
@@ -120,7 +132,7 @@ class RealApprovalGate(ApprovalGate):
         rule = deciding.rule or deciding.guard
         element, page_url = action.element, ctx.page_url
         for attempt in range(1, self.max_asks + 1):
-            digest = action_digest(action.kind, action.args, page_url, element, self.secrets)
+            digest = action_digest(action.kind, action.args, page_url, element, self.secrets, key=self.digest_key)
             grant = self._ask(ctx, element, page_url, digest, zone, reason, rule, attempt)
             try:
                 self.authorize(grant, ctx)
@@ -165,7 +177,7 @@ class RealApprovalGate(ApprovalGate):
                 f"the target could not be found again after the approval ({exc}): the action is not taken",
                 "approval.binding",
             ) from exc
-        now = action_digest(action.kind, action.args, page_url, element, self.secrets)
+        now = action_digest(action.kind, action.args, page_url, element, self.secrets, key=self.digest_key)
         if now != grant.digest:
             raise _Void(_what_changed(grant.element, element, page_url), now, element, page_url)
         self.used.add(grant.approval_id)
@@ -184,6 +196,7 @@ class RealApprovalGate(ApprovalGate):
     ) -> Grant:
         action = ctx.action
         approval_id = f"ap-{pysecrets.token_hex(8)}"
+        protect(self.redactor, approval_id)
         shots = ctx.shoot("approval", _outline(action.kind, element))
         root = self.recorder.writer.folder.root
         screenshot = str(root / shots[0].path) if shots else None
@@ -217,11 +230,11 @@ class RealApprovalGate(ApprovalGate):
             step=action.step_no,
             total_steps=ctx.total_steps,
             kind=action.kind,
-            target=target,
-            page_url=page_url,
-            zone=zone,
+            target=redact_tree(target, self.redactor),  # as recorded: page text may hold PII
+            page_url=self.redactor.redact(page_url),
+            zone=self.redactor.redact(zone),
             rule=rule,
-            reason=reason,
+            reason=self.redactor.redact(reason),
             risk_score=self.risk_score,
             screenshot=screenshot,
             action_digest=digest,

@@ -8,6 +8,10 @@ while waiting withdraws the request as ``denied``. Any failure of the store deni
 The approver list and ``four_eyes`` are stored with the request and enforced by the CLI when the
 answer is given; the runner checks an approval against its own ``eligible`` once more when it
 reads it, and denies if that disagrees.
+
+Nothing sensitive in the table: the request is stored through the run's redactor (``redactor``, or
+the one the gate binds with ``bind_redactor``), and once the runner has read an answer it rewrites
+what the approver typed (reason, name, refusals) through the same redactor (``ApprovalStore.scrub``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
+from evidence.redact import Redactor
 from runner.approvals.base import ApprovalAnswer, ApprovalAsk, Channel, Eligibility
 from runner.approvals.common import now_utc, os_user
 from runner.approvals.store import ApprovalRow, ApprovalStore
@@ -38,6 +43,7 @@ class QueueChannel:
         four_eyes: bool = False,
         poll_s: float = 0.2,
         notify: Callable[[str], None] = _stderr,
+        redactor: Redactor | None = None,
     ) -> None:
         self._store: ApprovalStore | None = store if isinstance(store, ApprovalStore) else None
         self._where: str | Path | None = None if isinstance(store, ApprovalStore) else store
@@ -46,6 +52,14 @@ class QueueChannel:
         self.four_eyes = four_eyes
         self.poll_s = poll_s
         self.notify = notify
+        self.redactor = redactor
+
+    def bind_redactor(self, redactor: Redactor) -> None:
+        """The run's redactor (the evidence writer's): every text this channel stores goes through it."""
+        self.redactor = redactor
+
+    def _redact(self, text: str) -> str:
+        return text if self.redactor is None else self.redactor.redact(text)
 
     @property
     def store(self) -> ApprovalStore:
@@ -61,7 +75,7 @@ class QueueChannel:
         deadline = time.monotonic() + max(0.0, ask.timeout_s)
         try:
             store = self.store
-            row = store.submit(ask, approvers=self.approvers, four_eyes=self.four_eyes)
+            row = store.submit(ask, approvers=self.approvers, four_eyes=self.four_eyes, redact=self._redact)
         except Exception as exc:  # the queue cannot hold the request: nobody can answer it
             return _answer("denied", None, user, f"approval queue unavailable ({type(exc).__name__})")
         self.notify(
@@ -75,7 +89,9 @@ class QueueChannel:
                 if current is None:
                     return _answer("denied", None, user, "approval request vanished from the queue")
                 if current.status != "pending":
-                    return _from_row(current, eligible, user)
+                    answer = _from_row(current, eligible, user)
+                    self._scrub(store, row.approval_id)
+                    return answer
                 remaining = min(deadline - time.monotonic(), current.expires_ts - time.time())
                 if remaining <= 0:
                     store.expire(row.approval_id, "expired: no answer before the expiry")
@@ -83,9 +99,19 @@ class QueueChannel:
                 time.sleep(min(self.poll_s, remaining))
         except KeyboardInterrupt:
             store.withdraw(row.approval_id, "withdrawn: the runner was interrupted while waiting (Ctrl-C)", user)
+            self._scrub(store, row.approval_id)
             return _answer("denied", None, user, "interrupted while waiting for the queue (Ctrl-C)")
         except Exception as exc:
             return _answer("denied", None, user, f"approval queue failed ({type(exc).__name__})")
+
+    def _scrub(self, store: ApprovalStore, approval_id: str) -> None:
+        """What the approver typed, through the run's redactor (best effort: the answer stands either way)."""
+        if self.redactor is None:
+            return
+        try:
+            store.scrub(approval_id, self._redact)
+        except Exception:  # noqa: S110 - a failed scrub must not turn an answer into an error
+            pass
 
 
 def _answer(

@@ -15,6 +15,14 @@ Invariants:
 - **Policy is enforced when the answer is given.** The request carries the mission's
   ``approvals.approvers`` and ``four_eyes`` and the initiator; ``policy_refusal`` is checked before
   an answer is written (the request stays pending, the refusal is appended to ``refusals``).
+- **Nothing sensitive in a column.** What the runner writes went through the run's redactor
+  (``submit(..., redact=)``; the gate asks with redacted text already): the target (button text,
+  accessible name), the zone and its reason; the page URL is stored redacted *and* without its
+  query and fragment. What an approver types from another terminal (``warden approvals`` has no PII
+  engine) — the reason, the claimed name, refusals — is rewritten through the run's redactor by the
+  runner as soon as it has read the answer (``scrub``), together with the initiator and the
+  approver list, which matter only while the request is pending. Ids, hashes, times and paths are
+  Warden's own and stored verbatim.
 """
 
 from __future__ import annotations
@@ -23,21 +31,48 @@ import json
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import Boolean, Engine, Float, Integer, String, Text, create_engine, inspect, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from evidence.redact import redact_tree
 from evidence.runfolder import utc_timestamp
 from kernel.errors import UsageError
 from runner.approvals.base import ApprovalAsk
 from runner.approvals.common import parse_utc
 
 Status = Literal["pending", "approved", "denied", "expired"]
+Redact = Callable[[str], str]
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+class _Redactor:
+    """A ``Redact`` callable as the ``Redactor`` protocol ``redact_tree`` takes."""
+
+    def __init__(self, redact: Redact) -> None:
+        self.redact = redact
+
+
+def url_without_query(url: str) -> str:
+    """``scheme://host/path`` of a page URL: query and fragment (where forms put typed values) dropped;
+    ``?…`` says there was a query."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if not parts.scheme and not parts.netloc:
+        return url.split("?", 1)[0].split("#", 1)[0]
+    base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    return base + ("?…" if parts.query else "")
 
 
 class ApprovalsBase(DeclarativeBase):
@@ -210,8 +245,14 @@ class ApprovalStore:
         approvers: Sequence[str] | None,
         four_eyes: bool,
         now: float | None = None,
+        redact: Redact | None = None,
     ) -> ApprovalRow:
-        """Persist ``ask`` as a pending request owned by this process."""
+        """Persist ``ask`` as a pending request owned by this process.
+
+        ``redact`` (the run's redactor) is applied to every page- or mission-derived text column; the
+        page URL is also reduced to ``url_without_query``.
+        """
+        red = redact or _as_is
         t = time.time() if now is None else now
         expires_ts = t + max(0.0, ask.timeout_s)
         try:
@@ -226,11 +267,11 @@ class ApprovalStore:
             step=ask.step,
             total_steps=ask.total_steps,
             kind=ask.kind,
-            target=json.dumps(dict(ask.target), default=str, sort_keys=True),
-            page_url=ask.page_url,
-            zone=ask.zone,
-            rule=ask.rule,
-            reason=ask.reason,
+            target=json.dumps(redact_tree(dict(ask.target), _Redactor(red)), default=str, sort_keys=True),
+            page_url=url_without_query(red(ask.page_url)),
+            zone=red(ask.zone),
+            rule=red(ask.rule),
+            reason=red(ask.reason),
             risk_score=ask.risk_score,
             screenshot=ask.screenshot,
             action_digest=ask.action_digest,
@@ -257,6 +298,41 @@ class ApprovalStore:
     def withdraw(self, approval_id: str, why: str, os_user: str) -> bool:
         """The runner gives up waiting (Ctrl-C, SIGTERM): pending → denied by nobody."""
         return self._close(approval_id, "denied", None, os_user, why, only_before_expiry=False)
+
+    def scrub(self, approval_id: str, redact: Redact) -> bool:
+        """Rewrite what people typed or claimed (reason, approver, OS user, refusals) and the policy
+        columns (initiator, approvers) of an answered request through the run's redactor.
+
+        Only a request that is no longer pending is touched (its policy is never needed again); the
+        update is conditional on the values read, so a concurrent change is never overwritten.
+        True when the row was rewritten (or needed no change).
+        """
+        with Session(self.engine) as s, s.begin():
+            row = s.get(ApprovalRow, approval_id)
+            if row is None or row.status == "pending":
+                return False
+            def opt(text: str | None) -> str | None:
+                return None if text is None else redact(text)
+
+            approvers = row.approver_list()
+            new = {
+                "answer_reason": opt(row.answer_reason),
+                "answered_by": opt(row.answered_by),
+                "answered_os_user": opt(row.answered_os_user),
+                "refusals": json.dumps([redact(r) for r in row.refusal_list()]),
+                "initiator": redact(row.initiator),
+                "approvers": None if approvers is None else json.dumps([redact(a) for a in approvers]),
+            }
+            if all(getattr(row, k) == v for k, v in new.items()):
+                return True
+            done = s.execute(
+                update(ApprovalRow)
+                .where(ApprovalRow.approval_id == approval_id, ApprovalRow.status == row.status,
+                       ApprovalRow.answered_at == row.answered_at)
+                .values(**new)
+                .execution_options(synchronize_session=False)
+            )
+            return getattr(done, "rowcount", 0) == 1
 
     # -- the approver's side -----------------------------------------------------------------
 
