@@ -191,7 +191,8 @@ def build_approval_gate(
     except Exception:  # the score is shown to the approver; its absence must not stop the gate
         risk = None
     return RealApprovalGate(
-        recorder, channel, mission, initiator=initiator_user(), secrets=loaded.secret_values, risk_score=risk
+        recorder, channel, mission, initiator=initiator_user(), secrets=loaded.secret_values, risk_score=risk,
+        digest_key=services.pii.key.key if services.pii is not None else None,  # the digest is an HMAC
     )
 
 

@@ -83,3 +83,39 @@ def test_index_accepts_url_file_or_dir(tmp_path: Path) -> None:
         assert c.exec_driver_sql("PRAGMA busy_timeout").scalar() == 15000
     by_dir.close()
     by_url.close()
+
+
+# ----------------------------------------------------------------------------- nothing sensitive in a column
+
+class _Mask:
+    def redact(self, text: str) -> str:
+        return text.replace("canary.alice.7f3k@example.com", "«pii:EMAIL_ADDRESS»")
+
+
+def _all_values(db: Path) -> str:
+    import sqlite3
+
+    with sqlite3.connect(db) as c:
+        tables = [t for (t,) in c.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return " ".join(str(v) for t in tables for row in c.execute(f'SELECT * FROM "{t}"') for v in row)  # noqa: S608
+
+
+def test_index_columns_hold_only_tokens_or_redacted_text(start_run: Any, evidence_dir: Path) -> None:
+    h = start_run(redactor=_Mask())
+    pol = Actor(type="policy", id="chain")
+    mail = "canary.alice.7f3k@example.com"
+    h.writer.append(DecisionRecord, actor=pol, guard="g", decision="deny", rationale=f"for {mail}", step=1,
+                    kind=f"click {mail}")
+    rows = EvidenceIndex(evidence_dir).records(h.run_id)
+    assert rows[-1].kind is None  # free text never lands in a denormalised column (the body holds it redacted)
+    assert rows[-1].data()["kind"] == "click «pii:EMAIL_ADDRESS»"
+    assert rows[-1].decision == "deny" and rows[-1].type == "decision_record"
+    # The run row's one free text goes through the index's redactor.
+    idx = EvidenceIndex(evidence_dir, redactor=_Mask())
+    idx.upsert_run(run_id=h.run_id, mission_id="expense-report", mission_version=f"for {mail}",
+                   mission_sha256="0" * 64, started_at="2026-01-01T00:00:00.000Z", status="running",
+                   folder=h.folder.root)
+    run = idx.get_run(h.run_id)
+    assert run is not None and run.mission_version == "for «pii:EMAIL_ADDRESS»"
+    assert "canary.alice" not in _all_values(evidence_dir / "warden.db")
+    idx.close()

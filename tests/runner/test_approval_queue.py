@@ -273,3 +273,98 @@ def test_store_answer_after_expiry_loses_and_reap_never_approves(tmp_path: Path)
     assert row is not None and row.status == "expired" and row.answered_by is None
     assert not store.answer("s1", "approved", "bob", "bob", "later", now=t0 + 12).won
     store.close()
+
+
+# ----------------------------------------------------------------------------- nothing sensitive in a column
+
+def _mask(text: str) -> str:
+    """A stand-in for the run's redactor: what it would detect here is the e-mail and the phone."""
+    return text.replace("canary.alice.7f3k@example.com", "«pii:EMAIL_ADDRESS»").replace(
+        "(212) 555-0143", "«pii:PHONE_NUMBER»")
+
+
+def _row_values(evidence_dir: Path) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(evidence_dir / "warden.db") as db:
+        return [str(v) for row in db.execute("SELECT * FROM approvals") for v in row]
+
+
+def test_store_writes_page_text_redacted_and_the_url_without_its_query(tmp_path: Path) -> None:
+    store = ApprovalStore(tmp_path)
+    ask = ApprovalAsk(
+        approval_id="ap-0123456789abcdef", run_id="r", mission_id="m", step=1, total_steps=1, kind="click",
+        target={"text": "Pay canary.alice.7f3k@example.com", "step_target": {"name": "Call (212) 555-0143"}},
+        page_url="https://x.example/pay/canary.alice.7f3k@example.com?email=canary.alice.7f3k%40example.com#f",
+        zone="payments", rule="danger_zones.pay", reason="pays (212) 555-0143", risk_score=None, screenshot=None,
+        action_digest="0" * 64, expires_at="2099-01-01T00:00:00.000Z", timeout_s=60, initiator="alice",
+    )
+    store.submit(ask, approvers=None, four_eyes=False, redact=_mask)
+    row = store.get(ask.approval_id)
+    assert row is not None
+    assert row.target_dict() == {"text": "Pay «pii:EMAIL_ADDRESS»", "step_target": {"name": "Call «pii:PHONE_NUMBER»"}}
+    assert row.page_url == "https://x.example/pay/«pii:EMAIL_ADDRESS»?…"
+    assert row.reason == "pays «pii:PHONE_NUMBER»"
+    values = " ".join(_row_values(tmp_path))
+    assert "canary.alice" not in values and "555-0143" not in values and "%40" not in values
+    store.close()
+
+
+def test_scrub_rewrites_what_the_approver_typed_once_answered_only(tmp_path: Path) -> None:
+    store = ApprovalStore(tmp_path)
+    store.submit(_ask("ap-scrub0001"), approvers=["canary.alice.7f3k@example.com", "bob"], four_eyes=False)
+    store.add_refusal("ap-scrub0001", "mallory: called (212) 555-0143")
+    assert not store.scrub("ap-scrub0001", _mask)  # pending: its policy is still needed, untouched
+    assert "(212) 555-0143" in " ".join(_row_values(tmp_path))
+    won = store.answer("ap-scrub0001", "approved", "canary.alice.7f3k@example.com", "alice",
+                       "called (212) 555-0143 to confirm")
+    assert won.won
+    assert store.scrub("ap-scrub0001", _mask)
+    row = store.get("ap-scrub0001")
+    assert row is not None and row.status == "approved"
+    assert row.answer_reason == "called «pii:PHONE_NUMBER» to confirm"
+    assert row.answered_by == "«pii:EMAIL_ADDRESS»"
+    assert row.refusal_list() == ["mallory: called «pii:PHONE_NUMBER»"]
+    assert row.approver_list() == ["«pii:EMAIL_ADDRESS»", "bob"]
+    values = " ".join(_row_values(tmp_path))
+    assert "canary.alice" not in values and "555-0143" not in values
+    store.close()
+
+
+def test_queue_channel_stores_redacted_and_scrubs_the_answer(tmp_path: Path) -> None:
+    """In one process: the channel's store write and its scrub after reading go through the bound redactor."""
+    import threading
+
+    from runner.approvals.queue import QueueChannel
+
+    class Masker:
+        def redact(self, text: str) -> str:
+            return _mask(text)
+
+    store = ApprovalStore(tmp_path)
+    channel = QueueChannel(store, poll_s=0.05, notify=lambda _m: None)
+    channel.bind_redactor(Masker())
+    ask = ApprovalAsk(
+        approval_id="ap-chan00000001", run_id="r", mission_id="m", step=1, total_steps=1, kind="click",
+        target={"text": "Pay canary.alice.7f3k@example.com"}, page_url="https://x.example/?p=(212) 555-0143",
+        zone="z", rule="r", reason="", risk_score=None, screenshot=None, action_digest="0" * 64,
+        expires_at="2099-01-01T00:00:00.000Z", timeout_s=30, initiator="alice",
+    )
+
+    def approve_when_pending() -> None:
+        for _ in range(200):
+            if store.get(ask.approval_id) is not None:
+                store.answer(ask.approval_id, "approved", "bob", "bob", "ok for canary.alice.7f3k@example.com")
+                return
+            time.sleep(0.05)
+
+    t = threading.Thread(target=approve_when_pending)
+    t.start()
+    answer = channel.ask(ask, lambda _a: None)
+    t.join(10)
+    assert answer.decision == "approved" and answer.reason == "ok for canary.alice.7f3k@example.com"  # to the gate
+    values = " ".join(_row_values(tmp_path))
+    assert "canary.alice" not in values and "555-0143" not in values
+    row = store.get(ask.approval_id)
+    assert row is not None and row.answer_reason == "ok for «pii:EMAIL_ADDRESS»" and row.page_url == "https://x.example/?…"
+    store.close()

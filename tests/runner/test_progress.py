@@ -166,3 +166,90 @@ def test_quiet_reporter_is_silent(capsys: pytest.CaptureFixture[str]) -> None:
         reporter.event(name, **fields)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
+
+
+# --------------------------------------------------------------------------- Warden's own ids are never masked
+
+DIGIT_RUN_ID = "20261203T141453119Z-pii-check-356578"  # its all-digit suffix reads as a phone number
+PAGE_PHONE = "(212) 555-0143"
+
+
+@pytest.fixture(scope="module")
+def real_redactor() -> Any:
+    from evidence.redact import RedactorChain, SecretRedactor
+    from guards.pii.engine import build_analyzer, default_entities
+    from guards.pii.redactor import PiiRedactor
+    from guards.pii.scanner import PiiScanner
+    from missions.model import PiiPolicy
+
+    entities = default_entities()
+    scanner = PiiScanner(PiiPolicy(entities=entities), b"k" * 32, analyzer=build_analyzer(entities))
+    return RedactorChain([SecretRedactor({}), PiiRedactor(scanner)])
+
+
+def test_reporters_never_mask_the_run_id_or_paths_but_mask_pii(real_redactor: Any) -> None:
+    assert "«pii:PHONE_NUMBER»" in real_redactor.redact(DIGIT_RUN_ID)  # the premise: detection alone masks it
+    folder = f"/tmp/ev/runs/{DIGIT_RUN_ID}"
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("run_started", {"run_id": DIGIT_RUN_ID, "mission": "pii-check", "version": "1", "steps": 1,
+                         "evidence": folder}),
+        ("step_finished", {"step": 1, "kind": "click", "target": f"text=Call {PAGE_PHONE}", "outcome": "ok",
+                           "duration_ms": 1.0, "retries": 0}),
+        ("demo_finished", {"verdict": f"run {DIGIT_RUN_ID} verified",
+                           "verify": f"warden evidence verify {DIGIT_RUN_ID} --evidence-dir /tmp/ev"}),
+        ("run_finished", {"run_id": DIGIT_RUN_ID, "outcome": "completed", "exit_code": 0,
+                          "message": f"see {folder}; Phone: {PAGE_PHONE}", "evidence": folder}),
+    ]
+    text = rich_output(events, redact=real_redactor.redact)
+    buf = io.StringIO()
+    json_reporter = JsonReporter(buf)
+    json_reporter.redact = real_redactor.redact
+    for name, fields in events:
+        json_reporter.event(name, **fields)
+    decoded = [json.loads(line) for line in buf.getvalue().splitlines()]
+    for out in (text, buf.getvalue()):
+        assert PAGE_PHONE not in out and "«pii:PHONE_NUMBER»" in out
+        assert "356578»" not in out and "pii-check-«" not in out
+    assert decoded[0]["run_id"] == DIGIT_RUN_ID and decoded[0]["evidence"] == folder
+    assert decoded[2]["verify"] == f"warden evidence verify {DIGIT_RUN_ID} --evidence-dir /tmp/ev"
+    assert decoded[3]["message"] == f"see {folder}; Phone: «pii:PHONE_NUMBER»"
+    assert f"warden run {DIGIT_RUN_ID}" in text and f"evidence: {folder}" in text
+
+
+@pytest.mark.browser
+def test_a_digit_run_id_is_printed_and_recorded_unmasked(
+    tmp_path: Path, test_server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deterministic: the id generator returns a run id whose random suffix is all digits."""
+    import sqlite3
+    import sys
+
+    import evidence.runfolder as runfolder
+    from tests.guards.pii_support import mission as pii_mission
+    from tests.guards.pii_support import records
+    from tests.guards.pii_support import run as run_in_process
+
+    original = runfolder.new_run_id
+    for module in list(sys.modules.values()):  # wherever the generator was imported (run.py, lifecycle...)
+        if getattr(module, "new_run_id", None) is original:
+            monkeypatch.setattr(module, "new_run_id", lambda _mission_id, now=None: DIGIT_RUN_ID)
+    test_server.set_content("/contact", f"<html><body><p id='p'>Phone: {PAGE_PHONE}</p></body></html>")
+    ev = tmp_path / "ev"
+    steps = [f"goto: {test_server.url('allowed.localhost', '/contact')}", "wait_for: {text: Phone}"]
+    code, res, recs, out = run_in_process(tmp_path, pii_mission(steps), ev)
+    assert code == 0, out
+    assert res is not None and res.folder is not None and res.folder.name == DIGIT_RUN_ID
+    events = [json.loads(line) for line in out.splitlines()]
+    assert events[0]["run_id"] == DIGIT_RUN_ID and events[0]["evidence"] == str(res.folder)
+    assert events[-1]["run_id"] == DIGIT_RUN_ID and events[-1]["evidence"] == str(res.folder)
+    assert "pii-check-«pii" not in out and PAGE_PHONE not in out
+    assert all(r["run_id"] == DIGIT_RUN_ID for r in records(res.folder))
+    assert json.loads((res.folder / "run.json").read_text())["run_id"] == DIGIT_RUN_ID
+    with sqlite3.connect(ev / "warden.db") as db:
+        assert db.execute("SELECT run_id FROM runs").fetchall() == [(DIGIT_RUN_ID,)]
+        assert {r for (r,) in db.execute("SELECT DISTINCT run_id FROM records")} == {DIGIT_RUN_ID}
+    # ... while the real phone number on the page is found and never written in clear.
+    found = [r for r in recs if r["type"] == "pii_finding" and r["entity_type"] == "PHONE_NUMBER"]
+    assert found, [r["type"] for r in recs]
+    for f in (p for p in ev.rglob("*") if p.is_file()):
+        assert PAGE_PHONE.encode() not in f.read_bytes(), f
