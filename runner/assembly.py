@@ -23,11 +23,11 @@ from missions.loader import LoadedMission
 
 if TYPE_CHECKING:
     from guards.base import RequestGuard
-    from runner.approvals.gate import ApprovalOptions
+    from runner.approvals.human import ApprovalOptions
+    from runner.approvals.seam import Approvals
     from runner.network import NetworkGate
     from runner.pii_runtime import PiiRuntime
     from runner.recorder import RunRecorder
-    from runner.steps import ApprovalGate
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class RunServices:
     pii: PiiRuntime | None
     chain: StepChain
     request_gate: NetworkGate
-    approvals: ApprovalGate
+    approvals: Approvals
 
 
 def domain_policy(loaded: LoadedMission) -> DomainPolicy:
@@ -169,14 +169,14 @@ def build_request_guards(loaded: LoadedMission, services: PreparedRun) -> list[R
 
 def build_approval_gate(
     loaded: LoadedMission, services: PreparedRun, recorder: RunRecorder, opts: ApprovalOptions
-) -> ApprovalGate:
-    """The approval gate (runner/approvals/gate.py) with its channel: ``--approval prompt|deny|queue``.
+) -> Approvals:
+    """Human approvals (runner/approvals/human.py) with their channel: ``--approval prompt|deny|queue``.
 
     Default channel: ``prompt`` when the controlling terminal ``/dev/tty`` can be opened, else ``deny``.
     """
     from guards.risk import assess
     from runner.approvals.channels import make_channel
-    from runner.approvals.gate import RealApprovalGate, initiator_user
+    from runner.approvals.human import HumanApprovals, initiator_user
 
     mission = loaded.mission
     channel = make_channel(
@@ -190,7 +190,7 @@ def build_approval_gate(
         risk: int | None = assess(mission).score
     except Exception:  # the score is shown to the approver; its absence must not stop the gate
         risk = None
-    return RealApprovalGate(
+    return HumanApprovals(
         recorder, channel, mission, initiator=initiator_user(), secrets=loaded.secret_values, risk_score=risk,
         digest_key=services.pii.key.key if services.pii is not None else None,  # the digest is an HMAC
     )

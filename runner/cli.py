@@ -1,4 +1,7 @@
-"""The ``warden`` command (SPEC §3). Thin: parse, call, map errors to exit codes; no tracebacks for users."""
+"""The ``warden`` command (SPEC §3). Thin: parse, call, map errors to exit codes; no tracebacks for users.
+
+The exit codes mean one thing whatever the command (``runner/exit_codes.py``, SPEC §3's table).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from rich.markup import escape
 
 from kernel.errors import MissionInvalid, UsageError, WardenError
 from runner.cli_options import db_option, err, evidence_dir_option, no_recovery
+from runner.exit_codes import ExitCode
 
 
 def _fail(exc: WardenError) -> NoReturn:
@@ -36,13 +40,17 @@ def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 class _WardenGroup(click.Group):
-    """Maps every ``WardenError`` a command raises to its message and exit code, in one place."""
+    """Maps every ``WardenError`` a command raises to its message and exit code, in one place,
+    and Ctrl-C outside a run's evidence (a run closes its own, exit 130) to exit 130 as well."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except WardenError as exc:
             _fail(exc)
+        except KeyboardInterrupt:
+            err.print("[red]interrupted[/]")
+            sys.exit(ExitCode.INTERRUPTED)
 
 
 @click.group(cls=_WardenGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,7 +67,7 @@ def main() -> None:
         if os.environ.get("WARDEN_DEBUG"):
             raise
         err.print(f"[red]internal error:[/] {type(exc).__name__} (set WARDEN_DEBUG=1 for details)")
-        sys.exit(1)
+        sys.exit(ExitCode.NEGATIVE)
 
 
 @cli.command()
@@ -127,17 +135,17 @@ def _reporter(quiet: bool, as_json: bool) -> Any:
 @click.argument("mission", type=click.Path(path_type=Path))
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Set ${vars.KEY}.")
 def check(mission: Path, variables: tuple[str, ...]) -> None:
-    """Validate MISSION.yaml, print its shape, risk score and decision; exit 0 valid, 2 invalid, 3 deny."""
+    """Validate MISSION.yaml, print its shape, risk score and decision; exit 0 it may run, 2 invalid or deny."""
     from missions.loader import load_mission
+    from runner.preflight import preflight, refuse_denied_risk
     from runner.report_check import print_shape
-    from runner.run import preflight
 
     loaded = load_mission(
         mission, cli_vars=_parse_vars(variables), environ=os.environ, require_secrets=False, require_vars=False
     )
     preflight(loaded)
-    if print_shape(loaded, Console(highlight=False)) == "deny":
-        sys.exit(3)
+    print_shape(loaded, Console(highlight=False))
+    refuse_denied_risk(loaded)  # a deny decision is exit 2, as `warden run` refuses it (SPEC §3)
 
 
 @cli.command()

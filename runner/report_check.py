@@ -9,7 +9,7 @@ from rich.table import Table
 from guards.risk import Factor, RiskAssessment, RiskDecision, assess
 from missions.loader import LoadedMission
 from missions.model import Mission
-from runner.steps import target_summary
+from runner.step_targets import target_summary
 
 _DECISION_STYLE: dict[str, str] = {"allow": "green", "allow with approvals": "yellow", "deny": "bold red"}
 

@@ -2,8 +2,10 @@
 
 Order matters and is the product's promise: the decision and the ``intent`` record are durable
 before the browser is touched; if either cannot be written the action does not run. Only
-idempotent actions are retried (tenacity, bounded by attempts and by the run's deadline), and each
-retry is an exception record; clicks, fills and other side effects are never retried blindly.
+idempotent actions are retried (``runner/retries.py``: bounded by attempts and by the run's
+deadline), and each retry is an exception record; clicks, fills and other side effects are never
+retried blindly. The browser is a ``Driver`` (``runner/browser/driver.py``); approvals are an
+``Approvals`` (``runner/approvals/seam.py``); the PII runtime joins through ``StepHooks``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The approval gate: a ``require_approval`` verdict becomes a recorded human decision bound to one action.
+"""Human approvals: a ``require_approval`` verdict becomes a recorded human decision bound to one action.
 
-For each gated action (SPEC §4, notes (d)):
+For each action that needs approval (SPEC §4, notes (d)):
 
 1. the action digest (``digest.py``) over the action, the page URL and the resolved target;
 2. a screenshot with the target outlined (through the step loop's screenshot, so its masks apply);
@@ -10,9 +10,9 @@ For each gated action (SPEC §4, notes (d)):
    (``approvals.approvers``; ``four_eyes``: not the initiator); each refused approver is a
    ``decision_record`` (deny, ``approvals.four_eyes`` / ``approvals.approvers``);
 5. an ``approval_record`` (approver, OS user, approved/denied/expired, reason, time, channel) —
-   durable before the action; then a ``decision_record`` of the gate (allow / deny);
+   durable before the action; then a ``decision_record`` (guard ``approval_gate``: allow / deny);
 6. binding: the target is resolved again and the digest recomputed. If the page URL or the target
-   changed, the approval is void (a ``decision_record``, rule ``approval.binding``) and the gate
+   changed, the approval is void (a ``decision_record``, rule ``approval.binding``) and it
    asks again — at most ``MAX_ASKS`` times, then it denies. An approval id authorises one
    execution: using it again is refused.
 
@@ -42,11 +42,11 @@ from missions.model import TARGET_FIELDS, Mission, Step
 from runner.approvals.base import ApprovalAnswer, ApprovalAsk, ApprovalChannel, Channel, Eligibility
 from runner.approvals.common import os_user, parse_utc, policy_eligibility, user_of_uid
 from runner.approvals.digest import action_digest
-from runner.browser.driver import DriverError
+from runner.approvals.seam import ApprovalContext, ApprovalNotGranted
+from runner.browser.driver import Driver, DriverError
 from runner.recorder import RunRecorder
-from runner.steps import ApprovalContext, ApprovalGate, ApprovalNotGranted
 
-GUARD = "approval_gate"
+GUARD = "approval_gate"  # the guard name in decision records (the evidence contract keeps it)
 MAX_ASKS = 3  # a page that keeps changing under the approver: asked at most this often, then denied
 LATE_GRACE_S = 2.0  # an "approved" that arrives after the expiry (plus this) is expired, not approved
 
@@ -76,7 +76,9 @@ def initiator_user() -> str:
     return user_of_uid(os.getuid())
 
 
-class RealApprovalGate(ApprovalGate):
+class HumanApprovals:
+    """``Approvals`` answered by a person through a channel (prompt, deny, queue), recorded and bound."""
+
     def __init__(
         self,
         recorder: RunRecorder,
@@ -119,11 +121,10 @@ class RealApprovalGate(ApprovalGate):
         has_target = any(getattr(step.args, f, None) is not None for f in TARGET_FIELDS) or kind == "press"
         return self.zones.needs_element(kind, approve=step.needs_approval, has_target=has_target)
 
-    def resolve(self, driver: Any, kind: str, args: Mapping[str, Any], timeout_s: float) -> ElementInfo | None:
-        info: ElementInfo = driver.resolve(kind, args, timeout_s, selectors=self.zones.selectors())
-        return info
+    def resolve(self, driver: Driver, kind: str, args: Mapping[str, Any], timeout_s: float) -> ElementInfo | None:
+        return driver.resolve(kind, args, timeout_s, selectors=self.zones.selectors())
 
-    # -- the gate --------------------------------------------------------------------------------
+    # -- approval --------------------------------------------------------------------------------
     def approve(self, ctx: ApprovalContext) -> None:
         action = ctx.action
         deciding = ctx.result.deciding
@@ -169,7 +170,7 @@ class RealApprovalGate(ApprovalGate):
         action = ctx.action
         element: ElementInfo | None = None
         try:
-            page_url = str(ctx.driver.page_url())
+            page_url = ctx.driver.page_url()
             if action.element is not None or self.needs_target(action.kind, action.step):
                 element = self.resolve(ctx.driver, action.kind, action.args, ctx.timeout_s)
         except DriverError as exc:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import runner.run
+import runner.lifecycle
 from evidence.verify import verify_run
 from evidence.versioning import FIRST_RUN, diff_keys, mission_changes
 from tests.evidence.integrity_support import mission_yaml, records, run, serve_pages, short_steps, write_mission
@@ -61,7 +61,7 @@ def test_version_logs_across_runs(tmp_path: Path, test_server: TestServer, monke
     text = mission_yaml(test_server, [*steps, "screenshot: {name: final}"], extra=approvals)
     text = text.replace("version: 1", "version: 2").replace("first cut", "add final screenshot, shorter approvals")
     second = write_mission(tmp_path, text, "v2.yaml")
-    monkeypatch.setattr(runner.run, "__version__", "9.9.9")
+    monkeypatch.setattr(runner.lifecycle, "__version__", "9.9.9")
     code, r3 = run(second, ev, environ=env)
     assert code == 0 and r3 is not None and r3.folder is not None
     logs = {log["subject"]: log for log in _logs(r3.folder)}

@@ -164,9 +164,9 @@ def _denied_mission() -> dict[str, Any]:
     return data
 
 
-def test_check_exits_3_on_deny(tmp_path: Path) -> None:
+def test_check_exits_2_on_deny_as_run_does(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["check", str(_write(tmp_path, _denied_mission()))], env={"COLUMNS": "200"})
-    assert result.exit_code == 3, result.output
+    assert result.exit_code == 2, result.output
     assert "decision:         deny" in result.output
     assert "secret could travel in clear" in result.output
 

@@ -126,14 +126,14 @@ def use_channel(monkeypatch: pytest.MonkeyPatch) -> Callable[[Scripted], Scripte
 def driver_holder(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """The run's driver, captured as it opens (a scripted channel may act on the page with it)."""
     holder: list[Any] = []
-    real = run_mod._open_driver
+    real = run_mod.open_sandbox
 
     def capture(*a: Any, **k: Any) -> Any:
         d = real(*a, **k)
         holder.append(d)
         return d
 
-    monkeypatch.setattr(run_mod, "_open_driver", capture)
+    monkeypatch.setattr(run_mod, "open_sandbox", capture)
     return holder
 
 

@@ -1,7 +1,7 @@
-"""The approval gate in-process: a fake driver, a scripted channel, the real evidence writer.
+"""Human approvals in-process: a fake driver, a scripted channel, the real evidence writer.
 
 Covers what the browser tests cannot reach directly: an approval id is single use, the digest
-binds kind/args/page/target (and hides secrets), and the gate's own checks of a channel's answer.
+binds kind/args/page/target (and hides secrets), and HumanApprovals' own checks of a channel's answer.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from missions.model import Mission
 from runner.approvals.base import ApprovalAnswer, ApprovalAsk, Channel, Eligibility
 from runner.approvals.common import now_utc
 from runner.approvals.digest import action_digest, digest_payload
-from runner.approvals.gate import Grant, RealApprovalGate
+from runner.approvals.human import Grant, HumanApprovals
+from runner.approvals.seam import ApprovalContext, ApprovalNotGranted, NoApprovals
 from runner.recorder import RunRecorder
-from runner.steps import ApprovalContext, ApprovalGate, ApprovalNotGranted
 
 URL = "https://portal.example.com/basket"
 BUTTON = ElementInfo(found=True, tag="button", role="button", accessible_name="Submit order", text="Submit order",
@@ -92,13 +92,13 @@ def context(m: Mission, driver: FakeDriver, element: ElementInfo | None = BUTTON
                            total_steps=1, shoot=lambda when, outline: [])
 
 
-def gate(rec: RunRecorder, m: Mission, answers: list[ApprovalAnswer], initiator: str = "alice") -> RealApprovalGate:
-    return RealApprovalGate(rec, Script(answers), m, initiator=initiator, secrets={"PW": "hunter2-secret"})
+def approvals(rec: RunRecorder, m: Mission, answers: list[ApprovalAnswer], initiator: str = "alice") -> HumanApprovals:
+    return HumanApprovals(rec, Script(answers), m, initiator=initiator, secrets={"PW": "hunter2-secret"})
 
 
 def test_an_approval_id_cannot_be_used_twice(recorder: RunRecorder) -> None:
     m = mission()
-    g = gate(recorder, m, [approved()])
+    g = approvals(recorder, m, [approved()])
     ctx = context(m, FakeDriver())
     g.approve(ctx)  # asked, approved, bound, consumed
     (req,) = [r for r in lines(recorder) if r["type"] == "approval_request"]
@@ -110,7 +110,7 @@ def test_an_approval_id_cannot_be_used_twice(recorder: RunRecorder) -> None:
 
 def test_records_are_written_in_order_before_returning(recorder: RunRecorder) -> None:
     m = mission()
-    gate(recorder, m, [approved()]).approve(context(m, FakeDriver()))
+    approvals(recorder, m, [approved()]).approve(context(m, FakeDriver()))
     types = [r["type"] for r in lines(recorder)]
     assert types == ["approval_request", "approval_record", "decision_record"]
     req, ans, dec = lines(recorder)
@@ -129,15 +129,15 @@ def test_records_are_written_in_order_before_returning(recorder: RunRecorder) ->
 def test_anything_but_a_proper_approval_is_refused(recorder: RunRecorder, answer: ApprovalAnswer, why: str) -> None:
     m = mission()
     with pytest.raises(ApprovalNotGranted, match=why if why in ("denied", "expired") else "."):
-        gate(recorder, m, [answer]).approve(context(m, FakeDriver()))
+        approvals(recorder, m, [answer]).approve(context(m, FakeDriver()))
     (ans,) = [r for r in lines(recorder) if r["type"] == "approval_record"]
     assert ans["decision"] in ("denied", "expired") and why.split()[-1] in (ans["reason"] + ans["decision"])
 
 
-def test_the_gate_rechecks_eligibility_of_an_approved_answer(recorder: RunRecorder) -> None:
+def test_human_approvals_recheck_eligibility_of_an_approved_answer(recorder: RunRecorder) -> None:
     m = mission(approvers=["bob"], four_eyes=True)
     with pytest.raises(ApprovalNotGranted):
-        gate(recorder, m, [approved("carol")]).approve(context(m, FakeDriver()))
+        approvals(recorder, m, [approved("carol")]).approve(context(m, FakeDriver()))
     (ans,) = [r for r in lines(recorder) if r["type"] == "approval_record"]
     assert ans["decision"] == "denied" and "approvals.approvers" in ans["reason"]
 
@@ -150,7 +150,7 @@ def test_a_channel_that_raises_denies(recorder: RunRecorder) -> None:
             raise RuntimeError("boom")
 
     m = mission()
-    g = RealApprovalGate(recorder, Broken(), m, initiator="alice", secrets={})
+    g = HumanApprovals(recorder, Broken(), m, initiator="alice", secrets={})
     with pytest.raises(ApprovalNotGranted):
         g.approve(context(m, FakeDriver()))
     (ans,) = [r for r in lines(recorder) if r["type"] == "approval_record"]
@@ -168,17 +168,17 @@ def test_a_changed_url_voids_the_approval_and_asks_again(recorder: RunRecorder) 
                 driver.url = URL + "?changed=1"
             return super().ask(ask, eligible)
 
-    g = RealApprovalGate(recorder, Moving(script.answers), m, initiator="alice", secrets={})
+    g = HumanApprovals(recorder, Moving(script.answers), m, initiator="alice", secrets={})
     g.approve(context(m, driver))
     recs = lines(recorder)
     assert [r["type"] for r in recs].count("approval_request") == 2
     assert any(r["type"] == "decision_record" and r["rule"] == "approval.binding" for r in recs)
 
 
-def test_the_base_gate_denies_everything() -> None:
+def test_no_approvals_denies_everything() -> None:
     m = mission()
     with pytest.raises(ApprovalNotGranted):
-        ApprovalGate().approve(context(m, FakeDriver()))
+        NoApprovals().approve(context(m, FakeDriver()))
 
 
 # ----------------------------------------------------------------------------- the digest

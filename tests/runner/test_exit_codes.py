@@ -1,23 +1,34 @@
-"""Exit codes of ``warden run`` exactly as SPEC §3, through the real console script.
+"""Exit codes exactly as SPEC §3, through the real console script.
 
-Each case checks the code, what the user sees (a message, never a Python traceback), what the
-server received (the witness of what was executed) and how the evidence closed.
+Each ``warden run`` case checks the code, what the user sees (a message, never a Python
+traceback), what the server received (the witness of what was executed) and how the evidence
+closed. The last part holds the table itself: SPEC §3's two tables are ``runner/exit_codes.py``,
+the error classes exit with the code of their meaning, and every code the table gives ``run``,
+``check`` and ``evidence verify`` is produced by a scenario of that command.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
+from click.testing import CliRunner
 
+from kernel import errors
+from runner import cli_approvals
+from runner.cli import cli
+from runner.exit_codes import COMMAND_CODES, MEANINGS, ExitCode
 from tests.runner.missions import (
     base,
     mission,
@@ -330,3 +341,190 @@ def test_130_ctrl_c_closes_the_evidence_cleanly(tmp_path: Path, test_server: Tes
     verified = warden("evidence", "verify", folder.name, "--evidence-dir", ev)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "intact" in verified.stdout
+
+
+# --------------------------------------------------------------------------- the table
+
+SPEC = Path(__file__).resolve().parents[2] / "docs" / "SPEC.md"
+
+RISK_DENY = """\
+mission: risk-deny
+version: 1
+boundaries:
+  allowed_domains: [allowed.localhost, portal.example.com]
+  allow_http: true
+  allowed_actions: [goto]
+secrets:
+  TOKEN: {env: WARDEN_TEST_TOKEN, domains: [portal.example.com]}
+steps:
+  - goto: "${vars.base}/p1"
+"""
+
+
+def spec_tables() -> tuple[dict[int, str], dict[str, tuple[int, ...]]]:
+    """SPEC §3's two exit-code tables: code -> meaning, command -> codes."""
+    text = SPEC.read_text()
+    section = text[text.index("### Exit codes") : text.index("## 4.")]
+    meanings: dict[int, str] = {}
+    commands: dict[str, tuple[int, ...]] = {}
+    for line in section.splitlines():
+        if m := re.fullmatch(r"\| (\d+) \| (.+) \|", line):
+            meanings[int(m[1])] = m[2]
+        elif m := re.fullmatch(r"\| `([^`]+)` \| ([\d, ]+) \|", line):
+            commands[m[1]] = tuple(int(c) for c in m[2].split(", "))
+    return meanings, commands
+
+
+def test_spec_tables_are_the_exit_code_module() -> None:
+    meanings, commands = spec_tables()
+    assert meanings == {int(code): text for code, text in MEANINGS.items()}
+    assert commands == {name: tuple(int(c) for c in codes) for name, codes in COMMAND_CODES.items()}
+    assert set(MEANINGS) == set(ExitCode)
+
+
+def _leaf_commands(group: click.Group, prefix: str = "") -> set[str]:
+    out: set[str] = set()
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            out |= _leaf_commands(command, f"{prefix}{name} ")
+        else:
+            out.add(f"{prefix}{name}")
+    return out
+
+
+def test_every_command_is_in_the_table() -> None:
+    named = set()
+    for key in COMMAND_CODES:
+        head, _, leaves = key.rpartition(" ")
+        named |= {f"{head} {leaf}".strip() for leaf in leaves.split("/")}
+    assert named == _leaf_commands(cli)
+
+
+def test_errors_and_commands_use_the_codes_of_their_meaning() -> None:
+    assert errors.UserError.exit_code == errors.MissionInvalid.exit_code == errors.UsageError.exit_code == 2
+    assert ExitCode(errors.UserError.exit_code) is ExitCode.INVALID
+    assert ExitCode(errors.GuardrailStop.exit_code) is ExitCode.GUARDRAIL
+    assert ExitCode(errors.SandboxUnavailable.exit_code) is ExitCode.GUARDRAIL  # refused to start: fail closed
+    assert ExitCode(errors.StepFailed.exit_code) is ExitCode.STEP_FAILED
+    assert ExitCode(errors.EvidenceUnavailable.exit_code) is ExitCode.EVIDENCE_UNAVAILABLE
+    assert ExitCode(errors.Interrupted.exit_code) is ExitCode.INTERRUPTED
+    assert (
+        cli_approvals.EXIT_RECORDED, cli_approvals.EXIT_NOT_PENDING, cli_approvals.EXIT_USAGE,
+        cli_approvals.EXIT_REFUSED,
+    ) == (ExitCode.OK, ExitCode.NEGATIVE, ExitCode.INVALID, ExitCode.GUARDRAIL)
+
+
+@dataclass
+class Ctx:
+    tmp: Path
+    server: TestServer
+    monkeypatch: pytest.MonkeyPatch
+
+    @property
+    def ev(self) -> Path:
+        return self.tmp / "ev"
+
+    def run(self, name: str | Path, *extra: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+        path = name if isinstance(name, Path) else mission(name)
+        done = warden("run", path, "--var", f"base={base(self.server)}", "--evidence-dir", self.ev, *extra, env=env)
+        return done.returncode, done.stdout + done.stderr
+
+    def risk_deny(self) -> Path:
+        path = self.tmp / "risk-deny.yaml"
+        path.write_text(RISK_DENY)
+        return path
+
+    def in_process(self, *argv: str) -> tuple[int, str]:
+        result = CliRunner().invoke(cli, list(argv), env={"COLUMNS": "200"})
+        return result.exit_code, result.output
+
+
+def ctrl_c(*_: object, **__: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _check(ctx: Ctx, path: str | Path) -> tuple[int, str]:
+    done = warden("check", path, "--var", f"base={base(ctx.server)}")
+    return done.returncode, done.stdout + done.stderr
+
+
+def _check_interrupted(ctx: Ctx) -> tuple[int, str]:
+    ctx.monkeypatch.setattr("runner.report_check.print_shape", ctrl_c)
+    return ctx.in_process("check", str(mission("three_pages")), "--var", "base=http://allowed.localhost:1")
+
+
+def _run_interrupted(ctx: Ctx) -> tuple[int, str]:
+    proc = popen_warden("run", mission("long_wait"), "--var", f"base={base(ctx.server)}", "--evidence-dir", ctx.ev)
+    try:
+        _wait_for_intent(ctx.ev, "wait_for")
+        os.kill(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out + err
+
+
+def _run_with_a_blocked_evidence_dir(ctx: Ctx) -> tuple[int, str]:
+    blocker = ctx.tmp / "a-file"
+    blocker.write_text("not a directory")
+    done = warden("run", mission("three_pages"), "--var", f"base={base(ctx.server)}", "--evidence-dir",
+                  blocker / "ev")
+    return done.returncode, done.stdout + done.stderr
+
+
+def _verify(ctx: Ctx, tamper: bool) -> tuple[int, str]:
+    code, said = ctx.run("three_pages")
+    assert code == 0, said
+    folder = only_run(ctx.ev)
+    if tamper:
+        lines = (folder / "records.jsonl").read_text().splitlines(keepends=True)
+        (folder / "records.jsonl").write_text("".join(lines[:2] + lines[3:]))  # a record removed
+    done = warden("evidence", "verify", folder.name, "--evidence-dir", ctx.ev)
+    return done.returncode, done.stdout + done.stderr
+
+
+def _verify_interrupted(ctx: Ctx) -> tuple[int, str]:
+    ctx.monkeypatch.setattr("runner.evidence_cli.verify", ctrl_c)
+    return ctx.in_process("evidence", "verify", "any-run", "--evidence-dir", str(ctx.ev))
+
+
+# (command, code, case) -> what produces that code. Every code SPEC §3 gives these commands has one.
+SCENARIOS: dict[tuple[str, int, str], Callable[[Ctx], tuple[int, str]]] = {
+    ("check", 0, "valid"): lambda c: _check(c, mission("three_pages")),
+    ("check", 2, "invalid"): lambda c: _check(c, mission("kind_not_allowed")),
+    ("check", 2, "risk deny"): lambda c: _check(c, c.risk_deny()),
+    ("check", 130, "ctrl-c"): _check_interrupted,
+    ("run", 0, "completed"): lambda c: c.run("three_pages"),
+    ("run", 2, "invalid"): lambda c: c.run("kind_not_allowed"),
+    ("run", 2, "risk deny"): lambda c: c.run(c.risk_deny(), env={"WARDEN_TEST_TOKEN": "t0ken"}),
+    ("run", 2, "usage"): lambda c: c.run("three_pages", "--var", "not a name=1"),
+    ("run", 3, "step limit"): lambda c: c.run("max_steps"),
+    ("run", 4, "element missing"): lambda c: c.run("element_missing"),
+    ("run", 5, "evidence dir unwritable"): _run_with_a_blocked_evidence_dir,
+    ("run", 130, "ctrl-c"): _run_interrupted,
+    ("evidence verify", 0, "intact"): lambda c: _verify(c, tamper=False),
+    ("evidence verify", 1, "a record removed"): lambda c: _verify(c, tamper=True),
+    ("evidence verify", 2, "unknown run"): lambda c: c.in_process(
+        "evidence", "verify", "zz-no-such-run", "--evidence-dir", str(c.ev)
+    ),
+    ("evidence verify", 130, "ctrl-c"): _verify_interrupted,
+}
+
+
+def test_every_code_of_check_run_and_verify_has_a_scenario() -> None:
+    tested = {(command, code) for command, code, _ in SCENARIOS}
+    assert tested == {(name, int(c)) for name in ("check", "run", "evidence verify") for c in COMMAND_CODES[name]}
+
+
+@pytest.mark.parametrize(("command", "code", "case"), list(SCENARIOS))
+def test_exit_code_means_what_the_table_says(
+    tmp_path: Path, test_server: TestServer, monkeypatch: pytest.MonkeyPatch, command: str, code: int, case: str
+) -> None:
+    serve_site(test_server)
+    got, said = SCENARIOS[(command, code, case)](Ctx(tmp_path, test_server, monkeypatch))
+    assert got == code, said
+    assert "Traceback" not in said and "internal error" not in said, said
+    if code == ExitCode.INTERRUPTED:
+        assert "interrupted" in said

@@ -1,4 +1,4 @@
-"""The PII engine is built in a worker thread while Chromium launches (runner/run.py): that must be safe."""
+"""The PII engine is built in a worker thread while Chromium launches (runner/launch.py): that must be safe."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from kernel.errors import SandboxUnavailable
-from runner import run as run_mod
+from kernel.errors import MissionInvalid, SandboxUnavailable
+from runner.assembly import PreparedRun
 from runner.browser.driver import SandboxConfig
+from runner.launch import build_while_launching
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,18 +54,18 @@ def test_presidio_builds_in_a_worker_thread(tmp_path: Path) -> None:
 
 def test_build_error_wins_over_launch_error(tmp_path: Path) -> None:
     """Both fail: the PII engine's error is raised (it was first, before), and nothing is left open."""
-    boom = run_mod.MissionInvalid([])
+    boom = MissionInvalid([])
 
-    def build() -> run_mod.RunServices:
+    def build() -> PreparedRun:
         raise boom
 
     config = SandboxConfig(executable=tmp_path / "no-chromium", resolvable_hosts=["a.localhost"])
-    with pytest.raises(run_mod.MissionInvalid) as info:
-        run_mod._build_while_launching(build, config)
+    with pytest.raises(MissionInvalid) as info:
+        build_while_launching(build, config)
     assert info.value is boom
 
 
 def test_launch_error_when_the_build_succeeds(tmp_path: Path) -> None:
     config = SandboxConfig(executable=tmp_path / "no-chromium", resolvable_hosts=["a.localhost"])
     with pytest.raises(SandboxUnavailable):
-        run_mod._build_while_launching(lambda: object(), config)  # type: ignore[arg-type,return-value]
+        build_while_launching(lambda: object(), config)
