@@ -67,9 +67,14 @@ class GuardCheck(Frozen):
 
 
 class RunRecord(Record):
-    """Opens (phase=start) and closes (phase=end) a run: the request context and the outcome."""
+    """Opens (phase=start) and closes (phase=end) a run: the request context and the outcome.
+
+    Version 2 added ``signing_key_id``: the key (evidence.signing) the run is to be signed with at
+    its end, named at its start so a stripped signature is a problem. Version 1 records still parse.
+    """
 
     TYPE: ClassVar[str] = "run_record"
+    SCHEMA_VERSION: ClassVar[int] = 2
     phase: Literal["start", "end"]
     initiator: dict[str, str]  # user, host, (uid)
     started_by: str  # "warden run", "warden demo", ...
@@ -84,6 +89,7 @@ class RunRecord(Record):
     outcome: str | None = None  # completed | stopped | failed | evidence_error | interrupted
     exit_code: int | None = None
     counts: dict[str, int] = Field(default_factory=dict)
+    signing_key_id: str | None = None  # start: the key id the run will be signed with (None: unsigned)
 
 
 class DecisionRecord(Record):

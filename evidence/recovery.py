@@ -14,7 +14,12 @@ and touches only those whose lock it can take. For each:
 
 Recovery never repairs tampering: if the index's chain head is not in the file (a tail cut
 behind its back), or the last record does not verify, the run is left as it is for ``verify`` to
-report. Recovered runs are not signed (the key may not be at hand); verify notes that.
+report. A recovered run is signed when the signing key is at hand (``signer``) and is the one its
+opening ``run_record`` names; otherwise it stays unsigned, and verify reports a run that was to be
+signed but is not.
+
+Recovery writes: it runs only as an explicit step (``warden evidence recover``) or as part of
+commands that write anyway (``warden run``, ``warden approvals``), never under a read-only command.
 """
 
 from __future__ import annotations
@@ -30,13 +35,14 @@ from evidence.index import EvidenceIndex
 from evidence.records import GENESIS_HASH, Actor, Attachment, ExceptionRecord, Record, RunRecord, parse_record
 from evidence.redact import SecretRedactor
 from evidence.runfolder import RunFolder, RunInfo, RunLock, utc_timestamp
+from evidence.signing import Signer
 from evidence.writer import EvidenceWriter
 from kernel import __version__
 from kernel.errors import EvidenceUnavailable
 
 _START_FIELDS = (
     "initiator", "started_by", "mission_id", "mission_version", "mission_sha256", "policy_sha256",
-    "versions", "variables", "started_at",
+    "versions", "variables", "started_at", "signing_key_id",
 )
 
 
@@ -61,7 +67,9 @@ def _records(folder: RunFolder) -> list[tuple[Record, str]]:
     return out
 
 
-def recover_run(index: EvidenceIndex, run_id: str, folder_path: Path | str) -> Recovered:
+def recover_run(
+    index: EvidenceIndex, run_id: str, folder_path: Path | str, signer: Signer | None = None
+) -> Recovered:
     """Close one run if its process is gone; ``skipped`` if it is alive or cannot be recovered safely."""
     folder = RunFolder(Path(folder_path))
     if not folder.root.is_dir():
@@ -70,12 +78,12 @@ def recover_run(index: EvidenceIndex, run_id: str, folder_path: Path | str) -> R
     if lock is None:
         return Recovered(run_id, "skipped", "run is live (its lock is held)")
     try:
-        return _recover_locked(index, run_id, folder)
+        return _recover_locked(index, run_id, folder, signer)
     finally:
         lock.release()
 
 
-def _recover_locked(index: EvidenceIndex, run_id: str, folder: RunFolder) -> Recovered:
+def _recover_locked(index: EvidenceIndex, run_id: str, folder: RunFolder, signer: Signer | None) -> Recovered:
     try:
         info = folder.read_run_info()
     except (OSError, ValueError):
@@ -129,6 +137,8 @@ def _recover_locked(index: EvidenceIndex, run_id: str, folder: RunFolder) -> Rec
             counts={"records_before_crash": len(lines)}, **start_fields,
         )
         final = _interrupted(info, writer.head, writer.count, ended_at)
+        if signer is not None and start.signing_key_id in (None, signer.key_id):
+            final = signer.sign_info(final)
         folder.write_run_info(final)
         index.upsert_run_info(final, folder.root)
     finally:
@@ -138,7 +148,8 @@ def _recover_locked(index: EvidenceIndex, run_id: str, folder: RunFolder) -> Rec
 
 def _interrupted(info: RunInfo, head: str, count: int, ended_at: str | None = None) -> RunInfo:
     return info.model_copy(
-        update={"status": "interrupted", "exit_code": None, "chain_head": head, "record_count": count,
+        update={"status": "interrupted", "outcome": "interrupted", "exit_code": None, "chain_head": head,
+                "record_count": count,
                 "ended_at": ended_at or utc_timestamp()}
     )
 
@@ -173,8 +184,12 @@ def _orphans(folder: RunFolder, next_seq: int, lines: list[tuple[Record, str]]) 
     return out
 
 
-def recover_evidence_dir(evidence_dir: Path | str, db_url: str | None = None) -> list[Recovered]:
-    """Recover every dead ``running`` run of the store. Nothing is created where no index exists."""
+def recover_evidence_dir(
+    evidence_dir: Path | str, db_url: str | None = None, signer: Signer | None = None,
+    run_ids: set[str] | None = None,
+) -> list[Recovered]:
+    """Recover every dead ``running`` run of the store (or those of ``run_ids``). Nothing is created
+    where no index exists."""
     evidence_dir = Path(evidence_dir)
     if db_url is None and not (evidence_dir / "warden.db").exists():
         return []
@@ -182,8 +197,11 @@ def recover_evidence_dir(evidence_dir: Path | str, db_url: str | None = None) ->
     try:
         results = []
         for row in index.runs_with_status("running"):
+            if run_ids is not None and row.run_id not in run_ids:
+                continue
+            folder = evidence_dir / "runs" / row.run_id  # the store's own folder, not the row's old path
             try:
-                results.append(recover_run(index, row.run_id, row.folder))
+                results.append(recover_run(index, row.run_id, folder if folder.is_dir() else row.folder, signer))
             except (OSError, EvidenceUnavailable) as e:
                 results.append(Recovered(row.run_id, "skipped", f"recovery failed: {e}", [str(e)]))
         return results

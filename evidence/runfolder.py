@@ -65,27 +65,34 @@ class RunInfo(BaseModel):
     ended_at: str | None = None
     status: RunStatus = "running"
     exit_code: int | None = None
+    # The run's outcome, as its closing run_record says (set with ``finish``; None while running).
+    outcome: RunStatus | None = None
     chain_head: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] = GENESIS_HASH
     record_count: Annotated[int, Field(ge=0)] = 0
     variables: list[str] = Field(default_factory=list)
     initiator: dict[str, str] = Field(default_factory=dict)
     warden_version: str = ""
-    # Optional Ed25519 signature over the chain head (evidence.signing); absent when no key was set.
+    # Optional Ed25519 signature over run id, key id, chain head, count, status and exit code
+    # (evidence.signing); absent when no key was set. ``signature_schema`` names the signed payload
+    # (absent: ``warden.run_signature/1`` of older runs, which covered run id, head and count only).
     signed: bool = False
     signature: str | None = None
     signing_key_id: str | None = None
+    signature_schema: str | None = None
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED_STATUSES
 
     def finish(
-        self, *, status: RunStatus, exit_code: int, chain_head: str, record_count: int, ended_at: str | None = None
+        self, *, status: RunStatus, exit_code: int | None, chain_head: str, record_count: int,
+        ended_at: str | None = None,
     ) -> RunInfo:
-        """A copy closed with its outcome and the writer's final chain head."""
+        """A copy closed with its outcome (``status`` and ``outcome``) and the writer's final chain head."""
         return self.model_copy(
             update={
                 "status": status,
+                "outcome": status,
                 "exit_code": exit_code,
                 "chain_head": chain_head,
                 "record_count": record_count,
@@ -277,6 +284,29 @@ class RunLock:
         if lock is None:
             raise EvidenceUnavailable(f"run folder {folder.root} is in use by another process")
         return lock
+
+    @staticmethod
+    def is_held(folder: RunFolder) -> bool | None:
+        """Whether a live process holds the run's lock, without creating or changing any file.
+
+        None when there is no lock file (or it cannot be opened). A shared, non-blocking probe that
+        is released at once: read-only commands use it to say "interrupted?" and write nothing.
+        """
+        try:
+            fd = os.open(folder.lock_path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return None
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
 
     @property
     def held(self) -> bool:

@@ -3,9 +3,13 @@
 Without a key, the hash chain proves that records were not edited, removed or reordered *inside*
 the chain, and the index's chain head catches a cut tail; but someone with write access to the
 folder and the database can rewrite the whole chain with fresh hashes and a matching ``run.json``.
-With a key, the run's end signs ``{run_id, chain_head, record_count}`` (RFC 8785 canonical JSON),
-so such a rewrite no longer verifies under ``warden evidence verify --public-key PEM`` unless the
-rewriter also holds the private key.
+With a key, the run's end signs ``{schema, run_id, key_id, record_count, chain_head, status,
+exit_code}`` (RFC 8785 canonical JSON, ``warden.run_signature/2``), so such a rewrite — or a forged
+outcome in ``run.json`` — no longer verifies under ``warden evidence verify --public-key PEM`` unless
+the rewriter also holds the private key. The opening ``run_record`` names the key id the run is to
+be signed with, so a signature stripped from ``run.json`` is a problem even without the public key.
+Runs signed before (``signature_schema`` absent) carry ``warden.run_signature/1``: run id, chain
+head and record count only; they still verify.
 
 Keys are PEM files: PKCS#8 private key (mode 0600) and SubjectPublicKeyInfo public key. The key id
 is the first 16 hex digits of SHA-256 over the raw 32-byte public key.
@@ -28,14 +32,30 @@ from evidence.canonical import canonical_bytes
 from evidence.runfolder import RunInfo
 from kernel.errors import EvidenceUnavailable, UsageError
 
-SIGNATURE_SCHEMA = "warden.run_signature/1"
+SIGNATURE_SCHEMA = "warden.run_signature/2"
+LEGACY_SIGNATURE_SCHEMA = "warden.run_signature/1"
 ENV_KEY = "WARDEN_SIGNING_KEY"
 
 
 def signed_payload(run_id: str, chain_head: str, record_count: int) -> bytes:
-    """The exact bytes that are signed: canonical JSON, so any JCS library can rebuild them."""
+    """The bytes of a legacy (``warden.run_signature/1``) signature: run id, head and count only."""
     return canonical_bytes(
-        {"schema": SIGNATURE_SCHEMA, "run_id": run_id, "chain_head": chain_head, "record_count": record_count}
+        {"schema": LEGACY_SIGNATURE_SCHEMA, "run_id": run_id, "chain_head": chain_head, "record_count": record_count}
+    )
+
+
+def run_payload(info: RunInfo, key: str) -> bytes:
+    """The exact bytes signed at a run's end: canonical JSON, so any JCS library can rebuild them."""
+    return canonical_bytes(
+        {
+            "schema": SIGNATURE_SCHEMA,
+            "run_id": info.run_id,
+            "key_id": key,
+            "record_count": info.record_count,
+            "chain_head": info.chain_head,
+            "status": info.status,
+            "exit_code": info.exit_code,
+        }
     )
 
 
@@ -53,11 +73,18 @@ class Signer:
         return key_id(self.private_key.public_key())
 
     def sign_info(self, info: RunInfo) -> RunInfo:
-        """``info`` with ``signed``, ``signature`` (base64) and ``signing_key_id`` set for its head."""
-        sig = self.private_key.sign(signed_payload(info.run_id, info.chain_head, info.record_count))
+        """``info`` with ``signed``, ``signature`` (base64), ``signing_key_id`` and ``signature_schema``
+        set for its head, count, status and exit code."""
+        sig = self.private_key.sign(run_payload(info, self.key_id))
         return info.model_copy(
-            update={"signed": True, "signature": base64.b64encode(sig).decode("ascii"), "signing_key_id": self.key_id}
+            update={
+                "signed": True, "signature": base64.b64encode(sig).decode("ascii"), "signing_key_id": self.key_id,
+                "signature_schema": SIGNATURE_SCHEMA,
+            }
         )
+
+    def sign(self, data: bytes) -> bytes:
+        return self.private_key.sign(data)
 
 
 def load_private_key(path: Path | str) -> Signer:
@@ -75,6 +102,15 @@ def signer_from_env(environ: Mapping[str, str]) -> Signer | None:
     """The signer named by ``WARDEN_SIGNING_KEY``, None when unset. A set but unusable key fails closed."""
     path = environ.get(ENV_KEY, "").strip()
     return load_private_key(path) if path else None
+
+
+def key_id_from_env(environ: Mapping[str, str]) -> str | None:
+    """The key id of ``WARDEN_SIGNING_KEY`` (named in a run's opening run_record), None when unset.
+
+    ``EvidenceUnavailable`` when set but unusable, as ``signer_from_env``.
+    """
+    signer = signer_from_env(environ)
+    return None if signer is None else signer.key_id
 
 
 def load_public_key(path: Path | str) -> Ed25519PublicKey:
@@ -103,11 +139,17 @@ def check_signature(info: RunInfo, public_key: Ed25519PublicKey) -> str | None:
     expected = key_id(public_key)
     if info.signing_key_id != expected:
         return f"run.json: signed by key {info.signing_key_id}, not by the given key {expected}"
+    if info.signature_schema is None:
+        payload, what = signed_payload(info.run_id, info.chain_head, info.record_count), "run_id, chain head and count"
+    elif info.signature_schema == SIGNATURE_SCHEMA:
+        payload, what = run_payload(info, expected), "run_id, key id, chain head, count, status and exit code"
+    else:
+        return f"run.json: unknown signature_schema {info.signature_schema!r}"
     try:
         sig = base64.b64decode(info.signature, validate=True)
-        public_key.verify(sig, signed_payload(info.run_id, info.chain_head, info.record_count))
+        public_key.verify(sig, payload)
     except (InvalidSignature, ValueError):
-        return "run.json: signature does not match run_id, chain head and record count — run rewritten or re-headed"
+        return f"run.json: signature does not match its {what} — run rewritten, re-headed or its outcome forged"
     return None
 
 

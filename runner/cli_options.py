@@ -1,8 +1,10 @@
 """Options shared by every ``warden`` command group: where the evidence lives, and crash recovery.
 
-Any command given ``--evidence-dir`` first closes the runs whose process died (``evidence.recovery``)
-and expires queued approvals whose runner is gone — never approving them — unless the command is
-marked ``no_recovery`` (``evidence verify`` shows an evidence dir exactly as it was left).
+A command that writes the evidence dir anyway (``warden run``, ``warden demo``, ``warden approvals``,
+``evidence reindex|report``) first closes the runs whose process died (``evidence.recovery``; signed
+when ``WARDEN_SIGNING_KEY`` is at hand) and expires queued approvals whose runner is gone — never
+approving them. Read-only commands are marked ``no_recovery`` (``evidence list|show|verify|query|
+export``): they change no file; ``warden evidence recover`` is the explicit step.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)  # one problem, one 
 def evidence_dir_option(fn: F) -> F:
     """``--evidence-dir``; the command first closes runs whose process died (evidence.recovery).
 
-    Commands marked ``_no_recovery`` (``evidence verify``: strictly read-only) skip that step.
+    Commands marked ``no_recovery`` (the read-only ``evidence`` commands) skip that step.
     """
     if not getattr(fn, "_no_recovery", False):
         fn = _recovering(fn)
@@ -38,6 +40,7 @@ def evidence_dir_option(fn: F) -> F:
 
 
 def no_recovery(fn: F) -> F:
+    """Mark a read-only command: it runs no crash recovery and writes nothing (apply below ``evidence_dir_option``)."""
     fn._no_recovery = True  # type: ignore[attr-defined]
     return fn
 
@@ -56,6 +59,7 @@ def _recovering(fn: F) -> F:
 def _recover(evidence_dir: Path, db_url: str | None, *, quiet: bool) -> None:
     """Best effort: a store that cannot be recovered (read-only copy, ...) is said, never fatal."""
     from evidence.recovery import recover_evidence_dir
+    from evidence.signing import signer_from_env
     from runner.approvals.store import reap_existing
 
     try:  # queued approvals whose runner died or whose expiry passed: expired, never approved
@@ -64,7 +68,11 @@ def _recover(evidence_dir: Path, db_url: str | None, *, quiet: bool) -> None:
         pass
 
     try:
-        results = recover_evidence_dir(evidence_dir, db_url)
+        signer = signer_from_env(os.environ)  # a recovered run is signed when its key is at hand
+    except Exception:
+        signer = None  # an unusable key: the run that needs it says so (exit 5); recovery leaves it unsigned
+    try:
+        results = recover_evidence_dir(evidence_dir, db_url, signer=signer)
     except Exception as exc:
         if not quiet:
             err.print(

@@ -1,4 +1,13 @@
-"""``warden evidence list|show|verify``: read-only views of the evidence dir (never opened for writing)."""
+"""``warden evidence list|show|verify|query|export``: read-only views of the evidence dir.
+
+Read-only means it: these commands never run crash recovery, never create, rewrite or touch a
+file — the run folders, their ``.lock`` files and ``warden.db`` keep their bytes and mtimes (the
+SQLite index is opened read-only, ``immutable`` when no writer's WAL is present). A run still
+marked running whose process is gone is shown as ``interrupted?`` with a hint to run ``warden
+evidence recover``, the explicit step that closes it (``warden run`` and ``warden approvals`` do
+it too). ``verify`` judges the folder it is given: a path is that folder, a RUN id is
+``DIR/runs/<id>`` — never the path the index recorded.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +15,88 @@ import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
 from evidence.index import EvidenceIndex
+from evidence.runfolder import FINISHED_STATUSES, RunFolder, RunLock
 from evidence.timeline import run_view, runs_table
 from evidence.verify import VerifyReport, verify_run
 from kernel.errors import UsageError
 
 # Piped output (files, CI logs) gets a wide page instead of rich's 80-column default.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _index(evidence_dir: Path, db_url: str | None) -> EvidenceIndex | None:
+def _read_only_engine(db: Path) -> Any:
+    """A SQLite engine that cannot write ``db`` or create anything beside it.
+
+    ``mode=ro`` when a writer's ``-wal`` is present (its readers need the WAL index it keeps);
+    ``immutable=1`` otherwise, because a read-only open of a WAL database would create the
+    ``-wal``/``-shm`` files itself.
+    """
+    from sqlalchemy import create_engine, event
+
+    wal = db.with_name(db.name + "-wal")
+    mode = "mode=ro" if wal.exists() else "immutable=1"
+    engine = create_engine(f"sqlite:///file:{quote(str(db.absolute()))}?{mode}&uri=true")
+
+    def pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("PRAGMA busy_timeout = 15000")
+            cur.execute("PRAGMA query_only = 1")
+        finally:
+            cur.close()
+
+    event.listen(engine, "connect", pragmas)
+    return engine
+
+
+def _index(evidence_dir: Path, db_url: str | None, *, read_only: bool = True) -> EvidenceIndex | None:
+    """The index, or None where there is none (nothing is created). SQLite opens read-only."""
     if db_url is None and not (evidence_dir / "warden.db").exists():
         return None
+    if db_url is None and read_only:
+        db = evidence_dir / "warden.db"
+        try:
+            return EvidenceIndex(db, engine=_read_only_engine(db))
+        except Exception as exc:  # e.g. an index an older Warden wrote: it must be upgraded by a writer
+            raise UsageError(
+                f"index {db} cannot be read as it is ({type(exc).__name__}): run `warden evidence reindex`"
+            ) from exc
     return EvidenceIndex(db_url or evidence_dir)
 
 
-def resolve_run(ref: str, evidence_dir: Path, index: EvidenceIndex | None) -> Path:
-    """A run id (a unique prefix is enough) from the index or the folders, or the path of a run folder."""
+def _as_folder(ref: str) -> Path | None:
+    """``ref`` as the path of a run folder, when it names one (a path, never a bare run id)."""
     as_path = Path(ref)
-    if (as_path / "records.jsonl").exists():
+    if as_path.is_dir() and ((as_path / "run.json").exists() or (as_path / "records.jsonl").exists()
+                             or "/" in ref or ref in {".", ".."}):
         return as_path.absolute()
-    if index is not None:
-        return Path(index.find_run(ref).folder)
+    if "/" in ref:
+        raise UsageError(f"no run folder at {ref}")
+    return None
+
+
+def resolve_run(ref: str, evidence_dir: Path, index: EvidenceIndex | None) -> Path:
+    """A run folder path as given, or a run id (a unique prefix is enough) as ``DIR/runs/<id>``.
+
+    The index only turns a prefix into a run id: the folder judged is always the one in the
+    evidence dir (or the path given), never the absolute path the index once recorded.
+    """
+    folder = _as_folder(ref)
+    if folder is not None:
+        return folder
     runs = evidence_dir / "runs"
+    if ref and (runs / ref).is_dir():
+        return (runs / ref).absolute()
+    if index is not None:
+        return (runs / index.find_run(ref).run_id).absolute()
     found = sorted(p for p in runs.glob(f"{ref}*") if p.is_dir()) if runs.is_dir() and ref else []
     if len(found) == 1:
         return found[0].absolute()
@@ -42,17 +105,52 @@ def resolve_run(ref: str, evidence_dir: Path, index: EvidenceIndex | None) -> Pa
     raise UsageError(f"run id {ref!r} is ambiguous: " + ", ".join(p.name for p in found[:5]))
 
 
+def _dead_but_running(folder: Path) -> bool:
+    """Marked running (run.json) and no live process holds its lock: killed, not yet recovered."""
+    try:
+        status = RunFolder(folder).read_run_info().status
+    except (OSError, ValueError):
+        return False
+    return status not in FINISHED_STATUSES and RunLock.is_held(RunFolder(folder)) is False
+
+
+def _recover_hint(run_ids: list[str]) -> None:
+    if run_ids:
+        names = ", ".join(escape(r) for r in run_ids[:5]) + (", ..." if len(run_ids) > 5 else "")
+        err.print(
+            f"[yellow]interrupted?[/] {len(run_ids)} run(s) marked running whose process is gone ({names}): "
+            "`warden evidence recover` closes them (this command changed nothing)"
+        )
+
+
 def list_runs(evidence_dir: Path, db_url: str | None) -> None:
     index = _index(evidence_dir, db_url)
     if index is None:
         out.print(f"no runs in {escape(str(evidence_dir))}")
         return
-    out.print(runs_table(index.list_runs()))
+    try:
+        rows = index.list_runs()
+    finally:
+        index.close()
+    dead: list[str] = []
+    for row in rows:  # detached rows: changing what is shown writes nothing
+        if row.status == "running" and RunLock.is_held(RunFolder(evidence_dir / "runs" / row.run_id)) is False:
+            row.status = "interrupted?"
+            dead.append(row.run_id)
+    out.print(runs_table(rows))
+    _recover_hint(dead)
 
 
 def show_run(ref: str, evidence_dir: Path, db_url: str | None) -> None:
-    folder = resolve_run(ref, evidence_dir, _index(evidence_dir, db_url))
+    index = _index(evidence_dir, db_url)
+    try:
+        folder = resolve_run(ref, evidence_dir, index)
+    finally:
+        if index is not None:
+            index.close()
     out.print(run_view(folder))
+    if _dead_but_running(folder):
+        _recover_hint([folder.name])
 
 
 def _public_key(path: Path | None) -> Any:
@@ -63,14 +161,40 @@ def _public_key(path: Path | None) -> Any:
     return load_public_key(path)
 
 
-def verify(ref: str, evidence_dir: Path, db_url: str | None, public_key: Path | None = None) -> int:
+def _index_for(folder: Path, evidence_dir: Path, db_url: str | None) -> EvidenceIndex | None:
+    """The index at hand for a folder: the one given (``--db`` / ``--evidence-dir``), else the one of
+    the evidence dir the folder sits in (``X/runs/<id>`` with ``X/warden.db``)."""
     index = _index(evidence_dir, db_url)
-    folder = resolve_run(ref, evidence_dir, index)
-    return _print_report(verify_run(folder, index, _public_key(public_key)))
+    if index is None and folder.parent.name == "runs" and (folder.parent.parent / "warden.db").exists():
+        index = _index(folder.parent.parent, None)
+    return index
+
+
+def verify(ref: str, evidence_dir: Path, db_url: str | None, public_key: Path | None = None) -> int:
+    key = _public_key(public_key)
+    probe = _index(evidence_dir, db_url)
+    try:
+        folder = resolve_run(ref, evidence_dir, probe)
+    finally:
+        if probe is not None:
+            probe.close()
+    index = _index_for(folder, evidence_dir, db_url)
+    try:
+        code = _print_report(verify_run(folder, index, key))
+    finally:
+        if index is not None:
+            index.close()
+    if _dead_but_running(folder):
+        _recover_hint([folder.name])
+    return code
 
 
 def verify_all(evidence_dir: Path, db_url: str | None, public_key: Path | None = None) -> int:
-    """Every run of the store: the index's rows and the folders under ``runs/``; 1 if any fails."""
+    """Every run of the store: the folders under ``runs/`` and the index's rows; 1 if any fails.
+
+    A run the index lists must have its folder in ``DIR/runs``: the path the index recorded is not
+    looked at (a folder elsewhere is not this store's evidence).
+    """
     index = _index(evidence_dir, db_url)
     key = _public_key(public_key)
     folders: dict[str, Path] = {}
@@ -78,17 +202,23 @@ def verify_all(evidence_dir: Path, db_url: str | None, public_key: Path | None =
     if runs_dir.is_dir():
         folders = {p.name: p.absolute() for p in runs_dir.iterdir() if p.is_dir()}
     failed = missing = 0
-    if index is not None:
-        for row in index.list_runs():
-            if row.run_id not in folders and not Path(row.folder).is_dir():
-                out.print(f"[red]problem:[/] index lists run {escape(row.run_id)} but its folder "
-                          f"{escape(row.folder)} is gone — run deleted")
-                out.print(f"[red]ALTERED[/] {escape(row.run_id)}: 1 problem(s)")
-                missing += 1
-            else:
-                folders.setdefault(row.run_id, Path(row.folder))
-    for run_id in sorted(folders):
-        failed += _print_report(verify_run(folders[run_id], index, key))
+    dead: list[str] = []
+    try:
+        if index is not None:
+            for row in index.list_runs():
+                if row.run_id not in folders:
+                    out.print(f"[red]problem:[/] index lists run {escape(row.run_id)} but its folder "
+                              f"{escape(str(runs_dir / row.run_id))} is gone — run deleted")
+                    out.print(f"[red]ALTERED[/] {escape(row.run_id)}: 1 problem(s)")
+                    missing += 1
+        for run_id in sorted(folders):
+            failed += _print_report(verify_run(folders[run_id], index, key))
+            if _dead_but_running(folders[run_id]):
+                dead.append(run_id)
+    finally:
+        if index is not None:
+            index.close()
+    _recover_hint(dead)
     total, failed = len(folders) + missing, failed + missing
     if failed:
         out.print(f"[red]{failed} of {total} run(s) failed verification[/]")
@@ -101,16 +231,76 @@ def _print_report(report: VerifyReport) -> int:
     for note in report.notes:
         out.print(f"[dim]note:[/] {escape(note)}")
     if report.ok:
+        checked = ", index agrees" if report.index_checked else ""
         out.print(
             f"[green]intact[/] {escape(report.run_id)}: {report.record_count} records, "
             f"{report.attachments_checked} attachments, chain head {report.head[:16]}… "
-            f"(run {escape(report.status)})"
+            f"(run {escape(report.status)}{checked})"
         )
         return 0
     for problem in report.problems:
         out.print(f"[red]problem:[/] {escape(problem)}")
     out.print(f"[red]ALTERED[/] {escape(report.run_id)}: {len(report.problems)} problem(s)")
     return 1
+
+
+# -- recover / attest: the explicit writing steps ---------------------------------------------------
+
+
+def recover(ref: str | None, evidence_dir: Path, db_url: str | None) -> int:
+    """Close the runs whose process died (one, or every one): exit 1 when one could not be."""
+    import os
+
+    from evidence.recovery import recover_evidence_dir
+    from evidence.signing import signer_from_env
+
+    if db_url is None and not (evidence_dir / "warden.db").exists():
+        out.print(f"no index in {escape(str(evidence_dir))}: nothing to recover")
+        return 0
+    run_ids: set[str] | None = None
+    if ref is not None:
+        index = EvidenceIndex(db_url or evidence_dir)
+        try:
+            run_ids = {index.find_run(ref).run_id}
+        finally:
+            index.close()
+    signer = signer_from_env(os.environ)  # recovered runs are signed when their key is at hand
+    results = recover_evidence_dir(evidence_dir, db_url, signer=signer, run_ids=run_ids)
+    code = 0
+    for r in results:
+        if r.action == "closed":
+            err.print(f"[yellow]recovered[/] run {escape(r.run_id)}: its process died; marked interrupted")
+        elif r.action == "index-synced":
+            err.print(f"[yellow]index synced[/] run {escape(r.run_id)}: {escape(r.detail)}")
+        elif r.problems:
+            code = 1
+            err.print(f"[red]not recovered[/] run {escape(r.run_id)}: {escape('; '.join(r.problems))}")
+        else:
+            out.print(f"skipped {escape(r.run_id)}: {escape(r.detail)}")
+    if not results:
+        out.print("nothing to recover" + (f": run {escape(ref)} is not marked running" if ref else ""))
+    return code
+
+
+def attest(ref: str, evidence_dir: Path, db_url: str | None, output: Path | None) -> Path:
+    """Write the run's in-toto/DSSE attestation, signed with ``WARDEN_SIGNING_KEY``; print its path."""
+    import os
+
+    from evidence.attest import attest_run
+    from evidence.signing import ENV_KEY, signer_from_env
+
+    signer = signer_from_env(os.environ)
+    if signer is None:
+        raise UsageError(f"{ENV_KEY} is not set: an attestation is signed with the run's signing key")
+    index = _index(evidence_dir, db_url)
+    try:
+        folder = resolve_run(ref, evidence_dir, index)
+        path = attest_run(folder, signer, output, index)
+    finally:
+        if index is not None:
+            index.close()
+    out.print(str(path))
+    return path
 
 
 # -- query / reindex / export / report (evidence/query.py, reindex.py, export.py, report.py) ---------
@@ -201,9 +391,11 @@ def export(ref: str, evidence_dir: Path, db_url: str | None, fmt: str, output: P
     from evidence.export import export_run
 
     index = _index(evidence_dir, db_url)
-    folder = resolve_run(ref, evidence_dir, index)
-    if index is not None:
-        index.close()
+    try:
+        folder = resolve_run(ref, evidence_dir, index)
+    finally:
+        if index is not None:
+            index.close()
     raw = (folder / "records.jsonl").read_bytes()
     lines = raw.split(b"\n")
     torn = lines.pop()  # an unfinished last write (run killed) is not a record
@@ -221,7 +413,7 @@ def export(ref: str, evidence_dir: Path, db_url: str | None, fmt: str, output: P
 def report(ref: str, evidence_dir: Path, db_url: str | None) -> Path:
     from evidence.report import write_report
 
-    index = _index(evidence_dir, db_url)
+    index = _index(evidence_dir, db_url, read_only=False)
     try:
         folder = resolve_run(ref, evidence_dir, index)
         path = write_report(folder, index)

@@ -20,7 +20,15 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from evidence.index import EvidenceIndex
-from evidence.records import GENESIS_HASH, ActionRecord, Actor, ApprovalRecord, ExceptionRecord, parse_record
+from evidence.records import (
+    GENESIS_HASH,
+    RECORD_TYPES,
+    ActionRecord,
+    Actor,
+    ApprovalRecord,
+    ExceptionRecord,
+    parse_record,
+)
 from evidence.redact import SecretRedactor
 from evidence.runfolder import RunFolder, new_run_id
 from evidence.verify import verify_run
@@ -52,7 +60,7 @@ def test_envelope_seq_chain_and_time(make_run: Any) -> None:
         assert r["prev_hash"] == prev
         assert r["run_id"] == h.run_id
         assert TIME_RE.match(r["time"]), r["time"]
-        assert r["schema"] == f"warden.{r['type']}/1"
+        assert r["schema"] == RECORD_TYPES[r["type"]].schema_id()  # warden.<type>/<its SCHEMA_VERSION>
         uuid.UUID(r["record_id"])
         parse_record(r)
         prev = r["hash"]

@@ -76,8 +76,11 @@ def test_sigkill_mid_step_then_recovery_then_a_new_run(tmp_path: Path, test_serv
     before = records(folder)
     assert before[-1]["phase"] == "intent" and before[-1]["kind"] == "wait_for"
 
-    # The next command on the store closes the dead run.
+    # Read-only commands leave it as it is; the explicit recovery step closes the dead run.
     done = _warden("evidence", "list", "--evidence-dir", str(ev), cwd=tmp_path)
+    assert done.returncode == 0 and "interrupted?" in done.stdout + done.stderr, done.stderr
+    assert records(folder) == before
+    done = _warden("evidence", "recover", "--evidence-dir", str(ev), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "recovered" in done.stderr
     after = records(folder)
