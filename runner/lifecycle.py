@@ -140,6 +140,7 @@ class RunEvidence:
             versions=versions(),
             variables=sorted(loaded.cli_vars),
             started_at=started_at,
+            signing_key_id=None if signer is None else signer.key_id,  # the key the run's end signs with
         )
         return cls(
             loaded=loaded,
