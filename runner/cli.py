@@ -180,6 +180,7 @@ def evidence() -> None:
 @evidence.command("list")
 @evidence_dir_option
 @db_option
+@no_recovery  # read-only: no crash recovery, no file changed
 def evidence_list(evidence_dir: Path, db_url: str | None) -> None:
     """List the runs in the evidence dir."""
     from runner.evidence_cli import list_runs
@@ -191,6 +192,7 @@ def evidence_list(evidence_dir: Path, db_url: str | None) -> None:
 @click.argument("run_ref", metavar="RUN")
 @evidence_dir_option
 @db_option
+@no_recovery  # read-only: no crash recovery, no file changed
 def evidence_show(run_ref: str, evidence_dir: Path, db_url: str | None) -> None:
     """Show a run as a readable timeline."""
     from runner.evidence_cli import show_run
@@ -226,6 +228,35 @@ def evidence_verify(
     sys.exit(code)
 
 
+@evidence.command("recover")
+@click.argument("run_ref", metavar="RUN", required=False)
+@click.option("--all", "all_runs", is_flag=True, help="Every run marked running whose process is gone.")
+@evidence_dir_option
+@db_option
+@no_recovery  # it is the recovery, done once below
+def evidence_recover(run_ref: str | None, all_runs: bool, evidence_dir: Path, db_url: str | None) -> None:
+    """Close runs whose process died (crash recovery): marked interrupted, signed if WARDEN_SIGNING_KEY is set."""
+    from runner.evidence_cli import recover
+
+    if all_runs and run_ref is not None:
+        raise UsageError("give RUN or --all, not both")
+    sys.exit(recover(run_ref, evidence_dir, db_url))
+
+
+@evidence.command("attest")
+@click.argument("run_ref", metavar="RUN")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write here (default: attestation.dsse.json in the run folder).")
+@evidence_dir_option
+@db_option
+@no_recovery
+def evidence_attest(run_ref: str, output: Path | None, evidence_dir: Path, db_url: str | None) -> None:
+    """Write an in-toto Statement v1 of the run in a DSSE envelope, signed with WARDEN_SIGNING_KEY."""
+    from runner.evidence_cli import attest
+
+    attest(run_ref, evidence_dir, db_url, output)
+
+
 @evidence.command("keygen")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def evidence_keygen(path: Path) -> None:
@@ -255,6 +286,7 @@ def evidence_keygen(path: Path) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]), default="table", show_default=True)
 @evidence_dir_option
 @db_option
+@no_recovery  # read-only: no crash recovery, no file changed
 def evidence_query(
     types: tuple[str, ...],
     run_ref: str | None,
@@ -313,6 +345,7 @@ def evidence_reindex(clear: bool, force: bool, evidence_dir: Path, db_url: str |
 )
 @evidence_dir_option
 @db_option
+@no_recovery  # read-only: no crash recovery, no file changed
 def evidence_export(run_ref: str, fmt: str, output: Path | None, evidence_dir: Path, db_url: str | None) -> None:
     """Export a run's records: as written (jsonl) or as OCSF events (ocsf) for a SIEM."""
     from runner.evidence_cli import export
