@@ -25,6 +25,7 @@ import re
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import idna
 
@@ -166,6 +167,14 @@ def host_matches(host: str, host_patterns: Iterable[str]) -> bool:
         elif canon == p:
             return True
     return False
+
+
+def host_of(url: str) -> str:
+    """The host of ``url`` as ``host_matches`` takes it ("" for a URL without one or that does not parse)."""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
 
 
 def launch_args(config: SandboxConfig, extra: Sequence[str] = ()) -> list[str]:

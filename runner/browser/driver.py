@@ -2,8 +2,8 @@
 
 The step loop sees only this module's types, and the guards only the observations the driver
 fills in (``guards.observed``: the element an action will hit, a request, page text).
-``playwright_driver`` implements ``Driver`` with Playwright; nothing else in Warden imports
-Playwright (tests of the seam may).
+``playwright_driver`` implements ``Driver`` with Playwright (from the modules beside it); nothing
+outside ``runner.browser`` imports Playwright (tests of the seam may).
 """
 
 from __future__ import annotations
@@ -47,6 +47,18 @@ class GateVerdict:
 
 
 RequestGate = Callable[[RequestInfo], GateVerdict]
+
+# The names ``on_event`` is called with. Defined here, on the Playwright-free side of the seam, so
+# the network gate can tell them apart without importing Playwright.
+EVENT_POPUP = "popup"
+EVENT_REQUEST_REFUSED = "request_refused"
+EVENT_WEBSOCKET_REFUSED = "websocket_refused"
+EVENT_DOWNLOAD_REFUSED = "download_refused"
+EVENT_DOWNLOAD_SAVED = "download_saved"
+EVENT_DOWNLOAD_FAILED = "download_failed"
+EVENT_DIALOG = "dialog"
+EVENT_PAGE_CRASHED = "page_crashed"
+EVENT_GATE_ERROR = "gate_error"
 
 
 @dataclass(frozen=True)

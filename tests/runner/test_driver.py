@@ -22,15 +22,17 @@ from typing import Any
 import pytest
 
 from guards.observed import RequestInfo
-from runner.browser.driver import ActionFailed, GateVerdict, NavigationBlocked, SandboxConfig, TransientFailure
-from runner.browser.playwright_driver import (
+from runner.browser.driver import (
     EVENT_POPUP,
     EVENT_REQUEST_REFUSED,
     EVENT_WEBSOCKET_REFUSED,
-    MASK_COLOR,
-    PlaywrightDriver,
-    open_driver,
+    ActionFailed,
+    GateVerdict,
+    NavigationBlocked,
+    SandboxConfig,
+    TransientFailure,
 )
+from runner.browser.playwright_driver import MASK_COLOR, PlaywrightDriver, open_driver
 from tests.png import decode_png, pixel
 from tests.server import TestServer
 
@@ -157,7 +159,7 @@ def test_click_every_target_form(form: PlaywrightDriver, target: dict[str, Any],
 
 
 def test_exact_text_does_not_match_a_substring(form: PlaywrightDriver) -> None:
-    with pytest.raises(ActionFailed):
+    with pytest.raises(ActionFailed, match="Timeout"):  # not found, not some other failure
         form.perform("click", args(text="Click me", exact=True), 0.3)
 
 
@@ -212,12 +214,17 @@ def test_click_that_navigates_then_wait_for_url(form: PlaywrightDriver, test_ser
 
 def test_wait_for_text_and_selector_that_appear_later(form: PlaywrightDriver) -> None:
     form.page.evaluate(
-        "setTimeout(() => { const p = document.createElement('p'); p.className = 'late';"
-        " p.textContent = 'Payment received'; document.body.append(p); }, 150)"
+        "() => { const add = (cls, text, ms) => setTimeout(() => { const p = document.createElement('p');"
+        " p.className = cls; p.textContent = text; document.body.append(p); }, ms);"
+        " add('late', 'Payment received', 150); add('later', 'Receipt sent', 300); }"
     )
+    # count() does not wait: each element is there because wait_for waited for it.
     form.perform("wait_for", {"text": "Payment received"}, 2)
-    form.perform("wait_for", {"selector": "p.late"}, 2)
-    form.perform("wait_for", {"load_state": "load"}, 2)
+    assert form.page.locator("p.late").count() == 1
+    form.perform("wait_for", {"selector": "p.later"}, 2)
+    assert form.page.locator("p.later").count() == 1
+    outcome = form.perform("wait_for", {"load_state": "load"}, 2)
+    assert outcome.call == 'page.wait_for_load_state("load")'
 
 
 def test_wait_for_seconds_pauses(form: PlaywrightDriver) -> None:
@@ -283,7 +290,8 @@ def test_assert_text_outside_its_scope_fails(form: PlaywrightDriver) -> None:
 
 def test_assert_text_ignores_script_source(form: PlaywrightDriver) -> None:
     # textContent of <body> would include the <script>; the user never sees it.
-    with pytest.raises(ActionFailed):
+    assert "getElementById('out')" in form.page.evaluate("document.body.textContent")
+    with pytest.raises(ActionFailed, match="not found within"):
         form.perform("assert_text", args(text="getElementById('out')"), 0.3)
 
 

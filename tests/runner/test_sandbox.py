@@ -29,8 +29,8 @@ from runner.browser.chromium import (
     launch_args,
     resolver_rules,
 )
-from runner.browser.driver import NavigationBlocked, SandboxConfig
-from runner.browser.playwright_driver import EVENT_DOWNLOAD_REFUSED, EVENT_DOWNLOAD_SAVED, open_driver
+from runner.browser.driver import EVENT_DOWNLOAD_REFUSED, EVENT_DOWNLOAD_SAVED, NavigationBlocked, SandboxConfig
+from runner.browser.playwright_driver import open_driver
 from tests.server import Response, TestServer, UdpListener
 
 Events = list[tuple[str, Mapping[str, Any]]]

@@ -1,0 +1,269 @@
+"""The browser context's routes and listeners: what the sandbox does with traffic and page events.
+
+* With a ``request_gate``, every request the context routes (and every WebSocket) is put to it;
+  refused ones are aborted with ``blockedbyclient`` (a WebSocket is closed with 1008). A gate
+  that raises refuses (fail closed) and its error surfaces after the current action.
+* Redirect hops and keepalive/unload fetches are *not* shown to routes by Playwright: they are
+  held by the resolver allowlist, and a hop that fails there is reported from ``requestfailed``.
+* Popups, downloads (refused, or saved to ``downloads_dir``), dialogs (dismissed) and page
+  crashes are reported through ``on_event``, under the ``EVENT_*`` names of ``driver``.
+
+The callbacks run inside Playwright's event dispatch, where raising would be lost: an error (the
+gate's, or ``on_event``'s, e.g. evidence that cannot be written) is kept and re-raised by
+``raise_deferred`` once the current action returns. What the hooks learn (refusals, a main-frame
+navigation the resolver refused) explains a failed ``goto`` (``navigation_failure``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import BrowserContext, Dialog, Download, Page, Request, Route, WebSocketRoute
+from playwright.sync_api import Error as PlaywrightError
+
+from guards.observed import RequestInfo, RequestKind
+from runner.browser.chromium import host_matches, host_of
+from runner.browser.driver import (
+    EVENT_DIALOG,
+    EVENT_DOWNLOAD_FAILED,
+    EVENT_DOWNLOAD_REFUSED,
+    EVENT_DOWNLOAD_SAVED,
+    EVENT_GATE_ERROR,
+    EVENT_PAGE_CRASHED,
+    EVENT_POPUP,
+    EVENT_REQUEST_REFUSED,
+    EVENT_WEBSOCKET_REFUSED,
+    ActionFailed,
+    DriverError,
+    GateVerdict,
+    NavigationBlocked,
+    SandboxConfig,
+    TransientFailure,
+)
+from runner.browser.messages import short_message
+
+
+class ContextHooks:
+    """Installed once on the context (``install``); reads the driver's main page through ``main_page``."""
+
+    def __init__(self, config: SandboxConfig, main_page: Callable[[], Page | None]) -> None:
+        self._config = config
+        self._main_page = main_page
+        self.pages: list[Page] = []  # every page of the context, the main one first
+        self.failed_navigation: str | None = None  # last main-frame navigation that failed to resolve
+        self._navigated: set[int] = set()  # id() of pages whose first navigation was seen
+        self._refusals: dict[str, str] = {}  # url -> reason, for NavigationBlocked messages
+        self._deferred: BaseException | None = None  # raised by a callback; re-raised after the action
+        self._download_seq = 0
+        self._lock = threading.Lock()
+
+    def install(self, context: BrowserContext) -> None:
+        context.on("page", self._on_page)
+        context.on("requestfailed", self._on_request_failed)
+        if self._config.request_gate is not None:
+            context.route("**/*", self._on_route)
+            context.route_web_socket(re.compile(r".*"), self._on_websocket)
+
+    # ------------------------------------------------------------------ for the driver
+
+    def raise_deferred(self) -> None:
+        """Re-raise the first error a callback kept since the last call (once)."""
+        with self._lock:
+            err, self._deferred = self._deferred, None
+        if err is not None:
+            raise err
+
+    def navigation_failure(self, url: str, message: str) -> DriverError:
+        """The error a ``goto`` of ``url`` that failed with ``message`` becomes."""
+        if "net::ERR_BLOCKED_BY_CLIENT" in message:
+            reason = self._refusals.get(url) or next(iter(self._refusals.values()), "refused by the request gate")
+            return NavigationBlocked(f"navigation refused: {reason}", url)
+        if "net::ERR_NAME_NOT_RESOLVED" in message:
+            failed = self.failed_navigation or url
+            if not host_matches(host_of(failed), self._config.resolvable_hosts):
+                return NavigationBlocked(f"navigation refused: {host_of(failed)!r} is not an allowed host", failed)
+            return TransientFailure(message)
+        if "net::ERR_" in message:
+            return TransientFailure(message)
+        return ActionFailed(message)
+
+    # ------------------------------------------------------------------ reporting
+
+    def _defer(self, exc: BaseException) -> None:
+        with self._lock:
+            if self._deferred is None:
+                self._deferred = exc
+
+    def _emit(self, name: str, data: Mapping[str, Any]) -> None:
+        if self._config.on_event is None:
+            return
+        try:
+            self._config.on_event(name, data)
+        except BaseException as exc:  # e.g. EvidenceUnavailable: surfaces after the current action
+            self._defer(exc)
+
+    # ------------------------------------------------------------------ page events
+
+    def _on_page(self, page: Page) -> None:
+        self.pages.append(page)
+        page.on("download", self._on_download)
+        page.on("dialog", self._on_dialog)
+        page.on("crash", lambda p: self._emit(EVENT_PAGE_CRASHED, {"url": p.url}))
+        if self._main_page() is None and len(self.pages) == 1:
+            return  # the main page, being created by open_driver
+        opener: Page | None = None
+        try:
+            opener = page.opener()
+        except PlaywrightError:
+            opener = None
+        self._emit(EVENT_POPUP, {"url": page.url, "opener_url": opener.url if opener is not None else None})
+
+    def _on_dialog(self, dialog: Dialog) -> None:
+        self._emit(EVENT_DIALOG, {"type": dialog.type, "message": dialog.message[:200]})
+        with contextlib.suppress(PlaywrightError):
+            dialog.dismiss()
+
+    def _on_download(self, download: Download) -> None:
+        data = {"url": download.url, "suggested_filename": download.suggested_filename}
+        target_dir = self._config.downloads_dir
+        if target_dir is None:
+            self._emit(EVENT_DOWNLOAD_REFUSED, {**data, "reason": "downloads are denied"})
+            return
+        self._download_seq += 1
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(download.suggested_filename).name).lstrip(".")[:100]
+        path = target_dir / f"{self._download_seq:03d}-{safe or 'download'}"
+        try:
+            download.save_as(path)
+        except PlaywrightError as exc:
+            self._emit(EVENT_DOWNLOAD_FAILED, {**data, "reason": short_message(exc)})
+            return
+        self._emit(EVENT_DOWNLOAD_SAVED, {**data, "path": str(path)})
+
+    # ------------------------------------------------------------------ traffic
+
+    def _request_kind(self, request: Request) -> tuple[RequestKind, str | None]:
+        """What the request is to the gate (navigation, popup, redirect, subresource, worker), and its frame's URL."""
+        if request.redirected_from is not None:
+            kind: RequestKind = "redirect"
+        else:
+            kind = "subresource"
+        try:
+            frame = request.frame
+        except PlaywrightError:
+            # No frame: a (service) worker's request, or the first navigation of a new page
+            # (a popup), which Chromium issues before Playwright knows the page.
+            if kind == "redirect":
+                return kind, None
+            return ("popup" if request.is_navigation_request() else "worker"), None
+        frame_url = frame.url
+        if kind == "redirect" or not request.is_navigation_request() or frame.parent_frame is not None:
+            return kind, frame_url
+        try:
+            page = frame.page
+        except PlaywrightError:
+            return "navigation", frame_url
+        main = self._main_page()
+        if page is not main and main is not None and id(page) not in self._navigated:
+            self._navigated.add(id(page))
+            return "popup", frame_url
+        return "navigation", frame_url
+
+    def _on_route(self, route: Route) -> None:
+        request = route.request
+        gate = self._config.request_gate
+        verdict: GateVerdict
+        info: RequestInfo | None = None
+        try:
+            kind, frame_url = self._request_kind(request)
+            info = RequestInfo(
+                url=request.url,
+                method=request.method,
+                kind=kind,
+                resource_type=request.resource_type,
+                is_navigation=request.is_navigation_request(),
+                frame_url=frame_url,
+                headers=dict(request.headers),
+                body=request.post_data_buffer,
+            )
+            verdict = gate(info) if gate is not None else GateVerdict(True)
+        except BaseException as exc:  # fail closed: a gate that cannot decide refuses
+            verdict = GateVerdict(False, f"request gate error: {type(exc).__name__}")
+            self._emit(EVENT_GATE_ERROR, {"url": request.url, "error": type(exc).__name__})
+            self._defer(exc)
+        try:
+            if verdict.allow:
+                route.continue_()
+                return
+            route.abort("blockedbyclient")
+        except PlaywrightError:
+            return  # the page went away meanwhile
+        reason = verdict.reason or "refused by the request gate"
+        with self._lock:
+            self._refusals[request.url] = reason
+        self._emit(
+            EVENT_REQUEST_REFUSED,
+            {
+                "url": request.url,
+                "method": request.method,
+                "kind": info.kind if info is not None else "other",
+                "resource_type": request.resource_type,
+                "frame_url": info.frame_url if info is not None else None,
+                "reason": reason,
+                "layer": "gate",  # already decided (and recorded) by the request gate
+            },
+        )
+
+    def _on_websocket(self, ws: WebSocketRoute) -> None:
+        gate = self._config.request_gate
+        info = RequestInfo(
+            url=ws.url, method="GET", kind="websocket", resource_type="websocket", is_navigation=False, frame_url=None
+        )
+        try:
+            verdict = gate(info) if gate is not None else GateVerdict(True)
+        except BaseException as exc:
+            verdict = GateVerdict(False, f"request gate error: {type(exc).__name__}")
+            self._defer(exc)
+        try:
+            if verdict.allow:
+                ws.connect_to_server()
+                return
+            ws.close(code=1008, reason="refused")
+        except PlaywrightError:
+            return
+        self._emit(EVENT_WEBSOCKET_REFUSED, {"url": ws.url, "kind": "websocket", "reason": verdict.reason})
+
+    def _on_request_failed(self, request: Request) -> None:
+        """A name the resolver allowlist refused: recorded (the route never saw it) unless the host is allowed."""
+        failure = request.failure or ""
+        if "net::ERR_NAME_NOT_RESOLVED" not in failure:
+            return
+        try:
+            kind, frame_url = self._request_kind(request)
+        except PlaywrightError:
+            kind, frame_url = "other", None
+        try:
+            is_main_nav = request.is_navigation_request() and request.frame.parent_frame is None
+            if is_main_nav and request.frame.page is self._main_page():
+                self.failed_navigation = request.url
+        except PlaywrightError:
+            pass
+        host = host_of(request.url)
+        if host_matches(host, self._config.resolvable_hosts):
+            return  # an allowed host whose name really did not resolve: not a refusal
+        self._emit(
+            EVENT_REQUEST_REFUSED,
+            {
+                "url": request.url,
+                "method": request.method,
+                "kind": kind,
+                "resource_type": request.resource_type,
+                "frame_url": frame_url,
+                "reason": f"{host!r} is not in the resolver allowlist",
+                "layer": "resolver",  # the route never saw it (a redirect hop, a frameless request)
+            },
+        )

@@ -1,0 +1,92 @@
+"""Reading the main page without acting on it: the element an action would hit (danger zones,
+approvals) and the visible text (the PII scan). The scripts and their decoding are ``page_scripts``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from playwright.sync_api import ElementHandle, Page
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+from guards.observed import ElementInfo, TextBlock
+from runner.browser.driver import ActionFailed
+from runner.browser.messages import short_message
+from runner.browser.page_scripts import MAX_TEXT_BLOCKS, RESOLVE_JS, TEXT_BLOCKS_JS, element_info
+from runner.browser.targets import has_target, locate_target
+
+_FRAME_TAGS = ("iframe", "frame", "object", "embed")
+
+
+def find_target_element(
+    page: Page, kind: str, args: Mapping[str, Any], timeout_s: float
+) -> ElementHandle | ElementInfo:
+    """The element ``kind`` would act on (the focused one for a ``press`` without target).
+
+    An ``ElementInfo`` instead when there is nothing to describe (no target, or the page body has
+    the focus). Raises ``ActionFailed`` when the action would fail to find it: none within the
+    timeout, or several.
+    """
+    ms = max(1.0, float(timeout_s) * 1000.0)
+    handle: ElementHandle | None
+    try:
+        if has_target(args):
+            # element_handle() is strict and waits like the action does: none within the
+            # timeout, or several, fails here exactly as the click would.
+            handle = locate_target(page, args).element_handle(timeout=ms)
+        elif kind == "press":
+            handle = page.evaluate_handle("() => document.activeElement").as_element()
+            if handle is None:
+                return ElementInfo(found=True, tag="body")
+        else:
+            return ElementInfo(found=False, error="the action has no target")
+    except PlaywrightTimeoutError as exc:
+        raise ActionFailed(f"target not found: {short_message(exc)}") from None
+    except PlaywrightError as exc:
+        raise ActionFailed(short_message(exc)) from None
+    return handle
+
+
+def describe_element(handle: ElementHandle, *, focused: bool, selectors: Sequence[str]) -> ElementInfo:
+    """What ``handle`` is, as the page shows it now (``RESOLVE_JS``); the handle is disposed.
+
+    ``focused``: the element has the focus rather than being named by the step; inside a frame its
+    element cannot be seen, so it is reported as not found.
+    """
+    try:
+        data = handle.evaluate(RESOLVE_JS, {"selectors": list(selectors)})
+    except PlaywrightError as exc:  # detached, navigated away, ...: cannot say what it is
+        return ElementInfo(found=False, error=f"cannot describe the target: {short_message(exc)}")
+    finally:
+        with contextlib.suppress(PlaywrightError):
+            handle.dispose()
+    if not isinstance(data, dict):
+        return ElementInfo(found=False, error="cannot describe the target")
+    if focused and data.get("tag") in _FRAME_TAGS:
+        frame = data.get("tag")
+        return ElementInfo(found=False, error=f"the focus is inside an <{frame}>: its element cannot be seen")
+    return element_info(data)
+
+
+def read_text_blocks(page: Page) -> list[TextBlock]:
+    """Visible text grouped by block element, plus form fields holding a value (see ``TEXT_BLOCKS_JS``).
+
+    A page that is navigating (its execution context destroyed mid-read) is read again once it
+    has a document; a page that still cannot be read raises ``ActionFailed``.
+    """
+    last: PlaywrightError | None = None
+    for _ in range(3):
+        try:
+            raw = page.evaluate(TEXT_BLOCKS_JS, MAX_TEXT_BLOCKS)
+            return [
+                TextBlock(text=str(b[0]), selector=str(b[1]), kind="input" if b[2] else "text", password=bool(b[3]))
+                for b in raw
+            ]
+        except PlaywrightError as exc:
+            last = exc
+            with contextlib.suppress(PlaywrightError):
+                page.wait_for_load_state("domcontentloaded", timeout=5000)
+    raise ActionFailed(f"page text could not be read: {short_message(last) if last else 'unknown error'}")
