@@ -73,10 +73,17 @@ _CONTEXT_WINDOW_CHARS = 160
 
 _Raw = tuple[str, float, int, int]  # entity_type, score, start, end (relative to the block)
 _Hit = tuple[str, float, int, int, str, bool]  # + recognizer id, already context-enhanced
-_PHONE_SPAN = re.compile(r"[+(（]?\d(?:[^\w\n]*\d){5,}")
+# A phone candidate: 6+ digits joined by non-letters, plus an extension as phonenumbers reads one
+# ("x31143", " ext. 12", "#5"): cutting the extension off would leave a match glued to a letter,
+# which is dropped below, so the number would be lost (raw Presidio finds "453-272-3975x31143").
+_PHONE_SPAN = re.compile(
+    r"[+(（]?\d(?:[^\w\n]*\d){5,}"
+    r"(?:[^\S\n]*[,;]?[^\S\n]*(?:e?xt(?:ension|n|\.)?|x|#|~|int\.?|anexo|доб\.?)[^\S\n]*[:.=]?[^\S\n]*\d{1,7})?",
+    re.IGNORECASE,
+)
 # Candidates that are never phone numbers (see PHONE in _analyze_blocks): a slash date (12/5/2024,
 # 2024/05/12) or a number with a decimal part (1,234.56; 1.234,56) — no dialling plan writes those.
-_NOT_PHONE = re.compile(r"\d{1,4}/\d{1,2}/\d{1,4}|\d{1,3}(?:[,.]\d{3})*[.,]\d{1,2}")
+_NOT_PHONE = re.compile(r"\d{1,4}/\d{1,2}/\d{1,4}|\d{1,3}(?:,\d{3})*\.\d{1,2}|\d{1,3}(?:\.\d{3})*,\d{1,2}")
 
 
 def _digest(text: str, salt: str = "") -> bytes:
@@ -131,8 +138,14 @@ class PiiScanner:
         return self._findings(text, raws, where, self.threshold)
 
     def detect(self, text: str, threshold: float | None = None) -> list[Finding]:
-        """Everything ≥ ``threshold`` (default: the policy's), for redaction."""
+        """Everything ≥ ``threshold`` (default: the policy's) that is a whole token, for redaction.
+
+        Unlike a scan, a match glued to letters or digits on either side is left out: raw Presidio
+        reads a licence number inside a sha256 ("ba6277758…"), and redacting it would corrupt the
+        hash in a record while hiding nothing (a value the run really saw is redacted as a known
+        value wherever it recurs)."""
         raws = self._analyze([text], ())[0]
+        raws = tuple(r for r in raws if not _glued(text, r[2], r[3]))
         return self._findings(text, raws, "page", self.threshold if threshold is None else threshold)
 
     def scan_page(self, page_key: str, texts: Sequence[str]) -> list[Finding]:
@@ -343,16 +356,22 @@ class PiiScanner:
                     score = min(1.0, max(score + factor, floor))
             key = (entity, s, e)
             raws[key] = max(score, raws.get(key, 0.0))
-        # A match glued to letters/digits on either side is part of a longer token (a hex digest, an
-        # id): not a value. E.g. the digit run "9372345" inside a sha256 parses as a phone number.
-        n = len(text)
-        out = [(en, sc, s, e) for (en, s, e), sc in raws.items()
-               if not ((s > 0 and text[s - 1].isalnum() and text[s].isalnum())
-                       or (e < n and text[e].isalnum() and text[e - 1].isalnum()))]
+        # A phone match glued to letters/digits on either side is part of a longer token (a hex
+        # digest, an id): the digit run "9372345" cut out of a sha256 parses as a phone number, where
+        # phonenumbers, reading the whole text, refuses a candidate next to a letter. Only phone hits
+        # come from cut-out spans; every other entity saw the whole block, exactly as raw Presidio.
+        out = [(en, sc, s, e) for (en, s, e), sc in raws.items() if en != "PHONE_NUMBER" or not _glued(text, s, e)]
         if any(r[0] == "URL" for r in out):
             emails = [(m.start(), m.end()) for m in _EMAILISH.finditer(text)]
             out = [r for r in out if r[0] != "URL" or not any(a <= r[2] and r[3] <= b for a, b in emails)]
         return sorted(out, key=lambda r: (r[2], r[3]))
+
+
+def _glued(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` continues a longer alphanumeric token on either side."""
+    return (start > 0 and text[start - 1].isalnum() and text[start].isalnum()) or (
+        end < len(text) and text[end].isalnum() and text[end - 1].isalnum()
+    )
 
 
 def _may_contain(entity: str, block: str, no_model: bool) -> bool:
