@@ -14,8 +14,10 @@ The driver's ``on_event`` callback feeds ``NetworkGate.on_event``: refusals the 
 downloads (refused, or kept in the run's ``quarantine/`` folder as attachments with their sha256)
 become records through the same counting path.
 
-Records never hold a request's URL: its path and query may carry PII or secrets. They name the
-canonical host, the request kind, the rule and the initiating page (scheme, host and path only).
+Records never hold a request's query or fragment (they carry PII and secrets far more often than
+a path does). They name the canonical host, where the request was going and the initiating page as
+scheme, host, port and path (through the writer's redactor, like every record field: a secret or
+a detected or known PII value in a path is redacted), the request kind and the rule.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ class NetworkGate:
             self.refused += 1
             if decision.stops_run:
                 self.request_stop(decision)
-            self._refuse(request.kind, request.resource_type, request.method, ctx, decision)
+            self._refuse(request.kind, request.resource_type, request.method, ctx, decision, request.url)
             return GateVerdict(False, decision.reason)
         self.allowed += 1
         return GateVerdict(True)
@@ -121,7 +123,7 @@ class NetworkGate:
             host=host,
         )
         ctx = RequestContext(self.step, _str_or_none(data.get("frame_url")) or self.page_url)
-        self._refuse(kind, str(data.get("resource_type") or ""), str(data.get("method") or ""), ctx, decision)
+        self._refuse(kind, str(data.get("resource_type") or ""), str(data.get("method") or ""), ctx, decision, url)
 
     def _download_refused(self, data: Mapping[str, Any], reason: str, rule: str) -> None:
         url = str(data.get("url") or "")
@@ -129,7 +131,7 @@ class NetworkGate:
         self.refused += 1
         decision = Decision.deny(DOWNLOAD_GUARD, f"download from {host or '?'} refused: {reason}", rule, host=host)
         ctx = RequestContext(self.step, self.page_url)
-        self._refuse("download", "download", "GET", ctx, decision)
+        self._refuse("download", "download", "GET", ctx, decision, url)
 
     def _download_saved(self, data: Mapping[str, Any]) -> None:
         """A download the driver saved to the staging folder: keep it in ``quarantine/`` (capped) or drop it."""
@@ -177,7 +179,9 @@ class NetworkGate:
 
     # ------------------------------------------------------------------ records
 
-    def _refuse(self, kind: str, resource_type: str, method: str, ctx: RequestContext, decision: Decision) -> None:
+    def _refuse(
+        self, kind: str, resource_type: str, method: str, ctx: RequestContext, decision: Decision, url: str = ""
+    ) -> None:
         host = str(decision.details.get("host", ""))
         page = page_without_query(ctx.page_url) or ""
         key = (page, host, kind, decision.rule)
@@ -187,6 +191,7 @@ class NetworkGate:
         self._seen[key] = 0
         subject: dict[str, str | None] = {
             "host": host or None,
+            "url": page_without_query(url),  # where it was going, never its query (PII, secrets)
             "request_kind": kind,
             "resource_type": resource_type or None,
             "method": method or None,

@@ -164,6 +164,8 @@ def test_driver_events_become_records_without_double_counting() -> None:
         "download",
     )
     assert gate.counts()["requests_refused_by_resolver"] == 1
+    # Where it was going is recorded, never its query (it may carry PII or secrets).
+    assert (s1["url"], s2["url"]) == ("https://evil.com./hop", "https://a.com/f.bin")
 
 
 def test_quarantine_keeps_a_download_as_an_attachment_and_enforces_the_cap(tmp_path: Path) -> None:
