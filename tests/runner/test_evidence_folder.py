@@ -102,7 +102,8 @@ def test_envelope_and_gap_free_seq(run: Run) -> None:
     assert [r["seq"] for r in recs] == list(range(1, len(recs) + 1))
     for r in recs:
         assert set(r) >= ENVELOPE, (r["seq"], ENVELOPE - set(r))
-        assert r["schema"] == f"warden.{r['type']}/1"
+        version = 2 if r["type"] == "run_record" else 1  # run_record/2 added signing_key_id
+        assert r["schema"] == f"warden.{r['type']}/{version}"
         assert r["run_id"] == run.folder.name
         assert r["time"].endswith("Z") and len(r["time"]) == len("2026-01-01T00:00:00.000Z")
     assert len({r["record_id"] for r in recs}) == len(recs)
