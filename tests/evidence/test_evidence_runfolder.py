@@ -122,3 +122,25 @@ def test_canonical_known_answers(tmp_path: Path) -> None:
     p = tmp_path / "blob"
     p.write_bytes(b"x" * (3 << 20))
     assert sha256_file(p) == hashlib.sha256(b"x" * (3 << 20)).hexdigest()
+
+
+def test_finish_sets_the_outcome(tmp_path: Path) -> None:
+    from evidence.runfolder import RunInfo
+
+    info = RunInfo(run_id="r1", mission_id="m", mission_version="1", mission_sha256="a" * 64, started_at="t")
+    assert info.outcome is None
+    done = info.finish(status="stopped", exit_code=3, chain_head="b" * 64, record_count=4)
+    assert (done.status, done.outcome, done.exit_code) == ("stopped", "stopped", 3)
+
+
+def test_lock_probe_writes_nothing(tmp_path: Path) -> None:
+    from evidence.runfolder import RunFolder, RunLock
+
+    folder = RunFolder.create(tmp_path / "ev", "run-1")
+    assert RunLock.is_held(folder) is None and not folder.lock_path.exists()  # no lock file: none created
+    lock = RunLock.acquire(folder)
+    before = folder.lock_path.stat().st_mtime_ns
+    assert RunLock.is_held(folder) is True
+    lock.release()
+    assert RunLock.is_held(folder) is False
+    assert folder.lock_path.stat().st_mtime_ns == before

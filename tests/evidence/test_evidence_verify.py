@@ -295,3 +295,91 @@ def test_report_names_folder_and_run(make_run: Any, status: str) -> None:
     assert report.run_id == h.run_id
     assert Path(report.folder) == h.folder.root
     assert json.loads(h.folder.run_json.read_text())["status"] == status
+
+
+# -- the outcome is proven: run.json against the closing run_record, and the index ---------------------
+
+
+def test_run_json_outcome_equals_the_closing_record(make_run: Any) -> None:
+    h = make_run(steps=2)
+    info = json.loads(h.folder.run_json.read_text())
+    assert info["outcome"] == info["status"] == "completed"
+    report = _verify(h)
+    assert report.ok and report.index_checked and report.exit_code == 0, report.problems
+
+
+@pytest.mark.parametrize(("field", "value"), [("status", "stopped"), ("exit_code", 3), ("outcome", "stopped")])
+def test_forged_run_json_outcome_names_the_field(make_run: Any, field: str, value: Any) -> None:
+    h = make_run(steps=2)
+    data = json.loads(h.folder.run_json.read_text())
+    data[field] = value
+    h.folder.run_json.write_text(json.dumps(data))
+    report = _verify(h, with_index=False)
+    assert _has(report, f"run.json: {field} ", "closing run_record"), report.problems
+
+
+def test_forged_index_outcome_names_the_index(make_run: Any) -> None:
+    h = make_run(steps=2)
+    h.index.upsert_run_info(h.info.model_copy(update={"status": "failed", "exit_code": 4}), h.folder.root)
+    report = _verify(h)
+    assert _has(report, "index: status 'failed', exit code 4", "says 'completed', exit code 0",
+                "the index row was altered"), report.problems
+
+
+def test_index_count_disagreeing_is_named(make_run: Any) -> None:
+    h = make_run(steps=2)
+    h.index.set_head(h.run_id, h.info.chain_head, h.info.record_count + 1)
+    assert _has(_verify(h), "index: chain head", f"{h.info.record_count + 1} records")
+
+
+def test_legacy_run_json_without_outcome_is_a_note(make_run: Any) -> None:
+    h = make_run(steps=1)
+    data = json.loads(h.folder.run_json.read_text())
+    del data["outcome"]
+    h.folder.run_json.write_text(json.dumps(data))
+    report = _verify(h)
+    assert report.ok, report.problems
+    assert any("no outcome field" in n for n in report.notes)
+
+
+def test_index_still_running_for_a_closed_folder_is_a_note(make_run: Any) -> None:
+    """The process closed the folder and died before updating its index row: not tampering."""
+    h = make_run(steps=1)
+    h.index.upsert_run(run_id=h.run_id, mission_id=h.info.mission_id, mission_version=h.info.mission_version,
+                       mission_sha256=h.info.mission_sha256, started_at=h.info.started_at, status="running",
+                       folder=h.folder.root)
+    report = _verify(h)
+    assert report.ok, report.problems
+    assert any("index still says running" in n for n in report.notes)
+
+
+def test_a_run_opened_for_a_key_must_be_signed_by_it(start_run: Any, tmp_path: Path) -> None:
+    from evidence.records import RunRecord
+    from evidence.signing import keygen, load_private_key, load_public_key
+
+    priv, pub = keygen(tmp_path / "k")
+    signer = load_private_key(priv)
+    from evidence.redact import SecretRedactor
+    from evidence.writer import EvidenceWriter
+
+    h = start_run(use_index=False)
+    h.writer.close()  # the fixture's opening record names no key: this run is written by hand
+    h.folder.records.unlink()
+    w = EvidenceWriter(h.folder, h.run_id, SecretRedactor())
+    runner = Actor(type="runner", id="warden")
+    fields: dict[str, Any] = dict(initiator={"user": "alice"}, started_by="warden run", mission_id=h.info.mission_id,
+                                  mission_version="3", mission_sha256=h.info.mission_sha256,
+                                  started_at=h.info.started_at, signing_key_id=signer.key_id)
+    w.append(RunRecord, actor=runner, phase="start", **fields)
+    w.append(RunRecord, actor=runner, phase="end", outcome="completed", exit_code=0, **fields)
+    info = h.info.finish(status="completed", exit_code=0, chain_head=w.head, record_count=w.count)
+    w.close()
+    h.folder.write_run_info(signer.sign_info(info))
+    ok = verify_run(h.folder.root, None, load_public_key(pub))
+    assert ok.ok, ok.problems
+    h.folder.write_run_info(info)  # signature stripped
+    assert _has(verify_run(h.folder.root), "not signed, but the opening run_record says", signer.key_id)
+    h.folder.write_run_info(signer.sign_info(info).model_copy(update={"exit_code": 1}))
+    report = verify_run(h.folder.root, None, load_public_key(pub))
+    assert _has(report, "signature does not match"), report.problems
+    assert _has(report, "run.json: exit_code 1"), report.problems
