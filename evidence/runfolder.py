@@ -3,7 +3,11 @@
 ``run.json`` is rewritten atomically (tmp + fsync + rename + fsync of the directory) so a crash
 leaves either the old or the new version, never a torn one. It is not hash-protected itself: the
 chain in ``records.jsonl`` is; ``run.json`` carries the chain head at the end so a verifier can
-detect records removed or added after the run finished.
+detect records removed or added after the run finished, and its ``status``, ``exit_code`` and
+``outcome`` must be what the chain's closing run_record says (evidence.verify_outcome).
+
+Every path a run folder holds is relative to it (attachments), and ``run.json`` names no location:
+a folder copied anywhere verifies as it is.
 """
 
 from __future__ import annotations
