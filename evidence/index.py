@@ -108,6 +108,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable enough; the folder is the truth
         cur.execute("PRAGMA foreign_keys = ON")
+        # Overwrite freed content with zeros: a row rewritten redacted (the approvals queue's
+        # scrub) must not leave its earlier bytes in the file's free space.
+        cur.execute("PRAGMA secure_delete = ON")
     finally:
         cur.close()
 

@@ -78,12 +78,12 @@ class QueueChannel:
             row = store.submit(ask, approvers=self.approvers, four_eyes=self.four_eyes, redact=self._redact)
         except Exception as exc:  # the queue cannot hold the request: nobody can answer it
             return _answer("denied", None, user, f"approval queue unavailable ({type(exc).__name__})")
-        self.notify(
-            f"approval {row.approval_id} pending (expires {row.expires_at}); answer from another terminal:\n"
-            f"  warden approvals show {row.approval_id}\n"
-            f"  warden approvals approve {row.approval_id} --reason TEXT   |   deny {row.approval_id} --reason TEXT"
-        )
-        try:
+        try:  # from here on the request exists: Ctrl-C (even while the operator is told) withdraws it
+            self.notify(
+                f"approval {row.approval_id} pending (expires {row.expires_at}); answer from another terminal:\n"
+                f"  warden approvals show {row.approval_id}\n"
+                f"  warden approvals approve {row.approval_id} --reason TEXT   |   deny {row.approval_id} --reason TEXT"
+            )
             while True:
                 current = store.get(row.approval_id)
                 if current is None:

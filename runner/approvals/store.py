@@ -332,7 +332,22 @@ class ApprovalStore:
                 .values(**new)
                 .execution_options(synchronize_session=False)
             )
-            return getattr(done, "rowcount", 0) == 1
+            scrubbed = getattr(done, "rowcount", 0) == 1
+        if scrubbed:
+            self._truncate_wal()
+        return scrubbed
+
+    def _truncate_wal(self) -> None:
+        """SQLite keeps the row as it was before ``scrub`` in earlier WAL frames: checkpoint them into
+        the database (whose freed space ``secure_delete`` zeroes) and truncate the WAL. Best effort:
+        a reader holding an old snapshot lets the checkpoint finish only partly."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        except Exception:  # noqa: S110 - the scrub itself is committed; this only shortens the WAL
+            pass
 
     # -- the approver's side -----------------------------------------------------------------
 

@@ -10,6 +10,9 @@ each form a leak could take: the value, its digits-only / compact spelling, URL-
 HTML-escaped, base64 (at all three alignments, so it is found inside a larger base64 blob), and
 the plain md5/sha1/sha256 hex of the value (plain hashes of PII are reversible by dictionary).
 
+``scan_sqlite_for_canaries(db)`` reads every column of every table of an SQLite database (the
+evidence index, the approvals queue) through sqlite3 and looks for the same forms in each value.
+
 Use from any test: ``from tests.guards.canaries import scan_bytes_for_canaries, CANARIES``.
 """
 
@@ -23,6 +26,7 @@ import html
 import json
 import random
 import re
+import sqlite3
 import struct
 import zlib
 from collections.abc import Iterator
@@ -248,3 +252,28 @@ def scan_bytes_for_canaries(path: str | Path) -> list[Hit]:
             with contextlib.suppress(OSError, EOFError, zlib.error):
                 hits.extend(scan_bytes(gzip.decompress(data), str(f), "gzip"))
     return hits
+
+
+def scan_sqlite_for_canaries(db: str | Path) -> list[Hit]:
+    """Every canary form in every value of every column of every table of the SQLite database ``db``
+    (read as SQL, so a value is found whatever page, overflow page or WAL frame holds it)."""
+    hits: list[Hit] = []
+    with contextlib.closing(sqlite3.connect(f"file:{Path(db).absolute()}?mode=ro", uri=True)) as conn:
+        tables = [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            cur = conn.execute(f'SELECT * FROM "{table}"')  # noqa: S608 - table names read from the schema
+            columns = [d[0] for d in cur.description]
+            for row in cur:
+                for column, value in zip(columns, row, strict=True):
+                    if value is None:
+                        continue
+                    data = value if isinstance(value, bytes) else str(value).encode()
+                    hits.extend(scan_bytes(data, f"{db}:{table}.{column}"))
+    return hits
+
+
+def sqlite_tables(db: str | Path) -> dict[str, int]:
+    """Row count of each table of ``db`` (to show a sweep read the tables it claims to)."""
+    with contextlib.closing(sqlite3.connect(f"file:{Path(db).absolute()}?mode=ro", uri=True)) as conn:
+        names = [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: int(conn.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0]) for t in names}  # noqa: S608
