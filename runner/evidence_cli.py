@@ -248,15 +248,19 @@ def _print_report(report: VerifyReport) -> int:
 
 
 def recover(ref: str | None, evidence_dir: Path, db_url: str | None) -> int:
-    """Close the runs whose process died (one, or every one): exit 1 when one could not be."""
+    """Close the runs whose process died (one, or every one) and expire the queued approvals whose
+    runner is gone (never approving them): exit 1 when a run could not be recovered."""
     import os
 
     from evidence.recovery import recover_evidence_dir
     from evidence.signing import signer_from_env
+    from runner.approvals.store import reap_existing
 
     if db_url is None and not (evidence_dir / "warden.db").exists():
         out.print(f"no index in {escape(str(evidence_dir))}: nothing to recover")
         return 0
+    for approval_id in reap_existing(evidence_dir, db_url):  # abandoned queued approvals: expired, never approved
+        err.print(f"[yellow]expired[/] approval {escape(approval_id)}: its runner is gone")
     run_ids: set[str] | None = None
     if ref is not None:
         index = EvidenceIndex(db_url or evidence_dir)

@@ -158,7 +158,7 @@ def test_crashed_waiter_is_expired_at_the_next_command_never_approved(
     runner.proc.kill()  # SIGKILL: no chance to clean up
     runner.proc.wait()
     assert _status(evidence_dir, "ap-crash001") == "pending"  # nothing touched it yet
-    other = warden("evidence", "list", evidence_dir=evidence_dir)  # any command on that evidence dir
+    other = warden("evidence", "recover", evidence_dir=evidence_dir)  # the explicit recovery step
     assert other.returncode == 0, other.stderr
     store = ApprovalStore(evidence_dir)
     row = store.get("ap-crash001")
