@@ -193,7 +193,8 @@ def verify_all(evidence_dir: Path, db_url: str | None, public_key: Path | None =
     """Every run of the store: the folders under ``runs/`` and the index's rows; 1 if any fails.
 
     A run the index lists must have its folder in ``DIR/runs``: the path the index recorded is not
-    looked at (a folder elsewhere is not this store's evidence).
+    looked at (a folder elsewhere is not this store's evidence). With a shared ``--db`` index, runs
+    it recorded as written into another evidence dir are left to that dir (said in a note).
     """
     index = _index(evidence_dir, db_url)
     key = _public_key(public_key)
@@ -203,9 +204,13 @@ def verify_all(evidence_dir: Path, db_url: str | None, public_key: Path | None =
         folders = {p.name: p.absolute() for p in runs_dir.iterdir() if p.is_dir()}
     failed = missing = 0
     dead: list[str] = []
+    elsewhere = 0
     try:
         if index is not None:
             for row in index.list_runs():
+                if db_url is not None and Path(row.folder).parent != runs_dir.absolute() and row.run_id not in folders:
+                    elsewhere += 1  # a shared --db index: that run was written into another evidence dir
+                    continue
                 if row.run_id not in folders:
                     out.print(f"[red]problem:[/] index lists run {escape(row.run_id)} but its folder "
                               f"{escape(str(runs_dir / row.run_id))} is gone — run deleted")
@@ -219,6 +224,9 @@ def verify_all(evidence_dir: Path, db_url: str | None, public_key: Path | None =
         if index is not None:
             index.close()
     _recover_hint(dead)
+    if elsewhere:
+        out.print(f"[dim]note:[/] the index lists {elsewhere} more run(s) written into other evidence dirs: "
+                  "not verified here")
     total, failed = len(folders) + missing, failed + missing
     if failed:
         out.print(f"[red]{failed} of {total} run(s) failed verification[/]")
