@@ -398,7 +398,7 @@ def render_report(folder: Path | str, index: EvidenceIndex | None = None, *, wri
         "<main>",
         _overview(run), _steps(run), _decisions(run), _approvals(run), _pii(run), _exceptions(run), _versions(run),
         _appendix(run),
-        f"<footer>Written by Warden {h(__version__)} at {h(when)} from {h(rf.root)}. The run folder is the source "
+        f"<footer>Written by Warden {h(__version__)} at {h(when)} from its run folder. The run folder is the source "
         f"of truth: check it now with <code>warden evidence verify {h(rf.run_id)}</code>.</footer>",
         "</main>",
     ])
