@@ -8,6 +8,7 @@ from typing import Literal
 
 import missions
 from missions.demo_site import DemoSite
+from runner.exit_codes import ExitCode
 from runner.progress import Reporter
 from runner.run import RunOptions, run_mission
 
@@ -25,7 +26,7 @@ def run_demo(
 ) -> int:
     """Exit codes as ``warden run``: 0 when the payment was approved and every step ran; 3 when the
     payment approval was denied or expired (the default without a terminal: the deny channel).
-    Both leave an evidence folder that ``warden evidence verify`` accepts."""
+    Both leave an evidence folder that ``warden evidence verify`` accepts; 1 when it does not."""
     environ = dict(os.environ)
     environ.setdefault("PORTAL_PASSWORD", DEMO_PASSWORD)
     with DemoSite() as site:
@@ -59,5 +60,5 @@ def run_demo(
             verify=f"warden evidence verify {result.run_id} --evidence-dir {evidence_dir}",
         )
         if not report.ok:
-            return 1
+            return ExitCode.NEGATIVE  # the evidence does not verify
     return result.exit_code
