@@ -1,6 +1,6 @@
-"""The contract between the approval gate (which asks and records) and a channel (which gets an answer).
+"""The contract between ``HumanApprovals`` (which asks and records) and a channel (which gets an answer).
 
-The gate builds an ``ApprovalAsk`` bound to one action (``action_digest``), persists the
+``HumanApprovals`` builds an ``ApprovalAsk`` bound to one action (``action_digest``), persists the
 ``approval_request`` record, then calls ``channel.ask``. A channel returns an ``ApprovalAnswer``
 and never raises to deny: EOF, Ctrl-C, timeouts and errors are ``denied`` or ``expired`` answers.
 ``eligible`` lets the channel refuse an approver the mission's policy does not accept (not in
