@@ -167,7 +167,7 @@ def build_request_guards(loaded: LoadedMission, services: PreparedRun) -> list[R
     return [SecretRequestGuard(rt.secrets), PiiRequestGuard(rt.scanner, rt.policy.on_request)]
 
 
-def build_approval_gate(
+def build_approvals(
     loaded: LoadedMission, services: PreparedRun, recorder: RunRecorder, opts: ApprovalOptions
 ) -> Approvals:
     """Human approvals (runner/approvals/human.py) with their channel: ``--approval prompt|deny|queue``.
@@ -216,5 +216,5 @@ def complete(
         pii=pii,
         chain=StepChain(build_step_guards(loaded, prepared), observe=pii.observe if pii is not None else None),
         request_gate=gate,
-        approvals=build_approval_gate(loaded, prepared, recorder, approval_options),
+        approvals=build_approvals(loaded, prepared, recorder, approval_options),
     )

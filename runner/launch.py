@@ -16,9 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from guards.urlmatch import DomainPolicy, resolvable_patterns
-from kernel.errors import SandboxUnavailable
 from runner.browser.driver import Driver, SandboxConfig
-from runner.network import NetworkGate
 
 if TYPE_CHECKING:
     from runner.assembly import RunServices
@@ -86,13 +84,11 @@ def open_sandbox(
     """The driver on the launched browser, every request routed through the run's request gate."""
     from runner.browser.playwright_driver import open_driver
 
-    gate = services.request_gate
-    if gate is None:  # fail closed: no routing layer means no decisions and no records
-        raise SandboxUnavailable("no request gate was built: the run cannot be contained")
+    gate = services.request_gate  # always built (RunServices is complete): every request is decided
     config = replace(
         sandbox_config(executable, services.policy, headed=headed),
         request_gate=gate,
         downloads_dir=downloads_dir,
-        on_event=gate.on_event if isinstance(gate, NetworkGate) else None,
+        on_event=gate.on_event,
     )
     return open_driver(config, launched=launched)

@@ -20,7 +20,7 @@ from typing import Any
 
 from evidence.index import EvidenceIndex
 from evidence.records import Actor, Attachment, RunRecord
-from evidence.redact import RedactorChain
+from evidence.redact import RedactorChain, protect
 from evidence.runfolder import RunFolder, RunInfo, RunLock, RunStatus, new_run_id, utc_timestamp
 from evidence.signing import Signer, signer_from_env
 from evidence.versioning import MissionSubject, write_version_logs
@@ -113,8 +113,9 @@ class RunEvidence:
             signer = signer_from_env(environ)  # a set but unusable WARDEN_SIGNING_KEY fails before anything runs
             folder = RunFolder.create(evidence_dir, run_id)
             lock = RunLock.acquire(folder)  # held for the run's life: crash recovery leaves live runs alone
+            protect(redactor, run_id, str(folder.root))  # Warden's own ids are never masked
             try:
-                index = EvidenceIndex(db_url or evidence_dir)
+                index = EvidenceIndex(db_url or evidence_dir, redactor=redactor)
                 index.upsert_run_info(info, folder.root)
                 folder.write_run_info(info)
                 writer = EvidenceWriter(folder, run_id, redactor, index)
