@@ -113,7 +113,7 @@ class RunEvidence:
             signer = signer_from_env(environ)  # a set but unusable WARDEN_SIGNING_KEY fails before anything runs
             folder = RunFolder.create(evidence_dir, run_id)
             lock = RunLock.acquire(folder)  # held for the run's life: crash recovery leaves live runs alone
-            protect(redactor, run_id, str(folder.root))  # Warden's own ids are never masked
+            protect(redactor, run_id, str(folder.root), *([signer.key_id] if signer else []))  # never masked
             try:
                 index = EvidenceIndex(db_url or evidence_dir, redactor=redactor)
                 index.upsert_run_info(info, folder.root)
