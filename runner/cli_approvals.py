@@ -25,8 +25,9 @@ from kernel.errors import UsageError, WardenError
 from runner.approvals.base import ApprovalAsk
 from runner.approvals.common import os_user
 from runner.approvals.prompt import render_ask
+from runner.approvals.rows import ApprovalRow, describe_outcome, policy_refusal
 from runner.approvals.sanitize import sanitize
-from runner.approvals.store import ApprovalRow, ApprovalStore, describe_outcome, policy_refusal
+from runner.approvals.store import ApprovalStore
 from runner.cli_options import db_option, evidence_dir_option
 
 F = TypeVar("F", bound=Callable[..., Any])

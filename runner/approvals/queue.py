@@ -25,7 +25,8 @@ from typing import Literal
 from evidence.redact import Redactor
 from runner.approvals.base import ApprovalAnswer, ApprovalAsk, Channel, Eligibility
 from runner.approvals.common import now_utc, os_user
-from runner.approvals.store import ApprovalRow, ApprovalStore
+from runner.approvals.rows import ApprovalRow
+from runner.approvals.store import ApprovalStore
 
 
 def _stderr(message: str) -> None:
