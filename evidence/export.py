@@ -43,14 +43,11 @@ query or fragment (they may carry PII): an OCSF ``url`` has ``scheme``, ``hostna
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import re
 from collections.abc import Iterable, Iterator
-from datetime import datetime
 from typing import Any, Literal, TextIO
-from urllib.parse import urlsplit
 
+from evidence.ocsf_objects import endpoint, endpoint_of_url, epoch_ms, split_url, url_object
 from evidence.timeline import summarize
 from kernel import __version__
 
@@ -78,62 +75,6 @@ _BASE_ACTIVITY = {"pii_finding": "PII Finding", "exception_record": "Exception",
 _NETWORK_GUARDS = ("network", "boundaries.")
 # The record envelope fields every event maps (metadata, time); the rest go to ``unmapped``.
 _ENVELOPE = frozenset({"record_id", "run_id", "type", "time", "schema"})
-_HOSTNAME = re.compile(r"^(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\-]*[a-zA-Z0-9])\.)*"
-                       r"([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9])$")  # OCSF hostname_t
-
-
-def epoch_ms(rfc3339: str) -> int:
-    return int(datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp() * 1000)
-
-
-def _endpoint(host: Any, port: Any = None) -> dict[str, Any] | None:
-    """An OCSF endpoint for a host: ``ip`` for an IP literal, ``hostname`` when it is one, else ``name``."""
-    if not isinstance(host, str) or not host:
-        return None
-    host = host.strip("[]")
-    ep: dict[str, Any]
-    try:
-        ep = {"ip": str(ipaddress.ip_address(host))}
-    except ValueError:
-        ep = {"hostname": host} if _HOSTNAME.match(host) else {"name": host}
-    if isinstance(port, int) and not isinstance(port, bool) and 0 <= port <= 65535:
-        ep["port"] = port
-    return ep
-
-
-def _split(url: Any) -> tuple[str, str, int | None, str] | None:
-    """(scheme, host, explicit port, path) of an absolute URL with a host; None otherwise."""
-    if not isinstance(url, str) or not url:
-        return None
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    if not parts.scheme or not parts.hostname:
-        return None
-    return parts.scheme.lower(), parts.hostname, port, parts.path or "/"
-
-
-def _endpoint_of_url(url: Any) -> dict[str, Any] | None:
-    split = _split(url)
-    return None if split is None else _endpoint(split[1], split[2])
-
-
-def _url(url: Any) -> dict[str, Any] | None:
-    """An OCSF url object without query, fragment or userinfo: they may carry PII or secrets."""
-    split = _split(url)
-    if split is None:
-        return None
-    scheme, host, port, path = split
-    out: dict[str, Any] = {"scheme": scheme, "path": path}
-    if _HOSTNAME.match(host):
-        out["hostname"] = host
-    if port is not None:
-        out["port"] = port
-    return out
-
-
 def _api_activity_id(kind: Any) -> int:
     if kind in _READ_KINDS:
         return 2
@@ -247,7 +188,7 @@ class OcsfMapper:
 
     def _src(self) -> dict[str, Any]:
         """Where the activity came from: the Warden host (the sandboxed browser runs there)."""
-        return _endpoint(self.initiator.get("host")) or {"hostname": "localhost"}
+        return endpoint(self.initiator.get("host")) or {"hostname": "localhost"}
 
     def _device(self) -> dict[str, Any]:
         """The Host profile's device: the Warden host (its kind is not recorded)."""
@@ -255,7 +196,7 @@ class OcsfMapper:
 
     def _page(self, url: Any) -> str | None:
         """The page a decision is about: the one named in the record, else the last one reached."""
-        return url if _split(url) is not None else self.last_url
+        return url if split_url(url) is not None else self.last_url
 
     def _api(self, e: dict[str, Any], d: dict[str, Any], operation: str, service: str, request_uid: Any,
              page: Any, authorizations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -265,9 +206,9 @@ class OcsfMapper:
             e["actor"]["authorizations"] = authorizations
         e["api"] = {"operation": operation, "service": {"name": service}, "request": {"uid": str(request_uid)}}
         e["src_endpoint"] = self._src()
-        if (dst := _endpoint_of_url(page)) is not None:
+        if (dst := endpoint_of_url(page)) is not None:
             e["dst_endpoint"] = dst
-        if (url := _url(page)) is not None:
+        if (url := url_object(page)) is not None:
             e["http_request"] = {"url": url}
         return e
 
@@ -318,7 +259,7 @@ class OcsfMapper:
                 authorizations.append({"decision": str(check.get("decision")),
                                        "policy": _policy(check.get("guard"), check.get("rule"), check.get("reason"))})
         target_url = _dict(subject.get("target")).get("url")  # a goto is about where it goes
-        page = target_url if kind == "goto" and _split(target_url) else self._page(subject.get("page_url"))
+        page = target_url if kind == "goto" and split_url(target_url) else self._page(subject.get("page_url"))
         return self._api(e, d, str(kind or d.get("guard")), "Warden guard chain", d.get("record_id"), page,
                          authorizations)
 
@@ -341,11 +282,11 @@ class OcsfMapper:
                                          "policy": _policy(d.get("guard"), d.get("rule"), d.get("rationale"))}]
         e["device"] = self._device()
         e["src_endpoint"] = self._src()
-        split = _split(subject.get("url"))
+        split = split_url(subject.get("url"))
         host = subject.get("host") or (split[1] if split else None)
         port = subject.get("port") if isinstance(subject.get("port"), int) else (split[2] if split else None)
-        e["dst_endpoint"] = _endpoint(host, port) or {"name": "unknown"}
-        if (url := _url(subject.get("url"))) is not None:
+        e["dst_endpoint"] = endpoint(host, port) or {"name": "unknown"}
+        if (url := url_object(subject.get("url"))) is not None:
             e["url"] = url
         e["connection_info"] = {"direction_id": 2, "direction": "Outbound"}
         if isinstance(d.get("count"), int) and d["count"] > 1:
