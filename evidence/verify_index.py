@@ -71,6 +71,21 @@ def _compare_outcome(row: RunRow, info: RunInfo | None, facts: ChainFacts, repor
                 "(`warden evidence recover` syncs it)"
             )
         return
+    if not folder_done and row.status == "evidence_error" and row.exit_code == 5:
+        # Evidence could not be written: the folder could not record its own end, the index did.
+        # Consistent only when the index names exactly the chain the folder holds.
+        if row.chain_head == report.head and row.record_count == report.record_count:
+            report.notes.append(
+                "index says evidence_error (exit 5): evidence could not be written, so the folder has no "
+                "closing run_record; its chain is the one the index names"
+            )
+        else:
+            report.problem(
+                f"index says evidence_error (exit 5) after {row.record_count} records (head "
+                f"{row.chain_head[:12]}…) but the folder holds {report.record_count} (head {report.head[:12]}…) "
+                "— index row or folder altered"
+            )
+        return
     if not folder_done:
         report.problem(
             f"index says the run ended ({row.status}, exit {row.exit_code}, {row.record_count} records) but the "
