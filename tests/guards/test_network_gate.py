@@ -110,6 +110,7 @@ def test_gate_counts_allows_and_records_each_refusal_once_then_counts_repeats() 
     first = rec.decisions[0][1]
     assert first == {
         "host": "evil.com",
+        "url": "https://evil.com/p.gif",  # where it was going: never its query
         "request_kind": "subresource",
         "resource_type": "image",
         "method": "GET",
