@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from guards.urlmatch import DomainPolicy, resolvable_patterns
+from kernel.errors import SandboxUnavailable
 from runner.browser.driver import Driver, SandboxConfig
 
 if TYPE_CHECKING:
@@ -84,7 +85,9 @@ def open_sandbox(
     """The driver on the launched browser, every request routed through the run's request gate."""
     from runner.browser.playwright_driver import open_driver
 
-    gate = services.request_gate  # always built (RunServices is complete): every request is decided
+    gate = services.request_gate
+    if gate is None:  # fail closed: no routing layer means no decisions and no records
+        raise SandboxUnavailable("no request gate was built: the run cannot be contained")
     config = replace(
         sandbox_config(executable, services.policy, headed=headed),
         request_gate=gate,
