@@ -35,24 +35,26 @@ class SecretRedactor:
 
     def __init__(self, secrets: Mapping[str, str] | None = None) -> None:
         self._secrets: dict[str, str] = {}
+        self._forms: list[tuple[str, tuple[str, ...]]] = []  # (name, spellings), longest secret first
         for name, value in (secrets or {}).items():
             self.add(name, value)
 
     def add(self, name: str, value: str) -> None:
         if value:
             self._secrets[name] = value
+            # Spelled out once here, not per redacted string; longest first, so a secret that
+            # contains another is replaced whole.
+            self._forms = [
+                (n, tuple(spellings.encoded_forms(v)))
+                for n, v in sorted(self._secrets.items(), key=lambda kv: -len(kv[1]))
+            ]
 
     def redact(self, text: str) -> str:
-        # Longest first, so a secret that contains another is replaced whole.
-        for name, value in sorted(self._secrets.items(), key=lambda kv: -len(kv[1])):
-            for form in _encodings(value):
+        for name, forms in self._forms:
+            for form in forms:
                 if form in text:
                     text = text.replace(form, f"«secret:{name}»")
         return text
-
-
-def _encodings(value: str) -> Iterable[str]:
-    return spellings.encoded_forms(value)
 
 
 MIN_PROTECTED_LEN = 8
