@@ -15,7 +15,6 @@ import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from rich.console import Console
 from rich.markup import escape
@@ -26,83 +25,11 @@ from evidence.runfolder import FINISHED_STATUSES, RunFolder, RunLock
 from evidence.timeline import run_view, runs_table
 from evidence.verify import VerifyReport, verify_run
 from kernel.errors import UsageError
+from runner.evidence_locate import find_run, index_at_hand, open_index, resolve_run
 
 # Piped output (files, CI logs) gets a wide page instead of rich's 80-column default.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _read_only_engine(db: Path) -> Any:
-    """A SQLite engine that cannot write ``db`` or create anything beside it.
-
-    ``mode=ro`` when a writer's ``-wal`` is present (its readers need the WAL index it keeps);
-    ``immutable=1`` otherwise, because a read-only open of a WAL database would create the
-    ``-wal``/``-shm`` files itself.
-    """
-    from sqlalchemy import create_engine, event
-
-    wal = db.with_name(db.name + "-wal")
-    mode = "mode=ro" if wal.exists() else "immutable=1"
-    engine = create_engine(f"sqlite:///file:{quote(str(db.absolute()))}?{mode}&uri=true")
-
-    def pragmas(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        try:
-            cur.execute("PRAGMA busy_timeout = 15000")
-            cur.execute("PRAGMA query_only = 1")
-        finally:
-            cur.close()
-
-    event.listen(engine, "connect", pragmas)
-    return engine
-
-
-def _index(evidence_dir: Path, db_url: str | None, *, read_only: bool = True) -> EvidenceIndex | None:
-    """The index, or None where there is none (nothing is created). SQLite opens read-only."""
-    if db_url is None and not (evidence_dir / "warden.db").exists():
-        return None
-    if db_url is None and read_only:
-        db = evidence_dir / "warden.db"
-        try:
-            return EvidenceIndex(db, engine=_read_only_engine(db))
-        except Exception as exc:  # e.g. an index an older Warden wrote: it must be upgraded by a writer
-            raise UsageError(
-                f"index {db} cannot be read as it is ({type(exc).__name__}): run `warden evidence reindex`"
-            ) from exc
-    return EvidenceIndex(db_url or evidence_dir)
-
-
-def _as_folder(ref: str) -> Path | None:
-    """``ref`` as the path of a run folder, when it names one (a path, never a bare run id)."""
-    as_path = Path(ref)
-    if as_path.is_dir() and ((as_path / "run.json").exists() or (as_path / "records.jsonl").exists()
-                             or "/" in ref or ref in {".", ".."}):
-        return as_path.absolute()
-    if "/" in ref:
-        raise UsageError(f"no run folder at {ref}")
-    return None
-
-
-def resolve_run(ref: str, evidence_dir: Path, index: EvidenceIndex | None) -> Path:
-    """A run folder path as given, or a run id (a unique prefix is enough) as ``DIR/runs/<id>``.
-
-    The index only turns a prefix into a run id: the folder judged is always the one in the
-    evidence dir (or the path given), never the absolute path the index once recorded.
-    """
-    folder = _as_folder(ref)
-    if folder is not None:
-        return folder
-    runs = evidence_dir / "runs"
-    if ref and (runs / ref).is_dir():
-        return (runs / ref).absolute()
-    if index is not None:
-        return (runs / index.find_run(ref).run_id).absolute()
-    found = sorted(p for p in runs.glob(f"{ref}*") if p.is_dir()) if runs.is_dir() and ref else []
-    if len(found) == 1:
-        return found[0].absolute()
-    if not found:
-        raise UsageError(f"no run matches {ref!r} in {evidence_dir}")
-    raise UsageError(f"run id {ref!r} is ambiguous: " + ", ".join(p.name for p in found[:5]))
 
 
 def _dead_but_running(folder: Path) -> bool:
@@ -124,7 +51,7 @@ def _recover_hint(run_ids: list[str]) -> None:
 
 
 def list_runs(evidence_dir: Path, db_url: str | None) -> None:
-    index = _index(evidence_dir, db_url)
+    index = open_index(evidence_dir, db_url)
     if index is None:
         out.print(f"no runs in {escape(str(evidence_dir))}")
         return
@@ -142,12 +69,7 @@ def list_runs(evidence_dir: Path, db_url: str | None) -> None:
 
 
 def show_run(ref: str, evidence_dir: Path, db_url: str | None) -> None:
-    index = _index(evidence_dir, db_url)
-    try:
-        folder = resolve_run(ref, evidence_dir, index)
-    finally:
-        if index is not None:
-            index.close()
+    folder = find_run(ref, evidence_dir, db_url)
     out.print(run_view(folder))
     if _dead_but_running(folder):
         _recover_hint([folder.name])
@@ -164,20 +86,15 @@ def _public_key(path: Path | None) -> Any:
 def _index_for(folder: Path, evidence_dir: Path, db_url: str | None) -> EvidenceIndex | None:
     """The index at hand for a folder: the one given (``--db`` / ``--evidence-dir``), else the one of
     the evidence dir the folder sits in (``X/runs/<id>`` with ``X/warden.db``)."""
-    index = _index(evidence_dir, db_url)
+    index = open_index(evidence_dir, db_url)
     if index is None and folder.parent.name == "runs" and (folder.parent.parent / "warden.db").exists():
-        index = _index(folder.parent.parent, None)
+        index = open_index(folder.parent.parent, None)
     return index
 
 
 def verify(ref: str, evidence_dir: Path, db_url: str | None, public_key: Path | None = None) -> int:
     key = _public_key(public_key)
-    probe = _index(evidence_dir, db_url)
-    try:
-        folder = resolve_run(ref, evidence_dir, probe)
-    finally:
-        if probe is not None:
-            probe.close()
+    folder = find_run(ref, evidence_dir, db_url)
     index = _index_for(folder, evidence_dir, db_url)
     try:
         code = _print_report(verify_run(folder, index, key))
@@ -196,7 +113,7 @@ def verify_all(evidence_dir: Path, db_url: str | None, public_key: Path | None =
     looked at (a folder elsewhere is not this store's evidence). With a shared ``--db`` index, runs
     it recorded as written into another evidence dir are left to that dir (said in a note).
     """
-    index = _index(evidence_dir, db_url)
+    index = open_index(evidence_dir, db_url)
     key = _public_key(public_key)
     folders: dict[str, Path] = {}
     runs_dir = evidence_dir / "runs"
@@ -304,13 +221,8 @@ def attest(ref: str, evidence_dir: Path, db_url: str | None, output: Path | None
     signer = signer_from_env(os.environ)
     if signer is None:
         raise UsageError(f"{ENV_KEY} is not set: an attestation is signed with the run's signing key")
-    index = _index(evidence_dir, db_url)
-    try:
-        folder = resolve_run(ref, evidence_dir, index)
-        path = attest_run(folder, signer, output, index)
-    finally:
-        if index is not None:
-            index.close()
+    with index_at_hand(evidence_dir, db_url) as index:
+        path = attest_run(resolve_run(ref, evidence_dir, index), signer, output, index)
     out.print(str(path))
     return path
 
@@ -319,7 +231,7 @@ def attest(ref: str, evidence_dir: Path, db_url: str | None, output: Path | None
 
 
 def _required_index(evidence_dir: Path, db_url: str | None) -> EvidenceIndex:
-    index = _index(evidence_dir, db_url)
+    index = open_index(evidence_dir, db_url)
     if index is None:
         raise UsageError(f"no index in {evidence_dir} (warden.db): run `warden evidence reindex` to build it")
     return index
@@ -402,12 +314,7 @@ def reindex(evidence_dir: Path, db_url: str | None, *, clear: bool, force: bool)
 def export(ref: str, evidence_dir: Path, db_url: str | None, fmt: str, output: Path | None) -> int:
     from evidence.export import export_run
 
-    index = _index(evidence_dir, db_url)
-    try:
-        folder = resolve_run(ref, evidence_dir, index)
-    finally:
-        if index is not None:
-            index.close()
+    folder = find_run(ref, evidence_dir, db_url)
     raw = (folder / "records.jsonl").read_bytes()
     lines = raw.split(b"\n")
     torn = lines.pop()  # an unfinished last write (run killed) is not a record
@@ -425,12 +332,7 @@ def export(ref: str, evidence_dir: Path, db_url: str | None, fmt: str, output: P
 def report(ref: str, evidence_dir: Path, db_url: str | None) -> Path:
     from evidence.report import write_report
 
-    index = _index(evidence_dir, db_url, read_only=False)
-    try:
-        folder = resolve_run(ref, evidence_dir, index)
-        path = write_report(folder, index)
-    finally:
-        if index is not None:
-            index.close()
+    with index_at_hand(evidence_dir, db_url, read_only=False) as index:
+        path = write_report(resolve_run(ref, evidence_dir, index), index)
     out.print(f"report: {escape(str(path))}")
     return path
