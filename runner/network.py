@@ -12,7 +12,11 @@ that ``stops_run`` (a PII or secret leak attempt) also asks the run to stop: the
 The driver's ``on_event`` callback feeds ``NetworkGate.on_event``: refusals the route never saw
 (a redirect hop or a popup that failed at the resolver, reported from ``requestfailed``) and
 downloads (refused, or kept in the run's ``quarantine/`` folder as attachments with their sha256)
-become records through the same counting path.
+become records through the same counting path. Nothing else the browser does goes unrecorded:
+a dialog (alert/confirm/prompt dismissed, beforeunload accepted so the page cannot veto a
+navigation: ``deny``, rule ``boundaries.dialogs``, its text in ``subject.message`` through the
+redactor), a new page (popup/tab: ``allow``, its requests judged one by one) and a
+page crash (an ``exception_record``, category ``sandbox``) each become a record.
 
 Records never hold a request's query or fragment (they carry PII and secrets far more often than
 a path does). They name the canonical host, where the request was going and the initiating page as
@@ -34,9 +38,12 @@ from guards.domains import DOWNLOAD_GUARD, RESOLVER_GUARD
 from guards.observed import RequestContext, RequestInfo
 from guards.urlmatch import UnparseableURL, canonical_host, page_without_query
 from runner.browser.driver import (
+    EVENT_DIALOG,
     EVENT_DOWNLOAD_FAILED,
     EVENT_DOWNLOAD_REFUSED,
     EVENT_DOWNLOAD_SAVED,
+    EVENT_PAGE_CRASHED,
+    EVENT_POPUP,
     EVENT_REQUEST_REFUSED,
     GateVerdict,
 )
@@ -48,6 +55,10 @@ QUARANTINE_CAP_BYTES = 50 * 1024 * 1024
 RULE_RESOLVER = "boundaries.allowed_domains"
 RULE_DOWNLOADS = "boundaries.downloads"
 RULE_DOWNLOAD_CAP = "boundaries.downloads.size_cap"
+RULE_DIALOGS = "boundaries.dialogs"
+RULE_POPUPS = "boundaries.allowed_domains"  # a popup's documents are judged by the domain policy
+DIALOG_GUARD = "browser.dialogs"
+POPUP_GUARD = "browser.popups"
 
 
 AttachFn = Callable[[bytes, str, str], Attachment]  # (data, relpath, media type) -> attachment
@@ -108,6 +119,12 @@ class NetworkGate:
             self._download_refused(data, f"download failed: {data.get('reason') or 'unknown error'}", RULE_DOWNLOADS)
         elif name == EVENT_DOWNLOAD_SAVED:
             self._download_saved(data)
+        elif name == EVENT_DIALOG:
+            self._dialog(data)
+        elif name == EVENT_POPUP:
+            self._popup(data)
+        elif name == EVENT_PAGE_CRASHED:
+            self._page_crashed(data)
         # request_refused from the route and websocket_refused were decided (and recorded) in __call__.
 
     def _resolver_refusal(self, data: Mapping[str, Any]) -> None:
@@ -124,6 +141,47 @@ class NetworkGate:
         )
         ctx = RequestContext(self.step, _str_or_none(data.get("frame_url")) or self.page_url)
         self._refuse(kind, str(data.get("resource_type") or ""), str(data.get("method") or ""), ctx, decision, url)
+
+    def _dialog(self, data: Mapping[str, Any]) -> None:
+        """A dialog the driver dismissed: a ``deny`` record; its text (page text) only in ``subject``, redacted."""
+        kind = str(data.get("type") or "dialog")
+        handled = str(data.get("handled") or "dismissed")
+        page = page_without_query(_str_or_none(data.get("url")) or self.page_url)
+        if handled == "accepted":  # beforeunload: the page may not veto the navigation
+            reason = f"{kind} dialog accepted: the page cannot keep the browser from leaving"
+        else:
+            reason = f"{kind} dialog {handled}: the page got no answer"
+        decision = Decision.deny(DIALOG_GUARD, reason, RULE_DIALOGS)
+        subject: dict[str, Any] = {
+            "event": "dialog",
+            "dialog_type": kind,
+            "message": str(data.get("message") or ""),
+            "handled": handled,
+            "page_url": page,
+        }
+        if data.get("default_value") is not None:
+            subject["default_value"] = str(data.get("default_value"))
+        self.recorder.guard_decision(decision, step=self.step, subject=subject)
+
+    def _popup(self, data: Mapping[str, Any]) -> None:
+        """A new page (popup, tab) opened: recorded; each of its requests is judged like any other."""
+        url = page_without_query(_str_or_none(data.get("url")))
+        opener = page_without_query(_str_or_none(data.get("opener_url")))
+        by = f" by {opener}" if opener else ""
+        decision = Decision.allow(POPUP_GUARD, f"new page opened{by}: its requests go through the gate", RULE_POPUPS)
+        subject = {"event": "popup", "host": _host(url or "") or None, "url": url, "opener_url": opener}
+        self.recorder.guard_decision(decision, step=self.step, subject=subject)
+
+    def _page_crashed(self, data: Mapping[str, Any]) -> None:
+        where = "the main page" if data.get("main") else "a page"
+        url = page_without_query(_str_or_none(data.get("url"))) or "?"
+        self.recorder.exception(
+            category="sandbox",
+            error_type="PageCrashed",
+            message=f"{where} crashed (renderer gone) at {url}",
+            mitigation="recorded",
+            step=self.step,
+        )
 
     def _download_refused(self, data: Mapping[str, Any], reason: str, rule: str) -> None:
         url = str(data.get("url") or "")

@@ -13,6 +13,15 @@ docs/platform notes §4. Measured on Chromium 156 (Debian bookworm) with Playwri
   the resolver sees it). An IPv6 literal must be given without brackets (``EXCLUDE ::1``);
   ``EXCLUDE [::1]`` never matches. Every other IP literal gets ``ERR_NAME_NOT_RESOLVED``.
 * ``localhost`` and ``*.localhost`` are covered by ``MAP *`` too: they resolve only when listed.
+* A name spelt with a trailing dot (``http://a.com.:8080/``) reaches the resolver *with* the dot:
+  ``EXCLUDE a.com`` does not match it, ``EXCLUDE a.com.`` does (and ``EXCLUDE *.a.com.`` matches
+  ``sub.a.com.``). The request guard already allows ``a.com.`` (one dot is stripped before
+  matching), so every listed name is excluded in both spellings: the two layers agree. Two dots
+  (``a.com..``) match neither, at both layers.
+* ``<a ping>``: Chromium sends hyperlink auditing pings (resource type ``ping``) through the
+  context route, so they are gated and a refused one is recorded like every other request; the
+  resolver still holds a ping to an unlisted host should the route ever miss it. ``--no-pings``
+  is therefore not passed: it silenced the request, and with it the refusal's record.
 * With a proxy the proxy resolves names, bypassing all of this: ``check_no_proxy`` refuses to
   start, and ``--no-proxy-server`` makes Chromium ignore proxy settings anyway.
 """
@@ -73,7 +82,7 @@ DISABLED_FEATURES: tuple[str, ...] = PLAYWRIGHT_DISABLED_FEATURES + WARDEN_DISAB
 PRIVACY_SWITCHES: tuple[str, ...] = (
     "--webrtc-ip-handling-policy=disable_non_proxied_udp",  # the only thing that stops STUN to an IP literal
     "--no-proxy-server",  # ignore proxy env/settings: a proxy would resolve names itself
-    "--no-pings",  # <a ping=...> auditing
+    # (no --no-pings: <a ping> goes through the route, so a refused ping is recorded; see above)
     "--disable-domain-reliability",  # Google domain-reliability uploads
     "--deny-permission-prompts",  # every permission prompt (geolocation, notifications...) is denied
 )
@@ -138,16 +147,31 @@ def canonical_pattern(pattern: str) -> str:
     return f"*.{host}" if wildcard else host
 
 
-def resolver_rules(host_patterns: Iterable[str]) -> str:
-    """``MAP * ~NOTFOUND , EXCLUDE h1 , EXCLUDE *.h2 ...``: only the listed hosts resolve."""
+def resolver_rules(host_patterns: Iterable[str], *, trailing_dot: bool = False) -> str:
+    """``MAP * ~NOTFOUND , EXCLUDE h1 , EXCLUDE *.h2 ...``: only the listed hosts resolve.
+
+    With ``trailing_dot`` (as ``launch_args`` builds them) each name is also excluded in its
+    fully-qualified spelling (``EXCLUDE h1.``), which the guard allows too; an IP literal has no
+    such spelling (the URL parser removes the dot of ``127.0.0.1.``).
+    """
     rules = ["MAP * ~NOTFOUND"]
     seen: set[str] = set()
     for pattern in host_patterns:
         canon = canonical_pattern(pattern)
-        if canon not in seen:
-            seen.add(canon)
-            rules.append(f"EXCLUDE {canon}")
+        spellings = [canon, f"{canon}."] if trailing_dot and not _is_ip(canon) else [canon]
+        for spelling in spellings:
+            if spelling not in seen:
+                seen.add(spelling)
+                rules.append(f"EXCLUDE {spelling}")
     return " , ".join(rules)
+
+
+def _is_ip(canon: str) -> bool:
+    try:
+        ipaddress.ip_address(canon)
+    except ValueError:
+        return False
+    return True
 
 
 def host_matches(host: str, host_patterns: Iterable[str]) -> bool:
@@ -180,7 +204,7 @@ def host_of(url: str) -> str:
 def launch_args(config: SandboxConfig, extra: Sequence[str] = ()) -> list[str]:
     """Chromium switches for the sandbox (on top of Playwright's defaults)."""
     return [
-        f"--host-resolver-rules={resolver_rules(config.resolvable_hosts)}",
+        f"--host-resolver-rules={resolver_rules(config.resolvable_hosts, trailing_dot=True)}",
         "--disable-features=" + ",".join(DISABLED_FEATURES),
         *PRIVACY_SWITCHES,
         *extra,

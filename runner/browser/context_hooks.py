@@ -5,8 +5,9 @@
   that raises refuses (fail closed) and its error surfaces after the current action.
 * Redirect hops and keepalive/unload fetches are *not* shown to routes by Playwright: they are
   held by the resolver allowlist, and a hop that fails there is reported from ``requestfailed``.
-* Popups, downloads (refused, or saved to ``downloads_dir``), dialogs (dismissed) and page
-  crashes are reported through ``on_event``, under the ``EVENT_*`` names of ``driver``.
+* Popups, downloads (refused, or saved to ``downloads_dir``), dialogs (alert/confirm/prompt
+  dismissed, beforeunload accepted) and page crashes are reported through ``on_event``, under the
+  ``EVENT_*`` names of ``driver``; the network gate makes each a record.
 
 The callbacks run inside Playwright's event dispatch, where raising would be lost: an error (the
 gate's, or ``on_event``'s, e.g. evidence that cannot be written) is kept and re-raised by
@@ -16,7 +17,6 @@ navigation the resolver refused) explains a failed ``goto`` (``navigation_failur
 
 from __future__ import annotations
 
-import contextlib
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -46,6 +46,8 @@ from runner.browser.driver import (
     TransientFailure,
 )
 from runner.browser.messages import short_message
+
+DIALOG_TEXT_CAP = 500  # characters of a dialog's message kept (the writer redacts them)
 
 
 class ContextHooks:
@@ -113,7 +115,7 @@ class ContextHooks:
         self.pages.append(page)
         page.on("download", self._on_download)
         page.on("dialog", self._on_dialog)
-        page.on("crash", lambda p: self._emit(EVENT_PAGE_CRASHED, {"url": p.url}))
+        page.on("crash", lambda p: self._emit(EVENT_PAGE_CRASHED, {"url": p.url, "main": p is self._main_page()}))
         if self._main_page() is None and len(self.pages) == 1:
             return  # the main page, being created by open_driver
         opener: Page | None = None
@@ -124,9 +126,36 @@ class ContextHooks:
         self._emit(EVENT_POPUP, {"url": page.url, "opener_url": opener.url if opener is not None else None})
 
     def _on_dialog(self, dialog: Dialog) -> None:
-        self._emit(EVENT_DIALOG, {"type": dialog.type, "message": dialog.message[:200]})
-        with contextlib.suppress(PlaywrightError):
-            dialog.dismiss()
+        """Answered first (the page waits on it), then reported with what happened to it.
+
+        alert/confirm/prompt are dismissed: the page never gets a "yes" or a typed answer. A
+        beforeunload dialog is accepted ("leave"): dismissing it would let the page veto the
+        mission's own navigation (every later ``goto`` aborted). The message is page text: it goes
+        to ``on_event`` (a record field, redacted by the writer), never to the terminal.
+        """
+        leave = dialog.type == "beforeunload"
+        handled = "accepted" if leave else "dismissed"
+        try:
+            if leave:
+                dialog.accept()
+            else:
+                dialog.dismiss()
+        except PlaywrightError:
+            handled = "unanswered"  # the page (and its dialog) went away meanwhile
+        try:
+            url = dialog.page.url if dialog.page is not None else None
+        except PlaywrightError:
+            url = None
+        self._emit(
+            EVENT_DIALOG,
+            {
+                "type": dialog.type,
+                "message": dialog.message[:DIALOG_TEXT_CAP],
+                "default_value": dialog.default_value[:DIALOG_TEXT_CAP] if dialog.type == "prompt" else None,
+                "url": url,
+                "handled": handled,
+            },
+        )
 
     def _on_download(self, download: Download) -> None:
         data = {"url": download.url, "suggested_filename": download.suggested_filename}

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
@@ -33,13 +33,39 @@ from runner.browser.driver import ActionFailed, SandboxConfig
 from runner.browser.playwright_driver import PlaywrightDriver, open_driver
 from runner.network import NetworkGate
 from runner.recorder import RunRecorder
-from tests.guards.vectors import VECTORS, Vector
+from tests.guards.vectors import VECTORS as BASE_VECTORS
+from tests.guards.vectors import S, Vector
 from tests.server import RecordedRequest, Response, TestServer, UdpListener
 
 pytestmark = pytest.mark.browser
 
 ALLOWED = ["allowed.localhost", "*.allowed.localhost"]
 PAIRED = [*ALLOWED, "evil.localhost", "127.0.0.1"]  # the target listed: the vector must get through
+# Rows of this file on top of tests/guards/vectors.py. ``<a ping>`` is no longer silenced by
+# ``--no-pings``: the route gates it like every request, so a refused ping leaves its record and a
+# ping to a listed host arrives (pair "reach"). Target "evil_dot" spells the host with a trailing
+# dot (``evil.localhost.``): the guard refuses it as evil.localhost, the resolver never resolves it,
+# and in the paired run (listed) it resolves and arrives (``EXCLUDE host.`` beside ``EXCLUDE host``).
+VECTORS: dict[str, Vector] = {
+    **BASE_VECTORS,
+    "a_ping": replace(BASE_VECTORS["a_ping"], kinds=frozenset({"subresource"}), pair="reach"),
+    **{
+        v.name: v
+        for v in [
+            Vector("dot_img", '<img src="{T}/v/{N}/x.png">', target="evil_dot"),
+            Vector(
+                "dot_location",
+                S.format('setTimeout(() => {{ location.href = "{T}/v/{N}/" }}, 50)'),
+                frozenset({"navigation"}),
+                target="evil_dot",
+            ),
+            Vector("dot_fetch", S.format('fetch("{T}/v/{N}/", {{mode: "no-cors"}})'), target="evil_dot"),
+            Vector("dot_redirect_img", '<img src="/r/{N}">', frozenset({"redirect"}), target="evil_dot"),
+            Vector("dot_a_ping", '<a id="go" href="/landing" ping="{T}/v/{N}/">go</a>', target="evil_dot", click="#go"),
+            Vector("dot_window_open", S.format('window.open("{T}/v/{N}/")'), frozenset({"popup"}), target="evil_dot"),
+        ]
+    },
+}
 DENY_WAIT_S = 1.0  # deny: how long a vector gets to leak (the paired run reaches within ~0.3 s)
 ALLOW_WAIT_S = 5.0
 
@@ -98,7 +124,7 @@ def sandbox(request: pytest.FixtureRequest, chromium_path: Path, test_server_ses
 
 
 def _target(v: Vector, evil: TestServer) -> str:
-    host = {"evil": "evil.localhost", "ip": "127.0.0.1", "ipdec": "2130706433"}[v.target]
+    host = {"evil": "evil.localhost", "evil_dot": "evil.localhost.", "ip": "127.0.0.1", "ipdec": "2130706433"}[v.target]
     return f"http://{host}:{evil.port}"
 
 
@@ -171,7 +197,9 @@ def test_vector(name: str, sandbox: Sandbox, test_server: TestServer, evil_serve
     if sandbox.mode == "deny":
         assert evil_server.requests == [], [(r.host, r.method, r.path) for r in evil_server.requests]
         assert evil_server.connections == []
-        host = {"evil": "evil.localhost", "ip": "127.0.0.1", "ipdec": "127.0.0.1"}[v.target]
+        host = {"evil": "evil.localhost", "evil_dot": "evil.localhost", "ip": "127.0.0.1", "ipdec": "127.0.0.1"}[
+            v.target
+        ]
         mine = [(d, s) for d, s in denies if s.get("host") == host]
         if v.kinds:
             assert mine, f"no decision record for {host}: {recorder.decisions}"
