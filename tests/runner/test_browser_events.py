@@ -44,6 +44,7 @@ from runner.browser.driver import (
 from runner.browser.playwright_driver import PlaywrightDriver, open_driver
 from runner.network import NetworkGate
 from runner.recorder import RunRecorder
+from tests.evidence.integrity_support import records, run, write_mission
 from tests.server import RecordedRequest, TestServer
 
 ALLOWED = ["allowed.localhost", "*.allowed.localhost"]
@@ -357,3 +358,50 @@ def test_a_ping_to_a_listed_host_arrives(fresh: Box, test_server: TestServer) ->
     (got,) = _routes(test_server, "/p-ok")
     assert got.method == "POST" and got.host == "allowed.localhost"
     assert [d for d, _ in fresh.rec.decisions if d.verdict == "deny"] == []
+
+
+# ----------------------------------------------------------------------------- through run_mission
+
+
+def _mission(steps: list[str]) -> str:
+    body = "\n".join(f"  - {s}" for s in steps)
+    return (
+        "mission: browser-events\nversion: 1\nchangelog: test\nboundaries:\n"
+        "  allowed_domains: [allowed.localhost]\n  allow_http: true\n"
+        "  allowed_actions: [goto, click, wait_for]\n  timeout: 60\n"
+        # the random test port can read as a driver's licence: record, not block, PII in requests
+        "pii:\n  on_request: record\n"
+        f"steps:\n{body}\n"
+    )
+
+
+@pytest.mark.browser
+def test_a_dialogs_pii_is_redacted_in_its_record(
+    tmp_path: Path, test_server: TestServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    email, card = "jane.doe.dialog@example.com", "4111 1111 1111 1111"
+    test_server.set_content(
+        "/pii-dialog",
+        "<title>d</title><button id='b'>b</button><script>document.getElementById('b').onclick = () => {"
+        f"alert('Dear {email}, your card {card}'); fetch('/after-alert'); }}</script>",
+    )
+    test_server.set_content("/after-alert", "ok")
+    test_server.set_content("/end", "<title>end</title>")
+    steps = [
+        f"goto: {test_server.url('allowed.localhost', '/pii-dialog')}",
+        "click: {selector: '#b'}",
+        "wait_for: {seconds: 0.5}",
+        f"goto: {test_server.url('allowed.localhost', '/end')}",
+    ]
+    code, result = run(write_mission(tmp_path, _mission(steps)), tmp_path / "ev")
+    assert result is not None
+    assert code == 0, [r for r in records(result.folder) if r["type"] in ("exception_record", "decision_record")]
+    assert _routes(test_server, "/after-alert")  # dismissed: the page went on
+    raw = (result.folder / "records.jsonl").read_text(encoding="utf-8")
+    assert email not in raw and card not in raw and card.replace(" ", "") not in raw
+    (dialog,) = [r for r in records(result.folder) if r.get("guard") == "browser.dialogs"]
+    assert dialog["decision"] == "deny" and dialog["rule"] == "boundaries.dialogs" and dialog["step"] == 2
+    assert dialog["subject"]["dialog_type"] == "alert" and dialog["subject"]["handled"] == "dismissed"
+    assert dialog["subject"]["message"].startswith("Dear ") and "«" in dialog["subject"]["message"]
+    out, err = capfd.readouterr()
+    assert email not in out + err and card not in out + err
