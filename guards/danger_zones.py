@@ -32,23 +32,39 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from guards.base import ActionRequest, Decision, GuardContext
 from guards.observed import ElementInfo
+from guards.state_change import canonical_page_url as canonical_page_url  # re-exported: digest, tests
+from guards.state_change import url_matches as url_matches
 from missions.model import SIDE_EFFECT_KINDS, DangerZone, Mission  # SIDE_EFFECT_KINDS: what a url zone gates
 from missions.patterns import compile_text, normalise
 
 GUARD = "danger_zones"
 
-# Kinds whose target is matched against text and selector zones.
+# Kinds whose target is matched against text and selector zones (all zones / the mission's own).
 ACTIVATION_KINDS = frozenset({"click", "press"})
-TOGGLE_KINDS = frozenset({"check", "uncheck"})
-# Keys that activate the focused element (or submit its form).
-ACTIVATING_KEYS = frozenset({"enter", "numpadenter", "space", " "})
-ENTER_KEYS = frozenset({"enter", "numpadenter"})
+TOGGLE_KINDS = frozenset({"check", "uncheck", "select", "hover"})
+# Keys that activate the focused element (or submit its form), as ``activating_key`` names them.
+ACTIVATING_KEYS = frozenset({"enter", "space"})
+ENTER_KEYS = frozenset({"enter"})
+# Every spelling Playwright accepts for them (key names and codes; "\n"/"\r" are Enter, " " Space).
+_KEY_SPELLINGS = {"enter": "enter", "numpadenter": "enter", "\n": "enter", "\r": "enter", "\r\n": "enter",
+                  "return": "enter", "space": "space", " ": "space", "spacebar": "space"}
+
+
+def activating_key(key: str) -> str | None:
+    """``"enter"``/``"space"`` when ``key`` (with any modifiers: ``Shift+Enter``) activates, else None.
+
+    Judged on the key the spelling produces, never on its whitespace: ``" "`` is Space, ``"\n"`` Enter.
+    """
+    if key in _KEY_SPELLINGS:
+        return _KEY_SPELLINGS[key]
+    last = key if key == "+" else (key.rsplit("+", 1)[-1] or "+")
+    if key.endswith("++"):
+        last = "+"
+    return _KEY_SPELLINGS.get(last) or _KEY_SPELLINGS.get(last.strip().casefold())
 
 # The built-in zones: (word, regex). Case-insensitive, on word boundaries, against the accessible
 # name and the visible text of the element an activation hits. Documented in docs/danger-zones.md.
@@ -127,51 +143,6 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def canonical_page_url(url: str) -> str:
-    """Scheme and host lowercase, default port and fragment dropped: what url zones match on."""
-    try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").rstrip(".")
-        port = parts.port
-    except ValueError:
-        return url
-    if not parts.scheme or not host:
-        return url.split("#", 1)[0]
-    scheme = parts.scheme.lower()
-    default = {"http": 80, "https": 443}.get(scheme)
-    netloc = host if port is None or port == default else f"{host}:{port}"
-    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
-
-
-def url_matches(pattern: str, url: str) -> bool:
-    """Glob match (``*`` any characters, ``?`` one) of a url zone against the canonical page URL.
-
-    A pattern with a scheme and host is matched in parts: scheme, host (lowercase), port (any
-    port when the pattern names none, like ``allowed_domains``), then path+query.
-    """
-    page = canonical_page_url(url)
-    if "://" not in pattern:
-        return fnmatchcase(page, pattern)
-    scheme, _, rest = pattern.partition("://")
-    authority, slash, path = rest.partition("/")
-    pat_host, pat_port = authority.lower(), None
-    m = re.fullmatch(r"(.*):(\d+|\*)", authority)
-    if m and not authority.endswith("]"):
-        pat_host, pat_port = m.group(1).lower(), m.group(2)
-    try:
-        p = urlsplit(page)
-        host, port = (p.hostname or ""), p.port
-    except ValueError:
-        return False
-    if not fnmatchcase(p.scheme, scheme.lower()) or not fnmatchcase(host, pat_host):
-        return False
-    effective = port or {"http": 80, "https": 443}.get(p.scheme)
-    if pat_port not in (None, "*") and str(effective) != pat_port:
-        return False
-    page_path = p.path + (f"?{p.query}" if p.query else "")
-    return fnmatchcase(page_path or "/", (slash + path) or "/*")
-
-
 @dataclass(frozen=True)
 class ZoneMatch:
     zone: str
@@ -242,7 +213,7 @@ class DangerZones:
         if approve and has_target:
             return True  # the approval binds to the target
         if kind in ACTIVATION_KINDS:
-            return bool(self.mission_texts or self.default_texts or self.selector_zones)
+            return bool(self.mission_texts or self.default_texts or self.selector_zones or self.url_zones)
         if kind in TOGGLE_KINDS:
             return bool(self.mission_texts or self.selector_zones)
         if kind == "fill":
@@ -268,6 +239,12 @@ class DangerZones:
                 if z.url is not None and url_matches(z.url, page_url):
                     how = f"page {canonical_page_url(page_url)}"
                     matches.append(ZoneMatch(z.name, f"danger_zone.{z.name}", z.reason or "danger zone", how))
+        if kind in ACTIVATION_KINDS and element is not None and element.found:
+            posts_to = submitted_form_action(kind, args, element)
+            for z in self.url_zones if posts_to else ():
+                if z.url is not None and url_matches(z.url, posts_to):
+                    how = f"submits a form to {canonical_page_url(posts_to)}"
+                    matches.append(ZoneMatch(z.name, f"danger_zone.{z.name}", z.reason or "danger zone", how))
         unresolved: str | None = None
         if self.needs_element(kind):
             if element is None:
@@ -284,15 +261,14 @@ class DangerZones:
         text_zones = self.mission_texts + (self.default_texts if kind in ACTIVATION_KINDS else ())
         selector_subjects: list[ElementInfo] = []
         text_subjects: list[ElementInfo] = []
-        if kind in ("click", "check", "uncheck"):
+        if kind in ("click", *TOGGLE_KINDS):
             selector_subjects.append(el)
             text_subjects.append(el)
             if el.activator is not None:
                 selector_subjects.append(el.activator)
                 text_subjects.append(el.activator)
         elif kind == "press":
-            key = str(args.get("key", "")).strip()
-            last = key.rsplit("+", 1)[-1].lower() if key not in ("+",) else key
+            last = activating_key(str(args.get("key", "")))
             if el.tag not in ("body", "html", ""):
                 selector_subjects.append(el)
                 if last in ACTIVATING_KEYS and not el.text_entry:
@@ -300,7 +276,8 @@ class DangerZones:
                     if el.activator is not None:
                         text_subjects.append(el.activator)
                         selector_subjects.append(el.activator)
-            if last in ENTER_KEYS and el.text_entry and el.tag == "input" and el.form_submit is not None:
+            # Implicit submission: Enter in any field of a form (text, checkbox, radio, ...) submits it.
+            if last in ENTER_KEYS and el.tag in ("input", "select") and el.form_submit is not None:
                 selector_subjects.append(el.form_submit)
                 text_subjects.append(el.form_submit)
         out: list[ZoneMatch] = []
@@ -342,6 +319,27 @@ class DangerZones:
                 out.append(ZoneMatch(z.name, f"danger_zone.{z.name}", z.reason or "danger zone",
                                      f"field {field_sel!r}: {number:g} is above {above:g}"))
         return out
+
+
+def _submits(el: ElementInfo | None) -> bool:
+    if el is None:
+        return False
+    if el.tag == "button":
+        return str(el.attributes.get("type") or "submit").strip().lower() == "submit"
+    return el.tag == "input" and el.input_type in ("submit", "image")
+
+
+def submitted_form_action(kind: str, args: Mapping[str, Any], el: ElementInfo) -> str:
+    """The form action this click or press submits to (``""``: it submits no form)."""
+    key = activating_key(str(args.get("key", ""))) if kind == "press" else "click"
+    if key is None:
+        return ""
+    for subject in (el, el.activator):
+        if _submits(subject) and subject is not None and (kind == "click" or not el.text_entry):
+            return subject.form_action
+    if key == "enter" and el.tag in ("input", "select") and el.form_submit is not None:
+        return el.form_submit.form_action or el.form_action
+    return ""
 
 
 def _quote(text: str, limit: int = 60) -> str:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from guards.base import RequestGuard
     from runner.approvals.human import ApprovalOptions
     from runner.approvals.seam import Approvals
-    from runner.network import NetworkGate
+    from runner.network import ApprovalView, NetworkGate
     from runner.pii_runtime import PiiRuntime
     from runner.recorder import RunRecorder
 
@@ -140,18 +140,27 @@ def build_preflight_chain(loaded: LoadedMission) -> StepChain:
     return StepChain(least_privilege_guards(domain_policy(loaded)))
 
 
-def build_request_gate(loaded: LoadedMission, services: PreparedRun, recorder: RunRecorder) -> NetworkGate:
+def build_request_gate(
+    loaded: LoadedMission, services: PreparedRun, recorder: RunRecorder, zone_view: ApprovalView | None = None
+) -> NetworkGate:
     """The in-browser gate every routed request passes.
 
     Guards run in order; the domain guard is first (a request to a host outside the list is refused
     before any other guard reads its body). A PII or secret refusal asks the run to stop (exit 3);
     what the PII guard found is recorded by the PII runtime. Quarantined downloads become
-    ``quarantine/`` attachments.
+    ``quarantine/`` attachments. Last, the danger zones' backstop (``StateChangeGuard``): a
+    state-changing request into a url zone, to a gated control's form action or from a zone page
+    is refused unless an approval of the current step (``zone_view``, set by the desk) covers it.
     """
     from guards.domains import DomainRequestGuard
+    from guards.state_change import StateChangeGuard
     from runner.network import NetworkGate
 
-    guards: list[RequestGuard] = [DomainRequestGuard(services.policy), *build_request_guards(loaded, services)]
+    view = zone_view if zone_view is not None else zone_view_for(loaded)
+    guards: list[RequestGuard] = [
+        DomainRequestGuard(services.policy), *build_request_guards(loaded, services),
+        StateChangeGuard(view.url_zones, view),
+    ]
     observe = services.pii.observe if services.pii is not None else None
     return NetworkGate(guards, recorder, attach=recorder.writer.attach_bytes, observe=observe)
 
@@ -167,8 +176,16 @@ def build_request_guards(loaded: LoadedMission, services: PreparedRun) -> list[R
     return [SecretRequestGuard(rt.secrets), PiiRequestGuard(rt.scanner, rt.policy.on_request)]
 
 
+def zone_view_for(loaded: LoadedMission) -> ApprovalView:
+    """The run's read-only view of gated and approved destinations (desk writes, backstop reads)."""
+    from runner.network import ApprovalView
+
+    return ApprovalView([(z.name, z.url) for z in loaded.mission.danger_zones if z.url is not None])
+
+
 def build_approvals(
-    loaded: LoadedMission, services: PreparedRun, recorder: RunRecorder, opts: ApprovalOptions
+    loaded: LoadedMission, services: PreparedRun, recorder: RunRecorder, opts: ApprovalOptions,
+    zone_view: ApprovalView | None = None,
 ) -> Approvals:
     """Human approvals (runner/approvals/human.py) with their channel: ``--approval prompt|deny|queue``.
 
@@ -193,6 +210,7 @@ def build_approvals(
     return HumanApprovals(
         recorder, channel, mission, initiator=initiator_user(), secrets=loaded.secret_values, risk_score=risk,
         digest_key=services.pii.key.key if services.pii is not None else None,  # the digest is an HMAC
+        zone_view=zone_view,
     )
 
 
@@ -206,7 +224,8 @@ def complete(
     loaded: LoadedMission, prepared: PreparedRun, recorder: RunRecorder, approval_options: ApprovalOptions
 ) -> RunServices:
     """The parts that write records, built once the writer and recorder exist: the whole run's services."""
-    gate = build_request_gate(loaded, prepared, recorder)
+    zone_view = zone_view_for(loaded)
+    gate = build_request_gate(loaded, prepared, recorder, zone_view)
     pii = prepared.pii
     if pii is not None:
         pii.bind(recorder, lambda: gate.stop_requested)
@@ -216,5 +235,5 @@ def complete(
         pii=pii,
         chain=StepChain(build_step_guards(loaded, prepared), observe=pii.observe if pii is not None else None),
         request_gate=gate,
-        approvals=build_approvals(loaded, prepared, recorder, approval_options),
+        approvals=build_approvals(loaded, prepared, recorder, approval_options, zone_view),
     )

@@ -29,13 +29,16 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from evidence.records import Attachment, DecisionRecord
 from guards.base import Decision, Observer, RequestChain, RequestGuard
+from guards.danger_zones import submitted_form_action
 from guards.domains import DOWNLOAD_GUARD, RESOLVER_GUARD
-from guards.observed import RequestContext, RequestInfo
+from guards.observed import ElementInfo, RequestContext, RequestInfo
+from guards.state_change import ApprovedScope, ZoneView, endpoint, url_matches
 from guards.urlmatch import UnparseableURL, canonical_host, page_without_query
 from runner.browser.driver import (
     EVENT_DIALOG,
@@ -62,6 +65,43 @@ POPUP_GUARD = "browser.popups"
 
 
 AttachFn = Callable[[bytes, str, str], Attachment]  # (data, relpath, media type) -> attachment
+
+
+class ApprovalView:
+    """What the danger zones gated and the approvals desk granted, for ``StateChangeGuard``.
+
+    The desk writes it (``asked``, ``granted``); the guard only calls it and gets a frozen
+    ``ZoneView`` snapshot. An approval covers the requests of its own step only.
+    """
+
+    def __init__(self, url_zones: Sequence[tuple[str, str]] = ()) -> None:
+        self.url_zones = tuple(url_zones)
+        self._view = ZoneView()
+
+    def __call__(self) -> ZoneView:
+        return self._view
+
+    def asked(self, kind: str, args: Mapping[str, Any], element: ElementInfo | None) -> None:
+        """An approval is asked for this action: its form action is a gated control's from now on."""
+        gated = _submitted(kind, args, element)
+        if gated:
+            self._view = replace(self._view, gated=self._view.gated | gated)
+
+    def granted(
+        self, step: int, approval_id: str, kind: str, args: Mapping[str, Any], element: ElementInfo | None,
+        page_url: str,
+    ) -> None:
+        in_zone = any(url_matches(p, page_url) for _, p in self.url_zones)
+        pages = frozenset({endpoint(page_url)}) if in_zone else frozenset()
+        scope = ApprovedScope(step, approval_id, _submitted(kind, args, element), pages)
+        self._view = replace(self._view, approved=(*self._view.approved, scope))
+
+
+def _submitted(kind: str, args: Mapping[str, Any], element: ElementInfo | None) -> frozenset[str]:
+    if element is None or not element.found:
+        return frozenset()
+    action = submitted_form_action(kind, args, element)
+    return frozenset({endpoint(action)}) if action else frozenset()
 
 
 class NetworkGate:

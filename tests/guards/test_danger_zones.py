@@ -11,11 +11,14 @@ from guards.danger_zones import (
     DEFAULT_ZONES,
     DangerZoneGuard,
     DangerZones,
+    activating_key,
     canonical_page_url,
     parse_number,
+    submitted_form_action,
     url_matches,
 )
-from guards.observed import ElementInfo
+from guards.observed import ElementInfo, RequestContext, RequestInfo
+from guards.state_change import ApprovedScope, StateChangeGuard, ZoneView
 from missions.model import Mission
 from missions.patterns import compile_text
 
@@ -201,3 +204,105 @@ def test_url_matching() -> None:
     assert not url_matches("https://a.example.com/checkout/*", "http://a.example.com/checkout/1")
     assert not url_matches("https://a.example.com/checkout/*", "https://evil.com/a.example.com/checkout/1")
     assert url_matches("*checkout*", "https://a.example.com/checkout")
+
+
+# ----------------------------------------------------------------------------- judged by effect, not spelling
+
+@pytest.mark.parametrize(("key", "means"), [
+    (" ", "space"), ("Space", "space"), ("Shift+ ", "space"), ("\n", "enter"), ("\r", "enter"), ("Enter", "enter"),
+    ("NumpadEnter", "enter"), ("Shift+Enter", "enter"), ("Control+Alt+NumpadEnter", "enter"), ("Meta+\n", "enter"),
+    ("a", None), ("Tab", None), ("+", None), ("Shift++", None), ("ArrowDown", None),
+])
+def test_every_spelling_of_an_activating_key(key: str, means: str | None) -> None:
+    assert activating_key(key) == means
+
+
+@pytest.mark.parametrize("key", [" ", "\n", "\r", "Shift+Enter", "Control+NumpadEnter"])
+def test_activating_spellings_are_gated_on_a_danger_button_and_in_its_form(key: str) -> None:
+    assert decide(mission(), "press", {"key": key}, button("Submit order")).verdict == "require_approval"
+    if activating_key(key) == "enter":
+        qty = field("Quantity", form_submit=button("Submit order"))
+        assert decide(mission(), "press", {"key": key}, qty).verdict == "require_approval"
+
+
+def test_enter_on_a_checkbox_submits_its_form_implicitly() -> None:
+    box = ElementInfo(found=True, tag="input", role="checkbox", input_type="checkbox", form_submit=button("Pay now"))
+    assert decide(mission(), "press", {"key": "Enter"}, box).verdict == "require_approval"
+    assert decide(mission(), "press", {"key": "a"}, box).verdict == "allow"
+
+
+@pytest.mark.parametrize("kind", ["check", "select", "hover"])
+def test_select_check_and_hover_are_judged_against_mission_zones(kind: str) -> None:
+    m = mission([{"name": "form", "selector": "#f"}])
+    el = ElementInfo(found=True, tag="select", matched_selectors=("#f",))
+    assert decide(m, kind, {"selector": "#s"}, el).verdict == "require_approval"
+    assert decide(m, kind, {"selector": "#s"}, ElementInfo(found=True, tag="select")).verdict == "allow"
+
+
+ZONE = "https://portal.example.com/checkout/*"
+
+
+@pytest.mark.parametrize("url", [
+    "https://portal.example.com/checkout/pay", "https://PORTAL.example.com:443/%63heckout/pay",
+    "https://portal.example.com//checkout//pay", "https://portal.example.com/x/../checkout/pay",
+    "https://portal.example.com/x/%2e%2e/checkout/./pay", "https://portal.example.com./checkout/pay#f",
+])
+def test_url_zones_match_the_normalized_url(url: str) -> None:
+    assert url_matches(ZONE, url)
+    d = decide(mission([{"name": "pay", "url": ZONE}]), "click", {"selector": "#x"}, button("Go"), page=url)
+    assert d.verdict == "require_approval" and d.rule == "danger_zone.pay"
+
+
+def test_url_zone_paths_keep_their_case_and_escaped_slashes() -> None:
+    assert not url_matches(ZONE, "https://portal.example.com/Checkout/pay")  # paths are case-sensitive
+    assert canonical_page_url("https://a.example/%2fx%7e") == "https://a.example/%2Fx~"
+
+
+def test_a_submit_into_a_url_zone_is_gated_from_any_page() -> None:
+    go = button("Go", form_action="https://portal.example.com/checkout/confirm", attributes={"type": "submit"})
+    d = decide(mission([{"name": "pay", "url": ZONE}]), "click", {"selector": "#go"}, go)
+    assert d.verdict == "require_approval" and "submits a form" in d.reason
+    assert submitted_form_action("press", {"key": "a"}, go) == ""
+    plain = button("Go", form_action="https://portal.example.com/checkout/confirm", attributes={"type": "button"})
+    assert decide(mission([{"name": "pay", "url": ZONE}]), "click", {"selector": "#go"}, plain).verdict == "allow"
+
+
+def req(url: str, method: str = "POST", frame: str | None = PAGE) -> RequestInfo:
+    return RequestInfo(url=url, method=method, kind="subresource", resource_type="fetch", is_navigation=False,
+                       frame_url=frame)
+
+
+def backstop(view: ZoneView = ZoneView()) -> StateChangeGuard:  # noqa: B008
+    return StateChangeGuard([("pay", ZONE)], lambda: view)
+
+
+@pytest.mark.parametrize(("url", "frame", "rule"), [
+    ("https://portal.example.com/checkout/confirm", PAGE, "state_change.url_zone"),
+    ("https://portal.example.com/%63heckout//confirm", PAGE, "state_change.url_zone"),
+    ("https://portal.example.com/track", "https://portal.example.com/checkout/pay", "state_change.zone_page"),
+    ("https://portal.example.com/order", PAGE, "state_change.gated_form"),
+])
+def test_the_backstop_refuses_unapproved_state_changes(url: str, frame: str, rule: str) -> None:
+    view = ZoneView(gated=frozenset({"https://portal.example.com/order"}))
+    d = backstop(view).check_request(req(url, frame=frame), RequestContext(3, frame))
+    assert d.verdict == "deny" and d.rule == rule and d.details["host"] == "portal.example.com"
+    for method in ("PUT", "DELETE", "PATCH"):
+        assert backstop(view).check_request(req(url, method, frame), RequestContext(3, frame)).verdict == "deny"
+    assert backstop(view).check_request(req(url, "GET", frame), RequestContext(3, frame)).verdict == "allow"
+
+
+def test_an_approval_covers_its_own_step_only() -> None:
+    url = "https://portal.example.com/order"
+    view = ZoneView(gated=frozenset({url}), approved=(ApprovedScope(2, "ap-1", frozenset({url})),))
+    assert backstop(view).check_request(req(url), RequestContext(2, PAGE)).verdict == "allow"
+    assert backstop(view).check_request(req(url), RequestContext(3, PAGE)).verdict == "deny"
+    assert backstop(view).check_request(req(url), RequestContext(None, PAGE)).verdict == "deny"
+
+
+def test_the_backstop_fails_closed_and_allows_the_rest() -> None:
+    def broken() -> ZoneView:
+        raise RuntimeError("no view")
+
+    g = StateChangeGuard([("pay", ZONE)], broken)
+    assert g.check_request(req("https://portal.example.com/checkout/x"), RequestContext(1, PAGE)).verdict == "deny"
+    assert g.check_request(req("https://portal.example.com/note"), RequestContext(1, PAGE)).verdict == "allow"
