@@ -123,6 +123,7 @@ class ApprovalRequest(Record):
 
 class ApprovalRecord(Record):
     TYPE: ClassVar[str] = "approval_record"
+    SCHEMA_VERSION: ClassVar[int] = 2  # v2: initiator, identity_method, approver_uid, expires_at, binding
     approval_id: str
     decision: Literal["approved", "denied", "expired"]
     approver: str | None = None
@@ -132,6 +133,12 @@ class ApprovalRecord(Record):
     action_digest: Sha256Hex
     rule: str
     answered_at: str
+    initiator: str | None = None  # the OS user who started the run
+    # how the approver's identity was established: so_peercred | tty_owner | queue_row | none
+    identity_method: Literal["so_peercred", "tty_owner", "queue_row", "none"] | None = None
+    approver_uid: int | None = None  # the uid the kernel vouched for (so_peercred)
+    expires_at: str | None = None
+    binding: Sha256Hex | None = None  # HMAC under the evidence key: this approval ↔ this action digest
 
 
 class ActionRecord(Record):

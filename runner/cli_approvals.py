@@ -6,6 +6,11 @@ pending (another answer won the race, it expired, the runner gave up); 2 usage (
 ambiguous id, empty reason); 3 refused by the mission's approval policy (not in
 ``approvals.approvers``, or the initiator under ``four_eyes``): the request stays pending.
 ``list`` and ``show`` first expire abandoned requests (never approving them), then only read.
+
+A ``four_eyes`` request is answered over the waiting runner's approval socket
+(``DIR/approvals/<id>.sock``, ``runner/approvals/peer.py``): the runner learns this process's uid
+from the kernel (SO_PEERCRED) and records the answer itself. With no socket there, a four-eyes
+approval is refused (exit 3): a row written into the table would not be accepted by the runner.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from rich.text import Text
 from kernel.errors import UsageError, WardenError
 from runner.approvals.base import ApprovalAsk
 from runner.approvals.common import os_user
-from runner.approvals.prompt import render_ask
+from runner.approvals.peer import send_answer, socket_path
+from runner.approvals.prompt import copyable_lines, render_ask
 from runner.approvals.rows import ApprovalRow, describe_outcome, policy_refusal
 from runner.approvals.sanitize import sanitize
 from runner.approvals.store import ApprovalStore
@@ -114,6 +120,8 @@ def approvals_show(approval_ref: str, evidence_dir: Path, db_url: str | None) ->
     except WardenError as exc:
         _fail(exc)
     out.print(render_ask(_as_ask(row)))
+    for line in copyable_lines(_as_ask(row)):
+        out.print(line, soft_wrap=True)
     out.print(f"status: {row.status}" + ("" if row.status == "pending" else f" — {sanitize(describe_outcome(row))}"))
     out.print(f"initiator: {sanitize(row.initiator, 80)}; waiting runner: pid {row.owner_pid} on {row.owner_host}")
     policy = []
@@ -149,6 +157,8 @@ def _answer(
     if row.status != "pending":
         err.print(f"not recorded: approval {row.approval_id} is {sanitize(describe_outcome(row))}")
         sys.exit(EXIT_NOT_PENDING)
+    if row.four_eyes:
+        _four_eyes(decision, row, text, approver, evidence_dir)
     if decision == "approved":
         why = policy_refusal(row, who, user)
         if why is not None:
@@ -161,6 +171,38 @@ def _answer(
         sys.exit(EXIT_NOT_PENDING)
     out.print(f"recorded: approval {row.approval_id} {decision} by {who} (OS user {user}) at {result.row.answered_at}")
     sys.exit(EXIT_RECORDED)
+
+
+_CODES = {"recorded": EXIT_RECORDED, "not_pending": EXIT_NOT_PENDING, "refused": EXIT_REFUSED}
+
+
+def _four_eyes(
+    decision: Literal["approved", "denied"], row: ApprovalRow, reason: str, approver: str | None, evidence_dir: Path
+) -> None:
+    """Answer over the runner's approval socket (returns only to deny through the table when it is gone)."""
+    path = socket_path(evidence_dir, row.approval_id)
+    if not path.exists():
+        if decision == "denied":
+            return  # denying is safe: the table will do
+        err.print(
+            f"refused: four_eyes: no approval socket {path} — the runner is not waiting on this machine or "
+            "this evidence folder is not reachable; an approval written any other way is not accepted"
+        )
+        sys.exit(EXIT_REFUSED)
+    request = {"approval_id": row.approval_id, "action_digest": row.action_digest, "decision": decision,
+               "reason": reason, "approver": approver}
+    try:
+        reply = send_answer(path, request)
+    except (OSError, ValueError) as exc:
+        err.print(f"not recorded: cannot reach the waiting runner at {path} ({sanitize(str(exc), 200)})")
+        sys.exit(EXIT_NOT_PENDING)
+    message = sanitize(str(reply.get("message", "")), 1000)
+    code = _CODES.get(str(reply.get("code")), EXIT_USAGE)
+    if reply.get("ok") is True:
+        out.print(message)
+    else:
+        err.print(("refused by policy: " if code == EXIT_REFUSED else "not recorded: ") + message)
+    sys.exit(code)
 
 
 _reason = click.option("--reason", required=True, help="Why (required, recorded).")

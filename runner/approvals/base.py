@@ -16,6 +16,13 @@ from typing import Any, Literal, Protocol
 
 Channel = Literal["prompt", "deny", "queue"]
 AnswerDecision = Literal["approved", "denied", "expired"]
+# How the approver's identity was established (recorded in the approval_record):
+#   so_peercred  the kernel's peer credentials of the approval socket (SO_PEERCRED): a uid nobody
+#                but that OS account (or root) can present — the only method four_eyes accepts;
+#   tty_owner    the owner of the controlling terminal, with a typed name as a claim;
+#   queue_row    what `warden approvals` wrote into the approvals table (self-reported by its process);
+#   none         nobody answered (deny channel, expiry, withdrawal, errors).
+IdentityMethod = Literal["so_peercred", "tty_owner", "queue_row", "none"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,8 @@ class ApprovalAnswer:
     channel: Channel
     answered_at: str
     refusals: tuple[str, ...] = field(default_factory=tuple)  # approvers refused before this answer, and why
+    identity_method: IdentityMethod = "none"
+    approver_uid: int | None = None  # the uid the kernel vouched for (so_peercred only)
 
 
 # Returns None when the approver may approve, else the reason they may not.

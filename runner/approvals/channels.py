@@ -43,7 +43,7 @@ def make_channel(
     """The channel for ``--approval KIND`` (None: the default for this terminal)."""
     chosen = kind or default_kind(tty_path)
     if chosen == "prompt":
-        return PromptChannel(approver, tty_path)
+        return PromptChannel(approver, tty_path, four_eyes=policy.four_eyes)
     if chosen == "queue":
         return QueueChannel(db_url or evidence_dir, approvers=policy.approvers, four_eyes=policy.four_eyes)
     return DenyChannel()

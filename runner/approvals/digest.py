@@ -36,6 +36,7 @@ from guards.observed import ElementInfo
 from guards.pii.keyed import ACTION_DIGEST_DOMAIN, keyed_digest
 
 DIGEST_VERSION = 2
+APPROVAL_BINDING_DOMAIN = b"warden-approval-binding-v1\x00"
 _PROCESS_KEY = pysecrets.token_bytes(32)  # only when no evidence key is given (see the module docstring)
 _STEP_OPTIONS = frozenset({"timeout", "approve"})
 
@@ -109,3 +110,14 @@ def action_digest(
     """HMAC-SHA256 hex, under ``key`` (the evidence key), of the canonical payload (module docstring)."""
     payload = canonical_bytes(digest_payload(kind, args, page_url, element, secrets))
     return keyed_digest(key or _PROCESS_KEY, ACTION_DIGEST_DOMAIN, payload)
+
+
+def approval_binding(key: bytes, **fields: str | int | None) -> str:
+    """HMAC-SHA256 hex, under the evidence key, binding one approval to one action digest.
+
+    Over the canonical JSON of ``fields`` (approval id, action digest, decision, approver, how the
+    approver was identified, initiator, expiry): recorded as ``binding`` in the approval_record and
+    recomputed, with the digest of the action about to run, just before it runs. A MAC, not a plain
+    hash: without the key nobody can produce a binding for another action or another approver.
+    """
+    return keyed_digest(key, APPROVAL_BINDING_DOMAIN, canonical_bytes(dict(fields)))

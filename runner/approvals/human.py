@@ -14,7 +14,15 @@ For each action that needs approval (SPEC §4, notes (d)):
 6. binding: the target is resolved again and the digest recomputed. If the page URL or the target
    changed, the approval is void (a ``decision_record``, rule ``approval.binding``) and it
    asks again — at most ``MAX_ASKS`` times, then it denies. An approval id authorises one
-   execution: using it again is refused.
+   execution: using it again is refused, and so is using it after its expiry. The approval_record
+   carries ``binding``, an HMAC under the evidence key over the approval id, the action digest,
+   the decision, the approver and how they were identified; it is recomputed with the digest of
+   the action about to run.
+
+Four-eyes (second line of defence, whatever the channel did): an approval counts only when the
+approver's identity was established by the kernel (``identity_method == "so_peercred"``, the queue's
+approval socket) and is not the initiator's uid. A typed name or a row in the approvals table is
+no second person.
 
 Anything but an approved, bound, unused approval raises ``ApprovalNotGranted``: the step loop
 writes the exception record and the run stops with exit 3, with no executed outcome.
@@ -22,13 +30,14 @@ writes the exception record and the run stops with exit 3, with no executed outc
 
 from __future__ import annotations
 
+import hmac
 import os
 import secrets as pysecrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -41,13 +50,11 @@ from kernel.errors import EvidenceUnavailable
 from missions.model import TARGET_FIELDS, Mission, Step
 from runner.approvals.base import ApprovalAnswer, ApprovalAsk, ApprovalChannel, Channel, Eligibility
 from runner.approvals.common import os_user, parse_utc, policy_eligibility, user_of_uid
-from runner.approvals.digest import action_digest
+from runner.approvals.digest import action_digest, approval_binding
 from runner.approvals.seam import ApprovalContext, ApprovalNotGranted
+from runner.approvals.targets import outline, target_dict, what_changed
 from runner.browser.driver import Driver, DriverError
 from runner.recorder import RunRecorder
-
-if TYPE_CHECKING:
-    from runner.network import ApprovalView
 
 GUARD = "approval_gate"  # the guard name in decision records (the evidence contract keeps it)
 MAX_ASKS = 3  # a page that keeps changing under the approver: asked at most this often, then denied
@@ -72,6 +79,9 @@ class Grant:
     digest: str
     step: int
     element: ElementInfo | None = None  # the target as the approver saw it
+    binding: str = ""  # approval_binding(...) as recorded
+    expires: datetime | None = None
+    binds: tuple[tuple[str, str | int | None], ...] = ()  # the binding's fields but the digest
 
 
 def initiator_user() -> str:
@@ -93,10 +103,8 @@ class HumanApprovals:
         risk_score: int | None = None,
         max_asks: int = MAX_ASKS,
         digest_key: bytes | None = None,
-        zone_view: ApprovalView | None = None,  # what the request backstop (StateChangeGuard) reads
     ) -> None:
         self.recorder = recorder
-        self.zone_view = zone_view
         self.channel = channel
         self.mission = mission
         self.zones = DangerZones.from_mission(mission)
@@ -139,8 +147,6 @@ class HumanApprovals:
         element, page_url = action.element, ctx.page_url
         for attempt in range(1, self.max_asks + 1):
             digest = action_digest(action.kind, action.args, page_url, element, self.secrets, key=self.digest_key)
-            if self.zone_view is not None:  # its form action is a gated control's, approved or not
-                self.zone_view.asked(action.kind, action.args, element)
             grant = self._ask(ctx, element, page_url, digest, zone, reason, rule, attempt)
             try:
                 self.authorize(grant, ctx)
@@ -155,8 +161,6 @@ class HumanApprovals:
                 ctx, "allow", f"approved and bound to this action (approval {grant.approval_id})", rule,
                 approval_id=grant.approval_id, action_digest=grant.digest, zone=zone,
             )
-            if self.zone_view is not None:  # the requests of this step the approval covers
-                self.zone_view.granted(action.step_no, grant.approval_id, action.kind, action.args, element, page_url)
             return
         self._decision(ctx, "deny", f"the page kept changing: {self.max_asks} approvals were void", "approval.binding")
         raise ApprovalNotGranted(
@@ -176,6 +180,10 @@ class HumanApprovals:
                 "approval.single_use", approval_id=grant.approval_id,
             )
             raise ApprovalNotGranted(f"approval {grant.approval_id} was already used", "approval.single_use")
+        if grant.expires is not None and datetime.now(UTC) > grant.expires + timedelta(seconds=LATE_GRACE_S):
+            self._decision(ctx, "deny", f"approval {grant.approval_id} expired before the action ran",
+                           "approval.expired", approval_id=grant.approval_id)
+            raise ApprovalNotGranted(f"approval {grant.approval_id} expired before use", "approval.expired")
         action = ctx.action
         element: ElementInfo | None = None
         try:
@@ -188,8 +196,8 @@ class HumanApprovals:
                 "approval.binding",
             ) from exc
         now = action_digest(action.kind, action.args, page_url, element, self.secrets, key=self.digest_key)
-        if now != grant.digest:
-            raise _Void(_what_changed(grant.element, element, page_url), now, element, page_url)
+        if not hmac.compare_digest(self._bind(now, dict(grant.binds)), grant.binding):
+            raise _Void(what_changed(grant.element, element, page_url), now, element, page_url)
         self.used.add(grant.approval_id)
 
     # -- one question ----------------------------------------------------------------------------
@@ -207,13 +215,13 @@ class HumanApprovals:
         action = ctx.action
         approval_id = f"ap-{pysecrets.token_hex(8)}"
         protect(self.redactor, approval_id)
-        shots = ctx.shoot("approval", _outline(action.kind, element))
+        shots = ctx.shoot("approval", outline(action.kind, element))
         root = self.recorder.writer.folder.root
         screenshot = str(root / shots[0].path) if shots else None
         timeout_s = float(self.mission.approvals.timeout)
         expires = datetime.now(UTC) + timedelta(seconds=timeout_s)
         expires_at = utc_timestamp(expires)
-        target = _target_dict(action.args, element)
+        target = target_dict(action.args, element)
         if attempt > 1:
             reason = f"{reason} (asked again: the page changed after approval {attempt - 1})"
         self._write(
@@ -266,6 +274,12 @@ class HumanApprovals:
                 approval_id=approval_id,
             )
         decision, why = self._effective(answer, expires)
+        binds: dict[str, str | int | None] = {
+            "approval_id": approval_id, "decision": decision, "approver": answer.approver,
+            "identity_method": answer.identity_method, "approver_uid": answer.approver_uid,
+            "initiator": self.initiator, "expires_at": expires_at,
+        }
+        binding = self._bind(digest, binds)
         self._write(
             ApprovalRecord,
             _answer_actor(answer, decision),
@@ -278,11 +292,19 @@ class HumanApprovals:
             action_digest=digest,
             rule=rule,
             answered_at=answer.answered_at,
+            initiator=self.initiator,
+            identity_method=answer.identity_method,
+            approver_uid=answer.approver_uid,
+            expires_at=expires_at,
+            binding=binding,
         )
         if decision != "approved":
             self._decision(ctx, "deny", f"approval {approval_id} {decision}: {why}", rule, approval_id=approval_id)
             raise ApprovalNotGranted(f"approval {decision} ({why})", rule)
-        return Grant(approval_id, digest, action.step_no, element)
+        return Grant(approval_id, digest, action.step_no, element, binding, expires, tuple(binds.items()))
+
+    def _bind(self, digest: str, binds: Mapping[str, str | int | None]) -> str:
+        return approval_binding(self.digest_key, action_digest=digest, **binds)
 
     def _effective(self, answer: ApprovalAnswer, expires: datetime) -> tuple[str, str]:
         """The channel's answer, checked once more here: policy, expiry, a reason."""
@@ -293,6 +315,11 @@ class HumanApprovals:
         refusal = self.eligible(answer.approver)
         if refusal is not None:
             return "denied", f"refused by the mission's approval policy: {refusal}"
+        if self.mission.approvals.four_eyes and answer.identity_method != "so_peercred":
+            return "denied", (f"four_eyes: identity by {answer.identity_method} proves no second person; "
+                              "only an approval over the approval socket (SO_PEERCRED) counts")
+        if self.mission.approvals.four_eyes and answer.approver_uid in (None, os.getuid()):
+            return "denied", "four_eyes: the approver's uid is the initiator's (or unknown)"
         if not answer.reason.strip():
             return "denied", "an approval needs a reason"
         try:
@@ -340,48 +367,3 @@ def _answer_actor(answer: ApprovalAnswer, decision: str) -> Actor:
     if answer.channel == "deny":
         return Actor(type="policy", id="approval_channel.deny")
     return Actor(type="runner", id=f"approval_channel.{answer.channel}")
-
-
-def _outline(kind: str, el: ElementInfo | None) -> list[str]:
-    if el is None or not el.found:
-        return []
-    out = [el.selector_hint]
-    if kind == "press" and el.text_entry and el.form_submit is not None:
-        out.append(el.form_submit.selector_hint)
-    return [s for s in out if s]
-
-
-def _target_dict(args: Mapping[str, Any], el: ElementInfo | None) -> dict[str, Any]:
-    """What the approver is shown and the request records: the resolved element, and how the step named it."""
-    out: dict[str, Any] = {}
-    if el is not None and el.found:
-        out.update({
-            "tag": el.tag, "role": el.role, "name": el.accessible_name, "text": el.text,
-            "selector": el.selector_hint,
-        })
-        if el.form_action:
-            out["form_action"] = el.form_action
-        if el.form_submit is not None and el.text_entry:
-            out["submits_via"] = f"{el.form_submit.tag} {el.form_submit.accessible_name or el.form_submit.text!r}"
-    elif el is not None:
-        out["unresolved"] = el.error or "the target cannot be identified"
-    step_target = {k: args[k] for k in (*TARGET_FIELDS, "name", "key") if args.get(k) is not None}
-    if step_target:
-        out["step_target"] = {k: str(v) for k, v in step_target.items()}
-    return {k: v for k, v in out.items() if v not in ("", None)}
-
-
-def _what_changed(before: ElementInfo | None, after: ElementInfo | None, page_url: str) -> str:
-    b = before if before is not None and before.found else None
-    a = after if after is not None and after.found else None
-    if b is not None and a is not None:
-        for label, x, y in (
-            ("text", b.text, a.text),
-            ("accessible name", b.accessible_name, a.accessible_name),
-            ("element", f"{b.tag}/{b.role}", f"{a.tag}/{a.role}"),
-            ("position in the page", b.selector_hint, a.selector_hint),
-            ("form action", b.form_action, a.form_action),
-        ):
-            if x != y:
-                return f"the target's {label} changed ({x[:60]!r} → {y[:60]!r})"
-    return f"the page or the target changed (page now {page_url[:200]})"

@@ -17,6 +17,13 @@ claim, recorded beside the terminal's OS user: at one terminal this is acknowled
 not strong separation of duties (use ``--approval queue`` and a second terminal for that).
 Anyone at the terminal may deny: denying is the safe outcome.
 
+Under ``four_eyes`` the prompt refuses at once (``denied``): a terminal cannot prove that a second
+person is answering. It shows the panel and says how to approve instead (``--approval queue``, and
+``warden approvals approve ID`` run by another OS user).
+
+The screenshot path and the approval id are printed below the panel, each value alone on its own
+line and never wrapped (``soft_wrap``), so they can be copied or opened on any terminal width.
+
 Everything shown that came from the page is passed through ``sanitize`` first and rendered as
 plain text (no rich markup), so the page cannot forge prompt lines or hide text.
 """
@@ -55,9 +62,10 @@ class _EndOfInput(Exception):
 class PromptChannel:
     name: Channel = "prompt"
 
-    def __init__(self, approver: str | None = None, tty_path: str = "/dev/tty") -> None:
+    def __init__(self, approver: str | None = None, tty_path: str = "/dev/tty", *, four_eyes: bool = False) -> None:
         self.approver = approver
         self.tty_path = tty_path
+        self.four_eyes = four_eyes
 
     # -- the protocol ----------------------------------------------------------------------------
 
@@ -70,7 +78,8 @@ class PromptChannel:
         try:
             if not os.isatty(fd):
                 return self._answer("denied", None, os_user(), f"{self.tty_path} is not a terminal")
-            return _Session(self, fd, ask, eligible, deadline).run()
+            session = _Session(self, fd, ask, eligible, deadline)
+            return session.refuse_four_eyes() if self.four_eyes else session.run()
         finally:
             os.close(fd)
 
@@ -90,6 +99,7 @@ class PromptChannel:
             channel=self.name,
             answered_at=now_utc(),
             refusals=tuple(refusals),
+            identity_method="tty_owner" if approver else "none",
         )
 
 
@@ -116,11 +126,29 @@ class _Session:
             highlight=False, markup=False, emoji=False,
         )
 
+    def show(self) -> None:
+        self.console.print(render_ask(self.ask))
+        for line in copyable_lines(self.ask):
+            self.console.print(line, soft_wrap=True)
+
+    def refuse_four_eyes(self) -> ApprovalAnswer:
+        why = four_eyes_refusal(self.ask.approval_id)
+        try:
+            self.show()
+        except OSError:
+            pass
+        self._say(f"✗ {why.split(' approves with: ')[0]}, approves with:", "bold red")
+        try:
+            self.console.print(Text(why.split(" approves with: ")[1]), soft_wrap=True)
+        except OSError:
+            pass
+        return self.channel._answer("denied", None, self.user, why, [f"{self.user}: {why}"])
+
     def run(self) -> ApprovalAnswer:
         ch = self.channel
         approver = ch.approver if ch.approver is not None else self.user
         try:
-            self.console.print(render_ask(self.ask))
+            self.show()
             self._discard_typeahead()
             while True:
                 choice = self._read_token()
@@ -239,8 +267,8 @@ def render_ask(ask: ApprovalAsk) -> Panel:
     if ask.rule:
         _row(grid, "Rule", sanitize(ask.rule, 200))
     _row(grid, "Risk score", "n/a" if ask.risk_score is None else f"{ask.risk_score}/100")
-    _row(grid, "Screenshot", sanitize(ask.screenshot, 400) if ask.screenshot else "(none)")
-    _row(grid, "Approval id", sanitize(ask.approval_id, 80))
+    _row(grid, "Screenshot", "(path below the panel)" if ask.screenshot else "(none)")
+    _row(grid, "Approval id", "(below the panel)")
     _row(grid, "Digest", sanitize(ask.action_digest[:16], 16) + "…")
     _row(grid, "Expires", f"{sanitize(ask.expires_at, 40)} (in {ask.timeout_s:g} s; no answer = denied)")
     parts: list[Text | Table] = [grid]
@@ -253,4 +281,20 @@ def render_ask(ask: ApprovalAsk) -> Panel:
         subtitle=Text("type approve or deny, then a reason"),
         border_style="red",
         expand=False,
+    )
+
+
+def copyable_lines(ask: ApprovalAsk) -> list[Text]:
+    """Below the panel, each value alone on its own line: print with ``soft_wrap=True`` (never wrapped)."""
+    out = [Text("Screenshot (open it):", style="bold")]
+    out.append(Text(sanitize(ask.screenshot, 4000) if ask.screenshot else "(none)"))
+    out += [Text("Approval id:", style="bold"), Text(sanitize(ask.approval_id, 100))]
+    return out
+
+
+def four_eyes_refusal(approval_id: str) -> str:
+    return (
+        "four_eyes: the terminal prompt cannot prove a second person, so it does not take four-eyes "
+        "approvals. Run with --approval queue; then another OS user (not the one who started the run) "
+        f"approves with: warden approvals approve {approval_id} --reason TEXT --evidence-dir DIR"
     )

@@ -1,14 +1,17 @@
 """Human approvals in-process: a fake driver, a scripted channel, the real evidence writer.
 
-Covers what the browser tests cannot reach directly: an approval id is single use, the digest
-binds kind/args/page/target (and hides secrets), and HumanApprovals' own checks of a channel's answer.
+Covers what the browser tests cannot reach directly: an approval id is single use and expires, the
+digest binds kind/args/page/target (and hides secrets), the approval's binding is a MAC under the
+key, and HumanApprovals' own checks of a channel's answer (four-eyes: only a kernel-vouched other uid).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +24,9 @@ from evidence.writer import EvidenceWriter
 from guards.base import ActionRequest, ChainResult, Decision
 from guards.observed import ElementInfo
 from missions.model import Mission
-from runner.approvals.base import ApprovalAnswer, ApprovalAsk, Channel, Eligibility
+from runner.approvals.base import ApprovalAnswer, ApprovalAsk, Channel, Eligibility, IdentityMethod
 from runner.approvals.common import now_utc
-from runner.approvals.digest import action_digest, digest_payload
+from runner.approvals.digest import action_digest, approval_binding, digest_payload
 from runner.approvals.human import Grant, HumanApprovals
 from runner.approvals.seam import ApprovalContext, ApprovalNotGranted, NoApprovals
 from runner.recorder import RunRecorder
@@ -199,3 +202,68 @@ def test_digest_names_secrets_instead_of_holding_them() -> None:
                              {"PW": "hunter2-secret"})
     assert payload["args"]["value"] == "pre-«secret:PW»"
     assert "hunter2" not in json.dumps(payload)
+
+
+# ----------------------------------------------------------------------------- four-eyes, binding, expiry
+
+
+def _peer(uid: int | None, method: IdentityMethod = "so_peercred") -> ApprovalAnswer:
+    return ApprovalAnswer("approved", "bob", "bob", "second pair", "queue", now_utc(),
+                          identity_method=method, approver_uid=uid)
+
+
+@pytest.mark.parametrize(("answer", "why"), [
+    (_peer(None, "tty_owner"), "identity by tty_owner proves no second person"),
+    (_peer(None, "queue_row"), "identity by queue_row proves no second person"),
+    (_peer(os.getuid()), "uid is the initiator's"),
+    (_peer(None), "uid is the initiator's"),
+])
+def test_four_eyes_gate_accepts_only_a_kernel_vouched_other_uid(
+    recorder: RunRecorder, answer: ApprovalAnswer, why: str
+) -> None:
+    # the second line: whatever a channel says, the gate itself refuses an unproven second person
+    m = mission(four_eyes=True)
+    with pytest.raises(ApprovalNotGranted):
+        approvals(recorder, m, [answer]).approve(context(m, FakeDriver()))
+    (ans,) = [r for r in lines(recorder) if r["type"] == "approval_record"]
+    assert ans["decision"] == "denied" and why in ans["reason"]
+
+
+def test_four_eyes_approval_by_another_uid_is_recorded_with_a_verifiable_binding(recorder: RunRecorder) -> None:
+    m = mission(four_eyes=True)
+    key = b"k" * 32
+    g = HumanApprovals(recorder, Script([_peer(os.getuid() + 4242)]), m, initiator="alice", secrets={},
+                       digest_key=key)
+    g.approve(context(m, FakeDriver()))
+    (ans,) = [r for r in lines(recorder) if r["type"] == "approval_record"]
+    assert ans["decision"] == "approved" and ans["identity_method"] == "so_peercred"
+    assert ans["approver_uid"] == os.getuid() + 4242 and ans["initiator"] == "alice"
+    expected = approval_binding(
+        key, action_digest=ans["action_digest"], approval_id=ans["approval_id"], decision="approved",
+        approver="bob", identity_method="so_peercred", approver_uid=os.getuid() + 4242, initiator="alice",
+        expires_at=ans["expires_at"],
+    )
+    assert ans["binding"] == expected != ans["action_digest"]
+    other_key = approval_binding(b"x" * 32, action_digest=ans["action_digest"], approval_id=ans["approval_id"])
+    assert other_key != expected
+
+
+def test_a_grant_whose_binding_was_not_made_with_the_key_is_refused(recorder: RunRecorder) -> None:
+    m = mission()
+    g = approvals(recorder, m, [])
+    ctx = context(m, FakeDriver())
+    digest = action_digest("click", ctx.action.args, URL, BUTTON, {}, key=g.digest_key)
+    forged = Grant("ap-forged", digest, 1, BUTTON, binding="0" * 64)  # the right digest, no valid MAC
+    with pytest.raises(ApprovalNotGranted):
+        g.authorize(forged, ctx)
+    assert "ap-forged" not in g.used
+
+
+def test_an_approval_used_after_its_expiry_is_refused(recorder: RunRecorder) -> None:
+    m = mission()
+    g = approvals(recorder, m, [])
+    ctx = context(m, FakeDriver())
+    stale = Grant("ap-stale", "ab" * 32, 1, BUTTON, expires=datetime.now(UTC) - timedelta(minutes=5))
+    with pytest.raises(ApprovalNotGranted, match="expired before use"):
+        g.authorize(stale, ctx)
+    assert any(r["type"] == "decision_record" and r["rule"] == "approval.expired" for r in lines(recorder))

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import pwd
+import re
 import shlex
 import sys
 import time
@@ -37,7 +38,10 @@ ME = pwd.getpwuid(os.getuid()).pw_name
 class Prompt:
     """One helper process on its own pty, plus everything it wrote to the terminal."""
 
-    def __init__(self, out: Path, *args: str, stdin_text: str | None = None, env: dict[str, str] | None = None):
+    def __init__(
+        self, out: Path, *args: str, stdin_text: str | None = None, env: dict[str, str] | None = None,
+        columns: int = 120,
+    ):
         self.out = out
         self.screen = io.StringIO()
         cmd = [sys.executable, str(HELPER), "--out", str(out), *args]
@@ -46,7 +50,7 @@ class Prompt:
             cmd = ["/bin/sh", "-c", line]
         self.child = pexpect.spawn(
             cmd[0], cmd[1:], encoding="utf-8", codec_errors="replace", timeout=15,
-            dimensions=(50, 120), env={**os.environ, **(env or {})},
+            dimensions=(50, columns), env={**os.environ, **(env or {})},
         )
         self.child.logfile_read = self.screen
 
@@ -218,21 +222,36 @@ def test_typeahead_before_the_question_is_discarded(prompt: Any) -> None:
 # ----------------------------------------------------------------------------- eligibility
 
 
-def test_four_eyes_refuses_the_initiator_then_another_approver_approves(prompt: Any) -> None:
-    p = prompt("--approver", "alice", "--initiator", "alice", "--four-eyes")
-    p.expect(TOKEN_PROMPT)
-    p.child.sendline("approve")
-    p.expect("refused: four_eyes")
-    p.expect("Another approver's name")
-    p.child.sendline("bob")
-    p.expect(TOKEN_PROMPT)
-    p.child.sendline("approve")
-    p.expect(REASON_PROMPT)
-    p.child.sendline("second pair of eyes")
+def test_four_eyes_is_refused_at_the_prompt_and_it_says_how_to_approve(prompt: Any) -> None:
+    # a terminal cannot prove a second person: neither the initiator's name nor another typed name counts
+    p = prompt("--approver", "bob", "--initiator", "alice", "--four-eyes")
+    p.expect("four_eyes: the terminal prompt cannot prove a second person")
     ans = p.answer()
-    assert ans["decision"] == "approved"
-    assert ans["approver"] == "bob"
-    assert len(ans["refusals"]) == 1 and ans["refusals"][0].startswith("alice: four_eyes")
+    screen = " ".join(p.screen.getvalue().split())
+    assert TOKEN_PROMPT not in screen  # nobody is even asked
+    assert "--approval queue" in screen and "another OS user" in screen
+    lines = [line.strip("\r") for line in p.screen.getvalue().split("\n")]
+    assert "warden approvals approve ap-0001-test --reason TEXT --evidence-dir DIR" in lines  # copyable
+    assert ans["decision"] == "denied" and ans["approver"] is None
+    assert ans["identity_method"] == "none"
+    assert len(ans["refusals"]) == 1 and "four_eyes" in ans["refusals"][0]
+
+
+def test_panel_prints_screenshot_path_and_id_on_lines_of_their_own_on_a_narrow_terminal(prompt: Any) -> None:
+    shot = "/srv/warden-evidence/runs/20260101T000000000Z-shop-order-abc123/screenshots/" + "x" * 60 + ".png"
+    approval_id = "ap-" + "0123456789abcdef" * 3
+    p = prompt("--screenshot", shot, "--id", approval_id, columns=40)
+    p.expect(TOKEN_PROMPT)
+    p.child.sendline("deny")
+    p.expect(REASON_PROMPT)
+    p.child.sendline("no")
+    p.answer()
+    lines = [line.strip("\r") for line in p.screen.getvalue().split("\n")]
+    assert shot in lines and approval_id in lines  # whole, unwrapped, alone on its line
+    plain = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in lines]
+    assert any("│" in line for line in plain)
+    assert all(len(line) <= 40 for line in plain if "│" in line or "╭" in line)  # the panel fits the width
+    assert not any(shot[:30] in line for line in plain if "│" in line)  # the path is not inside the border
 
 
 def test_approver_not_in_list_is_refused_until_expiry(prompt: Any) -> None:
@@ -251,13 +270,13 @@ def test_approver_not_in_list_is_refused_until_expiry(prompt: Any) -> None:
 
 
 def test_an_ineligible_approver_may_still_deny(prompt: Any) -> None:
-    p = prompt("--approver", "alice", "--initiator", "alice", "--four-eyes")
+    p = prompt("--approver", "carol", "--approvers", "alice,bob")
     p.expect(TOKEN_PROMPT)
     p.child.sendline("deny")
     p.expect(REASON_PROMPT)
     p.child.sendline("changed my mind")
     ans = p.answer()
-    assert ans["decision"] == "denied" and ans["approver"] == "alice"
+    assert ans["decision"] == "denied" and ans["approver"] == "carol"
 
 
 # ----------------------------------------------------------------------------- page text on the terminal

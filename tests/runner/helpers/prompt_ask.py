@@ -1,7 +1,8 @@
 """Ask one approval on the controlling terminal with ``PromptChannel``; write the answer as JSON.
 
 Run by the pty tests (pexpect): ``prompt_ask.py --out FILE [--timeout S] [--approver NAME]
-[--initiator NAME] [--approvers a,b] [--four-eyes] [--target-text TEXT] [--page-url URL]``.
+[--initiator NAME] [--approvers a,b] [--four-eyes] [--target-text TEXT] [--page-url URL]
+[--screenshot PATH] [--id ID]``. ``--four-eyes`` is the mission's policy: the channel refuses.
 """
 
 from __future__ import annotations
@@ -27,16 +28,19 @@ def main() -> int:
     p.add_argument("--target-text", default="Submit payment")
     p.add_argument("--page-url", default="https://portal.example.com/pay")
     p.add_argument("--tty", default="/dev/tty")
+    p.add_argument("--screenshot", default="screenshots/0007-step06-approval.png")
+    p.add_argument("--id", default="ap-0001-test")
     a = p.parse_args()
     ask = ApprovalAsk(
-        approval_id="ap-0001-test", run_id="20260101T000000000Z-demo-abc123", mission_id="demo", step=6,
+        approval_id=a.id, run_id="20260101T000000000Z-demo-abc123", mission_id="demo", step=6,
         total_steps=11, kind="click", target={"text": a.target_text, "role": "button", "selector": "#pay"},
         page_url=a.page_url, zone="payment", rule="danger_zones.payment", reason="Irreversible money movement",
-        risk_score=18, screenshot="screenshots/0007-step06-approval.png", action_digest="ab" * 32,
+        risk_score=18, screenshot=a.screenshot, action_digest="ab" * 32,
         expires_at="2099-01-01T00:00:00.000Z", timeout_s=a.timeout, initiator=a.initiator,
     )
     approvers = a.approvers.split(",") if a.approvers else None
-    answer = PromptChannel(a.approver, a.tty).ask(ask, policy_eligibility(approvers, a.four_eyes, a.initiator))
+    channel = PromptChannel(a.approver, a.tty, four_eyes=a.four_eyes)
+    answer = channel.ask(ask, policy_eligibility(approvers, a.four_eyes, a.initiator))
     with open(a.out, "w", encoding="utf-8") as fh:
         json.dump(asdict(answer), fh)
     print("HELPER-DONE", flush=True)
