@@ -34,6 +34,7 @@ pytestmark = pytest.mark.browser
 WARDEN = str(Path(sys.executable).parent / "warden")
 GROUP = "warden4eyes"
 SECOND = "warden4eyes-b"
+OUTSIDER = "warden4eyes-c"  # another OS user, not granted the evidence folder
 ME = pwd.getpwuid(os.getuid()).pw_name
 # PII in requests is recorded, not blocked, here: these runs are about who approves, and must not
 # depend on how the request-PII guard reads the browser's own headers.
@@ -47,12 +48,14 @@ def second_user() -> Iterator[str]:
     if os.getuid() != 0 or not shutil.which("useradd") or not shutil.which("runuser"):
         pytest.skip("needs root with useradd and runuser to create a second OS user")
     subprocess.run(["groupadd", "-f", GROUP], check=True)
-    subprocess.run(["userdel", SECOND], capture_output=True)
-    subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", "-G", GROUP, SECOND], check=True)
+    for user, groups in ((SECOND, ["-G", GROUP]), (OUTSIDER, [])):
+        subprocess.run(["userdel", user], capture_output=True)
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", *groups, user], check=True)
     try:
         yield SECOND
     finally:
-        subprocess.run(["userdel", SECOND], capture_output=True)
+        for user in (SECOND, OUTSIDER):
+            subprocess.run(["userdel", user], capture_output=True)
         subprocess.run(["groupdel", GROUP], capture_output=True)
 
 
@@ -153,6 +156,9 @@ def test_the_initiator_cannot_approve_by_any_route_and_nothing_reaches_the_serve
     # 2. the initiator's account typing another person's name
     named = approve(run, "--reason", "bob said ok", "--approver", second_user)
     assert named.returncode == 3 and f"OS user '{ME}'" in named.stderr
+    # (another OS user the folder's owner did not grant access cannot even reach the request)
+    outsider = approve(run, "--reason", "let me", as_user=OUTSIDER)
+    assert outsider.returncode != 0 and "recorded:" not in outsider.stdout
     assert posts(test_server) == 0
     # 3. the initiator writing the approvals table directly (the DB is theirs: nothing stops the write)
     with sqlite3.connect(shared_dir / "warden.db") as db:
