@@ -235,6 +235,19 @@ def test_approver_not_in_the_list_is_refused(evidence_dir: Path, runners: list[R
 # ----------------------------------------------------------------------------- usage
 
 
+def test_show_prints_the_screenshot_path_and_id_on_lines_of_their_own(
+    evidence_dir: Path, runners: list[Runner]
+) -> None:
+    _start(runners, evidence_dir, "ap-show00001")
+    shown = subprocess.run(
+        [str(WARDEN), "approvals", "show", "ap-show", "--evidence-dir", str(evidence_dir)],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "40"},
+    )
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert "screenshots/x.png" in lines and "ap-show00001" in lines  # not inside the panel's border
+
+
 def test_usage_errors_exit_2(evidence_dir: Path, runners: list[Runner]) -> None:
     _start(runners, evidence_dir, "ap-use00001")
     _start(runners, evidence_dir, "ap-use00002")
