@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from yaml.nodes import MappingNode, SequenceNode
 
 from kernel.errors import MissionInvalid, Problem
-from missions.checks import semantic_problems
+from missions.checks import MissionView, semantic_problems
 from missions.model import Mission
 from missions.schema_errors import alias_key_problems, schema_problems, step_prefix
 from missions.yaml_located import MAX_NODES, Located, TooBig, compose, line_for, read_text
@@ -53,6 +53,17 @@ class LoadedMission:
 
 def _sorted(problems: list[Problem]) -> list[Problem]:
     return sorted(problems, key=lambda p: (p.line if p.line is not None else 0, p.path))
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    seen: set[tuple[int | None, str, str]] = set()
+    out: list[Problem] = []
+    for p in problems:
+        key = (p.line, p.path, p.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
 
 
 def load_mission(
@@ -120,12 +131,12 @@ def load_mission(
     except ValidationError as exc:
         problems.extend(schema_problems(exc, data, file, located.lines, scalars))
 
-    if mission is not None and not problems:
-        problems.extend(
-            semantic_problems(mission, data, file, located.lines, variables, env, require_secrets, require_vars)
-        )
+    # Semantic checks run whatever the schema said: on the whole mission when it is valid, else on
+    # every part that still validates alone (a missing key must not hide a goto off the allowlist).
+    view: Mission | MissionView = mission if mission is not None and not problems else MissionView.readable(data)
+    problems.extend(semantic_problems(view, data, file, located.lines, variables, env, require_secrets, require_vars))
     if problems or mission is None:
-        raise MissionInvalid(_sorted(problems))
+        raise MissionInvalid(_sorted(_unique(problems)))
 
     secret_values = {name: env[spec.env] for name, spec in mission.secrets.items() if env.get(spec.env)}
     return LoadedMission(

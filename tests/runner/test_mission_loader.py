@@ -187,10 +187,6 @@ def test_malformed_mission_is_located(
     assert all(p.file == str(path) for p in problems)
 
 
-def test_table_is_broad_enough() -> None:
-    assert len(CASES) >= 25
-
-
 def test_missing_and_unreadable_files(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
     (problem,) = problems_of(missing)
@@ -244,6 +240,87 @@ def test_several_semantic_problems_reported_at_once(tmp_path: Path) -> None:
         (9, "steps.2.fill.value", "step 3"),
         (11, "secrets.PW.env", "secret 'PW'"),
     ]
+
+
+# A mission with schema and semantic problems: all of them in one go (a missing required key, a
+# typo and an invalid step do not hide a goto off the allowlist, an undeclared secret, a kind that
+# is not allowed, or a variable used before it is extracted).
+MIXED = (
+    "version: 1\n"                                                    # 1  (mission: missing)
+    "boundaries:\n"                                                   # 2
+    "  allowed_domains: [allowed.localhost]\n"                        # 3
+    "  allowed_actions: [goto, fill, extract]\n"                      # 4
+    "steps:\n"                                                        # 5
+    "  - goto: http://evil.localhost:8080/collect\n"                  # 6
+    "  - click: {selector: '#a'}\n"                                   # 7
+    "  - fill: {selector: '#b', value: '${secrets.TOKEN}'}\n"         # 8
+    "  - fill: {selector: '#c', valeu: x}\n"                          # 9
+    "  - fill: {selector: '#d', value: '${vars.later}'}\n"            # 10
+    "  - extract: {selector: '#e', as: later}\n"                      # 11
+)
+MIXED_EXPECTED = [
+    (1, "mission", "missing required key 'mission'"),
+    (6, "steps.0.goto", "step 1 refused before the run: evil.localhost is not in allowed_domains"),
+    (7, "steps.1.click", "step 2: 'click' is not in boundaries.allowed_actions"),
+    (8, "steps.2.fill.value", "step 3: undeclared secret ${secrets.TOKEN}"),
+    (9, "steps.3.fill.valeu", "step 4: unknown key 'valeu'"),
+    (9, "steps.3.fill.value", "step 4: missing required key 'value'"),
+    (10, "steps.4.fill.value", "step 5: ${vars.later} is used before it is extracted (later, in step 6)"),
+]
+
+
+def test_schema_and_semantic_problems_reported_together(tmp_path: Path) -> None:
+    problems = problems_of(write(tmp_path, MIXED), environ={})
+    listing = format_problems(problems)
+    assert len(problems) == len(MIXED_EXPECTED), listing
+    for (line, path, fragment), p in zip(MIXED_EXPECTED, problems, strict=True):
+        assert (p.line, p.path) == (line, path), listing
+        assert fragment in p.message, listing
+
+
+@pytest.mark.parametrize(
+    ("goto", "allowed"),
+    [
+        ("https://allowed.localhost/", "allowed.localhost"),
+        ("https://ALLOWED.localhost./x", "allowed.localhost"),
+        ("https://a.cdn.localhost/", "'*.cdn.localhost'"),
+        ("https://allowed.localhost:9/", "'allowed.localhost:8080'"),  # ports: left to the guard
+        ("https://xn--bcher-kva.localhost/", "'bücher.localhost'"),  # IDN: left to the guard
+        ("https://${vars.host}/", "allowed.localhost"),  # known at run time: checked then
+        ("https://allowed.localhost\\@evil.localhost/", "allowed.localhost"),  # a browser reads allowed.localhost
+        ("https://evil.localhost@allowed.localhost/", "allowed.localhost"),  # user info: left to the guard
+    ],
+)
+def test_partial_goto_check_never_refuses_what_the_guard_may_allow(tmp_path: Path, goto: str, allowed: str) -> None:
+    text = MIXED.replace("http://evil.localhost:8080/collect", f"'{goto}'").replace(
+        "[allowed.localhost]", f"[{allowed}]")
+    problems = problems_of(write(tmp_path, text), environ={}, cli_vars={"host": "allowed.localhost"})
+    assert not [p for p in problems if p.path == "steps.0.goto"], format_problems(problems)
+    assert problems[0].path == "mission"  # the schema problem is still there
+
+
+@pytest.mark.parametrize(
+    ("goto", "host"),
+    [
+        ("https://allowed.localhost.evil.localhost/", "allowed.localhost.evil.localhost"),  # suffix spoof
+        ("https://evilallowed.localhost/", "evilallowed.localhost"),  # no dot boundary
+        ("HTTPS://EVIL.LOCALHOST:8080/", "evil.localhost"),  # case and port do not hide the host
+        ("https://sub.allowed.localhost/", "sub.allowed.localhost"),  # a plain entry is not a wildcard
+    ],
+)
+def test_partial_goto_check_names_a_host_off_the_allowlist(tmp_path: Path, goto: str, host: str) -> None:
+    problems = problems_of(write(tmp_path, MIXED.replace("http://evil.localhost:8080/collect", f"'{goto}'")),
+                           environ={})
+    (hit,) = [p for p in problems if p.path == "steps.0.goto"]
+    assert (hit.line, hit.message) == (6, f"step 1 refused before the run: {host} is not in allowed_domains")
+
+
+def test_a_valid_mission_leaves_gotos_to_the_preflight_guard(tmp_path: Path) -> None:
+    """The literal goto check is a second reading for broken files only; a valid one loads as before."""
+    loaded = load_mission(write(tmp_path, HEAD.replace("https://portal.example.com/", "https://evil.example/")),
+                          environ={})
+    goto = loaded.mission.steps[0].goto
+    assert goto is not None and goto.url == "https://evil.example/"
 
 
 def test_format_problems_lines(tmp_path: Path) -> None:
@@ -373,7 +450,10 @@ def test_cli_var_defines_a_variable(tmp_path: Path) -> None:
 
 
 def test_escaped_reference_is_not_a_variable(tmp_path: Path) -> None:
-    load_mission(write(tmp_path, steps('  - assert_text: {text: "costs $${vars.price}"}')), environ={})
+    loaded = load_mission(write(tmp_path, steps('  - assert_text: {text: "costs $${vars.price}"}')), environ={})
+    step = loaded.mission.steps[1].assert_text
+    assert step is not None and step.text == "costs $${vars.price}"  # no undefined-variable problem, text kept
+    assert loaded.cli_vars == {}
 
 
 def test_bom_is_accepted(tmp_path: Path) -> None:
