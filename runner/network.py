@@ -126,6 +126,7 @@ class NetworkGate:
         self.downloads_kept = 0
         self.stop_requested: Decision | None = None
         self._seen: dict[tuple[str, str, str, str], int] = {}  # (page, host, kind, rule) -> refusals not yet written
+        self._dialogs: dict[tuple[str, str, str, str], int] = {}  # (page, type, handled, message) -> repeats
 
     # ------------------------------------------------------------------ the route's gate
 
@@ -201,6 +202,11 @@ class NetworkGate:
         }
         if data.get("default_value") is not None:
             subject["default_value"] = str(data.get("default_value"))
+        key = (page or "", kind, handled, subject["message"])
+        if key in self._dialogs:  # an alert loop is counted, not written a thousand times
+            self._dialogs[key] += 1
+            return
+        self._dialogs[key] = 0
         self.recorder.guard_decision(decision, step=self.step, subject=subject)
 
     def _popup(self, data: Mapping[str, Any]) -> None:
@@ -310,6 +316,22 @@ class NetworkGate:
                     count=extra,
                 )
         self._seen = {k: 0 for k in self._seen}
+        for (page, kind, handled, message), extra in self._dialogs.items():
+            if extra:
+                self.recorder.guard_decision(
+                    Decision.deny(DIALOG_GUARD, f"{extra} more identical {kind} dialog(s) {handled}", RULE_DIALOGS),
+                    step=self.step,
+                    subject={
+                        "event": "dialog",
+                        "dialog_type": kind,
+                        "message": message,
+                        "handled": handled,
+                        "page_url": page or None,
+                        "repeated": True,
+                    },
+                    count=extra,
+                )
+        self._dialogs = {k: 0 for k in self._dialogs}
 
     def counts(self) -> dict[str, int]:
         """For the end ``run_record``: requests the gate allowed and refused (resolver refusals included)."""
