@@ -12,13 +12,15 @@ What is matched, per action kind (see docs/danger-zones.md):
   ``<button>``): text zones against accessible name and visible text, selector zones against the
   element or any ancestor (``Element.closest``, computed in the page by the driver).
 * ``press`` — selector zones against the target (or the focused element); text zones when the key
-  activates it (Enter or Space on a button, link, checkbox, ...); Enter in a form field: the
-  form's submit button (the form itself when it has none), i.e. the form submit it causes.
-* ``check`` / ``uncheck`` — the mission's own text and selector zones (not the built-in defaults:
-  "I confirm" checkboxes are everywhere, and a toggle is reversible).
+  activates it (``activating_key``: every spelling of Enter or Space, with any modifiers, on a
+  button, link, checkbox, ...); Enter in a form field (implicit submission): the form's submit
+  button (the form itself when it has none), i.e. the form submit it causes.
+* ``check`` / ``uncheck`` / ``select`` / ``hover`` — the mission's own text and selector zones (not
+  the built-in defaults: "I confirm" checkboxes are everywhere, and a toggle is reversible).
 * ``fill`` — field zones: the field matches ``field`` and the value is a number above ``above``.
 * ``url`` zones — any side-effecting action (click, press, fill, select, check, uncheck) on a page
-  whose canonical URL matches the glob.
+  whose canonical (normalized) URL matches the glob, and a click or press that submits a form to a
+  URL the glob matches. The network backstop for all of this is ``guards/state_change.py``.
 * ``approve: true`` — that step, whatever its kind.
 
 Fail closed: a kind that needs its target evaluated but whose target is unknown (not resolved,

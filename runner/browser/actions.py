@@ -8,13 +8,13 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, cast
 
+from playwright.sync_api import ElementHandle, Locator, Page, expect
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from runner.browser.driver import ActionFailed, DriverError, StepOutcome, TransientFailure
 from runner.browser.messages import short_message
-from runner.browser.targets import has_target, locate_target, quote, target_call_text
+from runner.browser.targets import has_target, locate_target, quote, take_judged, target_call_text
 
 # Kinds whose timeout is worth a retry (reads); a timeout on click/fill/... is a failed step.
 TIMEOUT_IS_TRANSIENT = frozenset({"goto", "wait_for", "extract", "assert_text"})
@@ -90,7 +90,16 @@ def perform_action(
 
 
 def _act(page: Page, kind: str, args: Mapping[str, Any], ms: float, call: str) -> tuple[str | None, str]:
-    """The Playwright call itself: (the value read, the call as made; ``extract`` refines it)."""
+    """The Playwright call itself: (the value read, the call as made; ``extract`` refines it).
+
+    An action on an element acts on the handle that was judged for this step (``take_judged``),
+    when there is one: never a re-query the page could have answered with another element.
+    """
+    judged = take_judged(page, kind, args)
+
+    def target() -> Locator | ElementHandle:
+        return judged if judged is not None else locate_target(page, args)
+
     if kind == "goto":
         try:
             page.goto(str(args["url"]), wait_until="load", timeout=ms)
@@ -99,23 +108,25 @@ def _act(page: Page, kind: str, args: Mapping[str, Any], ms: float, call: str) -
                 _settle_error_page(page)
             raise
     elif kind == "click":
-        locate_target(page, args).click(timeout=ms)
+        target().click(timeout=ms)
     elif kind == "hover":
-        locate_target(page, args).hover(timeout=ms)
+        target().hover(timeout=ms)
     elif kind == "check":
-        locate_target(page, args).check(timeout=ms)
+        target().check(timeout=ms)
     elif kind == "uncheck":
-        locate_target(page, args).uncheck(timeout=ms)
+        target().uncheck(timeout=ms)
     elif kind == "fill":
-        locate_target(page, args).fill(str(args["value"]), timeout=ms)
+        target().fill(str(args["value"]), timeout=ms)
     elif kind == "select":
-        loc = locate_target(page, args)
+        loc = target()
         if args.get("value") is not None:
             loc.select_option(value=str(args["value"]), timeout=ms)
         else:
             loc.select_option(label=str(args["option_label"]), timeout=ms)
     elif kind == "press":
-        if has_target(args):
+        if judged is not None:  # the named target, or the element that had the focus when judged
+            judged.press(str(args["key"]), timeout=ms)
+        elif has_target(args):
             locate_target(page, args).press(str(args["key"]), timeout=ms)
         else:
             page.keyboard.press(str(args["key"]))

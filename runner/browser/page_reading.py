@@ -16,7 +16,7 @@ from guards.observed import ElementInfo, TextBlock
 from runner.browser.driver import ActionFailed
 from runner.browser.messages import short_message
 from runner.browser.page_scripts import MAX_TEXT_BLOCKS, RESOLVE_JS, TEXT_BLOCKS_JS, element_info
-from runner.browser.targets import has_target, locate_target
+from runner.browser.targets import forget_judged, has_target, is_judged, locate_target, remember_judged
 
 _FRAME_TAGS = ("iframe", "frame", "object", "embed")
 
@@ -32,6 +32,7 @@ def find_target_element(
     """
     ms = max(1.0, float(timeout_s) * 1000.0)
     handle: ElementHandle | None
+    forget_judged(page)  # a new judgement: whatever was judged before is not what this step acts on
     try:
         if has_target(args):
             # element_handle() is strict and waits like the action does: none within the
@@ -47,11 +48,13 @@ def find_target_element(
         raise ActionFailed(f"target not found: {short_message(exc)}") from None
     except PlaywrightError as exc:
         raise ActionFailed(short_message(exc)) from None
+    remember_judged(page, kind, args, handle)  # the action acts on this very element (targets.py)
     return handle
 
 
 def describe_element(handle: ElementHandle, *, focused: bool, selectors: Sequence[str]) -> ElementInfo:
-    """What ``handle`` is, as the page shows it now (``RESOLVE_JS``); the handle is disposed.
+    """What ``handle`` is, as the page shows it now (``RESOLVE_JS``); the handle is disposed,
+    unless it is the judged element the action will act on (``targets.remember_judged``).
 
     ``focused``: the element has the focus rather than being named by the step; inside a frame its
     element cannot be seen, so it is reported as not found.
@@ -61,8 +64,9 @@ def describe_element(handle: ElementHandle, *, focused: bool, selectors: Sequenc
     except PlaywrightError as exc:  # detached, navigated away, ...: cannot say what it is
         return ElementInfo(found=False, error=f"cannot describe the target: {short_message(exc)}")
     finally:
-        with contextlib.suppress(PlaywrightError):
-            handle.dispose()
+        if not is_judged(handle):
+            with contextlib.suppress(PlaywrightError):
+                handle.dispose()
     if not isinstance(data, dict):
         return ElementInfo(found=False, error="cannot describe the target")
     if focused and data.get("tag") in _FRAME_TAGS:

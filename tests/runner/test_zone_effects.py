@@ -8,13 +8,15 @@ they should: viewing a zone page, a harmless form post, an approved submit exact
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import runner.approvals.channels as channels_mod
+from runner.browser.driver import ActionFailed, SandboxConfig
+from runner.browser.playwright_driver import PlaywrightDriver, open_driver
 from tests.evidence.integrity_support import only_run, records, run, write_mission
 from tests.runner.test_approval_e2e import Scripted
 from tests.server import Response, TestServer
@@ -205,3 +207,59 @@ def test_an_approved_submit_on_a_zone_page_goes_through_once(
     assert backstop(recs) == []
     (req,) = of(recs, "approval_request")
     assert req["rule"] == "danger_zone.pay-page"
+
+
+# ----------------------------------------------------------------------------- act on what was judged
+
+SWAP_PAGE = """<!doctype html><html><body>
+<form method="post" action="/note"><input id="note" name="note"></form>
+<form method="post" action="/order"><button type="submit" id="gated">Continue</button></form>
+<button id="b" onclick="fetch('/note', {method: 'POST', body: 'judged'})">Save</button>
+<script>
+function swap() {
+  const n = document.createElement('button'); n.id = 'b'; n.textContent = 'Save';
+  n.onclick = () => fetch('/order', {method: 'POST', body: 'swapped'});
+  document.querySelector('#b').replaceWith(n);
+}
+</script></body></html>"""
+
+
+@pytest.fixture
+def swap_driver(sandbox_config: SandboxConfig, test_server: TestServer) -> Iterator[PlaywrightDriver]:
+    serve(test_server)
+    test_server.set_content("/swap", SWAP_PAGE)
+    with open_driver(sandbox_config) as driver:
+        driver.perform("goto", {"url": test_server.url(HOST, "/swap")}, 10)
+        yield driver
+
+
+def test_an_element_swapped_after_it_was_judged_is_not_acted_on(
+    swap_driver: PlaywrightDriver, test_server: TestServer
+) -> None:
+    judged = swap_driver.resolve("click", {"selector": "#b"}, 5)
+    assert judged.found and judged.text == "Save"
+    swap_driver.page.evaluate("swap()")  # same id, same text: a re-query would find the new one
+    with pytest.raises(ActionFailed):
+        swap_driver.perform("click", {"selector": "#b"}, 2)
+    swap_driver.page.wait_for_timeout(300)
+    assert posts(test_server) == []
+
+
+def test_the_judged_element_is_acted_on(swap_driver: PlaywrightDriver, test_server: TestServer) -> None:
+    swap_driver.resolve("click", {"selector": "#b"}, 5)
+    swap_driver.perform("click", {"selector": "#b"}, 5)
+    test_server.wait_for_request("/note", host=HOST)
+    assert posts(test_server) == ["/note"]
+
+
+def test_a_press_goes_to_the_element_judged_even_if_the_page_moves_the_focus(
+    swap_driver: PlaywrightDriver, test_server: TestServer
+) -> None:
+    swap_driver.page.focus("#note")
+    judged = swap_driver.resolve("press", {"key": "Enter"}, 5)
+    assert judged.found and judged.tag == "input" and judged.form_action.endswith("/note")
+    swap_driver.page.focus("#gated")  # a page script moving the focus onto a gated control
+    swap_driver.perform("press", {"key": "Enter"}, 5)
+    test_server.wait_for_request("/note", host=HOST)
+    swap_driver.page.wait_for_timeout(300)
+    assert posts(test_server) == ["/note"]
