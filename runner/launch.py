@@ -26,13 +26,36 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+SANDBOX_OFF = (
+    "Chromium's own sandbox is off: Warden runs as root (uid 0), where Chromium cannot use it; "
+    "run Warden as an unprivileged user to keep it"
+)
+"""What the terminal says (a ``warning`` event) and what the start ``run_record`` holds
+(``versions["chromium_sandbox"]``) when the browser runs without its sandbox."""
+
+
+def chromium_sandbox_on() -> bool:
+    """Chromium's sandbox cannot run as root; everywhere else it is on (there is no option to turn it off)."""
+    return os.geteuid() != 0
+
+
+def sandbox_state() -> str:
+    """``on``, or ``off: running as root`` — recorded in the start ``run_record``'s ``versions``."""
+    return "on" if chromium_sandbox_on() else "off: running as root"
+
+
+def sandbox_notice() -> str | None:
+    """The warning to show when the sandbox is off (None when it is on)."""
+    return None if chromium_sandbox_on() else SANDBOX_OFF
+
+
 def sandbox_config(executable: Path, policy: DomainPolicy, *, headed: bool = False) -> SandboxConfig:
     """The launch fields of the sandbox (``open_sandbox`` adds the gate, events and downloads)."""
     return SandboxConfig(
         executable=executable,
         resolvable_hosts=resolvable_patterns(policy),
         headless=not headed,
-        chromium_sandbox=os.geteuid() != 0,
+        chromium_sandbox=chromium_sandbox_on(),
     )
 
 

@@ -29,6 +29,7 @@ from kernel import __version__
 from kernel.errors import EvidenceUnavailable, WardenError
 from missions.loader import LoadedMission
 from runner.exit_codes import ExitCode
+from runner.launch import sandbox_state
 from runner.progress import Reporter
 from runner.recorder import RunRecorder
 
@@ -53,6 +54,7 @@ def initiator() -> dict[str, str]:
 
 def versions() -> dict[str, str]:
     out = {"warden": __version__, "python": platform.python_version()}
+    out["chromium_sandbox"] = sandbox_state()  # "off: running as root" is also said on the terminal
     for pkg in ("playwright", "presidio-analyzer", "pydantic", "sqlalchemy"):
         try:
             out[pkg] = metadata.version(pkg)

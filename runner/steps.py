@@ -21,8 +21,9 @@ from guards.observed import ElementInfo
 from kernel.errors import GuardrailStop, StepFailed
 from missions.interpolate import InterpolationError, interpolate_args
 from missions.model import Mission, Step
-from runner.approvals.seam import ApprovalContext, ApprovalNotGranted, Approvals, NoApprovals
+from runner.approvals.seam import ApprovalContext, ApprovalNotGranted, Approvals
 from runner.browser.driver import ActionFailed, Driver, DriverError, NavigationBlocked, StepOutcome
+from runner.launch import sandbox_notice
 from runner.progress import Reporter
 from runner.recorder import RunRecorder
 from runner.retries import perform_with_retries
@@ -78,16 +79,32 @@ class StepExecutor:
         recorder: RunRecorder,
         reporter: Reporter,
         attach_screenshot: Callable[[bytes, int, str], Attachment],
-        approvals: Approvals | None = None,
-        hooks: StepHooks | None = None,
+        *,
+        approvals: Approvals | None,
+        hooks: StepHooks | None,
     ) -> None:
+        """Every part is required: a missing one is a construction error, never an allow-all.
+
+        Without ``hooks`` no page would be scanned and no screenshot masked; without ``approvals``
+        a ``require_approval`` would have nowhere to go. Pass ``NoApprovals()`` explicitly where no
+        approval channel exists (it refuses every approval).
+        """
+        if hooks is None:
+            raise ValueError("StepExecutor needs its PII hooks: without them screenshots would not be masked")
+        if approvals is None:
+            raise ValueError("StepExecutor needs an approval desk (NoApprovals() refuses all): none was given")
+        if not isinstance(chain, StepChain):
+            raise ValueError("StepExecutor needs a StepChain (at least one guard): an action must be judged")
         self.driver = driver
         self.chain = chain
         self.recorder = recorder
         self.reporter = reporter
         self.attach_screenshot = attach_screenshot
-        self.approvals: Approvals = approvals or NoApprovals()
-        self.hooks = hooks
+        self.approvals: Approvals = approvals
+        self.hooks: StepHooks = hooks
+        notice = sandbox_notice()
+        if notice is not None:  # once per run, before the first step (the start run_record says it too)
+            reporter.event("warning", message=notice)
 
     # ------------------------------------------------------------------ the step
     def run(self, n: int, step: Step, state: RunState) -> None:
@@ -293,7 +310,7 @@ class StepExecutor:
 
     def _check_stop(self, n: int, before: Callable[[], object] | None = None) -> None:
         """Stop (exit 3) if a guard asked for it during the action; ``before`` writes the outcome first."""
-        decision = self.hooks.pending_stop() if self.hooks is not None else None
+        decision = self.hooks.pending_stop()
         if decision is None:
             return
         if before is not None:
@@ -303,12 +320,12 @@ class StepExecutor:
     def _shot(self, n: int, when: str, full_page: bool = False, outline: Sequence[str] = ()) -> list[Attachment]:
         masks: list[str] = []
         try:
-            if self.hooks is not None:  # PII page scan first: screenshots mask what it found
-                self.hooks.before_screenshot(n, self.driver)
-                found = self.hooks.screenshot_masks(self.driver.page_url())
-                if found is None:
-                    return []  # the page could not be scanned: no unmasked image (recorded by the hook)
-                masks = found
+            # PII page scan first: screenshots mask what it found
+            self.hooks.before_screenshot(n, self.driver)
+            found = self.hooks.screenshot_masks(self.driver.page_url())
+            if found is None:
+                return []  # the page could not be scanned: no unmasked image (recorded by the hook)
+            masks = found
             if masks:
                 png = self.driver.screenshot(full_page=full_page, mask_selectors=masks, outline=outline)
             else:
