@@ -3,8 +3,10 @@
 * ``PiiInputGuard`` — step chain: each value about to be typed (``fill``, ``press``, ``select``) is
   scanned *before* it reaches the page; ``pii.on_input``: record → allow, approve →
   ``require_approval`` (the approval desk decides), block → deny;
-* ``PiiRequestGuard`` — request chain: path, query and body of every routed request (form posts,
-  fetch/XHR, beacons), raw and decoded, *before* it leaves; ``pii.on_request``: record → allow,
+* ``PiiRequestGuard`` — request chain: path, query, body, header values (custom headers, the
+  cookies the browser adds, the referer) and host labels of every routed request (form posts,
+  fetch/XHR, beacons, EventSource, each WebSocket message), raw and decoded, *before* it leaves;
+  ``pii.on_request``: record → allow,
   approve or block → the request is refused and the run stops (exit 3). A request cannot wait for
   a human inside the browser's route, so ``approve`` is a refusal there, stated as such.
 
@@ -21,12 +23,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from guards.base import ActionRequest, Decision, FindingAction, GuardContext, Observation
 from guards.observed import RequestContext, RequestInfo
 from guards.pii.errors import PiiScanError
+from guards.pii.request_texts import header_texts, host_texts
 from guards.secrets import INPUT_KINDS, SecretSet
 from guards.urlmatch import UnparseableURL, canonical_host, page_without_query
 
@@ -44,6 +47,11 @@ def _host(url: str) -> str:
         return canonical_host(url)
     except (UnparseableURL, ValueError):
         return ""
+
+
+def _masked_host(host: str) -> str:
+    """``123-45-6789.evil.example`` → ``«pii».evil.example``: labels holding a digit are masked."""
+    return ".".join("«pii»" if any(c.isdigit() for c in label) else label for label in host.split("."))
 
 
 def typed_values(kind: str, args: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -142,12 +150,14 @@ class PiiRequestGuard:
         host = _host(request.url)
         ctype = next((v for k, v in request.headers.items() if k.lower() == "content-type"), None)
         try:
-            findings = self.scanner.scan_request(request.url, request.body, ctype)
+            findings = self._scan(request, ctype)
         except PiiScanError as exc:
             reason = f"{exc}: the request to {host or '?'} is refused and the run stops (fail closed)"
             return Decision(self.name, "deny", reason, "pii.scan_error", {"host": host, "stop": True}, failure=reason)
         if not findings:
             return Decision.allow(self.name, "no PII in the request", "pii.on_request")
+        if any(f.source == "host" for f in findings):
+            host = _masked_host(host)  # the value itself was a label: never name it
         g = judge(findings, self.policy, f"in a request to {host or '?'}")
         refused = g.verdict != "allow"
         seen = tuple(
@@ -165,3 +175,18 @@ class PiiRequestGuard:
         how = "approval is not available for requests: refused" if self.policy == "approve" else "refused"
         return Decision(self.name, "deny", f"{g.reason}; {how}; the run stops", "pii.on_request",
                         {"host": host, "stop": True}, findings=seen)
+
+    def _scan(self, request: RequestInfo, ctype: str | None) -> list[Finding]:
+        """Path, query and body (the scanner), then header values and host labels, one finding per value."""
+        found = list(self.scanner.scan_request(request.url, request.body, ctype))
+        try:
+            extra = [*header_texts(request.headers), *host_texts(request.url)]
+        except Exception as exc:  # decoding must not fail open
+            raise PiiScanError(f"request headers could not be decoded for the PII scan: {type(exc).__name__}") from exc
+        seen = {(f.entity_type, f.value_hmac) for f in found}
+        for source, text, _fine in sorted(extra, key=lambda t: -t[2]):  # a single value names the place
+            for f in self.scanner.scan_text(text, "request"):
+                if (f.entity_type, f.value_hmac) not in seen:
+                    seen.add((f.entity_type, f.value_hmac))
+                    found.append(replace(f, source=source))
+        return found

@@ -8,6 +8,9 @@ problem before the run). Here it is enforced twice:
 * ``SecretRequestGuard`` (network gate): a request to a host outside a secret's ``domains`` whose URL,
   body or headers hold that secret — raw, URL-encoded, JSON/HTML-escaped or inside base64 (e.g. an
   ``Authorization: Basic`` header) — is refused, recorded, and the run is asked to stop (exit 3).
+  The same holds for header values (custom ones, the cookies the browser adds), WebSocket messages
+  (the driver puts each one to the gate as a request whose body is the message), and hex or base32
+  spellings (any alignment); the host is compared case-insensitively (Chromium lowercases a label).
 
 Host matching uses ``guards.urlmatch`` (canonical host: lowercase, punycode, IPs normalised, userinfo
 ignored). Reasons and records name the secret and the host, never the value.
@@ -15,6 +18,7 @@ ignored). Reasons and records name the secret and the host, never the value.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +37,17 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 def encoded_forms(value: str) -> list[str]:
     """Spellings under which a secret can leave: raw, URL-encoded, JSON/HTML-escaped, base64 (any alignment)."""
     return spellings.encoded_forms(value, with_base64=True)
+
+
+def _egress_forms(value: str) -> list[str]:
+    """``encoded_forms`` plus hex and base32 (the DNS-label-safe spellings), base32 at any alignment."""
+    raw = value.encode("utf-8")
+    extra = [raw.hex(), raw.hex().upper()]
+    for start in range(5):
+        whole = (len(raw) - start) // 5 * 5
+        if whole >= 5:
+            extra.append(base64.b32encode(raw[start:start + whole]).decode("ascii"))
+    return list(dict.fromkeys([*encoded_forms(value), *(f for f in extra if len(f) >= min(len(value), 8))]))
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,11 @@ class BoundSecret:
     def found_in(self, text: str) -> bool:
         return any(f in text for f in self.forms)
 
+    def found_in_host(self, host: str) -> bool:
+        """Case-insensitive: the browser lowercases a host label, so ``S3cr3t.evil`` arrives ``s3cr3t.evil``."""
+        low = host.lower()
+        return any(f.lower() in low for f in self.forms)
+
 
 class SecretSet:
     """The run's resolved secrets with their domain bindings."""
@@ -67,7 +87,7 @@ class SecretSet:
     def __init__(self, bindings: Mapping[str, tuple[str, list[str]]]) -> None:
         """``bindings``: name -> (value, domain entries)."""
         self.secrets: tuple[BoundSecret, ...] = tuple(
-            BoundSecret(name, value, tuple(HostPattern.parse(d) for d in domains), tuple(encoded_forms(value)))
+            BoundSecret(name, value, tuple(HostPattern.parse(d) for d in domains), tuple(_egress_forms(value)))
             for name, (value, domains) in bindings.items()
             if value
         )
@@ -140,7 +160,10 @@ class SecretRequestGuard:
         places = (("url", request.url), ("body", body), ("headers", headers))
         for s in outside:
             where = [name for name, text in places if text and s.found_in(text)]
+            if host and "url" not in where and s.found_in_host(host):
+                where.append("host")
             if where:
+                host = _masked_host(host, s)
                 decision = Decision.deny(
                     self.name,
                     f"secret {s.name} found in the request {'/'.join(where)} to {host or '?'}, "
@@ -152,6 +175,12 @@ class SecretRequestGuard:
                 )
                 return decision  # stop=True: the request gate refuses it and the run stops
         return Decision.allow(self.name, "no secret in this request", RULE)
+
+
+def _masked_host(host: str, secret: BoundSecret) -> str:
+    """The host with each label that holds the secret (any case) shown as «secret:NAME»: never named."""
+    masked = ".".join(f"«secret:{secret.name}»" if secret.found_in_host(label) else label for label in host.split("."))
+    return masked if masked != host or not secret.found_in_host(host) else f"«secret:{secret.name}» (split over labels)"
 
 
 def _host_or_none(url: str) -> str | None:

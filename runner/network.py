@@ -295,7 +295,7 @@ class NetworkGate:
         self._seen[key] = 0
         subject: dict[str, str | None] = {
             "host": host or None,
-            "url": page_without_query(url),  # where it was going, never its query (PII, secrets)
+            "url": _shown_url(url, host),  # where it was going, never its query (PII, secrets)
             "request_kind": kind,
             "resource_type": resource_type or None,
             "method": method or None,
@@ -341,6 +341,16 @@ class NetworkGate:
             "requests_refused_by_resolver": self.refused_by_resolver,
             "downloads_quarantined": self.downloads_kept,
         }
+
+
+def _shown_url(url: str, host: str) -> str | None:
+    """``page_without_query(url)`` under the host the guard named: a guard that masked a label holding
+    a value (a secret or PII smuggled as ``«secret:K».evil.example``) masks it in the URL too."""
+    shown = page_without_query(url)
+    real = _host(url)
+    if shown and host and real and host != real:
+        shown = shown.replace(real, host, 1) if real in shown else None
+    return shown
 
 
 def _str_or_none(value: object) -> str | None:

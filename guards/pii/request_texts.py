@@ -1,21 +1,39 @@
-"""The texts of an outgoing request worth a PII scan: path, query and body, raw and decoded.
+"""The texts of an outgoing request worth a PII scan: path, query, body, headers and host labels.
 
 Form fields one by one, JSON strings with their path, multipart parts, and percent-decoded forms up
 to two levels (double encoding), each tagged with its ``source`` (``query[name]``, ``body.json[..]``)
 for the finding's location. ``fine`` marks a single value (a form field), which wins over a coarse
 match (the whole query) that swallows it.
+
+``header_texts``: every header value a page can influence (custom ones, the cookies the browser
+adds — split into name and value —, the referer's query), base64-looking tokens decoded; the
+browser's own version tokens (``Chrome/150.0.0.0``) are dropped first, as they read as IP addresses.
+``host_texts``: the host's labels that hold a digit (``123-45-6789.evil.example``), and runs of
+all-digit labels joined (``4111.1111.1111.1111.evil``); a name spelled as a label is not scanned
+(``jane.doe.example.com`` is a host, not PII) and an IP-literal host is the destination, not data.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
-__all__ = ["request_texts"]
+__all__ = ["header_texts", "host_texts", "request_texts"]
 
+# Headers only the browser writes, with no page-controlled part worth a scan.
+_BROWSER_ONLY = frozenset({"accept-encoding", "connection", "content-length", "host", "upgrade-insecure-requests"})
+# Headers the browser fills with its own version numbers ("HeadlessChrome/150.0.0.0", v="150").
+_VERSIONED = ("user-agent", "sec-ch-ua")
+_VERSION_TOKEN = re.compile(r"(?:/|v=\"?)\d+(?:\.\d+)*")
+# The browser's own Accept parameters (";q=0.9", ";v=b3" read as a licence number); nothing else is dropped.
+_ACCEPT_PARAM = re.compile(r";\s*(?:q=[01](?:\.\d{1,3})?|v=b3)(?=[,;]|$)")
+_B64_TOKEN = re.compile(r"[A-Za-z0-9+/_-]{12,}={0,2}")
 
 
 def _decodings(text: str, plus: bool) -> Iterator[str]:
@@ -125,3 +143,78 @@ def _multipart(body: bytes, ctype: str) -> Iterator[tuple[str, str, int]]:
             yield f"body.multipart[{name}].filename", fn.group(1), 1
         value = content.removesuffix(b"\r\n").removesuffix(b"\n").decode("utf-8", "replace")
         yield from _with_decodings(f"body.multipart[{name}]", value, 1)
+
+
+def _base64_decodings(text: str) -> Iterator[str]:
+    """Printable UTF-8 hidden in base64(url) tokens of a header value (``Basic …``, a custom token)."""
+    for tok in _B64_TOKEN.findall(text)[:8]:
+        raw = tok.rstrip("=").replace("-", "+").replace("_", "/")
+        try:
+            dec = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            continue
+        if dec.isprintable():
+            yield dec
+
+
+def _header_value(source: str, value: str) -> Iterator[tuple[str, str, int]]:
+    yield from _with_decodings(source, value, 1, plus=False)
+    for dec in _base64_decodings(value):
+        yield f"{source}.base64", dec, 1
+
+
+def header_texts(headers: Mapping[str, str]) -> Iterator[tuple[str, str, int]]:
+    """(source, text, fine) for each header value (and custom name) worth a PII scan."""
+    for key, value in headers.items():
+        name = key.lower()
+        if name in _BROWSER_ONLY or not value:
+            continue
+        label = name[:40]
+        if name.startswith(_VERSIONED):
+            value = _VERSION_TOKEN.sub("/", value)
+        elif name == "accept":
+            value = _ACCEPT_PARAM.sub("", value)
+        elif name.startswith("x-") or not re.fullmatch(r"[a-z-]+", name):
+            yield "header[name]", key, 1  # a custom header's name can carry data too
+        if name == "cookie":
+            for pair in value.split(";"):
+                cname, _, cvalue = pair.strip().partition("=")
+                if cname:
+                    yield from _with_decodings("header[cookie][name]", cname, 1, plus=False)
+                if cvalue:
+                    yield from _header_value(f"header[cookie][{cname[:40]}]", cvalue.strip('"'))
+        elif name == "referer":
+            parts = urlsplit(value)
+            yield from _with_decodings("header[referer]", parts.path, 1, plus=False)
+            if parts.query:
+                yield from _with_decodings("header[referer]", parts.query, 0)
+                yield from _form_fields("header[referer].query", parts.query)
+        else:
+            yield from _header_value(f"header[{label}]", value)
+
+
+def host_texts(url: str) -> Iterator[tuple[str, str, int]]:
+    """(source, text, fine) for the labels of the URL's host that could hold a value."""
+    host = (urlsplit(url).hostname or "").rstrip(".")
+    if not host:
+        return
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return
+    except ValueError:
+        pass
+    labels = host.split(".")
+    for label in labels:
+        if any(c.isdigit() for c in label):
+            yield "host", label, 1
+            if "-" in label or "_" in label:
+                yield "host", re.sub(r"[-_]", " ", label), 1
+    run: list[str] = []
+    for label in [*labels, ""]:
+        if label.isdigit():
+            run.append(label)
+            continue
+        if len(run) > 1:
+            yield "host", " ".join(run), 1
+            yield "host", "-".join(run), 1
+        run = []

@@ -1,7 +1,8 @@
 """The browser context's routes and listeners: what the sandbox does with traffic and page events.
 
-* With a ``request_gate``, every request the context routes (and every WebSocket) is put to it;
-  refused ones are aborted with ``blockedbyclient`` (a WebSocket is closed with 1008). A gate
+* With a ``request_gate``, every request the context routes (and every WebSocket, and then each
+  message the page sends on it) is put to it; refused ones are aborted with ``blockedbyclient``
+  (a WebSocket is closed with 1008, a refused message is dropped first). A gate
   that raises refuses (fail closed) and its error surfaces after the current action.
 * Redirect hops and keepalive/unload fetches are *not* shown to routes by Playwright: they are
   held by the resolver allowlist, and a hop that fails there is reported from ``requestfailed``.
@@ -259,9 +260,35 @@ class ContextHooks:
             self._defer(exc)
         try:
             if verdict.allow:
-                ws.connect_to_server()
+                server = ws.connect_to_server()
+                ws.on_message(lambda message: self._on_websocket_message(ws, server, message))
                 return
             ws.close(code=1008, reason="refused")
+        except PlaywrightError:
+            return
+        self._emit(EVENT_WEBSOCKET_REFUSED, {"url": ws.url, "kind": "websocket", "reason": verdict.reason})
+
+    def _on_websocket_message(self, ws: WebSocketRoute, server: WebSocketRoute, message: str | bytes) -> None:
+        """Each page-to-server message walks the gate as a request whose body is the message (egress DLP);
+        a refused one is dropped and the socket closed (1008). Server-to-page messages flow untouched."""
+        gate = self._config.request_gate
+        text = isinstance(message, str)
+        body = message.encode("utf-8", "surrogatepass") if isinstance(message, str) else message
+        info = RequestInfo(
+            url=ws.url, method="SEND", kind="websocket", resource_type="websocket_message", is_navigation=False,
+            frame_url=None, headers={"content-type": "text/plain" if text else "application/octet-stream"}, body=body,
+        )
+        try:
+            verdict = gate(info) if gate is not None else GateVerdict(True)
+        except BaseException as exc:  # fail closed
+            verdict = GateVerdict(False, f"request gate error: {type(exc).__name__}")
+            self._defer(exc)
+        try:
+            if verdict.allow:
+                server.send(message)
+                return
+            ws.close(code=1008, reason="refused")
+            server.close(code=1008, reason="refused")
         except PlaywrightError:
             return
         self._emit(EVENT_WEBSOCKET_REFUSED, {"url": ws.url, "kind": "websocket", "reason": verdict.reason})

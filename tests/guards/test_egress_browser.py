@@ -1,0 +1,246 @@
+"""Egress DLP end to end: real Chromium, real Presidio, the local multi-host server and a minimal
+WebSocket server. Each attack is proven by what the server received (nothing) and by the
+``pii_finding`` / ``decision_record`` that explains it; the clean request next to it must arrive.
+After every run the whole evidence folder is swept for every canary and the test secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.guards.pii_support import EMAIL, SSN, assert_no_canaries, findings, mission, pii_block, run, serve
+from tests.server import TestServer
+
+pytestmark = pytest.mark.browser
+
+SECRET = "s3cr3t-Warden-canary-pw"
+DOMAINS = ("allowed.localhost", "'*.allowed.localhost'")
+
+
+class WsServer:
+    """RFC 6455, the least of it: accepts every handshake, records each client message (opcode, payload)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.messages: list[tuple[int, bytes]] = []
+        self.handshakes: list[str] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            lines = head.decode("latin-1").split("\r\n")
+            key = next(ln.split(":", 1)[1].strip() for ln in lines if ln.lower().startswith("sec-websocket-key:"))
+            magic = (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()  # the RFC 6455 handshake
+            accept = base64.b64encode(hashlib.sha1(magic, usedforsecurity=False).digest())
+            with self._lock:
+                self.handshakes.append(lines[0])
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            f = conn.makefile("rb")
+            while True:
+                hdr = f.read(2)
+                if len(hdr) < 2:
+                    return
+                opcode, n = hdr[0] & 0x0F, hdr[1] & 0x7F
+                if n == 126:
+                    n = struct.unpack(">H", f.read(2))[0]
+                elif n == 127:
+                    n = struct.unpack(">Q", f.read(8))[0]
+                mask = f.read(4)
+                data = bytes(b ^ mask[i % 4] for i, b in enumerate(f.read(n)))
+                if opcode == 8:
+                    return
+                with self._lock:
+                    self.messages.append((opcode, data))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def ev(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "ev"
+    yield path
+    if path.exists():
+        assert_no_canaries(path, SECRET, SECRET.lower())
+
+
+@pytest.fixture
+def server(test_server: TestServer) -> TestServer:
+    serve(test_server)
+    return test_server
+
+
+@pytest.fixture
+def ws_server() -> Iterator[WsServer]:
+    s = WsServer()
+    yield s
+    s.close()
+
+
+def _routes(server: TestServer) -> list[str]:
+    return [r.route for r in server.requests]
+
+
+def _page(server: TestServer, path: str, script: str) -> str:
+    server.set_content(path, f"<!doctype html><html><body><p>egress</p><script>{script}</script></body></html>")
+    return server.url("allowed.localhost", path)
+
+
+def _steps(url: str, wait: float = 2.0) -> list[str]:
+    return [f"goto: {json.dumps(url)}", f"wait_for: {{seconds: {wait}}}"]
+
+
+def _attack_page(server: TestServer) -> str:
+    """Five channels, each carrying a canary, and one clean request that carries none."""
+    ssn = json.dumps(SSN[3].value)
+    label = f"http://{SSN[4].value}.allowed.localhost:{server.port}/label"
+    return _page(server, "/attack", f"""(async () => {{
+      await fetch('/ok', {{headers: {{'X-Trace': 'abc-123'}}}});
+      await fetch('/hdr', {{headers: {{'X-Ref': {ssn}}}}}).catch(() => 0);
+      new EventSource('/es?ref=' + encodeURIComponent({ssn}));
+      await fetch({json.dumps(label)}, {{mode: 'no-cors'}}).catch(() => 0);
+      navigator.sendBeacon('/beacon', 'contact=' + encodeURIComponent({json.dumps(EMAIL[3].value)}));
+      document.cookie = 'sid=' + encodeURIComponent({json.dumps(EMAIL[4].value)}) + '; path=/';
+      await fetch('/cookie').catch(() => 0);
+    }})();""")
+
+
+def test_block_stops_every_channel_and_lets_the_clean_request_through(
+    tmp_path: Path, ev: Path, server: TestServer
+) -> None:
+    url = _attack_page(server)
+    code, _, recs, _ = run(tmp_path, mission(_steps(url), pii=pii_block(on_request="block"), domains=DOMAINS), ev)
+    assert code == 3
+    got = _routes(server)
+    assert "/ok" in got  # the clean one arrives (its custom header is scanned and allowed)
+    for leaked in ("/hdr", "/es", "/label", "/beacon", "/cookie"):
+        assert leaked not in got, f"{leaked} reached the server"
+    assert not [r for r in server.requests if r.host.startswith(SSN[4].value)]
+    found = findings(recs, "request")
+    assert {f["action"] for f in found} == {"blocked"}
+    sources = {f["location"]["source"] for f in found}
+    assert {"header[x-ref]", "host", "header[cookie][sid]"} <= sources, sources
+    assert any(s.startswith("query") for s in sources) and any(s.startswith("body") for s in sources), sources
+    kinds = {f["location"]["resource_type"] for f in found}
+    assert {"eventsource", "ping"} <= kinds, kinds
+    refusals = [r for r in recs if r["type"] == "decision_record" and r.get("guard") == "pii.request"]
+    assert refusals and all(r["decision"] == "deny" for r in refusals)
+
+
+def test_record_lets_every_channel_through_and_records_it(tmp_path: Path, ev: Path, server: TestServer) -> None:
+    url = _attack_page(server)
+    code, _, recs, _ = run(tmp_path, mission(_steps(url), pii=pii_block(on_request="record"), domains=DOMAINS), ev)
+    assert code == 0
+    got = _routes(server)
+    for route in ("/ok", "/hdr", "/es", "/label", "/beacon", "/cookie"):
+        assert route in got, f"{route} did not arrive under record"
+    found = findings(recs, "request")
+    assert found and {f["action"] for f in found} == {"recorded"}
+    assert {"header[x-ref]", "host", "header[cookie][sid]"} <= {f["location"]["source"] for f in found}
+
+
+def test_websocket_messages_are_scanned_after_the_connection_opened(
+    tmp_path: Path, ev: Path, server: TestServer, ws_server: WsServer
+) -> None:
+    ws = f"ws://allowed.localhost:{ws_server.port}/ws"
+    url = _page(server, "/ws", f"""
+      const a = new WebSocket({json.dumps(ws)});
+      a.onopen = () => {{ a.send('hello'); setTimeout(() => a.send('ssn ' + {json.dumps(SSN[0].value)}), 300); }};
+      const b = new WebSocket({json.dumps(ws)});
+      b.binaryType = 'arraybuffer';
+      b.onopen = () => setTimeout(() => b.send(new TextEncoder().encode({json.dumps(EMAIL[0].value)})), 300);""")
+    code, _, recs, _ = run(tmp_path, mission(_steps(url), pii=pii_block(on_request="block"), domains=DOMAINS), ev)
+    assert code == 3
+    assert len(ws_server.handshakes) == 2  # the connections opened; only the messages were refused
+    assert ws_server.messages == [(1, b"hello")]
+    found = findings(recs, "request")
+    assert {f["entity_type"] for f in found} >= {"US_SSN", "EMAIL_ADDRESS"}
+    assert all(f["location"]["resource_type"] == "websocket_message" and f["location"]["method"] == "SEND"
+               for f in found)
+
+
+def test_websocket_record_forwards_the_message(
+    tmp_path: Path, ev: Path, server: TestServer, ws_server: WsServer
+) -> None:
+    ws = f"ws://allowed.localhost:{ws_server.port}/ws"
+    url = _page(server, "/ws", f"""const a = new WebSocket({json.dumps(ws)});
+      a.onopen = () => a.send('ssn ' + {json.dumps(SSN[0].value)});""")
+    code, _, recs, _ = run(tmp_path, mission(_steps(url), pii=pii_block(on_request="record"), domains=DOMAINS), ev)
+    assert code == 0
+    assert [m for _, m in ws_server.messages] == [f"ssn {SSN[0].value}".encode()]
+    assert [f["action"] for f in findings(recs, "request")] == ["recorded"]
+
+
+def _secrets() -> str:
+    return "secrets:\n  API_KEY: {env: WARDEN_TEST_KEY, domains: [allowed.localhost]}\n"
+
+
+def test_secret_in_a_host_label_or_cookie_never_leaves_its_domain(
+    tmp_path: Path, ev: Path, server: TestServer, ws_server: WsServer
+) -> None:
+    ws = f"ws://other.allowed.localhost:{ws_server.port}/ws"
+    url = _page(server, "/sec", f"""(async () => {{
+      const k = {json.dumps(SECRET)};
+      await fetch('/own', {{headers: {{'X-Key': k}}}});
+      await fetch('http://' + k + '.allowed.localhost:{server.port}/label', {{mode: 'no-cors'}}).catch(() => 0);
+      await fetch('http://other.allowed.localhost:{server.port}/hex?d=' +
+        Array.from(new TextEncoder().encode(k)).map(b => b.toString(16).padStart(2, '0')).join(''),
+        {{mode: 'no-cors'}}).catch(() => 0);
+      const w = new WebSocket({json.dumps(ws)}); w.onopen = () => w.send('key=' + k);
+    }})();""")
+    text = mission(_steps(url), pii=pii_block(on_request="record"), secrets=_secrets(), domains=DOMAINS)
+    code, _, recs, _ = run(tmp_path, text, ev, environ={"WARDEN_TEST_KEY": SECRET})
+    assert code == 3
+    got = _routes(server)
+    assert "/own" in got  # to its own domain, in a custom header: allowed
+    assert "/label" not in got and "/hex" not in got
+    assert ws_server.messages == []
+    denies = [r for r in recs if r["type"] == "decision_record" and r.get("guard") == "secrets.request"]
+    assert denies and all(r["decision"] == "deny" for r in denies)
+    assert any("host" in r["rationale"] for r in denies)
+
+
+
+def test_limit_unload_keepalive_and_beacon_bypass_the_route(tmp_path: Path, ev: Path, server: TestServer) -> None:
+    """The stated limit (docs/boundaries.md): a keepalive fetch or beacon sent while the page unloads is
+    auto-continued by Playwright before any route sees it, so on an *allowed* host it is neither scanned
+    nor recorded. While the page lives the same calls are routed and refused (the first test)."""
+    ssn = json.dumps(SSN[1].value)
+    url = _page(server, "/ka", f"""window.addEventListener('pagehide', () => {{
+      navigator.sendBeacon('/beacon', 'ssn=' + {ssn});
+      fetch('/api?ssn=' + {ssn}, {{method: 'POST', body: 'x', keepalive: true}}); }});""")
+    steps = [f"goto: {json.dumps(url)}", f"goto: {json.dumps(server.url('allowed.localhost', '/done'))}",
+             "wait_for: {seconds: 1}"]
+    code, _, recs, _ = run(tmp_path, mission(steps, pii=pii_block(on_request="block"), domains=DOMAINS), ev)
+    assert code == 0
+    assert {"/beacon", "/api"} <= set(_routes(server))  # measured: they left, unscanned (the limit)
+    assert findings(recs, "request") == []
