@@ -311,7 +311,8 @@ def resolvable_patterns(policy: DomainPolicy) -> list[str]:
     Chromium: ``MAP * ~NOTFOUND`` also refuses IP literals, so listed IPs are included, and an IPv6
     EXCLUDE only matches when written *without* brackets (``::1``), so that is how it is returned.
     A URL spelt with a trailing dot (``allowed.com.``) reaches the resolver with the dot and is not
-    matched by ``EXCLUDE allowed.com``: it fails to resolve (over-blocking, never a leak).
+    matched by ``EXCLUDE allowed.com``: the launch lists each pattern with its dot as well
+    (``runner/browser/chromium.py``), so the resolver agrees with the guard on ``host.``.
     """
     out: list[str] = []
     for pat in (*policy.allowed_domains, *policy.allowed_resource_domains):

@@ -88,7 +88,7 @@ def test_canonical_pattern_keeps_ipv6_unbracketed() -> None:
 
 def test_launch_args_merge_playwrights_disabled_features(chromium_path: Path) -> None:
     args = launch_args(SandboxConfig(executable=chromium_path, resolvable_hosts=["a.com"]))
-    assert args[0] == "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE a.com"
+    assert args[0] == "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE a.com , EXCLUDE a.com."  # host. too
     disable = [a for a in args if a.startswith("--disable-features=")]
     assert len(disable) == 1
     listed = disable[0].split("=", 1)[1].split(",")
