@@ -54,7 +54,10 @@ class ElementInfo:
 @dataclass(frozen=True)
 class TextBlock:
     """A piece of what the page shows, for the PII page scan: a block element's visible text, or a form
-    field's current value (``kind="input"``). ``selector`` (CSS) finds the element again, e.g. to mask it."""
+    field's current value (``kind="input"``), or an element's accessible attributes (title, alt, aria-label,
+    placeholder). ``selector`` finds the element again, e.g. to mask it: CSS (piercing open shadow roots),
+    prefixed for an element inside a same-origin frame by the frames' CSS selectors, each followed by
+    " |> " (``runner.browser.page_scripts.FRAME_SEP``): ``#pay |> #card``."""
 
     text: str
     selector: str

@@ -34,6 +34,7 @@ from guards.pii_guards import Policy, action_for, judge
 from guards.secrets import SecretSet
 from guards.urlmatch import page_without_query
 from runner.browser.driver import Driver, DriverError
+from runner.browser.page_scripts import TOO_BIG
 
 if TYPE_CHECKING:
     from guards.observed import TextBlock
@@ -169,8 +170,11 @@ class PiiRuntime:
             blocks: list[TextBlock] = driver.page_text_blocks()
         except DriverError as exc:
             self._masks_unknown = True
+            # A page over the scan's budget is "cannot decide", never a pass: said as such (the
+            # message is Warden's own: counts and limits, no page text); other errors by type only.
+            why = str(exc) if str(exc).startswith(TOO_BIG) else f"page text could not be read ({type(exc).__name__})"
             self.exception(step=step, mitigation="masked" if on_page == "record" else "blocked", message=(
-                f"page text could not be read for the PII scan ({type(exc).__name__}); no screenshot is taken"
+                f"{why}: the PII scan cannot decide; no screenshot is taken"
                 + ("" if on_page == "record" else "; the run stops (fail closed)")))
             if on_page != "record":
                 self.request_stop(
@@ -181,6 +185,7 @@ class PiiRuntime:
         pk = page_key(url)
         masks = self._page_masks.setdefault(pk, set())
         scannable = [b for b in blocks if not b.password]
+        masks.update(b.selector for b in blocks if b.password)  # password fields in frames / shadow roots too
         texts: list[str] = []
         for b in scannable:
             if self.secrets.in_text(b.text):  # a field holding a secret: masked, never scanned

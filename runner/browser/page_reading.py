@@ -5,20 +5,38 @@ approvals) and the visible text (the PII scan). The scripts and their decoding a
 from __future__ import annotations
 
 import contextlib
+import json
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from playwright.sync_api import ElementHandle, Page
+from playwright.sync_api import CDPSession, ElementHandle, Page
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from guards.observed import ElementInfo, TextBlock
 from runner.browser.driver import ActionFailed
 from runner.browser.messages import short_message
-from runner.browser.page_scripts import MAX_TEXT_BLOCKS, RESOLVE_JS, TEXT_BLOCKS_JS, element_info
+from runner.browser.page_scripts import (
+    FRAME_SEP,
+    MAX_SCAN_MS,
+    MAX_TEXT_BLOCKS,
+    MAX_TEXT_CHARS,
+    RESOLVE_JS,
+    TEXT_BLOCKS_JS,
+    TOO_BIG,
+    element_info,
+)
 from runner.browser.targets import forget_judged, has_target, is_judged, locate_target, remember_judged
 
 _FRAME_TAGS = ("iframe", "frame", "object", "embed")
+# One CDP session per page, kept (opening one costs ~80 ms; a read through it ~10 ms).
+_SESSIONS: weakref.WeakKeyDictionary[Page, CDPSession] = weakref.WeakKeyDictionary()
+WORLD_NAME = "warden-read"  # the isolated world Warden's page scan runs in (one per document, reused)
+
+
+class PageTooBig(ActionFailed):
+    """The page did not fit in the scan's budget: the scan cannot decide (never a pass)."""
 
 
 def find_target_element(
@@ -75,22 +93,63 @@ def describe_element(handle: ElementHandle, *, focused: bool, selectors: Sequenc
     return element_info(data)
 
 
-def read_text_blocks(page: Page) -> list[TextBlock]:
-    """Visible text grouped by block element, plus form fields holding a value (see ``TEXT_BLOCKS_JS``).
+def evaluate_isolated(page: Page, script: str, arg: Any) -> Any:
+    """``script(arg)`` (a JS function's source) in an isolated world of the main frame, by value.
 
+    The page's scripts live in the main world: whatever they redefine there (``Node.prototype``
+    getters, ``Element.prototype.getAttribute``, ``Array.prototype.map``, ``checkVisibility`` ...)
+    is not what this script calls. Playwright-python has no isolated-world evaluate, so this goes
+    through CDP (``Page.createIsolatedWorld``, reused by name per document; ``Runtime.evaluate``).
+    Raises ``PlaywrightError`` when the script cannot run or throws.
+    """
+    for attempt in range(2):
+        session = _SESSIONS.get(page)
+        if session is None:
+            session = _SESSIONS[page] = page.context.new_cdp_session(page)
+        try:
+            frame_id = session.send("Page.getFrameTree")["frameTree"]["frame"]["id"]
+            world = session.send("Page.createIsolatedWorld", {"frameId": frame_id, "worldName": WORLD_NAME,
+                                                              "grantUniveralAccess": False})
+            res = session.send("Runtime.evaluate", {
+                "expression": f"({script})({json.dumps(arg)})", "contextId": world["executionContextId"],
+                "returnByValue": True, "awaitPromise": False,
+            })
+            break
+        except PlaywrightError:
+            _SESSIONS.pop(page, None)  # a detached session is opened again once; a page error is raised
+            with contextlib.suppress(PlaywrightError):
+                session.detach()
+            if attempt:
+                raise
+    if res.get("exceptionDetails"):
+        raise PlaywrightError("the page scan script failed in its isolated world")
+    return res.get("result", {}).get("value")
+
+
+def read_text_blocks(page: Page) -> list[TextBlock]:
+    """Visible text grouped by block element, form fields holding a value and accessible attributes,
+    across open shadow roots and same-origin frames (see ``TEXT_BLOCKS_JS``), read in an isolated world.
+
+    A page over the scan's budget raises ``PageTooBig`` (the scan cannot decide; no partial list).
     A page that is navigating (its execution context destroyed mid-read) is read again once it
     has a document; a page that still cannot be read raises ``ActionFailed``.
     """
+    limits = {"maxBlocks": MAX_TEXT_BLOCKS, "maxChars": MAX_TEXT_CHARS, "maxMs": MAX_SCAN_MS, "sep": FRAME_SEP}
     last: PlaywrightError | None = None
     for _ in range(3):
         try:
-            raw = page.evaluate(TEXT_BLOCKS_JS, MAX_TEXT_BLOCKS)
-            return [
-                TextBlock(text=str(b[0]), selector=str(b[1]), kind="input" if b[2] else "text", password=bool(b[3]))
-                for b in raw
-            ]
+            raw = evaluate_isolated(page, TEXT_BLOCKS_JS, limits)
         except PlaywrightError as exc:
             last = exc
             with contextlib.suppress(PlaywrightError):
                 page.wait_for_load_state("domcontentloaded", timeout=5000)
-    raise ActionFailed(f"page text could not be read: {short_message(last) if last else 'unknown error'}")
+            continue
+        if not isinstance(raw, dict):
+            break
+        if not raw.get("complete"):
+            raise PageTooBig(f"{TOO_BIG} ({raw.get('reason') or 'over budget'})")
+        return [
+            TextBlock(text=str(b[0]), selector=str(b[1]), kind="input" if b[2] else "text", password=bool(b[3]))
+            for b in raw.get("blocks") or ()
+        ]
+    raise ActionFailed(f"page text could not be read: {short_message(last) if last else 'unexpected result'}")

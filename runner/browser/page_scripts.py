@@ -1,7 +1,8 @@
 """Scripts Warden runs inside the page, and the decoding of what they return.
 
 They read only: the visible text (for the PII scan and the screenshot masks) and a description of
-the element an action will hit (for the danger zones). Neither changes the page's DOM.
+the element an action will hit (for the danger zones). Neither changes the page's DOM. The text
+scan runs in an isolated world (``page_reading``), where the page's scripts cannot reach.
 """
 
 from __future__ import annotations
@@ -12,68 +13,129 @@ from typing import Any
 
 from guards.observed import ElementInfo
 
+# The page scan's budget. A page that does not fit in it is "cannot decide" (``complete: false``):
+# the caller must treat it as a scan failure (exception record, no screenshot), never as a pass.
 MAX_TEXT_BLOCKS = 5000
-# The page's visible text for the PII scan: each text node whose element is rendered, grouped under
-# its nearest block-level ancestor (so "Phone: <b>212…</b>" stays one block and keeps its context
-# word), and each input/textarea/select holding a value (with its label as context). Each block
-# carries a CSS selector (id when unique, else an nth-of-type path) used to mask it in screenshots.
-# Main frame only: iframes are not read (see docs/pii.md). Returns [text, selector, is_input, password].
+MAX_TEXT_CHARS = 2_000_000
+MAX_SCAN_MS = 15000  # the reading's own time budget (the scanner has its own timeout)
+TOO_BIG = "the page is too big to scan within its budget"  # how a PageTooBig's message starts
+# Separates the frame path from the selector inside the frame in a TextBlock's selector
+# ("iframe#pay |> #card": the element #card in the document of the iframe #pay). Not CSS.
+FRAME_SEP = " |> "
+# The page's visible text for the PII scan, run in an isolated world (the page's own scripts cannot
+# redefine what it calls). Walks the composed tree: the document, every open shadow root and every
+# same-origin (i)frame's document, recursively. Each rendered text node is grouped under its nearest
+# block-level ancestor (so "Phone: <b>212…</b>" stays one block and keeps its context word); each
+# input/textarea/select holding a value (with its label as context); and the accessible attributes
+# title, alt, aria-label, placeholder of rendered elements. Each block carries a selector that finds
+# the element again to mask it: CSS (id when unique in the document, else an nth-of-type path; a
+# shadow root's content is addressed through its host, which Playwright's CSS pierces), prefixed by
+# the frame path joined with FRAME_SEP. Returns {complete, reason, frames_unread, blocks:
+# [text, selector, is_input, password]}; over the budget: complete = false, never a partial pass.
 TEXT_BLOCKS_JS = r"""
-(max) => {
+(lim) => {
   const out = [];
-  const body = document.body;
-  if (!body) return out;
-  const sel = (el) => {
+  const t0 = performance.now();
+  let chars = 0, over = '', framesUnread = 0;
+  const add = (text, selector, isInput, password) => {
+    if (over) return;
+    chars += text.length;
+    if (out.length >= lim.maxBlocks) over = 'more than ' + lim.maxBlocks + ' text blocks';
+    else if (chars > lim.maxChars) over = 'more than ' + lim.maxChars + ' characters of text';
+    else if (performance.now() - t0 > lim.maxMs) over = 'reading took longer than ' + lim.maxMs + ' ms';
+    else out.push([text, selector, isInput, password]);
+  };
+  const SKIP = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE', 'TEXTAREA', 'SELECT', 'OPTION']);
+  const NOVALUE = new Set(['hidden', 'checkbox', 'radio', 'submit', 'button', 'reset', 'image', 'file',
+                           'range', 'color']);
+  const ATTRS = ['title', 'alt', 'aria-label', 'placeholder'];
+  const FIELDS = new Set(['INPUT', 'TEXTAREA', 'SELECT']);
+  const FRAMES = new Set(['IFRAME', 'FRAME']);
+  const nths = new Map();  // element -> its :nth-of-type index, computed once per parent (linear)
+  const nth = (e) => {
+    if (!nths.has(e)) {
+      const count = new Map();
+      for (let c = (e.parentNode || e).firstElementChild; c; c = c.nextElementSibling) {
+        count.set(c.tagName, (count.get(c.tagName) || 0) + 1);
+        nths.set(c, count.get(c.tagName));
+      }
+      if (!nths.has(e)) nths.set(e, 1);
+    }
+    return nths.get(e);
+  };
+  // The CSS path of el inside its root (a document or a shadow root); `prefix` addresses the root.
+  const sel = (el, prefix) => {
+    const root = el.getRootNode();
     const parts = [];
     for (let e = el; e && e.nodeType === 1; e = e.parentElement) {
-      if (e.id && document.querySelectorAll('#' + CSS.escape(e.id)).length === 1) {
+      if (!prefix && e.id && root.querySelectorAll('#' + CSS.escape(e.id)).length === 1) {
         parts.unshift('#' + CSS.escape(e.id));
         return parts.join(' > ');
       }
-      if (e === document.documentElement) { parts.unshift('html'); break; }
-      let i = 1;
-      for (let s = e.previousElementSibling; s; s = s.previousElementSibling) if (s.tagName === e.tagName) i++;
-      parts.unshift(e.tagName.toLowerCase() + ':nth-of-type(' + i + ')');
+      if (e === root.documentElement) { parts.unshift('html'); break; }
+      parts.unshift(e.tagName.toLowerCase() + ':nth-of-type(' + nth(e) + ')');
     }
-    return parts.join(' > ');
+    return (prefix ? prefix + ' > ' : '') + parts.join(' > ');
   };
   const visible = (el) => {
     if (el.checkVisibility) return el.checkVisibility({checkOpacity: true, checkVisibilityCSS: true});
     return !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
   };
   const isBlock = (el) => {
-    const d = getComputedStyle(el).display;
+    const d = el.ownerDocument.defaultView.getComputedStyle(el).display;
     return !(d.startsWith('inline') || d === 'contents');
   };
-  const SKIP = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE', 'TEXTAREA', 'SELECT', 'OPTION']);
-  const groups = new Map();
-  const walker = document.createTreeWalker(body, NodeFilter.SHOW_TEXT);
-  let n;
-  while ((n = walker.nextNode()) && groups.size < max) {
-    const t = n.nodeValue;
-    if (!t || !t.trim()) continue;
-    const p = n.parentElement;
-    if (!p || SKIP.has(p.tagName) || !visible(p)) continue;
-    let b = p;
-    while (b !== body && b.parentElement && !isBlock(b)) b = b.parentElement;
-    if (!groups.has(b)) groups.set(b, []);
-    groups.get(b).push(t.trim());
-  }
-  for (const [el, texts] of groups) out.push([texts.join(' '), sel(el), false, false]);
-  const NOVALUE = new Set(['hidden', 'checkbox', 'radio', 'submit', 'button', 'reset', 'image', 'file',
-                           'range', 'color']);
-  for (const f of document.querySelectorAll('input, textarea, select')) {
-    if (out.length >= max) break;
-    const type = (f.getAttribute('type') || '').toLowerCase();
-    if (f.tagName === 'INPUT' && NOVALUE.has(type)) continue;
-    let value = f.tagName === 'SELECT' ? Array.from(f.selectedOptions).map(o => o.text).join(', ') : f.value;
-    if (!value && f.placeholder) value = f.placeholder;
-    if (!value || !visible(f)) continue;
-    const label = ((f.labels && f.labels[0] && f.labels[0].innerText) || f.getAttribute('aria-label') ||
-                   f.getAttribute('name') || f.id || '').trim().slice(0, 60);
-    out.push([(label ? label + ' ' : '') + value, sel(f), true, type === 'password']);
-  }
-  return out;
+  // root: a document's body or a shadow root; frame: the frame path ('' for the top document);
+  // prefix: the selector of the shadow root's host ('' in a document).
+  const walk = (root, frame, prefix) => {
+    const top = root.nodeType === 11 ? root : root.ownerDocument.body;
+    const groups = new Map();
+    const fields = [], attrs = [], nested = [];
+    const walker = root.ownerDocument.createTreeWalker(root, NodeFilter.SHOW_TEXT | NodeFilter.SHOW_ELEMENT);
+    for (let n = walker.currentNode; n && !over; n = walker.nextNode()) {
+      if (n.nodeType === 1) {
+        if (n.shadowRoot) nested.push(['shadow', n]);
+        if (FRAMES.has(n.tagName)) nested.push(['frame', n]);
+        if (FIELDS.has(n.tagName)) fields.push(n);
+        for (const a of ATTRS) if (n.hasAttribute(a) && (n.getAttribute(a) || '').trim()) { attrs.push(n); break; }
+        continue;
+      }
+      const t = n.nodeValue;
+      if (!t || !t.trim()) continue;
+      const p = n.parentElement;
+      if (!p || SKIP.has(p.tagName) || !visible(p)) continue;
+      let b = p;
+      while (b !== top && b.parentElement && !isBlock(b)) b = b.parentElement;
+      if (!groups.has(b)) groups.set(b, []);
+      groups.get(b).push(t.trim());
+      if (performance.now() - t0 > lim.maxMs) over = 'reading took longer than ' + lim.maxMs + ' ms';
+    }
+    for (const [el, texts] of groups) add(texts.join(' '), frame + sel(el, prefix), false, false);
+    for (const f of fields) {
+      const type = (f.getAttribute('type') || '').toLowerCase();
+      if (f.tagName === 'INPUT' && NOVALUE.has(type)) continue;
+      const value = f.tagName === 'SELECT' ? Array.from(f.selectedOptions).map(o => o.text).join(', ') : f.value;
+      if (!value || !visible(f)) continue;
+      const label = ((f.labels && f.labels[0] && f.labels[0].innerText) || f.getAttribute('aria-label') ||
+                     f.getAttribute('name') || f.id || '').trim().slice(0, 60);
+      add((label ? label + ' ' : '') + value, frame + sel(f, prefix), true, type === 'password');
+    }
+    for (const el of attrs) {
+      if (!visible(el)) continue;
+      const vals = ATTRS.map(a => (el.getAttribute(a) || '').trim()).filter(Boolean);
+      add(vals.join(' \n '), frame + sel(el, prefix), false, false);
+    }
+    for (const [kind, el] of nested) {
+      if (over) break;
+      if (kind === 'shadow') { walk(el.shadowRoot, frame, sel(el, prefix)); continue; }
+      let doc = null;
+      try { doc = el.contentDocument; } catch (e) { doc = null; }
+      if (!doc || !doc.body) { if (visible(el)) framesUnread++; continue; }
+      walk(doc.body, frame + sel(el, prefix) + lim.sep, '');
+    }
+  };
+  if (document.body) walk(document.body, '', '');
+  return {complete: !over, reason: over, frames_unread: framesUnread, blocks: over ? [] : out};
 }
 """
 

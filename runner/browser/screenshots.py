@@ -8,15 +8,25 @@ import contextlib
 from collections.abc import Sequence
 
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Page
+from playwright.sync_api import FrameLocator, Locator, Page
 
 from runner.browser.driver import ActionFailed
 from runner.browser.messages import short_message
-from runner.browser.page_scripts import OUTLINE_CSS
+from runner.browser.page_scripts import FRAME_SEP, OUTLINE_CSS
 
 # The colour painted over masked elements in screenshots (Playwright's ``mask_color``).
 MASK_COLOR = "#000000"
 SCREENSHOT_TIMEOUT_S = 15.0
+
+
+def mask_locator(page: Page, selector: str) -> Locator:
+    """The locator of a page-scan selector: CSS, or frame path + CSS joined by ``FRAME_SEP``
+    (each frame entered with ``frame_locator``; CSS pierces open shadow roots)."""
+    *frames, css = selector.split(FRAME_SEP)
+    scope: Page | FrameLocator = page
+    for f in frames:
+        scope = scope.frame_locator(f)
+    return scope.locator(css)
 
 
 def take_screenshot(
@@ -37,7 +47,7 @@ def take_screenshot(
         return page.screenshot(
             type="png",
             full_page=full_page,
-            mask=[page.locator(s) for s in mask_selectors],
+            mask=[mask_locator(page, s) for s in mask_selectors],
             mask_color=MASK_COLOR,
             animations="disabled",
             caret="hide",
