@@ -194,7 +194,7 @@ def test_four_eyes_refuses_the_initiator_under_any_name_and_the_request_stays_pe
     evidence_dir: Path, runners: list[Runner]
 ) -> None:
     # the runner and this CLI run as the same OS user: the kernel says so, whatever name is typed
-    runner = _start(runners, evidence_dir, "ap-eyes0001", "--initiator", "alice", "--four-eyes", "--timeout", "4")
+    runner = _start(runners, evidence_dir, "ap-eyes0001", "--initiator", "alice", "--four-eyes", "--timeout", "60")
     for name in ("alice", "bob"):
         refused = warden("approvals", "approve", "ap-eyes", "--reason", "mine", "--approver", name,
                          evidence_dir=evidence_dir)
@@ -202,8 +202,11 @@ def test_four_eyes_refuses_the_initiator_under_any_name_and_the_request_stays_pe
         assert "four_eyes" in refused.stderr and "stays pending" in refused.stderr
         assert f"OS user '{ME}'" in refused.stderr and "so_peercred" in refused.stderr
         assert _status(evidence_dir, "ap-eyes0001") == "pending"
+    # denying stays open to the initiator too (over the socket): it is the safe outcome
+    denied = warden("approvals", "deny", "ap-eyes", "--reason", "never mind", evidence_dir=evidence_dir)
+    assert denied.returncode == 0, denied.stderr
     ans = runner.answer()
-    assert ans["decision"] == "expired" and ans["approver"] is None
+    assert ans["decision"] == "denied" and ans["identity_method"] == "so_peercred"
     assert [r.split(" ", 1)[0] for r in ans["refusals"]] == ["alice", "bob"]
 
 

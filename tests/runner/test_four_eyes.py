@@ -36,9 +36,7 @@ GROUP = "warden4eyes"
 SECOND = "warden4eyes-b"
 OUTSIDER = "warden4eyes-c"  # another OS user, not granted the evidence folder
 ME = pwd.getpwuid(os.getuid()).pw_name
-# PII in requests is recorded, not blocked, here: these runs are about who approves, and must not
-# depend on how the request-PII guard reads the browser's own headers.
-FOUR_EYES = "approvals:\n  four_eyes: true\n  timeout: 60\npii:\n  on_request: record\n"
+FOUR_EYES = "approvals:\n  four_eyes: true\n  timeout: 60\n"
 STEPS = ["click: {role: button, name: Submit order}", "wait_for: {text: Order received}"]
 
 
