@@ -162,8 +162,13 @@ def version_logs(
     mission_sha256: str,
     mission_text: str | None,
     warden_version: str,
+    sandbox: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The ``version_log`` fields (for ``EvidenceWriter.append``) this run should record, in order."""
+    """The ``version_log`` fields (for ``EvidenceWriter.append``) this run should record, in order.
+
+    ``sandbox``: this run's ``versions["chromium_sandbox"]``; a change from the previous run (the
+    browser's own sandbox turned off by running as root, or back on) is a ``warden`` version_log.
+    """
     why = mission.changelog
     version = mission.version
     policy_sha = mission.policy_sha256
@@ -191,6 +196,13 @@ def version_logs(
                  new_sha256=_text_sha(warden_version), old_version=old_warden, new_version=warden_version,
                  changes=[f"warden {old_warden} -> {warden_version}"], why="")
         )
+    old_sandbox = versions.get("chromium_sandbox") if isinstance(versions, dict) else None
+    if sandbox is not None and isinstance(old_sandbox, str) and old_sandbox != sandbox:
+        out.append(
+            dict(subject="warden", subject_id="chromium_sandbox", old_sha256=_text_sha(old_sandbox),
+                 new_sha256=_text_sha(sandbox), old_version=old_sandbox, new_version=sandbox,
+                 changes=[f"chromium sandbox {old_sandbox} -> {sandbox}"], why="")
+        )
     old_policy = old_start.get("policy_sha256")
     if isinstance(old_policy, str) and old_policy != policy_sha:
         old_data, new_data = _load(old_text) or {}, _load(mission_text) or {}
@@ -213,6 +225,7 @@ def write_version_logs(
     mission: MissionSubject,
     mission_sha256: str,
     warden_version: str,
+    sandbox: str | None = None,
 ) -> None:
     """Append this run's ``version_log`` records (right after the opening ``run_record``).
 
@@ -223,7 +236,7 @@ def write_version_logs(
     try:
         entries = version_logs(
             index, run_id=writer.run_id, mission=mission, mission_sha256=mission_sha256,
-            mission_text=_read_text(writer.folder.mission_yaml), warden_version=warden_version,
+            mission_text=_read_text(writer.folder.mission_yaml), warden_version=warden_version, sandbox=sandbox,
         )
     except Exception as e:
         writer.append(

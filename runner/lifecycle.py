@@ -167,7 +167,7 @@ class RunEvidence:
         self.writer.append(RunRecord, actor=self.human, attachments=[copy], phase="start", **self.start_fields)
         write_version_logs(
             self.writer, self.runner_actor, self.index, mission=self.subject, mission_sha256=self.loaded.sha256,
-            warden_version=__version__,
+            warden_version=__version__, sandbox=self.start_fields["versions"].get("chromium_sandbox"),
         )
 
     def attach_screenshot(self, png: bytes, step: int, when: str) -> Attachment:

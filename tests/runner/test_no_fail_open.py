@@ -154,3 +154,36 @@ def test_a_real_run_shows_and_records_the_sandbox_state(tmp_path: Path, test_ser
         assert names.index("warning") < (names.index("step_finished") if "step_finished" in names else len(names))
     rich = warden("run", mission("three_pages"), "--var", f"base={base(test_server)}", "--evidence-dir", ev)
     assert ("warning: Chromium's own sandbox is off" in rich.stdout) is (not launch.chromium_sandbox_on())
+
+
+# ----------------------------------------------------------------------------- the version_log
+
+
+def _version_logs(tmp_path: Path, old: str | None, new: str | None) -> list[dict[str, Any]]:
+    from types import SimpleNamespace
+
+    from evidence.versioning import MissionSubject, version_logs
+    from kernel import __version__
+
+    subject = MissionSubject("m", "1", "", {"boundaries": {}})
+    versions = {"warden": __version__, **({"chromium_sandbox": old} if old is not None else {})}
+    first = {"type": "run_record", "phase": "start", "versions": versions, "policy_sha256": subject.policy_sha256}
+    (tmp_path / "records.jsonl").write_text(json.dumps(first) + "\n", encoding="utf-8")
+    previous = SimpleNamespace(folder=str(tmp_path), mission_sha256="a" * 64, mission_version="1")
+    index = SimpleNamespace(last_run_of_mission=lambda mission_id, exclude_run_id: previous)
+    return version_logs(index, run_id="R2", mission=subject, mission_sha256="a" * 64,  # type: ignore[arg-type]
+                        mission_text=None, warden_version=__version__, sandbox=new)
+
+
+def test_the_sandbox_turned_off_since_the_last_run_is_a_version_log(tmp_path: Path) -> None:
+    (log,) = _version_logs(tmp_path, "on", "off: running as root")
+    assert (log["subject"], log["subject_id"]) == ("warden", "chromium_sandbox")
+    assert (log["old_version"], log["new_version"]) == ("on", "off: running as root")
+    assert log["changes"] == ["chromium sandbox on -> off: running as root"]
+
+
+@pytest.mark.parametrize(("old", "new"), [("on", "on"), (None, "off: running as root"), ("on", None)])
+def test_an_unchanged_or_unknown_sandbox_state_writes_no_version_log(
+    tmp_path: Path, old: str | None, new: str | None
+) -> None:
+    assert _version_logs(tmp_path, old, new) == []
