@@ -224,11 +224,14 @@ def complete(
     loaded: LoadedMission, prepared: PreparedRun, recorder: RunRecorder, approval_options: ApprovalOptions
 ) -> RunServices:
     """The parts that write records, built once the writer and recorder exist: the whole run's services."""
+    pii = prepared.pii
+    if pii is None:  # fail closed: no secret/PII guard, no page scan, no masked screenshot otherwise
+        from kernel.errors import SandboxUnavailable
+
+        raise SandboxUnavailable("the run's PII runtime was not built: the run cannot be contained")
     zone_view = zone_view_for(loaded)
     gate = build_request_gate(loaded, prepared, recorder, zone_view)
-    pii = prepared.pii
-    if pii is not None:
-        pii.bind(recorder, lambda: gate.stop_requested)
+    pii.bind(recorder, lambda: gate.stop_requested)
     return RunServices(
         policy=prepared.policy,
         redactor=prepared.redactor,

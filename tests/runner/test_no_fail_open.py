@@ -106,6 +106,25 @@ def test_the_chains_warden_builds_are_never_empty(tmp_path: Path) -> None:
     assert build_preflight_chain(loaded).guards  # the preflight chain holds the least-privilege guards
 
 
+def test_a_run_without_its_pii_runtime_is_not_assembled(tmp_path: Path) -> None:
+    """Without it no secret or PII guard would join the chains: refused, not built thinner."""
+    from evidence.redact import RedactorChain
+    from kernel.errors import SandboxUnavailable
+    from runner.approvals.human import ApprovalOptions
+    from runner.assembly import PreparedRun, complete
+
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "mission: m\nversion: 1\nboundaries:\n  allowed_domains: [allowed.localhost]\n"
+        "  allowed_actions: [goto]\nsteps:\n  - goto: https://allowed.localhost/\n",
+        encoding="utf-8",
+    )
+    loaded = load_mission(path, environ={})
+    prepared = PreparedRun(policy=domain_policy(loaded), redactor=RedactorChain([]), pii=None)
+    with pytest.raises(SandboxUnavailable, match="PII runtime"):
+        complete(loaded, prepared, object(), ApprovalOptions(mode="deny"))  # type: ignore[arg-type]
+
+
 # ----------------------------------------------------------------------------- the sandbox
 
 
