@@ -216,8 +216,8 @@ class DangerZones:
             return True  # the approval binds to the target
         if kind in ACTIVATION_KINDS:
             return bool(self.mission_texts or self.default_texts or self.selector_zones or self.url_zones)
-        if kind in TOGGLE_KINDS:
-            return bool(self.mission_texts or self.selector_zones)
+        if kind in TOGGLE_KINDS:  # the defaults: to know whether its form's submit is gated (the backstop)
+            return bool(self.mission_texts or self.selector_zones or (self.default_texts and kind != "hover"))
         if kind == "fill":
             return bool(self.field_zones)
         return False
@@ -256,6 +256,16 @@ class DangerZones:
             else:
                 matches.extend(self._element_matches(kind, args, element))
         return matches, unresolved
+
+    def gated_form_action(self, el: ElementInfo | None) -> str:
+        """The form action of ``el``'s form when submitting that form is in a zone (``""``: it is not).
+
+        For the network backstop: a toggle or select whose page script submits a gated form.
+        """
+        sub = el.form_submit if el is not None and el.found else None
+        if sub is None or not self._element_matches("click", {}, sub):
+            return ""
+        return sub.form_action or (el.form_action if el is not None else "")
 
     def _element_matches(self, kind: str, args: Mapping[str, Any], el: ElementInfo) -> list[ZoneMatch]:
         if kind == "fill":

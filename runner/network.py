@@ -81,6 +81,11 @@ class ApprovalView:
     def __call__(self) -> ZoneView:
         return self._view
 
+    def gate(self, form_action: str) -> None:
+        """A form whose submit is in a danger zone was seen: state changes to its action need approval."""
+        if form_action:
+            self._view = replace(self._view, gated=self._view.gated | {endpoint(form_action)})
+
     def asked(self, kind: str, args: Mapping[str, Any], element: ElementInfo | None) -> None:
         """An approval is asked for this action: its form action is a gated control's from now on."""
         gated = _submitted(kind, args, element)

@@ -135,7 +135,10 @@ class HumanApprovals:
         return self.zones.needs_element(kind, approve=step.needs_approval, has_target=has_target)
 
     def resolve(self, driver: Driver, kind: str, args: Mapping[str, Any], timeout_s: float) -> ElementInfo | None:
-        return driver.resolve(kind, args, timeout_s, selectors=self.zones.selectors())
+        element = driver.resolve(kind, args, timeout_s, selectors=self.zones.selectors())
+        if self.zone_view is not None:  # its form's submit is gated: the backstop guards that form action
+            self.zone_view.gate(self.zones.gated_form_action(element))
+        return element
 
     # -- approval --------------------------------------------------------------------------------
     def approve(self, ctx: ApprovalContext) -> None:

@@ -155,6 +155,23 @@ def test_a_page_script_cannot_post_into_a_url_zone(
     assert refusal["subject"]["host"] == HOST and "pay-page" in refusal["rationale"]
 
 
+@pytest.mark.parametrize("step", ['check: {selector: "#agree"}', 'select: {selector: "#pick", value: b}'],
+                         ids=["check", "select"])
+def test_a_toggle_whose_script_submits_a_gated_form_cannot_post(
+    tmp_path: Path, test_server: TestServer, step: str
+) -> None:
+    serve(test_server)
+    code, _ = run(mission(tmp_path, test_server, [step, "wait_for: {seconds: 1}"]), tmp_path / "ev", approval="deny")
+    # A toggle is not gated by the built-in zones; the form submit its script makes is. (``check``
+    # verifies the box after clicking: the refused form navigation may have replaced the page, 4.)
+    assert code in ((0, 4) if step.startswith("check") else (0,))
+    assert posts(test_server) == []
+    recs = records(only_run(tmp_path / "ev"))
+    assert of(recs, "approval_request") == []
+    (refusal,) = backstop(recs)
+    assert refusal["rule"] == "state_change.gated_form" and refusal["step"] == 2
+
+
 def test_viewing_a_zone_page_is_allowed_but_its_scripts_cannot_post(tmp_path: Path, test_server: TestServer) -> None:
     serve(test_server)
     m = mission(tmp_path, test_server, ["wait_for: {text: Pay here}", "wait_for: {seconds: 1}"],
