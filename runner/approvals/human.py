@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -55,6 +55,9 @@ from runner.approvals.seam import ApprovalContext, ApprovalNotGranted
 from runner.approvals.targets import outline, target_dict, what_changed
 from runner.browser.driver import Driver, DriverError
 from runner.recorder import RunRecorder
+
+if TYPE_CHECKING:
+    from runner.network import ApprovalView
 
 GUARD = "approval_gate"  # the guard name in decision records (the evidence contract keeps it)
 MAX_ASKS = 3  # a page that keeps changing under the approver: asked at most this often, then denied
@@ -103,8 +106,10 @@ class HumanApprovals:
         risk_score: int | None = None,
         max_asks: int = MAX_ASKS,
         digest_key: bytes | None = None,
+        zone_view: ApprovalView | None = None,  # what the request backstop (StateChangeGuard) reads
     ) -> None:
         self.recorder = recorder
+        self.zone_view = zone_view
         self.channel = channel
         self.mission = mission
         self.zones = DangerZones.from_mission(mission)
@@ -150,6 +155,8 @@ class HumanApprovals:
         element, page_url = action.element, ctx.page_url
         for attempt in range(1, self.max_asks + 1):
             digest = action_digest(action.kind, action.args, page_url, element, self.secrets, key=self.digest_key)
+            if self.zone_view is not None:  # its form action is a gated control's, approved or not
+                self.zone_view.asked(action.kind, action.args, element)
             grant = self._ask(ctx, element, page_url, digest, zone, reason, rule, attempt)
             try:
                 self.authorize(grant, ctx)
@@ -164,6 +171,8 @@ class HumanApprovals:
                 ctx, "allow", f"approved and bound to this action (approval {grant.approval_id})", rule,
                 approval_id=grant.approval_id, action_digest=grant.digest, zone=zone,
             )
+            if self.zone_view is not None:  # the requests of this step the approval covers
+                self.zone_view.granted(action.step_no, grant.approval_id, action.kind, action.args, element, page_url)
             return
         self._decision(ctx, "deny", f"the page kept changing: {self.max_asks} approvals were void", "approval.binding")
         raise ApprovalNotGranted(
