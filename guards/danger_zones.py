@@ -295,7 +295,7 @@ class DangerZones:
         out: list[ZoneMatch] = []
         seen: set[str] = set()
         for subject in text_subjects:
-            texts = (subject.accessible_name, subject.text)
+            texts = (subject.accessible_name, subject.text, *subject.other_names)
             for tz in text_zones:
                 hit = tz.hit(texts)
                 if hit is not None and tz.word + str(tz.default) not in seen:

@@ -49,6 +49,9 @@ class ElementInfo:
     matched_selectors: tuple[str, ...] = ()  # the requested selectors it (or an ancestor) matches
     invalid_selectors: tuple[str, ...] = ()  # requested selectors the page could not parse (counted as matched)
     error: str = ""  # found=False: why it could not be described
+    # Names and texts another reading of the same element gave (the page's own world, when it
+    # disagrees with Warden's isolated one): text zones match these too, never fewer matches.
+    other_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,6 +20,8 @@ from runner.browser.driver import ActionFailed
 from runner.browser.messages import short_message
 from runner.browser.page_scripts import (
     FRAME_SEP,
+    ISOLATED_RESOLVE_JS,
+    MARK_ATTR,
     MAX_SCAN_MS,
     MAX_TEXT_BLOCKS,
     MAX_TEXT_CHARS,
@@ -26,6 +29,7 @@ from runner.browser.page_scripts import (
     TEXT_BLOCKS_JS,
     TOO_BIG,
     element_info,
+    merge_views,
 )
 from runner.browser.targets import forget_judged, has_target, is_judged, locate_target, remember_judged
 
@@ -79,18 +83,49 @@ def describe_element(handle: ElementHandle, *, focused: bool, selectors: Sequenc
     """
     try:
         data = handle.evaluate(RESOLVE_JS, {"selectors": list(selectors)})
+        if not isinstance(data, dict):
+            return ElementInfo(found=False, error="cannot describe the target")
+        if focused and data.get("tag") in _FRAME_TAGS:
+            frame = data.get("tag")
+            return ElementInfo(found=False, error=f"the focus is inside an <{frame}>: its element cannot be seen")
+        isolated = _read_isolated(handle, selectors)
     except PlaywrightError as exc:  # detached, navigated away, ...: cannot say what it is
         return ElementInfo(found=False, error=f"cannot describe the target: {short_message(exc)}")
     finally:
         if not is_judged(handle):
             with contextlib.suppress(PlaywrightError):
                 handle.dispose()
-    if not isinstance(data, dict):
-        return ElementInfo(found=False, error="cannot describe the target")
-    if focused and data.get("tag") in _FRAME_TAGS:
-        frame = data.get("tag")
-        return ElementInfo(found=False, error=f"the focus is inside an <{frame}>: its element cannot be seen")
-    return element_info(data)
+    if isinstance(isolated, str):
+        return ElementInfo(found=False, error=f"cannot read the target in Warden's isolated world: {isolated}")
+    return merge_views(isolated, element_info(data))
+
+
+def _read_isolated(handle: ElementHandle, selectors: Sequence[str]) -> ElementInfo | str:
+    """``RESOLVE_JS`` on the same element, run in Warden's isolated world (the page's scripts cannot
+    redefine what it reads), or why it cannot be (a string: the caller fails closed).
+
+    The isolated world is handed the element through the DOM: a one-time random mark attribute,
+    set from the page's world (whose ``setAttribute`` the page may have redefined) and then checked
+    on the handle by Playwright's ``get_attribute`` (its utility world, out of the page's reach):
+    the isolated reading describes the element carrying the mark only when the handle carries it
+    and exactly one element does, i.e. the very element the action acts on.
+    """
+    nonce = secrets.token_hex(16)
+    try:
+        handle.evaluate("(el, [a, n]) => Element.prototype.setAttribute.call(el, a, n)", [MARK_ATTR, nonce])
+        if handle.get_attribute(MARK_ATTR) != nonce:
+            return "the page did not let the element be marked"
+        page = handle.owner_frame()
+        if page is None or page.parent_frame is not None:
+            return "the element is not in the main frame"
+        raw = evaluate_isolated(page.page, ISOLATED_RESOLVE_JS,
+                                {"attr": MARK_ATTR, "nonce": nonce, "selectors": list(selectors)})
+    finally:
+        with contextlib.suppress(PlaywrightError):
+            handle.evaluate("(el, a) => Element.prototype.removeAttribute.call(el, a)", MARK_ATTR)
+    if not isinstance(raw, dict) or raw.get("error") or not raw.get("tag"):
+        return str(raw.get("error") if isinstance(raw, dict) else "no description") or "no description"
+    return element_info(raw)
 
 
 def evaluate_isolated(page: Page, script: str, arg: Any) -> Any:

@@ -255,6 +255,25 @@ RESOLVE_JS = r"""
 }
 """
 
+MARK_ATTR = "data-warden-judged"  # set for the moment of the isolated reading (page_reading.describe_element)
+# RESOLVE_JS again, in Warden's isolated world (the page's redefinitions of getAttribute, textContent,
+# innerText, closest, ... are not what it calls): finds the one element carrying the mark (through
+# open shadow roots), removes the mark, and describes it. {error} when it is not exactly one element.
+ISOLATED_RESOLVE_JS = r"""
+(arg) => {
+  const sel = '[' + arg.attr + '="' + arg.nonce + '"]';
+  const found = [];
+  const walk = (root) => {
+    for (const e of root.querySelectorAll(sel)) found.push(e);
+    for (const e of root.querySelectorAll('*')) if (e.shadowRoot) walk(e.shadowRoot);
+  };
+  walk(document);
+  for (const e of found) e.removeAttribute(arg.attr);
+  if (found.length !== 1) return {error: found.length + ' elements carry the mark'};
+  return (""" + RESOLVE_JS.strip() + r""")(found[0], arg);
+}
+"""
+
 
 def element_info(data: Mapping[str, Any]) -> ElementInfo:
     def one(d: Mapping[str, Any] | None) -> ElementInfo | None:
@@ -280,3 +299,24 @@ def element_info(data: Mapping[str, Any]) -> ElementInfo:
     top = one(data)
     assert top is not None
     return replace(top, activator=one(data.get("activator")), form_submit=one(data.get("form_submit")))
+
+
+def merge_views(isolated: ElementInfo, page: ElementInfo) -> ElementInfo:
+    """The isolated reading, judged also by what the page's own world showed: its names and texts
+    where they differ (``other_names``) and every selector either view matched (never fewer matches)."""
+    def both(a: ElementInfo | None, b: ElementInfo | None) -> ElementInfo | None:
+        if a is None or b is None:
+            return a or b
+        others = tuple(dict.fromkeys(
+            t for t in (*a.other_names, b.accessible_name, b.text, *b.other_names)
+            if t and t not in (a.accessible_name, a.text)))
+        return replace(
+            a, other_names=others,
+            matched_selectors=tuple(dict.fromkeys((*a.matched_selectors, *b.matched_selectors))),
+            invalid_selectors=tuple(dict.fromkeys((*a.invalid_selectors, *b.invalid_selectors))),
+        )
+
+    top = both(isolated, page)
+    assert top is not None
+    return replace(top, activator=both(isolated.activator, page.activator),
+                   form_submit=both(isolated.form_submit, page.form_submit))
