@@ -30,6 +30,9 @@ PAGE = """<!doctype html><html><head><title>Pay</title></head><body>
 <form method="post" action="/archive"><button type="submit" id="go" class="danger">Go</button></form>
 <button id="later" onclick="location.href = '/later'">Later</button>
 <button id="decoy">Cancel</button>
+<div id="host"></div>
+<script>document.getElementById('host').attachShadow({mode: 'open'}).innerHTML =
+  '<form method="post" action="/pay"><button type="submit" id="inner-pay">Pay now</button></form>';</script>
 <script>{spoof}</script>
 </body></html>"""
 
@@ -108,6 +111,7 @@ CASES = [
     *[(name, 'click: {selector: "#pay .lbl"}', "danger_zone.default.pay") for name in SPOOFS],
     ("closest-returns-null", 'click: {selector: "#go"}', "danger_zone.archive"),
     ("prototype-getters", 'press: {key: Enter, selector: "#pay"}', "danger_zone.default.pay"),
+    ("prototype-getters", 'click: {selector: "#host #inner-pay"}', "danger_zone.default.pay"),  # open shadow root
 ]
 
 
