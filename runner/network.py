@@ -1,8 +1,10 @@
 """The in-browser request gate: every request the context routes passes an ordered list of request guards.
 
 This is the second layer of domain enforcement (the first is Chromium's resolver allowlist, which
-stops what the route never sees: redirect hops, keepalive, the browser's own traffic). Here each
-request walks the ``RequestChain`` (guards/base.py: the same loop as the step chain; a guard that
+stops what the route never sees: redirect hops, keepalive, the browser's own traffic). Beacons
+and keepalive fetches a page sends while it unloads, which the route never sees, reach this same
+gate from the driver's browser-level Fetch layer (runner/browser/browser_fetch.py), once per
+request. Here each request walks the ``RequestChain`` (guards/base.py: the same loop as the step chain; a guard that
 raises denies); a deny aborts it in the browser and becomes a ``decision_record`` (repeated
 refusals of the same host on the same page are counted, not written a thousand times). A refusal
 that ``stops_run`` (a PII or secret leak attempt) also asks the run to stop: the step loop checks

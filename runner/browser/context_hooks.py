@@ -5,7 +5,9 @@
   (a WebSocket is closed with 1008, a refused message is dropped first). A gate
   that raises refuses (fail closed) and its error surfaces after the current action.
 * Redirect hops and keepalive/unload fetches are *not* shown to routes by Playwright: they are
-  held by the resolver allowlist, and a hop that fails there is reported from ``requestfailed``.
+  held by the resolver allowlist (a hop that fails there is reported from ``requestfailed``), and
+  beacons/keepalive fetches to an allowed host by the browser-level layer (``browser_fetch``),
+  which reuses the route's verdict (``judged``) for what the route already saw.
 * Popups, downloads (refused, or saved to ``downloads_dir``), dialogs (alert/confirm/prompt
   dismissed, beforeunload accepted) and page crashes are reported through ``on_event``, under the
   ``EVENT_*`` names of ``driver``; the network gate makes each a record.
@@ -28,6 +30,7 @@ from playwright.sync_api import BrowserContext, Dialog, Download, Page, Request,
 from playwright.sync_api import Error as PlaywrightError
 
 from guards.observed import RequestInfo, RequestKind
+from runner.browser.browser_fetch import JudgedCache, request_key
 from runner.browser.chromium import host_matches, host_of
 from runner.browser.driver import (
     EVENT_DIALOG,
@@ -54,8 +57,11 @@ DIALOG_TEXT_CAP = 500  # characters of a dialog's message kept (the writer redac
 class ContextHooks:
     """Installed once on the context (``install``); reads the driver's main page through ``main_page``."""
 
-    def __init__(self, config: SandboxConfig, main_page: Callable[[], Page | None]) -> None:
+    def __init__(
+        self, config: SandboxConfig, main_page: Callable[[], Page | None], judged: JudgedCache | None = None
+    ) -> None:
         self._config = config
+        self.judged = judged if judged is not None else JudgedCache()  # shared with the browser layer
         self._main_page = main_page
         self.pages: list[Page] = []  # every page of the context, the main one first
         self.failed_navigation: str | None = None  # last main-frame navigation that failed to resolve
@@ -96,6 +102,13 @@ class ContextHooks:
         return ActionFailed(message)
 
     # ------------------------------------------------------------------ reporting
+
+    def defer(self, exc: BaseException) -> None:
+        """Keep ``exc`` for ``raise_deferred`` (the browser layer reports through here too)."""
+        self._defer(exc)
+
+    def emit(self, name: str, data: Mapping[str, Any]) -> None:
+        self._emit(name, data)
 
     def _defer(self, exc: BaseException) -> None:
         with self._lock:
@@ -221,6 +234,7 @@ class ContextHooks:
                 body=request.post_data_buffer,
             )
             verdict = gate(info) if gate is not None else GateVerdict(True)
+            self.judged.put(request_key(info.method, info.url, info.headers, info.body), verdict)
         except BaseException as exc:  # fail closed: a gate that cannot decide refuses
             verdict = GateVerdict(False, f"request gate error: {type(exc).__name__}")
             self._emit(EVENT_GATE_ERROR, {"url": request.url, "error": type(exc).__name__})

@@ -12,7 +12,8 @@ driver; each concern lives in its own module under ``runner.browser``:
 Sandbox layers installed here: a new browser per run and ``browser.new_context()`` (an in-memory
 profile: nothing from a user profile, nothing survives the run), ``service_workers="block"``, no
 permission grants and every prompt denied, downloads refused unless ``downloads_dir`` is set, no
-video/HAR/tracing; the routes of ``context_hooks`` when ``request_gate`` is set.
+video/HAR/tracing; the routes of ``context_hooks`` when ``request_gate`` is set, and behind them
+the browser-level ``Fetch`` layer of ``browser_fetch`` (unload beacons and keepalive fetches).
 
 Ctrl-C: the browser is launched with ``handle_sigint=False``. Measured: with Playwright's default
 (True) a terminal SIGINT reaches the node driver (same process group), which closes every browser
@@ -37,6 +38,7 @@ from playwright.sync_api import Error as PlaywrightError
 from guards.observed import ElementInfo, TextBlock
 from kernel.errors import SandboxUnavailable
 from runner.browser.actions import describe_action, perform_action
+from runner.browser.browser_fetch import BrowserFetch
 from runner.browser.chromium import check_no_proxy, launch_args
 from runner.browser.context_hooks import ContextHooks
 from runner.browser.driver import ActionFailed, SandboxConfig, StepOutcome
@@ -59,6 +61,7 @@ class PlaywrightDriver:
         self._context: BrowserContext | None = None
         self._page: Page | None = None
         self._hooks = ContextHooks(config, lambda: self._page)
+        self._fetch_layer = BrowserFetch(config, self._hooks.judged, self._hooks.emit, self._hooks.defer)
         self._start(extra_args, launched)
 
     # ------------------------------------------------------------------ lifecycle
@@ -78,6 +81,8 @@ class PlaywrightDriver:
         self._pw, browser = launched.take()
         self._browser = browser
         try:
+            if config.request_gate is not None:  # second layer: what the context route cannot see
+                self._fetch_layer.install(browser)
             self._context = _new_sandbox_context(browser, config)
             self._hooks.install(self._context)
             self._page = self._context.new_page()

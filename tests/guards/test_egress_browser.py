@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from guards.observed import RequestInfo
+from runner.browser.driver import GateVerdict, SandboxConfig
+from runner.browser.playwright_driver import open_driver
 from tests.guards.pii_support import EMAIL, SSN, assert_no_canaries, findings, mission, pii_block, run, serve
 from tests.server import TestServer
 
@@ -229,18 +232,105 @@ def test_secret_in_a_host_label_or_cookie_never_leaves_its_domain(
     assert any("host" in r["rationale"] for r in denies)
 
 
+def _unload_page(server: TestServer, value: str, other: str, live: str = "") -> list[str]:
+    """A page that sends a beacon and a keepalive fetch from ``pagehide`` (the context route never sees
+    these: the page is gone), then the mission navigates away so they are sent."""
+    v, w = json.dumps(value), json.dumps(other)
+    url = _page(server, "/ka", f"""{live}
+      window.addEventListener('pagehide', () => {{
+      navigator.sendBeacon('/beacon', 'v=' + encodeURIComponent({v}));
+      fetch('/api', {{method: 'POST', body: 'w=' + encodeURIComponent({w}), keepalive: true}}); }});""")
+    return [f"goto: {json.dumps(url)}", "wait_for: {seconds: 0.5}",
+            f"goto: {json.dumps(server.url('allowed.localhost', '/done'))}", "wait_for: {seconds: 1}"]
 
-def test_limit_unload_keepalive_and_beacon_bypass_the_route(tmp_path: Path, ev: Path, server: TestServer) -> None:
-    """The stated limit (docs/boundaries.md): a keepalive fetch or beacon sent while the page unloads is
-    auto-continued by Playwright before any route sees it, so on an *allowed* host it is neither scanned
-    nor recorded. While the page lives the same calls are routed and refused (the first test)."""
-    ssn = json.dumps(SSN[1].value)
-    url = _page(server, "/ka", f"""window.addEventListener('pagehide', () => {{
-      navigator.sendBeacon('/beacon', 'ssn=' + {ssn});
-      fetch('/api?ssn=' + {ssn}, {{method: 'POST', body: 'x', keepalive: true}}); }});""")
-    steps = [f"goto: {json.dumps(url)}", f"goto: {json.dumps(server.url('allowed.localhost', '/done'))}",
-             "wait_for: {seconds: 1}"]
+
+def _unload_findings(recs: list[dict[str, object]]) -> set[str]:
+    return {str(f["location"]["resource_type"]) for f in findings(recs, "request")}
+
+
+def test_unload_beacon_and_keepalive_with_pii_are_refused_by_the_browser_layer(
+    tmp_path: Path, ev: Path, server: TestServer
+) -> None:
+    """Second line of defence (runner/browser/browser_fetch.py): the browser-level Fetch layer judges
+    what the route cannot see. Nothing reaches the server; the finding and the refusal explain it."""
+    steps = _unload_page(server, SSN[1].value, EMAIL[2].value)
     code, _, recs, _ = run(tmp_path, mission(steps, pii=pii_block(on_request="block"), domains=DOMAINS), ev)
+    assert code == 3
+    got = _routes(server)
+    assert "/done" in got
+    assert "/beacon" not in got
+    assert "/api" in got  # the stated limit left: an unload keepalive fetch (XHR) is not paused
+    found = findings(recs, "request")
+    assert found and {f["action"] for f in found} == {"blocked"}
+    assert _unload_findings(recs) == {"ping"}  # the beacon, judged by the browser layer
+    refusals = [r for r in recs if r["type"] == "decision_record" and r.get("guard") == "pii.request"]
+    assert refusals and all(r["decision"] == "deny" for r in refusals)
+
+
+def test_unload_beacon_with_pii_passes_and_is_recorded_under_record(
+    tmp_path: Path, ev: Path, server: TestServer
+) -> None:
+    steps = _unload_page(server, SSN[1].value, EMAIL[2].value)
+    code, _, recs, _ = run(tmp_path, mission(steps, pii=pii_block(on_request="record"), domains=DOMAINS), ev)
     assert code == 0
-    assert {"/beacon", "/api"} <= set(_routes(server))  # measured: they left, unscanned (the limit)
-    assert findings(recs, "request") == []
+    got = _routes(server)
+    assert got.count("/beacon") == 1 and got.count("/api") == 1
+    found = findings(recs, "request")
+    assert found and {f["action"] for f in found} == {"recorded"}
+    assert _unload_findings(recs) == {"ping"}
+
+
+def test_clean_unload_beacon_arrives_and_a_live_one_is_judged_once(
+    tmp_path: Path, ev: Path, server: TestServer
+) -> None:
+    """The allowed case: a clean unload beacon and keepalive fetch still arrive. A beacon sent while the
+    page lives is judged by the route and only reused by the browser layer: one finding, not two."""
+    live = f"navigator.sendBeacon('/live', 'v=' + encodeURIComponent({json.dumps(EMAIL[1].value)}));"
+    steps = _unload_page(server, "hello", "world", live=live)
+    code, _, recs, _ = run(tmp_path, mission(steps, pii=pii_block(on_request="record"), domains=DOMAINS), ev)
+    assert code == 0
+    got = _routes(server)
+    assert got.count("/beacon") == 1 and got.count("/api") == 1 and got.count("/live") == 1
+    found = findings(recs, "request")
+    sources = [f["location"]["source"] for f in found]  # one judgement: each source once
+    assert found and len(sources) == len(set(sources)), sources
+    assert {f["entity_type"] for f in found} == {"EMAIL_ADDRESS"}
+
+
+def _layer_page(server: TestServer) -> str:
+    return _page(server, "/layer", """navigator.sendBeacon('/live', 'a=1');
+      fetch('/f', {method: 'POST', body: 'b'});
+      addEventListener('pagehide', () => { navigator.sendBeacon('/beacon', 'c=deny');
+        fetch('/api', {method: 'POST', body: 'd', keepalive: true}); });""")
+
+
+def test_browser_layer_judges_only_what_the_route_missed_and_fails_closed(
+    chromium_path: Path, server: TestServer
+) -> None:
+    """Each request reaches the gate exactly once: the live beacon/fetch from the route (the browser
+    layer reuses the verdict), the unload ones from the browser layer; a gate that raises refuses."""
+    calls: list[tuple[str, str, bytes | None]] = []
+
+    def gate(info: RequestInfo) -> GateVerdict:
+        calls.append((info.url.rsplit("/", 1)[-1], info.resource_type, info.body))
+        if info.body == b"c=deny":
+            raise RuntimeError("gate broke")
+        return GateVerdict(b"deny" not in (info.body or b""), "refused")
+
+    cfg = SandboxConfig(executable=chromium_path, resolvable_hosts=("allowed.localhost",), request_gate=gate)
+    with open_driver(cfg) as d:
+        d.perform("goto", {"url": _layer_page(server)}, 10)
+        d.page.wait_for_timeout(500)
+        errors = []
+        for kind, args in (("goto", {"url": server.url("allowed.localhost", "/done")}), ("wait_for", {"seconds": 1})):
+            try:
+                d.perform(kind, args, 10)
+            except RuntimeError as exc:  # the gate's error, deferred: surfaces after the action
+                errors.append(str(exc))
+        assert errors == ["gate broke"]
+    assert sorted(calls) == sorted([("layer", "document", None), ("live", "ping", b"a=1"), ("f", "fetch", b"b"),
+                                    ("done", "document", None), ("beacon", "ping", b"c=deny")])
+    got = _routes(server)
+    assert {"/live", "/f", "/done"} <= set(got)
+    assert "/beacon" not in got  # failed closed
+    assert "/api" in got  # the limit left: an unload keepalive fetch is not paused by this layer
