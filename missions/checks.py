@@ -161,12 +161,16 @@ def semantic_problems(
     environ: Mapping[str, str],
     require_secrets: bool,
     require_vars: bool = True,
+    require_steps: bool = True,
 ) -> list[Problem]:
     view = mission if isinstance(mission, MissionView) else MissionView.of(mission)
     problems: list[Problem] = []
 
     def add(path: str, message: str) -> None:
         problems.append(Problem(file, line_for(path.split("."), lines), path, message))
+
+    if require_steps and not data.get("steps"):  # only `warden mcp` runs a mission whose agent gives the steps
+        add("steps", "steps must not be empty for `warden run` (only `warden mcp` runs a mission whose agent gives them)")
 
     raw_steps = data.get("steps") or []
     extracted_at: dict[str, int] = {}

@@ -73,6 +73,7 @@ def load_mission(
     environ: Mapping[str, str] | None = None,
     require_secrets: bool = True,
     require_vars: bool = True,
+    require_steps: bool = True,
 ) -> LoadedMission:
     """Load, validate and check a mission; raise :class:`MissionInvalid` listing every problem.
 
@@ -80,6 +81,7 @@ def load_mission(
     (CI, a reviewer's laptop): unset secret variables are then not problems, and such secrets are
     missing from ``secret_values``. ``require_vars=False`` likewise treats ``${vars.X}`` that no
     ``--var`` gives as inputs of the run (a variable used before its ``extract`` is still a problem).
+    ``require_steps=False`` is for `warden mcp`, where the agent supplies the actions.
     ``environ`` defaults to ``os.environ``.
     """
     path = Path(path)
@@ -134,7 +136,9 @@ def load_mission(
     # Semantic checks run whatever the schema said: on the whole mission when it is valid, else on
     # every part that still validates alone (a missing key must not hide a goto off the allowlist).
     view: Mission | MissionView = mission if mission is not None and not problems else MissionView.readable(data)
-    problems.extend(semantic_problems(view, data, file, located.lines, variables, env, require_secrets, require_vars))
+    problems.extend(semantic_problems(
+        view, data, file, located.lines, variables, env, require_secrets, require_vars, require_steps
+    ))
     if problems or mission is None:
         raise MissionInvalid(_sorted(_unique(problems)))
 

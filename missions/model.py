@@ -333,7 +333,10 @@ class Mission(Strict):
     approvals: Approvals = Field(default_factory=Approvals)
     pii: PiiPolicy = Field(default_factory=PiiPolicy)
     secrets: dict[VarName, SecretSpec] = Field(default_factory=dict)
-    steps: list[Step] = Field(min_length=1)
+    # `warden run` needs at least one step (missions.checks, require_steps); under `warden mcp` the
+    # agent supplies the actions, so steps may be absent and `goal` is offered as the instructions.
+    steps: list[Step] = Field(default_factory=list)
+    goal: str = ""
 
     def policy_document(self) -> dict[str, Any]:
         """The effective policy as plain JSON data (defaults included, secret values never present)."""

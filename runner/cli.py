@@ -364,9 +364,43 @@ def evidence_report(run_ref: str, evidence_dir: Path, db_url: str | None) -> Non
     report(run_ref, evidence_dir, db_url)
 
 
+@cli.command()
+@click.argument("mission", type=click.Path(path_type=Path))
+@click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Set ${vars.KEY}.")
+@click.option(
+    "--approval",
+    type=click.Choice(["queue", "deny"]),
+    default="deny",
+    show_default=True,
+    help="Danger-zone calls wait for `warden approvals approve|deny ID` (queue), or are refused (deny).",
+)
+@click.option("--approver", default=None, help="Name recorded beside the OS user for approvals.")
+@evidence_dir_option
+@db_option
+def mcp(
+    mission: Path, variables: tuple[str, ...], approval: str, approver: str | None, evidence_dir: Path,
+    db_url: str | None,
+) -> None:
+    """Serve MISSION.yaml's guarded browser to an MCP client on stdio (docs/mcp.md); one session, one run."""
+    from runner.agent_session.live import SessionOptions
+    from runner.mcp.server import serve_stdio
+
+    opts = SessionOptions(
+        mission_path=mission, evidence_dir=evidence_dir, cli_vars=_parse_vars(variables), db_url=db_url,
+        approval="queue" if approval == "queue" else "deny", approver=approver, started_by="warden mcp",
+    )
+    sys.exit(serve_stdio(opts))
+
+
 from runner.cli_approvals import approvals  # noqa: E402 - registered once `cli` exists
 
 cli.add_command(approvals)
+
+from runner.fleet.cli import jobs, submit, worker  # noqa: E402 - the fleet (docs/fleet.md)
+
+cli.add_command(submit)
+cli.add_command(worker)
+cli.add_command(jobs)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

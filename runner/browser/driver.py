@@ -82,6 +82,16 @@ class StepOutcome:
     value: str | None = None  # extract: the value read
 
 
+@dataclass(frozen=True)
+class AriaSnapshot:
+    """The accessibility tree an agent reads (``[ref=eN]`` marks), its refs, and its document's token."""
+
+    text: str
+    refs: frozenset[str]
+    document: str  # changes with each new main-frame document: refs of another token are stale
+    url: str
+
+
 class Driver(Protocol):
     def page_url(self) -> str: ...
 
@@ -110,6 +120,14 @@ class Driver(Protocol):
 
     def page_text_blocks(self) -> list[TextBlock]:
         """The main page's visible text as blocks, and the form fields holding a value (PII page scan)."""
+        ...
+
+    def aria_snapshot(self) -> AriaSnapshot:
+        """The page's accessibility snapshot with element refs (``runner/browser/aria.py``)."""
+        ...
+
+    def document_token(self) -> str:
+        """A token of the main frame's current document (compare with ``AriaSnapshot.document``)."""
         ...
 
     def close(self) -> None: ...

@@ -41,7 +41,7 @@ from runner.browser.actions import describe_action, perform_action
 from runner.browser.browser_fetch import BrowserFetch
 from runner.browser.chromium import check_no_proxy, launch_args
 from runner.browser.context_hooks import ContextHooks
-from runner.browser.driver import ActionFailed, SandboxConfig, StepOutcome
+from runner.browser.driver import ActionFailed, AriaSnapshot, SandboxConfig, StepOutcome
 from runner.browser.messages import short_message
 from runner.browser.page_reading import describe_element, find_target_element, read_text_blocks
 from runner.browser.screenshots import MASK_COLOR, take_screenshot
@@ -158,6 +158,16 @@ class PlaywrightDriver:
     def page_text_blocks(self) -> list[TextBlock]:
         """The main page's visible text and filled-in form fields (see ``page_reading.read_text_blocks``)."""
         return read_text_blocks(self.page)
+
+    def aria_snapshot(self) -> AriaSnapshot:
+        from runner.browser.aria import aria_snapshot
+
+        return aria_snapshot(self.page)
+
+    def document_token(self) -> str:
+        from runner.browser.aria import document_token
+
+        return document_token(self.page)
 
     def resolve(
         self, kind: str, args: Mapping[str, Any], timeout_s: float, *, selectors: Sequence[str] = ()

@@ -1,0 +1,182 @@
+"""The Python API: a guarded browser session from a mission, with the MCP tools as methods.
+
+For agent frameworks that do not speak MCP (browser-use style loops, LangGraph nodes)::
+
+    with open_session("mission.yaml", evidence_dir=Path("ev"), approval="queue") as s:
+        page = s.snapshot()                     # masked accessibility snapshot with [ref=eN]
+        s.click("e5", element="Submit payment")  # a danger zone waits for `warden approvals approve ID`
+        print(s.run_id)
+
+Each method is the tool of the same name (``browser_<name>``) and goes the same way as an MCP call
+(``runner.agent_session.calls``): same guards, approvals, evidence and masking. A refusal is a
+``ToolResult`` with ``ok=False`` (the session goes on). Leaving the ``with`` block closes the run
+(``completed``; ``interrupted`` on Ctrl-C or an exception). Use a session from one thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from kernel.errors import WardenError
+from missions.loader import LoadedMission
+from runner.agent_session.calls import AgentInfo, Dispatcher, ToolResult
+from runner.agent_session.live import LiveRun, SessionOptions, load_for_session, open_live
+from runner.agent_session.tools import ToolSpec
+from runner.exit_codes import ExitCode
+from runner.progress import QuietReporter, Reporter
+
+
+class GuardedSession:
+    """One run: opened by ``start`` (or ``with``), driven by tool calls, closed by ``close``."""
+
+    def __init__(
+        self,
+        opts: SessionOptions,
+        *,
+        loaded: LoadedMission | None = None,
+        reporter: Reporter | None = None,
+        agent: AgentInfo | None = None,
+    ) -> None:
+        self.opts = opts
+        self._agent = agent
+        self.loaded = loaded
+        self.reporter: Reporter = reporter if reporter is not None else QuietReporter()
+        self._live: LiveRun | None = None
+        self._calls: Dispatcher | None = None
+        self.end: tuple[int, str, str] | None = None  # (exit_code, outcome, message) once closed
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> GuardedSession:
+        """Check the mission (exit 2), launch, open the evidence: raises ``WardenError`` when it cannot."""
+        loaded = self.loaded if self.loaded is not None else load_for_session(self.opts)
+        self.loaded = loaded
+        self._live = open_live(self.opts, loaded, self.reporter)
+        self._calls = Dispatcher(self._live, self._ended)
+        if self._agent is not None:
+            self._calls.agent = self._agent
+        return self
+
+    def _ended(self, exit_code: int, message: str) -> None:
+        if self._live is not None and self.end is None:
+            self.end = self._live.close(exit_code, message)
+
+    def close(self, outcome: Literal["completed", "interrupted"] = "completed", message: str = "") -> tuple[
+        int, str, str
+    ]:
+        """End the run (idempotent): ``(exit_code, outcome, message)`` as its run_record says."""
+        if self.end is None and self._live is not None:
+            code = ExitCode.OK.value if outcome == "completed" else ExitCode.INTERRUPTED.value
+            self._ended(code, message or ("the session ended" if code == 0 else "the session was interrupted"))
+        return self.end if self.end is not None else (ExitCode.OK.value, "not started", "")
+
+    def __enter__(self) -> GuardedSession:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if et is None:
+            self.close("completed")
+        else:
+            self.close("interrupted", f"the session ended on {et.__name__}")
+
+    @property
+    def run_id(self) -> str:
+        return self._need().run.run_id
+
+    @property
+    def folder(self) -> Path:
+        return self._need().run.folder.root
+
+    @property
+    def goal(self) -> str:
+        return self.loaded.mission.goal if self.loaded is not None else ""
+
+    def _need(self) -> LiveRun:
+        if self._live is None:
+            raise WardenError("the session is not started: use `with open_session(...)` or .start()")
+        return self._live
+
+    # ------------------------------------------------------------------ the tools
+    @property
+    def agent(self) -> AgentInfo:
+        return self._dispatch().agent
+
+    @agent.setter
+    def agent(self, info: AgentInfo) -> None:
+        self._dispatch().agent = info
+
+    def tool_names(self) -> list[str]:
+        """The tools this mission grants (what ``warden mcp`` lists)."""
+        return [s.name for s in self._dispatch().listed]
+
+    def tool_specs(self) -> list[ToolSpec]:
+        return list(self._dispatch().listed)
+
+    def call(self, tool: str, arguments: Mapping[str, Any] | None = None) -> ToolResult:
+        """Any tool by its MCP name; never raises for a refusal or a bad argument (an error result)."""
+        return self._dispatch().call(tool, arguments)
+
+    def _dispatch(self) -> Dispatcher:
+        if self._calls is None:
+            raise WardenError("the session is not started: use `with open_session(...)` or .start()")
+        return self._calls
+
+    def navigate(self, url: str) -> ToolResult:
+        return self.call("browser_navigate", {"url": url})
+
+    def navigate_back(self) -> ToolResult:
+        return self.call("browser_navigate_back")
+
+    def snapshot(self) -> ToolResult:
+        return self.call("browser_snapshot")
+
+    def click(self, ref: str, element: str | None = None) -> ToolResult:
+        return self.call("browser_click", _el(ref, element))
+
+    def type(self, ref: str, text: str, element: str | None = None, submit: bool = False) -> ToolResult:
+        return self.call("browser_type", {**_el(ref, element), "text": text, "submit": submit})
+
+    def fill_form(self, fields: Sequence[Mapping[str, str]]) -> ToolResult:
+        return self.call("browser_fill_form", {"fields": [dict(f) for f in fields]})
+
+    def select_option(self, ref: str, values: Sequence[str], element: str | None = None) -> ToolResult:
+        return self.call("browser_select_option", {**_el(ref, element), "values": list(values)})
+
+    def press_key(self, key: str) -> ToolResult:
+        return self.call("browser_press_key", {"key": key})
+
+    def hover(self, ref: str, element: str | None = None) -> ToolResult:
+        return self.call("browser_hover", _el(ref, element))
+
+    def wait_for(self, text: str | None = None, time: float | None = None) -> ToolResult:
+        args: dict[str, Any] = {k: v for k, v in (("text", text), ("time", time)) if v is not None}
+        return self.call("browser_wait_for", args)
+
+    def take_screenshot(self, full_page: bool = False) -> ToolResult:
+        return self.call("browser_take_screenshot", {"fullPage": full_page})
+
+    def tabs(self) -> ToolResult:
+        return self.call("browser_tabs")
+
+
+def _el(ref: str, element: str | None) -> dict[str, Any]:
+    return {"ref": ref, **({"element": element} if element is not None else {})}
+
+
+def open_session(
+    mission: str | Path,
+    *,
+    evidence_dir: str | Path = "warden-evidence",
+    variables: Mapping[str, str] | None = None,
+    approval: Literal["queue", "deny"] = "deny",
+    approver: str | None = None,
+    db_url: str | None = None,
+    agent: AgentInfo | None = None,
+    reporter: Reporter | None = None,
+) -> GuardedSession:
+    """A session to use as a context manager (``with open_session(...) as s``); nothing starts before ``with``."""
+    opts = SessionOptions(Path(mission), Path(evidence_dir), dict(variables or {}), db_url, approval, approver,
+                          started_by="warden session (python)")
+    return GuardedSession(opts, reporter=reporter, agent=agent)

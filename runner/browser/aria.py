@@ -1,0 +1,39 @@
+"""The accessibility snapshot an agent reads, with element refs (``[ref=eN]``), and its document token.
+
+Playwright's ``aria_snapshot(mode="ai")`` numbers the elements it shows; ``page.locator("aria-ref=eN")``
+resolves such a ref in the same document. A ref is only meaningful for the document it came
+from, so the snapshot comes with a token of that document (its ``performance.timeOrigin``, read in
+an isolated world the page's scripts cannot reach): a different token means the refs are stale.
+"""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page
+
+from runner.browser.driver import ActionFailed, AriaSnapshot
+from runner.browser.messages import short_message
+from runner.browser.page_reading import evaluate_isolated
+
+REF = re.compile(r"\[ref=((?:f[0-9]+)?e[0-9]+)\]")
+_DOCUMENT_SCRIPT = "() => String(performance.timeOrigin)"
+
+
+def document_token(page: Page) -> str:
+    """Changes with every new document in the main frame (a navigation, a reload)."""
+    try:
+        return str(evaluate_isolated(page, _DOCUMENT_SCRIPT, None))
+    except PlaywrightError as exc:
+        raise ActionFailed(short_message(exc)) from None
+
+
+def aria_snapshot(page: Page, timeout_s: float = 10.0) -> AriaSnapshot:
+    """The main frame's accessibility tree as YAML text with refs, the refs it holds, its document token."""
+    try:
+        token = document_token(page)
+        text = page.aria_snapshot(mode="ai", timeout=max(1.0, timeout_s * 1000.0))
+    except PlaywrightError as exc:
+        raise ActionFailed(short_message(exc)) from None
+    return AriaSnapshot(text=text, refs=frozenset(REF.findall(text)), document=token, url=page.url)
