@@ -52,4 +52,8 @@ COMMAND_CODES: dict[str, tuple[ExitCode, ...]] = {
     "evidence verify": (_OK, _NO, _INVALID, _INT),
     "evidence reindex/recover": (_OK, _NO, _INVALID, _INT),  # 1: a folder failed, or a run could not be closed
     "evidence list/show/query/export/report/attest/keygen": (_OK, _INVALID, _INT),
+    "submit": (_OK, _INVALID, _INT),  # 2: the mission is refused (never queued), or the --db is unusable
+    "worker": (_OK, _INVALID, _INT),  # 130: stopped by SIGTERM/SIGINT once its runs closed
+    "jobs list/show": (_OK, _INVALID, _INT),
+    "jobs cancel": (_OK, _NO, _INVALID, _INT),  # 1: the job had already finished
 }

@@ -95,11 +95,12 @@ class RunEvidence:
         db_url: str | None,
         environ: Mapping[str, str],
         started_by: str,
+        run_id: str | None = None,
     ) -> RunEvidence:
         """Create the run folder, take its lock, index it, open the writer; exit 5 when it cannot be."""
         mission = loaded.mission
         started_at = utc_timestamp()
-        run_id = new_run_id(mission.mission)
+        run_id = run_id or new_run_id(mission.mission)
         who = initiator()
         info = RunInfo(
             run_id=run_id,

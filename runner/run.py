@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -48,6 +49,10 @@ class RunOptions:
     environ: Mapping[str, str] | None = None
     approval: Literal["prompt", "deny", "queue"] | None = None  # None: prompt when /dev/tty opens, else deny
     approver: str | None = None  # --approver NAME, recorded beside the OS user
+    run_id: str | None = None  # chosen by `warden submit` (the fleet prints it before the run exists)
+    # The fleet's graceful stop: asked before each step; a reason stops the run there (exit 130). When
+    # set, SIGTERM is left to the caller (it finishes the current step) instead of interrupting at once.
+    stop_requested: Callable[[], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,7 @@ def _run_launched(
     reporter.redact = redactor.redact
     run = RunEvidence.open(
         loaded, redactor, evidence_dir=opts.evidence_dir, db_url=opts.db_url, environ=environ,
-        started_by=opts.started_by,
+        started_by=opts.started_by, run_id=opts.run_id,
     )
     exit_code, message = 0, "every step executed"
     state = RunState(mission, time.monotonic(), dict(loaded.cli_vars), loaded.secret_values)
@@ -106,7 +111,7 @@ def _run_launched(
     gate: NetworkGate | None = None
     staging: Path | None = None
     try:
-        with sigterm_as_interrupt():
+        with sigterm_as_interrupt() if opts.stop_requested is None else nullcontext():
             try:
                 run.write_start(redactor.redact)
                 reporter.event(
@@ -132,6 +137,8 @@ def _run_launched(
                     approvals=services.approvals, hooks=services.pii,
                 )
                 for n, step in enumerate(mission.steps, start=1):
+                    if opts.stop_requested is not None and (why := opts.stop_requested()) is not None:
+                        raise Interrupted(why)
                     if gate is not None:  # refusals while this step runs carry its number
                         gate.step = n
                         gate.page_url = driver.page_url()
