@@ -1,15 +1,19 @@
-"""Benchmark: `warden run` against plain Playwright on the same 20-step flow (issue 2, item 10).
+"""Benchmark: `warden run` against plain Playwright on the same 20-step flow, alternating, in one run.
 
 Why: Warden puts every action through guards and writes evidence; this measures what that costs
 against the same steps and screenshots done the plain way. One command:
 
-    .venv/bin/python benchmarks/bench_run.py [--reps 5] [--warmup 1]
+    .venv/bin/python benchmarks/bench_run.py [--reps 5] [--warmup 1] [--variant plain|pii]
+        [--parallel 8] [--rss] [--json]
 
-It serves benchmarks/site/ on 127.0.0.1 (a free port, reached as http://bench.localhost:PORT), then
-alternates, as subprocesses, ``warden run benchmarks/bench_mission.yaml ... --quiet --json`` and
-``benchmarks/raw_playwright_steps.py`` (the order flips each repetition so neither always runs
-second on a warm cache), and prints the medians of total wall time (spawn to exit) and of
-time-to-first-action (spawn to the end of step 1), for both, and the ratios.
+It serves benchmarks/site/ (``bench_site.py``; ``--variant pii``: the same pages with a ~50 KB
+customer table each, and ``bench_mission_pii.yaml``) on 127.0.0.1, then alternates, as subprocesses
+(the order flips each repetition so neither always runs second on a warm cache),
+``warden run <mission> ... --quiet --json`` and ``benchmarks/raw_playwright_steps.py``, and prints
+the medians of total wall time (spawn to exit) and of time-to-first-action (spawn to the end of
+step 1), for both, and the ratios. ``--parallel N``: then N warden runs at once, wall time ÷ (N × the
+median single run). ``--rss``: then one more run of each with its process tree's peak PSS sampled
+(Python, the Playwright driver and every Chromium process). ``--json``: ``{"rows": [...]}``.
 
 Warden's first action comes from its ``--json`` event stream: ``{"event": "step_finished", "step": 1,
 "t": <epoch>}`` minus the spawn epoch. The raw script reports the same interval itself, from the
@@ -19,52 +23,37 @@ spawn epoch passed to it.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from bench_site import serve_site
+from proctree import PeakSampler
+
 HERE = Path(__file__).resolve().parent
-SITE = HERE / "site"
-MISSION = HERE / "bench_mission.yaml"
+MISSIONS = {"plain": HERE / "bench_mission.yaml", "pii": HERE / "bench_mission_pii.yaml"}
 RAW_SCRIPT = HERE / "raw_playwright_steps.py"
-HOST = "bench.localhost"
 STEPS = 20
-RUN_TIMEOUT = 300
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    """Static files, no access log (the log would only add noise and I/O to the measurement)."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+RUN_TIMEOUT = 600
 
 
 @dataclass
 class Sample:
     total_s: float
     first_action_s: float
+    peak_mb: float = 0.0
 
 
 class BenchError(Exception):
     """A run failed: the benchmark stops, showing why."""
-
-
-def serve_site() -> tuple[ThreadingHTTPServer, str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(SITE)))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="bench-site", daemon=True).start()
-    return server, f"http://{HOST}:{server.server_address[1]}"
 
 
 def find_warden() -> str | None:
@@ -83,13 +72,26 @@ def _tail(text: str, n: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-n:])
 
 
-def run_warden(warden: str, base_url: str, evidence_dir: Path) -> Sample:
-    cmd = [warden, "run", str(MISSION), "--var", f"base_url={base_url}", "--evidence-dir", str(evidence_dir),
-           "--approval", "deny", "--quiet", "--json"]
+def _spawn(cmd: list[str], rss: bool) -> tuple[subprocess.CompletedProcess[str], float, float]:
+    """Run ``cmd``; returns (completed process, spawn epoch, peak PSS of its tree in MB or 0)."""
     spawn = time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=RUN_TIMEOUT,
-                          check=False)
-    total = time.time() - spawn
+    if not rss:
+        proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=RUN_TIMEOUT,
+                              check=False)
+        return proc, spawn, 0.0
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                          text=True) as p, PeakSampler(p.pid) as sampler:
+        out, err = p.communicate(timeout=RUN_TIMEOUT)
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err), spawn, sampler.peak_mb
+
+
+def warden_cmd(warden: str, mission: Path, base_url: str, evidence_dir: Path) -> list[str]:
+    return [warden, "run", str(mission), "--var", f"base_url={base_url}", "--evidence-dir", str(evidence_dir),
+            "--approval", "deny", "--quiet", "--json"]
+
+
+def check_warden(proc: subprocess.CompletedProcess[str], spawn: float) -> float:
+    """The run's time to first action, after checking it ran every step; BenchError otherwise."""
     events = []
     for line in proc.stdout.splitlines():
         line = line.strip()
@@ -99,7 +101,7 @@ def run_warden(warden: str, base_url: str, evidence_dir: Path) -> Sample:
             except json.JSONDecodeError:
                 continue
     if proc.returncode != 0:
-        raise BenchError(f"warden run exited {proc.returncode}\n$ {' '.join(cmd)}\n"
+        raise BenchError(f"warden run exited {proc.returncode}\n$ {' '.join(proc.args)}\n"
                          f"stdout:\n{_tail(proc.stdout)}\nstderr:\n{_tail(proc.stderr)}")
     finished = [e for e in events if isinstance(e, dict) and e.get("event") == "step_finished"]
     first = next((e for e in finished if e.get("step") == 1 and "t" in e), None)
@@ -108,49 +110,87 @@ def run_warden(warden: str, base_url: str, evidence_dir: Path) -> Sample:
                          f"stdout:\n{_tail(proc.stdout)}")
     if len(finished) != STEPS:
         raise BenchError(f"expected {STEPS} step_finished events, got {len(finished)}")
-    return Sample(total, _epoch(first["t"]) - spawn)
+    return _epoch(first["t"]) - spawn
 
 
-def run_raw(base_url: str) -> Sample:
+def run_warden(warden: str, mission: Path, base_url: str, evidence_dir: Path, rss: bool = False) -> Sample:
+    proc, spawn, peak = _spawn(warden_cmd(warden, mission, base_url, evidence_dir), rss)
+    total = time.time() - spawn
+    return Sample(total, check_warden(proc, spawn), peak)
+
+
+def run_raw(base_url: str, rss: bool = False) -> Sample:
     spawn = time.time()
     cmd = [sys.executable, str(RAW_SCRIPT), "--base-url", base_url, "--start-epoch", repr(spawn)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=RUN_TIMEOUT,
-                          check=False)
+    proc, spawn, peak = _spawn(cmd, rss)
     total = time.time() - spawn
     if proc.returncode != 0:
         raise BenchError(f"raw Playwright script exited {proc.returncode}\nstderr:\n{_tail(proc.stderr)}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     if result.get("screenshots") != STEPS:
         raise BenchError(f"raw script took {result.get('screenshots')} screenshots, expected {STEPS}")
-    return Sample(total, float(result["first_action_s"]))
+    return Sample(total, float(result["first_action_s"]), peak)
+
+
+def run_parallel(warden: str, mission: Path, base_url: str, evidence_dir: Path, n: int) -> float:
+    """Wall time of ``n`` warden runs started together (one evidence folder, as a fleet shares it)."""
+    cmd = warden_cmd(warden, mission, base_url, evidence_dir)
+    spawn = time.time()
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                              text=True) for _ in range(n)]
+    done = []
+    for p in procs:
+        out, err = p.communicate(timeout=RUN_TIMEOUT * 2)
+        done.append(subprocess.CompletedProcess(cmd, p.returncode, out, err))
+    wall = time.time() - spawn
+    for proc in done:
+        check_warden(proc, spawn)
+    return wall
 
 
 def _med(samples: list[Sample], attr: str) -> float:
     return float(statistics.median(getattr(s, attr) for s in samples))
 
 
-def report(warden: list[Sample], raw: list[Sample], as_json: bool) -> None:
-    summary: dict[str, Any] = {
-        "reps": len(raw),
-        "raw": {"total_s": _med(raw, "total_s"), "first_action_s": _med(raw, "first_action_s")},
-    }
-    if warden:
-        summary["warden"] = {"total_s": _med(warden, "total_s"), "first_action_s": _med(warden, "first_action_s")}
-        summary["ratio"] = {k: summary["warden"][k] / summary["raw"][k] for k in ("total_s", "first_action_s")}
-    if as_json:
-        print(json.dumps(summary))
-        return
-    print(f"\n{STEPS}-step flow with a screenshot per step, {len(raw)} repetition(s), medians:")
-    print(f"  {'':20} {'total wall':>12} {'first action':>14}")
-    rows = [("plain Playwright", summary["raw"])]
-    if warden:
-        rows.insert(0, ("warden run", summary["warden"]))
-    for name, m in rows:
-        print(f"  {name:20} {m['total_s']:>11.3f}s {m['first_action_s']:>13.3f}s")
-    if warden:
-        r = summary["ratio"]
-        print(f"  {'ratio warden/raw':20} {r['total_s']:>11.2f}x {r['first_action_s']:>13.2f}x")
-    print("  samples (total, first):")
+def _spread(samples: list[Sample], attr: str) -> str:
+    vals = [getattr(s, attr) for s in samples]
+    return f"{min(vals):.2f}–{max(vals):.2f} s"
+
+
+def rows(variant: str, warden: list[Sample], raw: list[Sample], parallel: tuple[int, float] | None,
+         rss: tuple[Sample, Sample] | None) -> list[dict[str, Any]]:
+    """The figures of issue 13 this run measured, as {figure, value, unit, goal, detail}."""
+    tag = "" if variant == "plain" else " (50 KB PII-heavy pages, pii.on_page: record)"
+    out: list[dict[str, Any]] = []
+    if warden and raw:
+        w, r = _med(warden, "total_s"), _med(raw, "total_s")
+        out.append({"figure": f"warden run ÷ raw Playwright, 20 steps + screenshots{tag}", "value": w / r,
+                    "unit": "x", "goal": "≤ 1.15" if variant == "plain" else "≤ 1.5",
+                    "detail": f"medians {w:.2f} s / {r:.2f} s of {len(raw)} alternating reps; "
+                              f"warden {_spread(warden, 'total_s')}, raw {_spread(raw, 'total_s')}"})
+        if variant == "plain":
+            wf, rf = _med(warden, "first_action_s"), _med(raw, "first_action_s")
+            out.append({"figure": "time to first action ÷ raw Playwright's", "value": wf / rf, "unit": "x",
+                        "goal": "≤ 1.3", "detail": f"medians {wf:.2f} s / {rf:.2f} s; warden "
+                        f"{_spread(warden, 'first_action_s')}, raw {_spread(raw, 'first_action_s')}"})
+    if parallel is not None and warden:
+        n, wall = parallel
+        one = _med(warden, "total_s")
+        out.append({"figure": f"{n} missions in parallel ÷ {n} × one{tag}", "value": wall / (n * one), "unit": "x",
+                    "goal": "≤ 0.6", "detail": f"{wall:.2f} s for {n} at once; one run {one:.2f} s (median)"})
+    if rss is not None:
+        ws, rs = rss
+        out.append({"figure": f"peak memory of a run (PSS of its process tree){tag}", "value": ws.peak_mb,
+                    "unit": "MB", "goal": f"≤ raw + 150 = {rs.peak_mb + 150:.0f}",
+                    "detail": f"raw Playwright {rs.peak_mb:.0f} MB; warden − raw = {ws.peak_mb - rs.peak_mb:+.0f} MB"})
+    return out
+
+
+def print_table(table: list[dict[str, Any]], warden: list[Sample], raw: list[Sample]) -> None:
+    for row in table:
+        print(f"  {row['figure']:<72} {row['value']:8.2f} {row['unit']:<3} (goal {row['goal']})")
+        print(f"      {row['detail']}")
+    print("  samples (total / first action, s):")
     for name, samples in (("warden", warden), ("raw", raw)):
         if samples:
             print(f"    {name:7} " + "  ".join(f"{s.total_s:.2f}/{s.first_action_s:.2f}" for s in samples))
@@ -160,22 +200,27 @@ def main() -> int:
     ap = argparse.ArgumentParser(description="warden run vs plain Playwright on the same 20-step flow")
     ap.add_argument("--reps", type=int, default=5, help="measured repetitions of each (default 5)")
     ap.add_argument("--warmup", type=int, default=1, help="unmeasured runs of each first (default 1)")
+    ap.add_argument("--variant", choices=sorted(MISSIONS), default="plain", help="plain pages or PII-heavy ones")
+    ap.add_argument("--parallel", type=int, default=0, help="then N warden runs at once (0: skip)")
+    ap.add_argument("--rss", action="store_true", help="then one run of each with its peak memory sampled")
     ap.add_argument("--raw-only", action="store_true", help="measure only the plain Playwright side")
     ap.add_argument("--keep", action="store_true", help="keep the evidence folder and print its path")
-    ap.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    ap.add_argument("--json", action="store_true", help='print {"rows": [...]} instead of the table')
     args = ap.parse_args()
-    if args.reps < 1 or args.warmup < 0:
-        ap.error("--reps must be >= 1 and --warmup >= 0")
+    if args.reps < 1 or args.warmup < 0 or args.parallel < 0:
+        ap.error("--reps must be >= 1, --warmup and --parallel >= 0")
 
     warden = None if args.raw_only else find_warden()
     if not args.raw_only and warden is None:
         print("warden is not installed in this environment (pip install -e .), or use --raw-only", file=sys.stderr)
         return 2
-
-    server, base_url = serve_site()
+    mission = MISSIONS[args.variant]
+    server, base_url = serve_site(pii=args.variant == "pii")
     evidence_dir = Path(tempfile.mkdtemp(prefix="warden-bench-"))
     warden_samples: list[Sample] = []
     raw_samples: list[Sample] = []
+    parallel: tuple[int, float] | None = None
+    rss: tuple[Sample, Sample] | None = None
     try:
         for i in range(args.warmup + args.reps):
             measured = i >= args.warmup
@@ -184,7 +229,7 @@ def main() -> int:
                 if side == "warden":
                     if warden is None:
                         continue
-                    s = run_warden(warden, base_url, evidence_dir)
+                    s = run_warden(warden, mission, base_url, evidence_dir)
                 else:
                     s = run_raw(base_url)
                 if measured:
@@ -192,6 +237,15 @@ def main() -> int:
                 label = f"rep {i - args.warmup + 1}" if measured else "warm-up"
                 print(f"  {label:8} {side:6} total {s.total_s:6.2f}s  first action {s.first_action_s:5.2f}s",
                       file=sys.stderr, flush=True)
+        if warden is not None and args.parallel:
+            wall = run_parallel(warden, mission, base_url, evidence_dir, args.parallel)
+            parallel = (args.parallel, wall)
+            print(f"  {args.parallel} warden runs at once: {wall:.2f}s", file=sys.stderr, flush=True)
+        if warden is not None and args.rss:
+            ws = run_warden(warden, mission, base_url, evidence_dir, rss=True)
+            rs = run_raw(base_url, rss=True)
+            rss = (ws, rs)
+            print(f"  peak PSS: warden {ws.peak_mb:.0f} MB, raw {rs.peak_mb:.0f} MB", file=sys.stderr, flush=True)
     except (BenchError, subprocess.TimeoutExpired) as e:
         print(f"benchmark stopped: {e}", file=sys.stderr)
         return 1
@@ -202,7 +256,12 @@ def main() -> int:
             print(f"evidence kept in {evidence_dir}", file=sys.stderr)
         else:
             shutil.rmtree(evidence_dir, ignore_errors=True)
-    report(warden_samples, raw_samples, args.json)
+    table = rows(args.variant, warden_samples, raw_samples, parallel, rss)
+    if args.json:
+        print(json.dumps({"rows": table}))
+    else:
+        print(f"\n{STEPS}-step flow with a screenshot per step ({args.variant} pages), {len(raw_samples)} rep(s):")
+        print_table(table, warden_samples, raw_samples)
     return 0
 
 

@@ -8,14 +8,20 @@ Why this module exists (see docs: platform notes §6):
 * tldextract (used by the e-mail recognizer) fetches the public suffix list on first use; the
   environment variables below are set *before* Presidio is imported so it uses its bundled snapshot.
 * Presidio logs a warning per recognizer whose language is not loaded; those are silenced.
-* Presidio is imported lazily, inside these functions, so importing ``guards.pii`` costs nothing.
+* Presidio is imported lazily, inside these functions, so importing ``guards.pii`` costs nothing;
+  ``import_presidio`` skips the import-time *validation* compile of the URL recognizer's four
+  ~40 KB regexes (about a second; each is compiled again, for real, the first time it is used) and
+  ``warm_up`` pays the first scan's one-off costs (phone metadata, tldextract's suffix list, every
+  pattern's compile) in the thread that builds the analyzer, off the step loop.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -47,6 +53,51 @@ def prepare_environment() -> None:
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
 
 
+_HUGE_PATTERN = 20_000  # characters: only the URL recognizer's patterns are this long
+_import_lock = threading.Lock()
+
+
+def import_presidio() -> None:
+    """Import ``presidio_analyzer`` (once, thread-safe) without the validation compile of its huge
+    built-in patterns: ``Pattern.__init__`` compiles every regex only to check it and throws the
+    result away, and the URL recognizer's four take ~1 s at import. They are Presidio's own,
+    pinned patterns; a broken one would still fail (closed) when it is compiled for use."""
+    prepare_environment()
+    with _import_lock:
+        if "presidio_analyzer" in sys.modules:
+            return
+        import importlib
+
+        regex: Any = importlib.import_module("regex")  # Presidio's regex engine (untyped)
+        real = regex.compile
+
+        def compile_(pattern: Any, flags: int = 0, *args: Any, **kwargs: Any) -> Any:
+            caller = sys._getframe(1).f_code
+            if (isinstance(pattern, str) and len(pattern) > _HUGE_PATTERN and not flags and not args and not kwargs
+                    and caller.co_name == "__validate_regex" and caller.co_filename.endswith("pattern.py")):
+                return None
+            return real(pattern, flags, *args, **kwargs)
+
+        regex.compile = compile_
+        try:
+            import presidio_analyzer  # noqa: F401
+        finally:
+            regex.compile = real
+
+
+_WARM_UP_TEXT = (
+    "Mail ada@example.com, call (212) 555-0143 or +44 20 7946 0958, card 4111 1111 1111 1111, "
+    "ssn 123-45-6789, iban DE89 3704 0044 0532 0130 00, ip 192.0.2.1 and 2001:db8::1, on 2024-05-12, "
+    "see https://example.com/a."
+)
+
+
+def warm_up(analyzer: Any) -> None:
+    """One analysis touching every recognizer, so the first real scan does not pay the one-off costs
+    (each pattern's compile, the phone library's region metadata, tldextract's suffix list)."""
+    analyzer.analyze(text=_WARM_UP_TEXT, language=LANGUAGE, score_threshold=0.0)
+
+
 def model_installed(nlp_model: str) -> bool:
     """True if ``nlp_model`` is an installed spaCy package or an existing model directory."""
     if Path(nlp_model).exists():
@@ -65,7 +116,7 @@ def _require_model(nlp_model: str) -> None:
 
 
 def _nlp_engine(nlp_model: str | None) -> Any:
-    prepare_environment()
+    import_presidio()
     if nlp_model is None:
         from presidio_analyzer.nlp_engine import NoOpNlpEngine
 

@@ -122,6 +122,10 @@ class PiiScanner:
         if self.entities:
             self.analyzer = analyzer if analyzer is not None else build_analyzer(self.entities, policy.nlp_model)
         self._own_context = policy.nlp_model is None
+        # Model-less engine: call its recognizers directly (see _presidio); else AnalyzerEngine.analyze.
+        self._direct = self._own_context and type(getattr(self.analyzer, "nlp_engine", None)).__name__ == (
+            "NoOpNlpEngine")
+        self._recognizer_sets: dict[tuple[str, ...], list[Any]] = {}
         self._cache: OrderedDict[bytes, tuple[_Raw, ...]] = OrderedDict()
         self._cache_size = cache_size
         self._pages: OrderedDict[str, set[bytes]] = OrderedDict()
@@ -328,16 +332,44 @@ class PiiScanner:
     def _presidio(self, text: str, ents: tuple[str, ...], context: Sequence[str]) -> list[_Hit]:
         """One Presidio call; scores before any threshold."""
         self.analyzer_calls += 1
-        results = self.analyzer.analyze(
-            text=text, language=LANGUAGE, entities=list(ents), score_threshold=0.0,
-            context=None if self._own_context or not context else list(context),
-        )
+        if self._direct:
+            results = self._recognize(text, ents)
+        else:
+            results = self.analyzer.analyze(
+                text=text, language=LANGUAGE, entities=list(ents), score_threshold=0.0,
+                context=None if self._own_context or not context else list(context),
+            )
         hits: list[_Hit] = []
         for r in results:
             meta = r.recognition_metadata or {}
             hits.append((r.entity_type, float(r.score), r.start, r.end, str(meta.get("recognizer_identifier", "")),
                          bool(meta.get("is_score_enhanced_by_context"))))
         return hits
+
+    def _recognize(self, text: str, ents: tuple[str, ...]) -> list[Any]:
+        """What ``AnalyzerEngine.analyze(score_threshold=0.0)`` returns with the model-less engine, minus
+        its overhead: the same recognizers on the same (empty) NLP artifacts, the same duplicate removal.
+        Skipped: its context enhancement, which deep-copies every result and, with no tokens to read,
+        changes no score (``_finish`` does the context boost), and the per-call recognizer lookup."""
+        from presidio_analyzer import EntityRecognizer
+
+        recognizers = self._recognizer_sets.get(ents)
+        if recognizers is None:
+            recognizers = self.analyzer.registry.get_recognizers(language=LANGUAGE, entities=list(ents))
+            self._recognizer_sets[ents] = recognizers
+        artifacts = self.analyzer.nlp_engine.process_text(text, LANGUAGE)
+        results: list[Any] = []
+        for rec in recognizers:
+            if not rec.is_loaded:
+                rec.load()
+                rec.is_loaded = True
+            found = rec.analyze(text=text, entities=list(ents), nlp_artifacts=artifacts)
+            for r in found or ():
+                if not r.recognition_metadata:
+                    r.recognition_metadata = {}
+                r.recognition_metadata.setdefault("recognizer_identifier", rec.id)
+                results.append(r)
+        return list(EntityRecognizer.remove_duplicates(results))
 
     def _finish(self, text: str, hits: list[_Hit], context: Sequence[str]) -> list[_Raw]:
         """Context boost (model-less engine only), URL-inside-e-mail noise removed, duplicates merged."""
