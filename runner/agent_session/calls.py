@@ -125,6 +125,9 @@ class Dispatcher:
         if name == "browser_snapshot":
             return self._page(), None
         if name == "browser_tabs":
+            # A round trip to the browser first: sync Playwright judges the page's own pending requests
+            # (routes) only while Warden talks to it, so between calls a page's navigation waits here.
+            self.live.driver.document_token()
             return f"### Open tabs\n- 0: (current) {self.live.driver.page_url()}", None
         if name == "browser_close":
             self._end_run(ExitCode.OK.value, "the agent closed the browser")
