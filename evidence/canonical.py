@@ -6,10 +6,12 @@ conforming library, without Warden's code.
 
 ``canonical_bytes`` is a fast encoder byte-identical to RFC 8785 (a property test compares it with
 the reference ``rfc8785`` package on random trees): for a tree of strings, ints, bools, nulls,
-lists and dicts whose keys are all BMP-only, ``json.dumps(sort_keys=True, ensure_ascii=False,
+floats in the range where Python and ECMAScript write numbers alike (``_kind``), lists and dicts
+whose keys are all BMP-only, ``json.dumps(sort_keys=True, ensure_ascii=False,
 separators=(",", ":"))`` *is* JCS — the C encoder escapes exactly what JCS escapes, and sorting
-BMP-only keys by code point equals JCS's sort by UTF-16 code units. Anything else (a float, a key
-with a character above U+FFFF, an int beyond ±2**53-1, a non-str key) goes to ``rfc8785``.
+BMP-only keys by code point equals JCS's sort by UTF-16 code units. Anything else (a float outside
+that range, a key with a character above U+FFFF, an int beyond ±2**53-1, a non-str key) goes to
+``rfc8785``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,65 @@ def _plain(obj: Any) -> bool:
     return True
 
 
+_PLAIN, _INTEGRAL, _REFERENCE = 0, 1, 2
+
+
+def _kind(obj: Any) -> int:
+    """_PLAIN: the fast encoder gives JCS as is; _INTEGRAL: it does once integral floats are ints;
+    _REFERENCE: only ``rfc8785`` can say.
+
+    Floats: JCS writes a number as ECMAScript does — shortest round-trip digits, fixed notation
+    below 1e21 — and Python's ``repr`` writes the same digits, in fixed notation for
+    1e-4 <= |x| < 1e16. So a non-integral float in that range is written identically; an integral
+    one below 2**53 is JCS's integer (12.0 -> "12", -0.0 -> "0"); anything else goes to the reference.
+    """
+    kind = _PLAIN
+    stack = [obj]
+    pop, push = stack.pop, stack.append
+    while stack:
+        v = pop()
+        t = type(v)
+        if t is str or v is None or t is bool:
+            continue
+        if t is int:
+            if -_MAX_SAFE_INT <= v <= _MAX_SAFE_INT:
+                continue
+            return _REFERENCE
+        if t is float:
+            a = abs(v)
+            if v.is_integer():
+                if a > _MAX_SAFE_INT:
+                    return _REFERENCE
+                kind = _INTEGRAL
+                continue
+            if 1e-4 <= a < 1e16:
+                continue
+            return _REFERENCE
+        if t is dict:
+            for k, item in v.items():
+                if type(k) is not str or (not k.isascii() and max(k) > "\uffff"):
+                    return _REFERENCE
+                push(item)
+            continue
+        if t is list:
+            stack.extend(v)
+            continue
+        return _REFERENCE
+    return kind
+
+
+def _ints(obj: Any) -> Any:
+    """A copy of ``obj`` with every integral float as the int it equals (see ``_kind``)."""
+    t = type(obj)
+    if t is float:
+        return int(obj) if obj.is_integer() else obj
+    if t is dict:
+        return {k: _ints(v) for k, v in obj.items()}
+    if t is list:
+        return [_ints(v) for v in obj]
+    return obj
+
+
 def plain_json_text(text: str) -> bool:
     """For a tree parsed from JSON ``text`` by a decoder whose ``parse_float``/``parse_constant``
     saw no float, NaN or Infinity and whose ``parse_int`` saw no integer of 16+ digits: True when
@@ -68,9 +129,17 @@ def canonical_bytes(obj: Any, *, plain: bool = False) -> bytes:
     ``plain=True`` (the caller has established ``_plain(obj)``, e.g. by ``plain_json_text``) skips
     the tree walk.
     """
-    if plain or _plain(obj):
-        return _encode(obj).encode("utf-8")
-    return rfc8785.dumps(obj)
+    return canonical_text(obj, plain=plain).encode("utf-8")
+
+
+def canonical_text(obj: Any, *, plain: bool = False) -> str:
+    """``canonical_bytes`` as text (what a writer's line holds, hash aside)."""
+    kind = _PLAIN if plain else _kind(obj)
+    if kind == _PLAIN:
+        return _encode(obj)
+    if kind == _INTEGRAL:
+        return _encode(_ints(obj))
+    return rfc8785.dumps(obj).decode("utf-8")
 
 
 def record_hash(record: Mapping[str, Any], *, plain: bool = False) -> str:

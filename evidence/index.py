@@ -40,7 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from evidence.records import Record
+from evidence.records import Record, finding_entities
 from evidence.redact import Redactor
 from evidence.runfolder import RunInfo
 from kernel.errors import UsageError
@@ -91,7 +91,7 @@ class RecordRow(Base):
     kind: Mapped[str | None] = mapped_column(String(64))
     step: Mapped[int | None] = mapped_column(Integer)
     mission_id: Mapped[str | None] = mapped_column(String(200))  # the run's, denormalised for --mission
-    entity_type: Mapped[str | None] = mapped_column(String(64))  # pii_finding
+    entity_type: Mapped[str | None] = mapped_column(Text)  # pii_finding: its entity types, space-separated
     approval_id: Mapped[str | None] = mapped_column(String(100))  # approval_request / approval_record
     hash: Mapped[str] = mapped_column(String(64))
     body: Mapped[str] = mapped_column(Text)  # the record's JSON, exactly as in records.jsonl
@@ -163,7 +163,12 @@ class EvidenceIndex:
         New columns are filled from the runs table and the stored record bodies, so queries see
         old and new records alike (``warden evidence reindex`` would do the same from the folders).
         """
-        have = {c["name"] for c in inspect(self.engine).get_columns("records")}
+        columns = inspect(self.engine).get_columns("records")
+        have = {c["name"] for c in columns}
+        narrow = [c for c in columns if c["name"] == "entity_type" and getattr(c["type"], "length", None)]
+        if narrow and self.engine.dialect.name == "postgresql":  # v1 index: one type per row, VARCHAR(64)
+            with self.engine.begin() as conn:
+                conn.execute(text("ALTER TABLE records ALTER COLUMN entity_type TYPE TEXT"))
         table = RecordRow.__table__
         missing = [c for c in table.columns if c.name not in have]
         if missing:
@@ -183,7 +188,8 @@ class EvidenceIndex:
                     data = json.loads(body)
                     conn.execute(
                         text("UPDATE records SET entity_type = :e, approval_id = :a WHERE run_id = :r AND seq = :s"),
-                        {"e": data.get("entity_type"), "a": data.get("approval_id"), "r": run_id, "s": seq},
+                        {"e": " ".join(finding_entities(data)) or None if data.get("type") == "pii_finding" else None,
+                         "a": data.get("approval_id"), "r": run_id, "s": seq},
                     )
         for ix in table.indexes:  # type: ignore[attr-defined]
             ix.create(self.engine, checkfirst=True)
@@ -408,6 +414,16 @@ def _token(record: Record, name: str) -> str | None:
     return value if value is not None and _TOKEN.fullmatch(value) else None
 
 
+def _entity_types(record: Record) -> str | None:
+    """A ``pii_finding``'s entity types as one column: v1 its one type, v2 its types space-separated
+    (``--where entity_type=X`` matches one of them); only identifier tokens, never free text."""
+    counts = getattr(record, "counts", None)
+    if not isinstance(counts, dict):
+        return _token(record, "entity_type")
+    names = sorted(str(k) for k in counts if _TOKEN.fullmatch(str(k)))
+    return " ".join(names) or None
+
+
 def _record_row(record: Record, body: str | None) -> dict[str, Any]:
     step = getattr(record, "step", None)
     return {
@@ -421,7 +437,7 @@ def _record_row(record: Record, body: str | None) -> dict[str, Any]:
         "kind": _token(record, "kind"),
         "step": step if isinstance(step, int) else None,
         "mission_id": _token(record, "mission_id"),  # run_record's own; the index fills the run's for others
-        "entity_type": _token(record, "entity_type"),
+        "entity_type": _entity_types(record),
         "approval_id": _token(record, "approval_id"),
         "hash": record.hash,
         "body": body if body is not None else record.model_dump_json(by_alias=True),

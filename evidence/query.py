@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session
 
 from evidence.index import EvidenceIndex, RecordRow, RunRow
-from evidence.records import RECORD_TYPES
+from evidence.records import LEGACY_TYPES, RECORD_TYPES
 from evidence.runfolder import FINISHED_STATUSES, utc_timestamp
 from evidence.timeline import safe_text, summarize
 from kernel.errors import UsageError
@@ -66,8 +66,9 @@ def record_fields(types: Sequence[str] = ()) -> set[str]:
     """Top-level field names of the given record types (all types when empty), envelope included."""
     out: set[str] = set()
     for name in types or RECORD_TYPES:
-        model = RECORD_TYPES[name]
-        out.update(f.alias or key for key, f in model.model_fields.items())
+        models = [RECORD_TYPES[name], *(m for m in LEGACY_TYPES.values() if name == m.TYPE)]
+        for model in models:  # a legacy version's fields still name records of older runs
+            out.update(f.alias or key for key, f in model.model_fields.items())
     return out
 
 
@@ -215,6 +216,9 @@ def _where_clause(w: Where, dialect: str) -> ColumnElement[bool]:
         col = COLUMNS[w.path[0]]
         if w.value == "null":
             return col.is_(None)  # type: ignore[no-any-return]
+        if w.path[0] == "entity_type":  # one of a finding's space-separated entity types
+            esc = w.value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            return or_(col == w.value, *(col.like(p, escape="\\") for p in (f"{esc} %", f"% {esc}", f"% {esc} %")))
         return col == (int(w.value) if w.path[0] in _INT_COLUMNS else w.value)  # type: ignore[no-any-return]
     if dialect == "sqlite":
         return _sqlite_json(w)

@@ -167,18 +167,65 @@ class ExceptionRecord(Record):
     attempt: int | None = None
 
 
+FindingAction = Literal["recorded", "approval_required", "blocked", "allowed"]
+ACTION_RANK: dict[str, int] = {"allowed": 0, "recorded": 1, "approval_required": 2, "blocked": 3}
+"""A scan's ``action`` is the strongest of its values' (blocked > approval_required > recorded > allowed)."""
+
+
+class FoundValue(Frozen):
+    """One distinct value a scan found: its keyed fingerprint and masked preview, never the value."""
+
+    entity_type: str
+    score: float
+    value_hmac: Sha256Hex  # HMAC-SHA256(evidence key, value): never the value, never a plain hash
+    preview: str  # masked, e.g. "j***@e***.com"
+    action: FindingAction
+    occurrences: Annotated[int, Field(ge=1)] = 1  # times this scan met the value (e.g. in several blocks)
+    location: dict[str, JsonValue] = Field(default_factory=dict)  # where in the scan: selector, element, source
+
+
 class PiiFinding(Record):
+    """What one scan found (a page scan, a typed value, a request): one record, however many values.
+
+    Version 2 (issue 13): one record per scan with entity ``counts`` and one ``FoundValue`` per
+    distinct value; version 1 was one record per value (``PiiFindingV1``, still verified).
+    """
+
     TYPE: ClassVar[str] = "pii_finding"
+    SCHEMA_VERSION: ClassVar[int] = 2
+    step: int | None = None
+    where: Literal["page", "input", "request"]
+    location: dict[str, JsonValue] = Field(default_factory=dict)  # the scan's place: page url / request host / field
+    key_id: str  # the evidence key every value_hmac is keyed with
+    policy: Literal["record", "approve", "block"]
+    action: FindingAction  # the strongest of the values' actions
+    counts: dict[str, Annotated[int, Field(ge=1)]]  # entity type -> distinct values found
+    values: Annotated[list[FoundValue], Field(min_length=1)]
+
+
+class PiiFindingV1(Record):
+    """``warden.pii_finding/1``: one record per value (runs written before issue 13). Read, never written."""
+
+    TYPE: ClassVar[str] = "pii_finding"
+    SCHEMA_VERSION: ClassVar[int] = 1
     step: int | None = None
     entity_type: str
     score: float
     where: Literal["page", "input", "request"]
     location: dict[str, JsonValue] = Field(default_factory=dict)  # selector / request host / page url
-    value_hmac: Sha256Hex  # HMAC-SHA256(evidence key, value): never the value, never a plain hash
+    value_hmac: Sha256Hex
     key_id: str
-    preview: str  # masked, e.g. "j***@e***.com"
+    preview: str
     policy: Literal["record", "approve", "block"]
-    action: Literal["recorded", "approval_required", "blocked", "allowed"]
+    action: FindingAction
+
+
+def finding_entities(data: dict[str, Any]) -> list[str]:
+    """The entity types of a ``pii_finding`` record of any version, sorted."""
+    counts = data.get("counts")
+    if isinstance(counts, dict):
+        return sorted(str(k) for k in counts)
+    return [str(data["entity_type"])] if data.get("entity_type") is not None else []
 
 
 class VersionLog(Record):
@@ -202,9 +249,21 @@ RECORD_TYPES: dict[str, type[Record]] = {
 }
 
 
+LEGACY_TYPES: dict[str, type[Record]] = {cls.schema_id(): cls for cls in (PiiFindingV1,)}
+"""Record versions still read (verify, reindex, export) but no longer written, by ``schema``."""
+
+
+def record_class(data: dict[str, Any]) -> type[Record] | None:
+    """The model a record read back must validate against: its type's, or a legacy version's."""
+    legacy = LEGACY_TYPES.get(str(data.get("schema")))
+    if legacy is not None and data.get("type") == legacy.TYPE:
+        return legacy
+    return RECORD_TYPES.get(str(data.get("type")))
+
+
 def parse_record(data: dict[str, Any]) -> Record:
     """Validate one record read back from ``records.jsonl`` into its typed model."""
-    cls = RECORD_TYPES.get(str(data.get("type")))
+    cls = record_class(data)
     if cls is None:
         raise ValueError(f"unknown record type {data.get('type')!r}")
     return cls.model_validate(data)

@@ -116,6 +116,43 @@ class RedactorChain:
             return redact_around(text, self._redact_all, protected)
         return self._redact_all(text)
 
+    def redact_many(self, texts: Sequence[str]) -> list[str]:
+        """``[self.redact(t) for t in texts]`` in one batch per redactor (a detecting redactor runs
+        its detector once over all of them): each text still passes every redactor in order, and
+        protected values are cut out first exactly as ``redact`` does."""
+        protected = self._protected
+        if not protected:
+            return self._redact_all_many(texts)
+        # Every text as its pieces between protected occurrences; only the pieces are redacted.
+        plans: list[list[tuple[bool, str]]] = []
+        pieces: list[str] = []
+        for text in texts:
+            values = sorted({p for p in protected if p and p in text}, key=len, reverse=True)
+            if not text or not values:
+                plans.append([(True, text)])
+                pieces.append(text)
+                continue
+            plan: list[tuple[bool, str]] = []
+            pos = 0
+            for m in re.finditer("|".join(re.escape(v) for v in values), text):
+                if m.start() > pos:
+                    plan.append((True, text[pos:m.start()]))
+                    pieces.append(text[pos:m.start()])
+                plan.append((False, m.group(0)))
+                pos = m.end()
+            if pos < len(text):
+                plan.append((True, text[pos:]))
+                pieces.append(text[pos:])
+            plans.append(plan)
+        done = iter(self._redact_all_many(pieces))
+        return ["".join(next(done) if redact else piece for redact, piece in plan) for plan in plans]
+
+    def _redact_all_many(self, texts: Sequence[str]) -> list[str]:
+        out = list(texts)
+        for r in self.redactors:
+            out = redact_many(r, out)
+        return out
+
 
 def protect(redactor: object, *values: str) -> None:
     """``redactor.protect(*values)`` when the redactor supports never-redact values (a ``RedactorChain``)."""
@@ -154,18 +191,54 @@ def is_warden_id(field: str, value: object) -> bool:
     return pattern is not None and isinstance(value, str) and pattern.fullmatch(value) is not None
 
 
-def redact_tree(value: Any, redactor: Redactor) -> Any:
-    """Redact every string (keys included) of a JSON-like tree; returns a new tree, input untouched.
+def redact_many(redactor: Redactor, texts: Sequence[str]) -> list[str]:
+    """``redactor.redact`` of each text, in one batch when the redactor has ``redact_many``."""
+    batch = getattr(redactor, "redact_many", None)
+    if callable(batch):
+        out: list[str] = batch(texts)
+        if len(out) != len(texts):
+            raise RuntimeError("redact_many returned a different number of texts")
+        return out
+    return [redactor.redact(t) for t in texts]
 
-    Values of Warden id/hash fields in their exact format (``is_warden_id``) are kept verbatim.
-    """
+
+def _strings(value: Any, out: dict[str, None]) -> None:
     if isinstance(value, str):
-        return redactor.redact(value)
+        out[value] = None
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            out[str(k)] = None
+            if not is_warden_id(str(k), v):
+                _strings(v, out)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _strings(v, out)
+
+
+def _rebuilt(value: Any, table: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return table[value]
     if isinstance(value, Mapping):
-        return {
-            redactor.redact(str(k)): v if is_warden_id(str(k), v) else redact_tree(v, redactor)
-            for k, v in value.items()
-        }
+        return {table[str(k)]: v if is_warden_id(str(k), v) else _rebuilt(v, table) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [redact_tree(v, redactor) for v in value]
+        return [_rebuilt(v, table) for v in value]
     return value
+
+
+def redact_trees(trees: Sequence[Any], redactor: Redactor) -> list[Any]:
+    """Redact every string (keys included) of JSON-like trees; new trees, inputs untouched.
+
+    Every distinct string of all the trees goes to the redactor once, in one batch (``redact_many``);
+    values of Warden id/hash fields in their exact format (``is_warden_id``) are kept verbatim.
+    """
+    found: dict[str, None] = {}
+    for tree in trees:
+        _strings(tree, found)
+    texts = list(found)
+    table = dict(zip(texts, redact_many(redactor, texts), strict=True))
+    return [_rebuilt(tree, table) for tree in trees]
+
+
+def redact_tree(value: Any, redactor: Redactor) -> Any:
+    """``redact_trees`` of one tree."""
+    return redact_trees([value], redactor)[0]

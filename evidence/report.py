@@ -28,6 +28,7 @@ from typing import Any
 
 from evidence.index import EvidenceIndex
 from evidence.runfolder import RunFolder, RunInfo, utc_timestamp
+from evidence.timeline import finding_count, finding_summary
 from evidence.verify import VerifyReport, verify_run
 from kernel import __version__
 
@@ -234,7 +235,7 @@ def _overview(run: _Run) -> str:
         ("decisions", len(decisions)),
         ("refusals", denied),
         ("approvals", counts["approval_record"]),
-        ("PII findings", counts["pii_finding"]),
+        ("PII findings", sum(finding_count(p) for p in run.of("pii_finding"))),
         ("exceptions", counts["exception_record"]),
         ("screenshots", sum(len(r.get("attachments") or []) for r in run.records if r.get("type") != "run_record")),
     ]
@@ -286,7 +287,7 @@ def _steps(run: _Run) -> str:
             if r.get("type") == "approval_record" or r.get("type") == "approval_request":
                 details.append(f"approval {h(r.get('approval_id'))}: {badge(r.get('decision') or 'asked')}")
             elif r.get("type") == "pii_finding":
-                details.append(f"PII {h(r.get('entity_type'))} {badge(r.get('action'))} {h(r.get('preview'))}")
+                details.append(f"PII {badge(r.get('action'))} {h(finding_summary(r))}")
             elif r.get("type") == "exception_record":
                 what = f"{h(r.get('category'))}/{h(r.get('error_type'))}"
                 details.append(f"exception {what} {badge(r.get('mitigation'))}")
@@ -344,14 +345,28 @@ def _approvals(run: _Run) -> str:
 
 
 def _pii(run: _Run) -> str:
-    rows = [[
-        _ts(p.get("time")), h(p.get("step") if p.get("step") is not None else "—"), h(p.get("entity_type")),
-        h(p.get("score")), h(p.get("where")), f'<span class="mono">{h(p.get("preview"))}</span>', h(p.get("policy")),
-        badge(p.get("action")), _kv(p.get("location")),
-    ] for p in run.of("pii_finding")]
+    """One row per value found; a scan's record (v2) spreads over its values' rows."""
+    rows = []
+    for p in run.of("pii_finding"):
+        values = p.get("values")
+        entries = values if isinstance(values, list) else [p]  # v1: the record is its one value
+        for v in entries:
+            v = v if isinstance(v, dict) else {}
+            where = {**_dict(p.get("location")), **_dict(v.get("location"))} if v is not p else _dict(p.get("location"))
+            seen = v.get("occurrences")
+            rows.append([
+                _ts(p.get("time")), h(p.get("step") if p.get("step") is not None else "—"), h(v.get("entity_type")),
+                h(v.get("score")), h(p.get("where")), f'<span class="mono">{h(v.get("preview"))}</span>'
+                + (f" ×{h(seen)}" if isinstance(seen, int) and seen > 1 else ""),
+                h(p.get("policy")), badge(v.get("action")), _kv(where),
+            ])
     table = _table(["time", "step", "entity", "score", "where", "preview (masked)", "policy", "action", "location"],
                    rows, "No PII finding recorded.")
     return _section("PII findings (as recorded: masked, values never stored)", table, len(rows), "pii")
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _exceptions(run: _Run) -> str:

@@ -83,12 +83,32 @@ def summarize(d: dict[str, Any]) -> tuple[str | None, str]:
     if t == "exception_record":
         return d.get("mitigation"), f"{d.get('category')}/{d.get('error_type')}: {d.get('message')}"
     if t == "pii_finding":
-        return d.get("action"), f"{d.get('entity_type')} in {d.get('where')} ({d.get('score')}): {d.get('preview')}"
+        return d.get("action"), finding_summary(d)
     if t == "version_log":
         changes = "; ".join(str(c) for c in d.get("changes") or [])
         versions = f"{d.get('old_version')} → {d.get('new_version')}"
         return None, f"{d.get('subject')} {d.get('subject_id')} {versions}: {changes}"
     return None, ""
+
+
+def finding_count(d: dict[str, Any]) -> int:
+    """Values a ``pii_finding`` record holds (v1: one)."""
+    values = d.get("values")
+    return len(values) if isinstance(values, list) else 1
+
+
+def finding_summary(d: dict[str, Any]) -> str:
+    """A ``pii_finding`` in one line: entity counts, where, masked previews (v2: one record per scan;
+    v1: one per value)."""
+    values = d.get("values")
+    if not isinstance(values, list):  # warden.pii_finding/1
+        return f"{d.get('entity_type')} in {d.get('where')} ({d.get('score')}): {d.get('preview')}"
+    raw = d.get("counts")
+    counts: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    what = ", ".join(f"{k} ×{v}" for k, v in counts.items())
+    shown = [str(v.get("preview")) for v in values[:5] if isinstance(v, dict)]
+    more = f" (+{len(values) - 5} more)" if len(values) > 5 else ""
+    return f"{what} in {d.get('where')}: {', '.join(shown)}{more}"
 
 
 def entry_from_record(d: dict[str, Any]) -> TimelineEntry:

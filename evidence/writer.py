@@ -25,7 +25,6 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -33,83 +32,29 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from pydantic import BaseModel
-
 from evidence import runfolder as _io
 from evidence.canonical import record_hash, sha256_bytes
 from evidence.index import EvidenceIndex
+from evidence.record_lines import (
+    ENVELOPE_FIELDS,
+    MAX_STRING,
+    SYNC_EVERY,
+    cap_string,
+    capped,
+    is_gating,
+    jsonable,
+    jsonl_line,
+)
 from evidence.records import GENESIS_HASH, RECORD_TYPES, Actor, Attachment, Record
-from evidence.redact import Redactor, redact_tree
+from evidence.redact import Redactor, redact_trees
 from evidence.runfolder import DIR_MODE, FILE_MODE, RunFolder, fsync_dir, safe_relpath, utc_timestamp
 from kernel.errors import EvidenceUnavailable
 
+__all__ = ["MAX_STRING", "SYNC_EVERY", "EvidenceWriter", "cap_string", "is_gating", "jsonl_line"]
+
 R = TypeVar("R", bound=Record)
-
-MAX_STRING = 16 * 1024
-"""Longest string kept in a record (characters); longer ones end with a truncation marker."""
-
-ENVELOPE_FIELDS = frozenset(
-    {"schema", "schema_", "record_id", "run_id", "seq", "type", "time", "actor", "prev_hash", "hash", "attachments"}
-)
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-# Characters some line splitters (str.splitlines, JavaScript, editors) treat as line breaks that
-# JSON does not require escaping; they are escaped so one record is one line for every reader.
-_EXTRA_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
-
-
-def cap_string(text: str, limit: int = MAX_STRING) -> str:
-    """Replace lone surrogates (not encodable as UTF-8) and cap length with an explicit marker."""
-    if _SURROGATE.search(text):
-        text = _SURROGATE.sub("\ufffd", text)
-    if len(text) > limit:
-        return f"{text[:limit]}…[truncated {len(text) - limit} chars]"
-    return text
-
-
-def jsonl_line(body: Mapping[str, Any]) -> str:
-    """One JSON object on one line: no raw CR/LF, U+2028/U+2029/NEL escaped; NaN refused."""
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    for ch, esc in _EXTRA_BREAKS.items():
-        if ch in text:
-            text = text.replace(ch, esc)
-    return text
-
-
-def _jsonable(value: Any) -> Any:
-    """Models to dicts, tuples to lists: the shapes ``redact_tree`` walks."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", by_alias=True)
-    if isinstance(value, Mapping):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def _capped(value: Any, limit: int) -> Any:
-    if isinstance(value, str):
-        return cap_string(value, limit)
-    if isinstance(value, dict):
-        return {cap_string(str(k), limit): _capped(v, limit) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_capped(v, limit) for v in value]
-    return value
-
-
-SYNC_EVERY = 64
-"""Most non-gating records left un-fsynced before the writer fsyncs anyway."""
-
-
-def is_gating(record_cls: type[Record], fields: Mapping[str, Any]) -> bool:
-    """True for records that must be durable before ``append`` returns (they gate an action or
-    mark the run's start/end/failure); False for records whose loss in a power cut hides no action."""
-    t = record_cls.TYPE
-    if t == "action_record":
-        return fields.get("phase") != "outcome"
-    if t == "decision_record":
-        return fields.get("step") is not None
-    return t != "pii_finding"
+Item = tuple[type[Record], Actor, Sequence[Attachment], Mapping[str, Any]]
+"""One record for ``append_many``: its type, actor, attachments and fields."""
 
 
 class EvidenceWriter:
@@ -138,6 +83,7 @@ class EvidenceWriter:
         self._head = GENESIS_HASH
         self._offset = 0
         self._unsynced = 0  # records written since the last fsync
+        self._pending_index: list[tuple[Record, str | None]] = []  # written, indexed at the next fsync
         self._sync_every = max(1, sync_every)
         self._failure: str | None = None
         self._closed = False
@@ -259,55 +205,91 @@ class EvidenceWriter:
         A ``ValidationError`` (the caller passed fields the schema refuses) writes nothing and
         leaves the writer usable; redaction or I/O failures raise ``EvidenceUnavailable``.
         """
-        if RECORD_TYPES.get(record_cls.TYPE) is not record_cls:
-            raise TypeError(f"{record_cls.__name__} is not a registered record type")
-        reserved = ENVELOPE_FIELDS & fields.keys()
-        if reserved:
-            raise TypeError(f"envelope fields are filled by the writer: {', '.join(sorted(reserved))}")
+        (record,) = self.append_many([(record_cls, actor, attachments, fields)], durable=durable)
+        return record  # type: ignore[return-value]
+
+    def append_many(self, items: Sequence[Item], *, durable: bool | None = None) -> list[Record]:
+        """Append several records as one group: their strings redacted in one batch, their lines in
+        one ``write``, one fsync when any of them gates an action (or ``durable``), one index
+        transaction. All or nothing: a record the schema refuses writes none of them."""
+        for record_cls, _, _, fields in items:
+            if RECORD_TYPES.get(record_cls.TYPE) is not record_cls:
+                raise TypeError(f"{record_cls.__name__} is not a registered record type")
+            reserved = ENVELOPE_FIELDS & fields.keys()
+            if reserved:
+                raise TypeError(f"envelope fields are filled by the writer: {', '.join(sorted(reserved))}")
+        if not items:
+            return []
         with self._lock:
             self._check_usable()
+            trees: list[Any] = []
+            for _, actor, _, fields in items:
+                trees += [jsonable(fields), actor.model_dump(mode="json")]
             try:
-                clean = redact_tree(_jsonable(fields), self.redactor)
-                actor_data = redact_tree(actor.model_dump(mode="json"), self.redactor)
+                clean_trees = redact_trees(trees, self.redactor)
             except Exception as e:
                 # The message of a redactor failure may quote the very text it failed on: not repeated.
                 raise self._fail(f"redaction failed ({type(e).__name__}): record not written", e) from e
-            clean = _capped(clean, self._max_string)
-            actor_data = _capped(actor_data, self._max_string)
-            draft: dict[str, Any] = {
-                **clean,
-                "schema": record_cls.schema_id(),
-                "record_id": str(uuid.uuid4()),
-                "run_id": self.run_id,
-                "seq": self._seq + 1,
-                "type": record_cls.TYPE,
-                "time": utc_timestamp(self._clock()),
-                "actor": actor_data,
-                "prev_hash": self._head,
-                "hash": GENESIS_HASH,
-                "attachments": [a.model_dump(mode="json") for a in attachments],
-            }
-            # Validated once against its schema; the only field set afterwards is ``hash``, a
-            # SHA-256 hex computed here, so the copy below is as valid as the model it copies.
-            model = record_cls.model_validate(draft)
-            body = model.model_dump(mode="json", by_alias=True)
-            digest = record_hash(body)
-            body["hash"] = digest
-            record = model.model_copy(update={"hash": digest})
-            line = jsonl_line(body)
-            sync = is_gating(record_cls, fields) if durable is None else durable
-            self._write_line(line, sync or self._unsynced + 1 >= self._sync_every)
-            self._seq = record.seq
-            self._head = digest
-            if self.index is not None:
-                try:
-                    self.index.add_record(record, line)
-                except Exception as e:
-                    raise self._fail(f"evidence index failed ({type(e).__name__}: {e})", e) from e
-            return record
+            records: list[Record] = []
+            lines: list[str] = []
+            head, seq, sync = self._head, self._seq, False
+            for n, (record_cls, _, attachments, fields) in enumerate(items):
+                seq += 1
+                record, line = self._build(record_cls, clean_trees[2 * n], clean_trees[2 * n + 1], attachments,
+                                           seq, head)
+                head = record.hash
+                records.append(record)
+                lines.append(line)
+                sync = sync or (is_gating(record_cls, fields) if durable is None else durable)
+            sync = sync or self._unsynced + len(items) >= self._sync_every
+            self._write_lines(lines, sync)
+            self._seq, self._head = seq, head
+            self._pending_index.extend(zip(records, lines, strict=True))
+            if sync or len(self._pending_index) >= self._sync_every:
+                self._flush_index()
+            return records
 
-    def _write_line(self, line: str, sync: bool) -> None:
-        data = line.encode("utf-8") + b"\n"
+    def _build(
+        self, record_cls: type[Record], clean: Any, actor_data: Any, attachments: Sequence[Attachment],
+        seq: int, prev: str,
+    ) -> tuple[Record, str]:
+        clean = capped(clean, self._max_string)
+        actor_data = capped(actor_data, self._max_string)
+        draft: dict[str, Any] = {
+            **clean,
+            "schema": record_cls.schema_id(),
+            "record_id": str(uuid.uuid4()),
+            "run_id": self.run_id,
+            "seq": seq,
+            "type": record_cls.TYPE,
+            "time": utc_timestamp(self._clock()),
+            "actor": actor_data,
+            "prev_hash": prev,
+            "hash": GENESIS_HASH,
+            "attachments": [a.model_dump(mode="json") for a in attachments],
+        }
+        # Validated once against its schema; the only field set afterwards is ``hash``, a
+        # SHA-256 hex computed here, so the copy below is as valid as the model it copies.
+        model = record_cls.model_validate(draft)
+        body = model.model_dump(mode="json", by_alias=True)
+        digest = record_hash(body)
+        body["hash"] = digest
+        return model.model_copy(update={"hash": digest}), jsonl_line(body)
+
+    def _flush_index(self) -> None:
+        """Index the records written since the last flush, in one transaction (the run's head moves
+        with them). Called with every fsync, so the index never runs ahead of durable records."""
+        if self.index is None or not self._pending_index:
+            self._pending_index.clear()
+            return
+        pending, self._pending_index = self._pending_index, []
+        try:
+            self.index.add_records(pending)
+        except Exception as e:
+            raise self._fail(f"evidence index failed ({type(e).__name__}: {e})", e) from e
+
+    def _write_lines(self, lines: Sequence[str], sync: bool) -> None:
+        data = "".join(line + "\n" for line in lines).encode("utf-8")
         try:
             _io.write_all(self._fd, data)
             if sync:
@@ -319,7 +301,7 @@ class EvidenceWriter:
                 raise self._fail(f"cannot write {self.folder.records}: {_oserror_text(e)}{tail}", e) from e
             raise  # e.g. KeyboardInterrupt: the record is not written, the writer stays usable
         self._offset += len(data)
-        self._unsynced = 0 if sync else self._unsynced + 1
+        self._unsynced = 0 if sync else self._unsynced + len(lines)
 
     def sync(self) -> None:
         """Make every record written so far durable (fsync); ``EvidenceUnavailable`` if it fails."""
@@ -328,13 +310,13 @@ class EvidenceWriter:
             self._sync_pending()
 
     def _sync_pending(self) -> None:
-        if not self._unsynced:
-            return
-        try:
-            _io.fsync_fd(self._fd)
-        except OSError as e:
-            raise self._fail(f"cannot write {self.folder.records}: {_oserror_text(e)}", e) from e
-        self._unsynced = 0
+        if self._unsynced:
+            try:
+                _io.fsync_fd(self._fd)
+            except OSError as e:
+                raise self._fail(f"cannot write {self.folder.records}: {_oserror_text(e)}", e) from e
+            self._unsynced = 0
+        self._flush_index()
 
     def _rollback(self) -> bool:
         """Cut the file back to the end of the last complete record."""

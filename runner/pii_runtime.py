@@ -5,9 +5,10 @@ their findings become evidence. One ``PiiRuntime`` per run holds the scanner (bu
 offline), the evidence key, the known-value redactor and what the run learnt (where PII was seen,
 which fields hold it):
 
-* ``observe(decision)`` — the step and request chains hand it every decision: each ``Observation``
-  becomes a ``pii_finding`` record (entity, score, where + selector/host, keyed HMAC, key id,
-  masked preview, policy, action — never the value), every value found or typed is fed to the
+* ``observe(decision)`` — the step and request chains hand it every decision: its ``Observation``s
+  become ONE ``pii_finding`` record (entity counts; per distinct value its entity, score, keyed
+  HMAC, masked preview, action and place in the scan; where + page url/host/field, key id, policy,
+  strongest action — never a value), every value found or typed is fed to the
   known-value redactor (so it is redacted wherever it shows up later), and a ``failure`` (a scan
   that could not run) becomes an ``exception_record``;
 * the step loop's hooks (``before_screenshot`` / ``screenshot_masks`` / ``pending_stop``): after
@@ -24,10 +25,10 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from evidence.records import Actor, ExceptionRecord, PiiFinding
+from evidence.records import ACTION_RANK, Actor, ExceptionRecord, PiiFinding
 from guards.base import Decision, Observation
 from guards.pii.errors import PiiError, PiiScanError
 from guards.pii_guards import Policy, action_for, judge
@@ -87,7 +88,8 @@ class PiiRuntime:
         self._sensitive_blocks: set[bytes] = set()  # digests of page blocks that had findings / known values
         self._page_masks: dict[str, set[str]] = {}
         self._masks_unknown = False
-        self.findings_recorded = 0
+        self.findings_recorded = 0  # distinct values recorded
+        self.scans_recorded = 0  # pii_finding records written
 
     # ------------------------------------------------------------------ wiring
     def bind(self, recorder: RunRecorder, gate_pending: Callable[[], Decision | None] | None = None) -> None:
@@ -114,12 +116,11 @@ class PiiRuntime:
 
     # ------------------------------------------------------------------ the chains' observer
     def observe(self, decision: Decision, step: int | None) -> None:
-        """Record what a guard found (``pii_finding``), learn its values, record a scan failure."""
+        """Record what a guard found (one ``pii_finding`` per decision), learn its values, record a scan failure."""
         for value in decision.learn:
             self.register_typed(value)
         self._learn(o.finding for o in decision.findings)
-        for o in decision.findings:
-            self.record(o, step=step)
+        self.record_scan(decision.findings, step=step)
         if decision.failure:
             self.exception(step=step, message=decision.failure)
 
@@ -137,21 +138,48 @@ class PiiRuntime:
         return self._gate_pending() if self._gate_pending is not None else None
 
     # ------------------------------------------------------------------ records
-    def record(self, o: Observation, *, step: int | None) -> None:
-        f = o.finding
-        key = (o.where, f.entity_type, f.value_hmac, o.action, *o.dedupe)
+    def record_scan(self, observations: Sequence[Observation], *, step: int | None) -> None:
+        """One ``pii_finding`` for one scan: entity counts, one entry per distinct value (keyed HMAC,
+        masked preview, action, where in the scan), the place shared by all of them, the key id,
+        policy and strongest action — never a value. A value already recorded on the same occasion
+        (``Observation.dedupe``) is left out; a scan left with nothing new writes nothing."""
+        entries: dict[tuple[Any, ...], dict[str, Any]] = {}
+        fresh: list[Observation] = []
         with self._lock:
-            if key in self._recorded:
-                return
-            self._recorded.add(key)
+            for o in observations:
+                f = o.finding
+                key = (o.where, f.entity_type, f.value_hmac, o.action, *o.dedupe)
+                if key in entries:
+                    entries[key]["occurrences"] += 1
+                    continue
+                if key in self._recorded:
+                    continue
+                self._recorded.add(key)
+                fresh.append(o)
+                entries[key] = {"entity_type": f.entity_type, "score": f.score, "value_hmac": f.value_hmac,
+                                "preview": f.preview, "action": o.action, "occurrences": 1,
+                                "location": dict(o.location)}
+        if not fresh:
+            return
         if self.recorder is None:
             raise PiiError("PII finding with no evidence recorder bound")
+        values = list(entries.values())
+        # The place every value shares (page url, host, field) goes to the record; the rest stays per value.
+        shared = {k: v for k, v in values[0]["location"].items()
+                  if all(k in e["location"] and e["location"][k] == v for e in values[1:])}
+        for e in values:
+            e["location"] = {k: v for k, v in e["location"].items() if k not in shared}
+        counts: dict[str, int] = {}
+        for e in values:
+            counts[e["entity_type"]] = counts.get(e["entity_type"], 0) + 1
+        policy = fresh[0].policy
+        action = max((e["action"] for e in values), key=lambda a: ACTION_RANK[a])
         self.recorder.record(
-            PiiFinding, _ACTOR, step=step, entity_type=f.entity_type, score=f.score, where=o.where,
-            location=dict(o.location), value_hmac=f.value_hmac, key_id=self.key.key_id, preview=f.preview,
-            policy=o.policy, action=o.action,
+            PiiFinding, _ACTOR, step=step, where=fresh[0].where, location=shared, key_id=self.key.key_id,
+            policy=policy, action=action, counts=dict(sorted(counts.items())), values=values,
         )
-        self.findings_recorded += 1
+        self.findings_recorded += len(values)
+        self.scans_recorded += 1
 
     def exception(self, *, step: int | None, message: str, mitigation: str = "blocked") -> None:
         if self.recorder is None:
@@ -214,11 +242,13 @@ class PiiRuntime:
                 self._sensitive_blocks.add(d)
                 masks.add(b.selector)
         page = page_without_query(url)
+        observed = []
         for f in findings:
             blk = scannable[f.block] if f.block is not None else None
             location = {"page_url": page, "selector": blk.selector if blk else None,
                         "element": blk.kind if blk else None}
-            self.record(Observation(f, "page", on_page, action_for(f, on_page), location, (pk,)), step=step)
+            observed.append(Observation(f, "page", on_page, action_for(f, on_page), location, (pk,)))
+        self.record_scan(observed, step=step)
         verdict = judge(findings, on_page, "on the page")
         if verdict.verdict != "allow":
             how = "approval is not available for page findings: denied" if on_page == "approve" else "blocked"

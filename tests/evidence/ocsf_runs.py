@@ -21,6 +21,7 @@ from evidence.records import (
     ApprovalRequest,
     DecisionRecord,
     ExceptionRecord,
+    FoundValue,
     GuardCheck,
     PiiFinding,
     VersionLog,
@@ -88,12 +89,16 @@ def realistic_run(start_run: StartRun) -> RunHandle:
     _refusal(h, "boundaries.resolver", "10.0.0.5", "navigation", "boundaries.allowed_domains",
              "navigation to 10.0.0.5 refused at name resolution: host is not in the resolver allowlist", step=1)
     _step(h, 2, "fill", {"label": "Email"}, url_before=PAGE, url_after=PAGE)
-    w.append(PiiFinding, actor=Actor(type="policy", id="pii-guard"), step=2, entity_type="EMAIL_ADDRESS", score=0.85,
-             where="input", location={"selector": "#email"}, value_hmac="ef" * 32, key_id="k1",
-             preview="j***@e***.com", policy="record", action="recorded")
-    w.append(PiiFinding, actor=Actor(type="policy", id="pii-guard"), step=2, entity_type="IBAN_CODE", score=0.9,
-             where="request", location={"host": "collect.example.net", "page_url": PAGE}, value_hmac="ab" * 32,
-             key_id="k1", preview="DE** **** ****", policy="block", action="blocked")
+    w.append(PiiFinding, actor=Actor(type="policy", id="pii-guard"), step=2, where="input",
+             location={"selector": "#email"}, key_id="k1", policy="record", action="recorded",
+             counts={"EMAIL_ADDRESS": 1}, values=[FoundValue(entity_type="EMAIL_ADDRESS", score=0.85,
+                                                             value_hmac="ef" * 32, preview="j***@e***.com",
+                                                             action="recorded")])
+    w.append(PiiFinding, actor=Actor(type="policy", id="pii-guard"), step=2, where="request",
+             location={"host": "collect.example.net", "page_url": PAGE}, key_id="k1", policy="block",
+             action="blocked", counts={"IBAN_CODE": 1},
+             values=[FoundValue(entity_type="IBAN_CODE", score=0.9, value_hmac="ab" * 32, preview="DE** **** ****",
+                                action="blocked", location={"source": "body"})])
     _refusal(h, "pii.request", "collect.example.net", "subresource", "pii.requests",
              "the request carries IBAN_CODE (blocked by policy)", step=2, resource_type="fetch", method="POST")
     # A request guard that names the URL: the export keeps scheme, host, port and path, never the query.

@@ -282,6 +282,9 @@ def test_indexing_cost_is_small(start_run: Any) -> None:
         h.step(n)
     elapsed = time.perf_counter() - t0
     assert h.writer.count == 61
+    # The last record (an outcome) is written but not yet fsynced: the index follows durable records only.
+    assert h.index.head(h.run_id) != h.writer.head
+    h.writer.sync()
     assert h.index.head(h.run_id) == h.writer.head
     assert elapsed < 10, f"20 steps took {elapsed:.2f}s"
 
@@ -365,3 +368,31 @@ def test_index_failure_fails_closed(evidence_dir: Path, index: EvidenceIndex) ->
         with pytest.raises(EvidenceUnavailable):
             _exc(w)
     assert folder.records.read_bytes().count(b"\n") == 1
+
+
+def _outcome(step: int, **extra: Any) -> tuple[type[ActionRecord], Actor, tuple[()], dict[str, Any]]:
+    return (ActionRecord, RUNNER, (), {"phase": "outcome", "step": step, "kind": "click", "call": f"click #{step}",
+                                       "outcome": "ok", **extra})
+
+
+def test_append_many_is_one_group_one_fsync_and_chains_like_single_appends(
+    start_run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = start_run(redactor=SecretRedactor({"pw": SECRET}))
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda f: (fsyncs.append(f), real_fsync(f))[1])
+    intent = (ActionRecord, RUNNER, (), {"phase": "intent", "step": 1, "kind": "click", "call": f"click {SECRET}"})
+    written = h.writer.append_many([_outcome(n) for n in range(1, 40)] + [intent])
+    assert fsyncs.count(h.writer._fd) == 1  # the group holds an intent: durable before it returns, once
+    assert [r.seq for r in written] == list(range(2, 42)) and h.writer.head == written[-1].hash
+    assert h.index.head(h.run_id) == written[-1].hash  # indexed with the fsync, in one transaction
+    assert SECRET.encode() not in h.folder.records.read_bytes()  # redacted in the batch like one by one
+    fsyncs.clear()
+    h.writer.append_many([_outcome(n) for n in range(1, 5)])  # no gating record: written, fsynced later
+    assert fsyncs == []
+    with pytest.raises(ValidationError):  # all or nothing: one refused record writes none of the group
+        h.writer.append_many([_outcome(7), _outcome(8, outcome="maybe")])
+    assert h.writer.count == 45
+    h.finish(status="completed", exit_code=0)
+    assert verify_run(h.folder.root, h.index).ok

@@ -197,7 +197,8 @@ def test_the_mapping_per_record_type(evidence_dir: Path, index: EvidenceIndex, s
     assert approval["dst_endpoint"] == {"hostname": "portal.localhost"}  # its page_url
     (_, pii), = by_type["pii_finding"]
     assert (pii["class_uid"], pii["activity_id"], pii["activity_name"]) == (0, 99, "PII Finding")
-    assert "EMAIL_ADDRESS" in pii["message"] and "actor" not in pii and "src_endpoint" not in pii
+    assert "EMAIL_ADDRESS ×1" in pii["message"] and "actor" not in pii and "src_endpoint" not in pii
+    assert pii["unmapped"]["counts"] == {"EMAIL_ADDRESS": 1, "PHONE_NUMBER": 1} and "j***@e***.com" in pii["message"]
     assert all(ev["src_endpoint"] == {"hostname": "ws1"} for ev in events if ev["class_uid"] in (4001, 6003))
     end = by_type["run_record"][-1][1]
     assert (end["activity_name"], end["status_id"], end["status_code"], end["metadata"]["profiles"]) == (

@@ -24,6 +24,7 @@ from evidence.records import (
     ApprovalRecord,
     ApprovalRequest,
     DecisionRecord,
+    FoundValue,
     PiiFinding,
     RunRecord,
 )
@@ -110,9 +111,12 @@ def build_mix(evidence_dir: Path, index: EvidenceIndex, tag: str = "t") -> Mix:
     a.append(ApprovalRecord, actor=Actor(type="human", id="bob"), approval_id="apr-1", decision="denied",
              approver="bob", os_user="bob", reason="amount too high", channel="prompt", action_digest=DIGEST,
              rule="danger_zones.payments", answered_at="2026-11-05T10:00:09.000Z")
-    a.append(PiiFinding, actor=RUNNER, step=2, entity_type="EMAIL_ADDRESS", score=0.85, where="input",
-             location={"selector": "#email"}, value_hmac="ef" * 32, key_id="k1", preview="j***@e***.com",
-             policy="record", action="recorded")
+    a.append(PiiFinding, actor=RUNNER, step=2, where="input", location={"selector": "#email"}, key_id="k1",
+             policy="record", action="recorded", counts={"EMAIL_ADDRESS": 1, "PHONE_NUMBER": 1},
+             values=[FoundValue(entity_type="EMAIL_ADDRESS", score=0.85, value_hmac="ef" * 32,
+                                preview="j***@e***.com", action="recorded"),
+                     FoundValue(entity_type="PHONE_NUMBER", score=0.75, value_hmac="fe" * 32,
+                                preview="+** *** ****", action="recorded")])
     _step(a, 4, "click", "#archive", ok=False)
     _finish(a, index, "failed", 4)
 
@@ -168,13 +172,16 @@ def assert_query_semantics(index: EvidenceIndex, mix: Mix) -> None:
     assert len(ours(where=["actor.type=human", "type=approval_record"])) == 2
     assert len(ours(where=["initiator.host=ws1"])) == 3 + 2  # every start record, plus the two end records
     assert len(ours(types=["action_record"], where=["error=null"])) == 7  # all 8 but the failed outcome
-    assert len(ours(where=["location.selector=#email", "score=0.85"])) == 1
+    assert len(ours(where=["location.selector=#email", "values.0.score=0.85"])) == 1
+    assert len(ours(where=["counts.EMAIL_ADDRESS=1"])) == 1 and ours(where=["counts.EMAIL_ADDRESS=2"]) == []
     # denormalised columns: mission, step, kind, phase, entity_type, approval_id
     assert {r["run_id"] for r in ours(mission_id="payroll")} == {B}
     assert len(ours(mission_id="expense-report", types=["run_record"])) == 3
     assert [r["phase"] for r in ours(run_id=A, where=["step=4"], types=["action_record"])] == ["intent", "outcome"]
     assert len(ours(where=["kind=fill", "phase=outcome"])) == 1
-    assert [r["preview"] for r in ours(where=["entity_type=EMAIL_ADDRESS"])] == ["j***@e***.com"]
+    assert [r["values"][0]["preview"] for r in ours(where=["entity_type=EMAIL_ADDRESS"])] == ["j***@e***.com"]
+    assert len(ours(where=["entity_type=PHONE_NUMBER"])) == 1  # one finding record, two entity types
+    assert ours(where=["entity_type=EMAIL"]) == [] and ours(where=["entity_type=EMAIL_ADDRES_"]) == []
     assert [r["type"] for r in ours(where=["approval_id=apr-1"])] == ["approval_request", "approval_record"]
     # the run's outcome
     assert {r["run_id"] for r in ours(outcome="stopped")} == {B}

@@ -11,7 +11,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from evidence import schema_gen
-from evidence.records import RECORD_TYPES, ActionRecord
+from evidence.records import RECORD_TYPES, ActionRecord, PiiFinding, PiiFindingV1, parse_record
 from tests.evidence.integrity_support import mission_yaml, records, run, serve_pages, short_steps, write_mission
 from tests.server import TestServer
 
@@ -71,3 +71,24 @@ def test_every_record_of_a_real_run_validates_against_its_stored_schema(
     # and a schema does reject a malformed record of its type
     bad = {**recs[0], "phase": "middle"}
     assert list(Draft202012Validator(schema_gen.load_schema(recs[0]["schema"])).iter_errors(bad))
+
+
+def test_a_v1_pii_finding_still_parses_and_a_v2_one_needs_its_fields() -> None:
+    """Runs written before issue 13 hold one record per value (warden.pii_finding/1): still read."""
+    env = {"record_id": "r", "run_id": "x", "seq": 2, "time": "2026-11-01T00:00:00.000Z", "attachments": [],
+           "actor": {"type": "policy", "id": "pii-guard"}, "prev_hash": "0" * 64, "hash": "1" * 64,
+           "type": "pii_finding"}
+    v1 = {**env, "schema": "warden.pii_finding/1", "entity_type": "EMAIL_ADDRESS", "score": 0.9, "where": "page",
+          "value_hmac": "a" * 64, "key_id": "k", "preview": "j***@e***.com", "policy": "record", "action": "recorded"}
+    assert isinstance(parse_record(v1), PiiFindingV1)
+    assert Draft202012Validator(schema_gen.load_schema("warden.pii_finding/1")).is_valid(v1)
+    with pytest.raises(ValueError, match="counts"):
+        parse_record({**v1, "schema": "warden.pii_finding/2"})  # a v1 body cannot pass as v2
+    v2 = {k: v for k, v in v1.items() if k not in {"entity_type", "score", "value_hmac", "preview"}}
+    v2 |= {"schema": "warden.pii_finding/2", "counts": {"EMAIL_ADDRESS": 1}, "values": [
+        {"entity_type": "EMAIL_ADDRESS", "score": 0.9, "value_hmac": "a" * 64, "preview": "j***@e***.com",
+         "action": "recorded"}]}
+    assert isinstance(parse_record(v2), PiiFinding)
+    assert Draft202012Validator(schema_gen.load_schema("warden.pii_finding/2")).is_valid(v2)
+    with pytest.raises(ValueError, match="values"):
+        parse_record({**v2, "values": []})  # a finding record holds at least one value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +125,31 @@ def records(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines() if line.strip()]
 
 
+_RANK = {"allowed": 0, "recorded": 1, "approval_required": 2, "blocked": 3}
+
+
+def finding_records(recs: list[dict[str, Any]], where: str | None = None) -> list[dict[str, Any]]:
+    """The ``pii_finding`` records (one per scan), each checked for the v2 shape: its entity counts
+    are its values', its action the strongest of theirs, its values keyed fingerprints."""
+    out = [r for r in recs if r["type"] == "pii_finding" and (where is None or r["where"] == where)]
+    for r in out:
+        assert r["schema"] == "warden.pii_finding/2", r["schema"]
+        assert r["values"], r
+        assert r["counts"] == dict(Counter(v["entity_type"] for v in r["values"])), r
+        assert r["action"] == max((v["action"] for v in r["values"]), key=_RANK.__getitem__), r
+        assert all(len(v["value_hmac"]) == 64 and "value" not in v for v in r["values"]), r
+        assert len({(v["entity_type"], v["value_hmac"], v["action"]) for v in r["values"]}) == len(r["values"]), r
+    return out
+
+
 def findings(recs: list[dict[str, Any]], where: str | None = None) -> list[dict[str, Any]]:
-    return [r for r in recs if r["type"] == "pii_finding" and (where is None or r["where"] == where)]
+    """Every value found, flattened out of its scan's record: entity, score, preview, action, and the
+    location as the record's place plus the value's own (selector, source), with where/step/policy."""
+    return [
+        {**v, "location": {**r["location"], **v["location"]}, "where": r["where"], "step": r["step"],
+         "policy": r["policy"], "key_id": r["key_id"], "record_id": r["record_id"]}
+        for r in finding_records(recs, where) for v in r["values"]
+    ]
 
 
 def assert_no_canaries(path: Path, *also: str) -> None:

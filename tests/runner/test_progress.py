@@ -249,7 +249,8 @@ def test_a_digit_run_id_is_printed_and_recorded_unmasked(
         assert db.execute("SELECT run_id FROM runs").fetchall() == [(DIGIT_RUN_ID,)]
         assert {r for (r,) in db.execute("SELECT DISTINCT run_id FROM records")} == {DIGIT_RUN_ID}
     # ... while the real phone number on the page is found and never written in clear.
-    found = [r for r in recs if r["type"] == "pii_finding" and r["entity_type"] == "PHONE_NUMBER"]
+    found = [r for r in recs if r["type"] == "pii_finding" and r["counts"].get("PHONE_NUMBER")]
+    assert all(v["preview"] != PAGE_PHONE and len(v["value_hmac"]) == 64 for r in found for v in r["values"])
     assert found, [r["type"] for r in recs]
     for f in (p for p in ev.rglob("*") if p.is_file()):
         assert PAGE_PHONE.encode() not in f.read_bytes(), f

@@ -1,0 +1,83 @@
+"""How one record becomes one line: string caps, the JSONL form, which records gate an action.
+
+Shared by the writer (evidence.writer) and the verifiers (evidence.verify_stream / verify_exact),
+which check that every line is byte-for-byte this serialisation of the record it holds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+from evidence.records import Record
+
+MAX_STRING = 16 * 1024
+"""Longest string kept in a record (characters); longer ones end with a truncation marker."""
+
+ENVELOPE_FIELDS = frozenset(
+    {"schema", "schema_", "record_id", "run_id", "seq", "type", "time", "actor", "prev_hash", "hash", "attachments"}
+)
+
+SYNC_EVERY = 64
+"""Most non-gating records left un-fsynced before the writer fsyncs anyway."""
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Characters some line splitters (str.splitlines, JavaScript, editors) treat as line breaks that
+# JSON does not require escaping; they are escaped so one record is one line for every reader.
+_EXTRA_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def cap_string(text: str, limit: int = MAX_STRING) -> str:
+    """Replace lone surrogates (not encodable as UTF-8) and cap length with an explicit marker."""
+    if _SURROGATE.search(text):
+        text = _SURROGATE.sub("\ufffd", text)
+    if len(text) > limit:
+        return f"{text[:limit]}…[truncated {len(text) - limit} chars]"
+    return text
+
+
+def jsonl_line(body: Mapping[str, Any]) -> str:
+    """One JSON object on one line: no raw CR/LF, U+2028/U+2029/NEL escaped; NaN refused."""
+    text = _dumps(body)
+    if not text.isascii():
+        for ch, esc in _EXTRA_BREAKS.items():
+            if ch in text:
+                text = text.replace(ch, esc)
+    return text
+
+
+def jsonable(value: Any) -> Any:
+    """Models to dicts, tuples to lists: the shapes ``redact_tree`` walks."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True)
+    if isinstance(value, Mapping):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def capped(value: Any, limit: int) -> Any:
+    if isinstance(value, str):
+        return cap_string(value, limit)
+    if isinstance(value, dict):
+        return {cap_string(str(k), limit): capped(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [capped(v, limit) for v in value]
+    return value
+
+
+def is_gating(record_cls: type[Record], fields: Mapping[str, Any]) -> bool:
+    """True for records that must be durable before ``append`` returns (they gate an action or
+    mark the run's start/end/failure); False for records whose loss in a power cut hides no action."""
+    t = record_cls.TYPE
+    if t == "action_record":
+        return fields.get("phase") != "outcome"
+    if t == "decision_record":
+        return fields.get("step") is not None
+    return t != "pii_finding"
