@@ -1,0 +1,44 @@
+"""The Python session API: the same calls as the MCP tools, the same guards, masking and evidence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from runner.agent_session import AgentInfo, open_session
+from runner.browser.playwright_driver import MASK_COLOR
+from tests.guards.canaries import scan_bytes, scan_bytes_for_canaries
+from tests.guards.pii_support import canary_page
+from tests.png import decode_png, pixel
+from tests.runner.mcp.support import HOST, records, ref_of, write_mission
+from tests.server import TestServer
+
+pytestmark = pytest.mark.browser
+MASK = tuple(int(MASK_COLOR[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def test_a_guarded_session_from_python(tmp_path: Path, test_server: TestServer) -> None:
+    test_server.set_content("/pii", canary_page())
+    mission = write_mission(tmp_path, actions="goto, screenshot", name="py-session")
+    evidence = tmp_path / "evidence"
+    with open_session(mission, evidence_dir=evidence, agent=AgentInfo("my-framework", "0.9")) as s:
+        assert s.goal == "Send the contact form."
+        assert "browser_take_screenshot" in s.tool_names() and "browser_click" not in s.tool_names()
+        page = s.navigate(test_server.url(HOST, "/pii"))
+        assert page.ok and scan_bytes(page.text.encode()) == [] and page.masked.get("EMAIL_ADDRESS", 0) >= 1
+        shot = s.take_screenshot()
+        assert shot.ok and shot.image_png is not None
+        png = decode_png(shot.image_png)
+        for y in (40, 90, 140, 190, 290):  # the PII boxes of the canary page are painted over
+            assert pixel(png, 300, y) == MASK, y
+        assert pixel(png, 300, 420) != MASK
+        refused = s.click(ref_of(page.text, "textbox", "Reference"))
+        assert not refused.ok and "not granted" in refused.text  # click is not in allowed_actions
+        folder = s.folder
+    info = json.loads((folder / "run.json").read_text())
+    assert info["status"] == "completed" and info["exit_code"] == 0
+    agents = {json.dumps(r["subject"]["agent"]) for r in records(folder) if r.get("guard") == "mcp.tools"}
+    assert agents == {json.dumps({"kind": "agent", "name": "my-framework", "version": "0.9"})}
+    assert scan_bytes_for_canaries(folder) == []
