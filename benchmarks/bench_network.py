@@ -1,6 +1,6 @@
 """Cost of in-browser enforcement: a page with 200 subresources from several allowed hosts.
 
-    .venv/bin/python benchmarks/bench_network.py [--reps 7] [--n 200]
+    .venv/bin/python benchmarks/bench_network.py [--reps 7] [--n 200] [--json]
 
 Two sandboxes in the same run, alternating per repetition: ``on`` = resolver allowlist + context
 route + WebSocket route + NetworkGate(DomainRequestGuard); ``off`` = the same browser switches, no
@@ -11,6 +11,7 @@ Prints medians, the ratio (target <= 1.2x) and the route handler's own cost per 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -72,6 +73,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--json", action="store_true", help='print {"rows": [...]} instead of the text')
     args = ap.parse_args()
     gif = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
     server = TestServer().start()
@@ -106,10 +108,20 @@ def main() -> int:
     per_req_wall = (on - off) / (args.n + 1)
     ms_off = [round(x * 1000) for x in results["off"]]
     ms_on = [round(x * 1000) for x in results["on"]]
+    pairs = statistics.median(a / b for a, b in zip(results["on"], results["off"], strict=True))
+    if args.json:
+        print(json.dumps({"rows": [{
+            "figure": f"page with {args.n} subresources, enforcement on ÷ off", "value": on / off, "unit": "x",
+            "goal": "≤ 1.2",
+            "detail": f"medians {on * 1000:.0f} / {off * 1000:.0f} ms of {args.reps} alternating reps (on {ms_on}, "
+                      f"off {ms_off}); median of the pairs' ratios {pairs:.2f}; {per_req_wall * 1000:.2f} ms/request "
+                      f"extra, of which the gate's decision {statistics.median(route_s) * 1000:.3f} ms",
+        }]}))
+        return 0
     print(f"page: {args.n} images from {len(HOSTS)} allowed hosts; {args.reps} reps alternating; load event")
     print(f"enforcement off (resolver rules, no route): median {off * 1000:8.1f} ms  {ms_off}")
     print(f"enforcement on  (rules + route + gate):     median {on * 1000:8.1f} ms  {ms_on}")
-    print(f"ratio on/off: {on / off:.2f}x (target <= 1.2x)")
+    print(f"ratio on/off: {on / off:.2f}x (target <= 1.2x); median of the pairs' ratios {pairs:.2f}x")
     print(f"route handler, extra wall time per request: {per_req_wall * 1000:.3f} ms/request")
     print(
         f"  of which the gate's Python decision (DomainRequestGuard + NetworkGate): "
