@@ -15,8 +15,12 @@ its verdict in a ``JudgedCache`` keyed by (method, URL, sha256 of the body) for 
 and this layer reuses it. A host outside the resolver allowlist (the route allowed it: a gate
 sidestepped) is failed here and reported as a resolver refusal, since a request paused here is
 reported to Playwright as ``ERR_ABORTED``, not as the resolver's ``ERR_NAME_NOT_RESOLVED``.
-Only ``Ping`` (beacons) is paused: documents, images, scripts, fetch and XHR never pay for this
-layer; an unload keepalive fetch (``XHR``) is still a stated gap (docs/threat-model.md).
+Paused: ``Ping`` (beacons), ``XHR`` and ``Fetch`` — the only kinds a document can still send while it
+unloads (``keepalive``); documents, images, scripts and styles never pay for this layer. A live fetch
+is paused here after the route continued it and answered from the cache: like the route itself, this
+handler runs only while a Playwright call is in progress on the run's thread (the sync API's
+dispatcher), so a page's request waits for Warden's next browser call — measured the same for the
+route alone — and the step loop makes one after every action (its page scan and screenshot).
 """
 
 from __future__ import annotations
@@ -25,19 +29,19 @@ import base64
 import hashlib
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from playwright.sync_api import Browser, CDPSession
 
-from guards.observed import RequestInfo
+from guards.observed import RequestInfo, RequestKind
 from runner.browser.chromium import host_matches, host_of
 from runner.browser.driver import EVENT_GATE_ERROR, EVENT_REQUEST_REFUSED, GateVerdict, SandboxConfig
 
-# Beacons only. Measured: an unload keepalive ``fetch`` is ``XHR``, but pausing ``XHR`` here delays
-# live fetches past the end of an action (a request paused here waits for the next Playwright call
-# to be answered): tests/runner/test_browser_events.py dialog tests then time out. Not paused yet.
-PAUSED_TYPES = ("Ping",)
+# Measured: an unload beacon is ``Ping`` and an unload keepalive ``fetch`` is ``XHR``; ``Fetch`` is
+# paused too, so a Chromium that reports it by its own name is not a gap.
+PAUSED_TYPES = ("Ping", "XHR", "Fetch")
 CACHE_TTL_S = 5.0
 CACHE_CAP = 4096
 _RESOURCE_TYPES = {"Ping": "ping", "XHR": "xhr", "Fetch": "fetch"}
@@ -112,6 +116,7 @@ class BrowserFetch:
         self._emit = emit
         self._defer = defer
         self._cdp: CDPSession | None = None
+        self._network_ids: OrderedDict[str, None] = OrderedDict()  # seen here: a repeat is a redirect hop
         self.judged = 0  # requests this layer judged itself (the route had not)
         self.reused = 0  # requests the route had judged: its verdict reused, nothing recorded again
 
@@ -147,11 +152,12 @@ class BrowserFetch:
         url = str(request["url"]) + str(request.get("urlFragment") or "")
         method = str(request.get("method") or "GET")
         host = host_of(url)
+        kind = self._kind(event)
         if not host_matches(host, self._config.resolvable_hosts):
             # The resolver would refuse it, but once paused here Playwright reports it as ERR_ABORTED
             # (measured), so requestfailed cannot record it: refuse it here, as the resolver would.
             self._emit(EVENT_REQUEST_REFUSED, {
-                "url": url, "method": method, "kind": "subresource",
+                "url": url, "method": method, "kind": kind,
                 "resource_type": _RESOURCE_TYPES.get(str(event.get("resourceType")), "other"), "frame_url": None,
                 "reason": f"{host!r} is not in the resolver allowlist", "layer": "resolver",
             })
@@ -168,7 +174,7 @@ class BrowserFetch:
         info = RequestInfo(
             url=url,
             method=method,
-            kind="subresource",
+            kind=kind,
             resource_type=_RESOURCE_TYPES.get(str(event.get("resourceType")), "other"),
             is_navigation=False,
             frame_url=None,  # the page is gone: the gate uses the page the run was on
@@ -177,6 +183,19 @@ class BrowserFetch:
         )
         self.judged += 1
         return gate(info).allow
+
+    def _kind(self, event: Mapping[str, Any]) -> RequestKind:
+        """A hop of a redirect chain (measured: it keeps the first request's ``networkId``; the route does
+        not see a fetch's redirects) or a request of its own."""
+        network_id = str(event.get("networkId") or "")
+        if not network_id:
+            return "subresource"
+        if network_id in self._network_ids:
+            return "redirect"
+        self._network_ids[network_id] = None
+        if len(self._network_ids) > CACHE_CAP:
+            self._network_ids.popitem(last=False)
+        return "subresource"
 
     def _body(self, event: dict[str, Any]) -> bytes | None:
         request = event["request"]

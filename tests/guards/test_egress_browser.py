@@ -258,11 +258,10 @@ def test_unload_beacon_and_keepalive_with_pii_are_refused_by_the_browser_layer(
     assert code == 3
     got = _routes(server)
     assert "/done" in got
-    assert "/beacon" not in got
-    assert "/api" in got  # the stated limit left: an unload keepalive fetch (XHR) is not paused
+    assert "/beacon" not in got and "/api" not in got  # neither the beacon nor the keepalive fetch
     found = findings(recs, "request")
     assert found and {f["action"] for f in found} == {"blocked"}
-    assert _unload_findings(recs) == {"ping"}  # the beacon, judged by the browser layer
+    assert _unload_findings(recs) == {"ping", "xhr"}  # both judged by the browser layer
     refusals = [r for r in recs if r["type"] == "decision_record" and r.get("guard") == "pii.request"]
     assert refusals and all(r["decision"] == "deny" for r in refusals)
 
@@ -277,7 +276,7 @@ def test_unload_beacon_with_pii_passes_and_is_recorded_under_record(
     assert got.count("/beacon") == 1 and got.count("/api") == 1
     found = findings(recs, "request")
     assert found and {f["action"] for f in found} == {"recorded"}
-    assert _unload_findings(recs) == {"ping"}
+    assert _unload_findings(recs) == {"ping", "xhr"}
 
 
 def test_clean_unload_beacon_arrives_and_a_live_one_is_judged_once(
@@ -329,8 +328,9 @@ def test_browser_layer_judges_only_what_the_route_missed_and_fails_closed(
                 errors.append(str(exc))
         assert errors == ["gate broke"]
     assert sorted(calls) == sorted([("layer", "document", None), ("live", "ping", b"a=1"), ("f", "fetch", b"b"),
-                                    ("done", "document", None), ("beacon", "ping", b"c=deny")])
+                                    ("done", "document", None), ("beacon", "ping", b"c=deny"),
+                                    ("api", "xhr", b"d")])
     got = _routes(server)
     assert {"/live", "/f", "/done"} <= set(got)
     assert "/beacon" not in got  # failed closed
-    assert "/api" in got  # the limit left: an unload keepalive fetch is not paused by this layer
+    assert "/api" in got  # the unload keepalive fetch, judged by this layer and allowed

@@ -66,7 +66,8 @@ V: list[Vector] = [
             'addEventListener("pagehide", () => fetch("{T}/v/{N}/", '
             '{{method: "POST", body: "bye", keepalive: true, mode: "no-cors"}}))'
         ),
-        frozenset(),  # frameless: neither the route nor the request event sees it; the resolver stops it
+        # the route never sees it (the page is gone); the browser-level layer does, and records the refusal
+        frozenset({"subresource"}),
     ),
     Vector("websocket", S.format('new WebSocket("{T}/v/{N}/".replace("http", "ws"))'), frozenset({"websocket"})),
     Vector("eventsource", S.format('new EventSource("{T}/v/{N}/")')),

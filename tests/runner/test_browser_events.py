@@ -264,7 +264,10 @@ def test_dialogs_are_dismissed_and_recorded(
     test_server.set_content("/answer", "ok")
     _goto(fresh, test_server.url("allowed.localhost", "/d?x=1"))
     fresh.driver.perform("click", {"selector": "#b"}, 5)
-    got = test_server.wait_for_request("/answer", timeout=5)
+    # a page's fetch is answered only while a browser call is in progress (the route, then the browser
+    # layer, run on this thread): pump as a run's next step does
+    _until(fresh, lambda: bool(_routes(test_server, "/answer")))
+    got = test_server.wait_for_request("/answer", timeout=1)
     assert parse_qs(urlsplit(got.path).query)["v"] == [answer]
     (d, s), *_ = fresh.rec.of("browser.dialogs")
     assert (d.verdict, d.rule, s["dialog_type"], s["handled"]) == ("deny", "boundaries.dialogs", name, "dismissed")
