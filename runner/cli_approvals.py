@@ -84,7 +84,7 @@ def approvals_list(show_all: bool, evidence_dir: Path, db_url: str | None) -> No
         out.print("no pending approval requests" if not show_all else "no approval requests")
         return
     table = Table(show_edge=False, box=None, pad_edge=False)
-    for col in ("id", "status", "mission", "step", "action", "zone", "expires", "answered by"):
+    for col in ("id", "status", "mission", "step", "action", "zone", "expires", "answered by", "host"):
         table.add_column(col)
     for r in rows:
         table.add_row(
@@ -96,6 +96,7 @@ def approvals_list(show_all: bool, evidence_dir: Path, db_url: str | None) -> No
             sanitize(r.zone, 40),
             f"{r.expires_at} ({_in(r)})" if r.status == "pending" else r.expires_at,
             sanitize(r.answered_by or "", 40),
+            sanitize(r.owner_host, 40),  # where the runner waits (a fleet's worker host)
         )
     out.print(table)
 

@@ -45,5 +45,8 @@ def make_channel(
     if chosen == "prompt":
         return PromptChannel(approver, tty_path, four_eyes=policy.four_eyes)
     if chosen == "queue":
-        return QueueChannel(db_url or evidence_dir, approvers=policy.approvers, four_eyes=policy.four_eyes)
+        # The rows live in the database (shared by a fleet with --db); a four-eyes answer goes over the
+        # approval socket in this machine's evidence dir, whichever database holds the rows.
+        return QueueChannel(db_url or evidence_dir, approvers=policy.approvers, four_eyes=policy.four_eyes,
+                            socket_dir=evidence_dir)
     return DenyChannel()

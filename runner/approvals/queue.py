@@ -35,6 +35,15 @@ from runner.approvals.peer import PeerListener
 from runner.approvals.rows import ApprovalRow
 from runner.approvals.store import ApprovalStore
 
+_stop_waiting: Callable[[], str | None] | None = None
+
+
+def stop_waiting_when(check: Callable[[], str | None] | None) -> None:
+    """For this process (a fleet job's child): when ``check`` gives a reason, a pending wait is withdrawn
+    (denied, nothing acted) — a worker asked to stop does not sit out an approval's whole timeout."""
+    global _stop_waiting
+    _stop_waiting = check
+
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -96,7 +105,7 @@ class QueueChannel:
                 if self.socket_dir is None:
                     raise _NoSocket
                 listener = PeerListener(self.socket_dir, row.approval_id)
-            self.notify(_how_to_answer(row, self.four_eyes))
+            self.notify(_how_to_answer(row, self.four_eyes, shared="://" in str(self._where or "")))
             while True:
                 current = store.get(row.approval_id)
                 if current is None:
@@ -106,6 +115,10 @@ class QueueChannel:
                         current, eligible, user, four.refusals if four is not None else ())
                     self._scrub(store, row.approval_id)
                     return answer
+                stop = _stop_waiting() if _stop_waiting is not None else None
+                if stop is not None and store.withdraw(row.approval_id, f"withdrawn: {stop}", user):
+                    self._scrub(store, row.approval_id)
+                    return _answer("denied", None, user, f"withdrawn while waiting: {stop}")
                 remaining = min(deadline - time.monotonic(), current.expires_ts - time.time())
                 if remaining <= 0:
                     store.expire(row.approval_id, "expired: no answer before the expiry")
@@ -177,8 +190,13 @@ def _folder_of(store: ApprovalStore | str | Path) -> Path | None:
     return path.parent if path.suffix == ".db" else path
 
 
-def _how_to_answer(row: ApprovalRow, four_eyes: bool) -> str:
+def _how_to_answer(row: ApprovalRow, four_eyes: bool, *, shared: bool = False) -> str:
+    """How to answer; ``shared``: the rows are in a database URL (a fleet), answerable from any machine
+    with ``--db`` (the URL, which holds a password, is never printed)."""
     head = f"approval {row.approval_id} pending (expires {row.expires_at}); answer from another terminal:\n"
+    if shared:
+        head = (f"approval {row.approval_id} pending (expires {row.expires_at}) on {row.owner_host}; answer from "
+                "any machine, adding --db with this database's URL:\n")
     if four_eyes:
         head = (f"approval {row.approval_id} pending (expires {row.expires_at}); four_eyes: another OS user "
                 "(not this account) must answer, on this machine:\n")

@@ -112,6 +112,9 @@ def main(argv: list[str]) -> int:
     parent = os.environ.get(PARENT_ENV)
     die_with_parent(int(parent) if parent and parent.isdigit() else None)
     stop = GracefulStop()
+    from runner.approvals.queue import stop_waiting_when
+
+    stop_waiting_when(stop.reason)  # a step waiting for an approval has not acted: it stops now, denied
     signal.signal(signal.SIGTERM, stop.handle)
     signal.signal(signal.SIGINT, stop.handle)
     result_path = Path(argv[0])

@@ -28,6 +28,7 @@ from typing import Any
 from procrastinate import App, JobContext
 from procrastinate.app import WorkerOptions
 from procrastinate.jobs import Status
+from procrastinate.worker import Worker
 
 from evidence.runfolder import new_run_id
 from runner.fleet.app import RETRY_WAIT_S, TASK_NAME, BeforeFirstAction, JobFailed, make_app
@@ -56,9 +57,12 @@ class WorkerConfig:
 
 
 class _Quiet(logging.Filter):
-    """A job that failed is the fleet's news, said in one line: no traceback for a mission's failure."""
+    """A job's outcome is said by this worker's own line (``log``): Procrastinate's would repeat the job's
+    arguments (the mission's text) and a traceback for a mission that merely failed."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if str(getattr(record, "action", "")).startswith("job_"):
+            return False
         if record.exc_info and isinstance(record.exc_info[1], BeforeFirstAction | JobFailed):
             record.exc_info = None
             record.exc_text = None
@@ -74,6 +78,10 @@ class Slots:
         self.host = socket.gethostname()
         self.children: set[asyncio.subprocess.Process] = set()
         self.signals = 0
+        self.procrastinate: Worker | None = None
+
+    def worker_id(self) -> int | None:
+        return None if self.procrastinate is None else self.procrastinate.worker_id
 
     def signal_children(self, sig: int) -> None:
         for proc in list(self.children):
@@ -141,10 +149,22 @@ class Slots:
             try:
                 stalled = await app.job_manager.get_stalled_jobs(
                     seconds_since_heartbeat=self.cfg.stalled_after_s, task_name=TASK_NAME)
+                mine = self.worker_id()
                 for job in stalled:
-                    await self._lost(app, job.id or 0)
+                    if job.worker_id is None or job.worker_id != mine:  # never our own running jobs
+                        await self._lost(app, job.id or 0)
             except Exception as exc:  # the sweep is best effort: the next one tries again
                 log(f"sweep failed: {type(exc).__name__}")
+
+    async def keepalive(self, app: App) -> None:
+        """Heartbeat on while a stopping worker waits for its runs: Procrastinate stops its own heartbeat
+        at shutdown, and a silent worker's running jobs would be taken for lost by the others."""
+        while True:
+            await asyncio.sleep(self.cfg.heartbeat_s)
+            wid = self.worker_id()
+            if wid is not None and self.signals:
+                with suppress(Exception):
+                    await app.job_manager.update_heartbeat(wid)
 
     async def _lost(self, app: App, job_id: int) -> None:
         await asyncio.to_thread(self.attempts.mark_lost, job_id, LOST)
@@ -190,8 +210,11 @@ async def serve(cfg: WorkerConfig) -> int:
         }
         if cfg.queues:
             options["queues"] = list(cfg.queues)
-        worker = asyncio.create_task(app.run_worker_async(**options))
+        pw = Worker(app=app, **options)
+        slots.procrastinate = pw
+        worker = asyncio.create_task(pw.run())  # type: ignore[no-untyped-call]
         sweeper = asyncio.create_task(slots.sweep(app))
+        alive = asyncio.create_task(slots.keepalive(app))
         loop = asyncio.get_running_loop()
 
         def on_signal(sig: signal.Signals) -> None:
@@ -212,9 +235,10 @@ async def serve(cfg: WorkerConfig) -> int:
         except asyncio.CancelledError:
             pass
         finally:
-            sweeper.cancel()
-            with suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, alive):
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
     engine.dispose()
     log("stopped")
     return 130 if slots.signals else 0
