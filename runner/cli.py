@@ -134,14 +134,16 @@ def _reporter(quiet: bool, as_json: bool) -> Any:
 @cli.command()
 @click.argument("mission", type=click.Path(path_type=Path))
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Set ${vars.KEY}.")
-def check(mission: Path, variables: tuple[str, ...]) -> None:
+@click.option("--mcp", "for_mcp", is_flag=True, help="Check it for `warden mcp` (steps may be empty).")
+def check(mission: Path, variables: tuple[str, ...], for_mcp: bool) -> None:
     """Validate MISSION.yaml, print its shape, risk score and decision; exit 0 it may run, 2 invalid or deny."""
     from missions.loader import load_mission
     from runner.preflight import preflight, refuse_denied_risk
     from runner.report_check import print_shape
 
     loaded = load_mission(
-        mission, cli_vars=_parse_vars(variables), environ=os.environ, require_secrets=False, require_vars=False
+        mission, cli_vars=_parse_vars(variables), environ=os.environ, require_secrets=False, require_vars=False,
+        require_steps=not for_mcp,
     )
     preflight(loaded)
     print_shape(loaded, Console(highlight=False))

@@ -42,3 +42,41 @@ def test_a_guarded_session_from_python(tmp_path: Path, test_server: TestServer) 
     agents = {json.dumps(r["subject"]["agent"]) for r in records(folder) if r.get("guard") == "mcp.tools"}
     assert agents == {json.dumps({"kind": "agent", "name": "my-framework", "version": "0.9"})}
     assert scan_bytes_for_canaries(folder) == []
+
+
+ATTACK_URLS = [
+    ("javascript:location.href='{evil}/js'", "scheme"),
+    ("data:text/html,<h1>x</h1>", "scheme"),
+    ("file:///etc/passwd", "scheme"),
+    ("view-source:{evil}/vs", "scheme"),
+    ("http://127.0.0.1:{port}/", "boundaries.allowed_domains"),
+    ("http://allowed.localhost@evil.localhost:{port}/", "boundaries.allowed_domains"),
+    ("{evil}/x", "boundaries.allowed_domains"),
+    ("{allowed}", "allowed_domains"),  # an allowed page redirecting off the allowlist
+]
+
+
+def test_agent_attacks_are_refused_and_nothing_reaches_the_hosts(
+    tmp_path: Path, test_server: TestServer, evil_server: TestServer
+) -> None:
+    from tests.runner.mcp.test_mcp_stdio import PAY, ZONES
+
+    test_server.set_content("/pay", PAY)
+    evil = evil_server.url("evil.localhost", "").rstrip("/")
+    test_server.set_redirect("/go-evil", evil + "/r")
+    mission = write_mission(tmp_path, actions="goto, click, fill, press, check", extra=ZONES, name="attacks")
+    with open_session(mission, evidence_dir=tmp_path / "evidence") as s:
+        for url, rule in ATTACK_URLS:
+            hosts = {"evil": evil, "port": evil_server.port, "allowed": test_server.url(HOST, "/go-evil")}
+            result = s.navigate(url.format(**hosts))
+            assert not result.ok and rule in result.text, (url, result.text)
+        pay = ref_of(s.navigate(test_server.url(HOST, "/pay")).text, "button", "Submit payment")
+        # every activating way to the danger-zone button is gated (deny: refused), not only click
+        form = {"fields": [{"name": "pay", "type": "checkbox", "ref": pay, "value": "true"}]}
+        assert not s.call("browser_fill_form", form).ok
+        assert not s.click(pay).ok
+        assert s.press_key("Tab").ok  # the focus moves onto the button ...
+        enter = s.press_key("Enter")  # ... and Enter on it is judged as activating it
+        assert not enter.ok and "approval not granted" in enter.text
+    assert [r for r in test_server.requests if r.route == "/order"] == []
+    assert evil_server.connections == []
