@@ -36,6 +36,7 @@ from runner.browser.targets import forget_judged, has_target, is_judged, locate_
 _FRAME_TAGS = ("iframe", "frame", "object", "embed")
 # One CDP session per page, kept (opening one costs ~80 ms; a read through it ~10 ms).
 _SESSIONS: weakref.WeakKeyDictionary[Page, CDPSession] = weakref.WeakKeyDictionary()
+_WORLDS: weakref.WeakKeyDictionary[Page, int] = weakref.WeakKeyDictionary()  # page -> isolated context id
 WORLD_NAME = "warden-read"  # the isolated world Warden's page scan runs in (one per document, reused)
 
 
@@ -135,30 +136,47 @@ def evaluate_isolated(page: Page, script: str, arg: Any) -> Any:
     getters, ``Element.prototype.getAttribute``, ``Array.prototype.map``, ``checkVisibility`` ...)
     is not what this script calls. Playwright-python has no isolated-world evaluate, so this goes
     through CDP (``Page.createIsolatedWorld``, reused by name per document; ``Runtime.evaluate``).
-    Raises ``PlaywrightError`` when the script cannot run or throws.
+    The world's execution context id is kept per page (one round trip per read instead of three):
+    Chromium never reuses a context id, so once the document is gone the kept id fails (it cannot
+    reach another document's world) and the world is looked up again. Raises ``PlaywrightError``
+    when the script cannot run or throws.
     """
-    for attempt in range(2):
+    expression = f"({script})({json.dumps(arg)})"
+    reopened = False
+    while True:
         session = _SESSIONS.get(page)
         if session is None:
             session = _SESSIONS[page] = page.context.new_cdp_session(page)
+            _WORLDS.pop(page, None)
+        kept = _WORLDS.get(page)
         try:
-            frame_id = session.send("Page.getFrameTree")["frameTree"]["frame"]["id"]
-            world = session.send("Page.createIsolatedWorld", {"frameId": frame_id, "worldName": WORLD_NAME,
-                                                              "grantUniveralAccess": False})
+            context_id = kept if kept is not None else _isolated_world(session)
             res = session.send("Runtime.evaluate", {
-                "expression": f"({script})({json.dumps(arg)})", "contextId": world["executionContextId"],
-                "returnByValue": True, "awaitPromise": False,
+                "expression": expression, "contextId": context_id, "returnByValue": True, "awaitPromise": False,
             })
+            _WORLDS[page] = context_id
             break
         except PlaywrightError:
+            _WORLDS.pop(page, None)
+            if kept is not None:
+                continue  # the kept world's document is gone: look the world up again, same session
             _SESSIONS.pop(page, None)  # a detached session is opened again once; a page error is raised
             with contextlib.suppress(PlaywrightError):
                 session.detach()
-            if attempt:
+            if reopened:
                 raise
+            reopened = True
     if res.get("exceptionDetails"):
         raise PlaywrightError("the page scan script failed in its isolated world")
     return res.get("result", {}).get("value")
+
+
+def _isolated_world(session: CDPSession) -> int:
+    """The execution context id of Warden's isolated world in the main frame's current document."""
+    frame_id = session.send("Page.getFrameTree")["frameTree"]["frame"]["id"]
+    world = session.send("Page.createIsolatedWorld", {"frameId": frame_id, "worldName": WORLD_NAME,
+                                                      "grantUniveralAccess": False})
+    return int(world["executionContextId"])
 
 
 def read_text_blocks(page: Page) -> list[TextBlock]:
