@@ -17,7 +17,7 @@ from pathlib import Path
 from evidence.runfolder import new_run_id, utc_timestamp
 from kernel.errors import UsageError
 from runner.fleet.app import DEFAULT_QUEUE, TASK_NAME, make_app
-from runner.fleet.db import engine_for, ensure_schema
+from runner.fleet.db import engine_for, ensure_schema, sqlalchemy_url
 from runner.fleet.payload import JobPayload, seal
 
 
@@ -59,6 +59,7 @@ def validated_payload(mission: Path, cli_vars: Mapping[str, str], environ: Mappi
 
 def submit(mission: Path, cli_vars: Mapping[str, str], *, db_url: str, environ: Mapping[str, str],
            queue: str | None = None, priority: int = 0, retries: int = 2) -> Submitted:
+    sqlalchemy_url(db_url)  # a --db that cannot be the fleet's is said first
     payload = validated_payload(mission, cli_vars, environ, retries)  # before the database is even opened
     ensure_schema(engine_for(db_url))
     app = make_app(db_url)
