@@ -22,6 +22,7 @@ from runner.agent_session.masking import mask, masked_line
 from runner.browser.driver import AriaSnapshot, DriverError
 from runner.exit_codes import ExitCode
 
+TIMEOUT_REACHED = "the mission's timeout (boundaries.timeout) is reached: the run ends"
 REF_TIMEOUT_S = 5.0  # a ref names an element of the snapshot's page: it is there, or it is gone
 
 
@@ -93,7 +94,7 @@ class Dispatcher:
             self._record(Decision.deny("mcp.tools", why, "boundaries.allowed_actions"), n, subject)
             return self._result(why, ok=False)
         if self.live.state.remaining <= 0:
-            return self._stop_run("the mission's timeout (boundaries.timeout) is reached: the run ends")
+            return self._stop_run(TIMEOUT_REACHED)
         self._record(Decision.allow("mcp.tools", f"agent call {name}", "mcp.tools"), n, subject)
         approvals_before = self.live.run.recorder.counts["approval_request"]
         try:
@@ -119,6 +120,13 @@ class Dispatcher:
         if self.live.run.recorder.counts["approval_request"] > approvals_before:
             text = "Approval: granted by a person (out of band)\n" + text
         return self._result(text, image=png, ended=self.ended is not None)
+
+    def expire(self) -> bool:
+        """End the run if the mission's timeout has passed (also between calls: an idle agent)."""
+        if self.ended is None and self.live.state.remaining <= 0:
+            self._stop_run(TIMEOUT_REACHED)
+            return True
+        return False
 
     # ------------------------------------------------------------------ the tools
     def _handle(self, name: str, a: t.ToolArgs) -> tuple[str, bytes | None]:

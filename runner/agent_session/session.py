@@ -111,6 +111,15 @@ class GuardedSession:
         """The tools this mission grants (what ``warden mcp`` lists)."""
         return [s.name for s in self._dispatch().listed]
 
+    def remaining(self) -> float | None:
+        """Seconds left of the mission's timeout; None once the run has ended."""
+        calls = self._dispatch()
+        return None if calls.ended is not None else self._need().state.remaining
+
+    def expire(self) -> bool:
+        """End the run now if its timeout has passed (``warden mcp`` calls this while the agent idles)."""
+        return self._dispatch().expire()
+
     def tool_specs(self) -> list[ToolSpec]:
         return list(self._dispatch().listed)
 

@@ -113,7 +113,19 @@ async def _serve(worker: SessionWorker, instructions: str) -> None:
     async with stdio_server() as (read_stream, write_stream):
         await worker.run(worker.session.start)  # fd 1 is the wire's: Chromium starts with stdout on stderr
         server = build_server(worker, instructions)
-        await server.run(read_stream, write_stream, server.create_initialization_options())
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_end_at_deadline, worker)
+            await server.run(read_stream, write_stream, server.create_initialization_options())
+            tasks.cancel_scope.cancel()
+
+
+async def _end_at_deadline(worker: SessionWorker) -> None:
+    """The mission's timeout ends the run even while the agent is idle (calls check it themselves)."""
+    while True:
+        remaining = await worker.run(worker.session.remaining)
+        if remaining is None or await worker.run(worker.session.expire):
+            return
+        await anyio.sleep(min(remaining, 5.0) + 0.05)
 
 
 def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
