@@ -69,6 +69,22 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ the call
     def call(self, name: str, arguments: Mapping[str, Any] | None) -> ToolResult:
+        """Never raises: a refusal, a bad argument or a failure is an error result (fail closed)."""
+        try:
+            return self._call(name, arguments)
+        except EvidenceUnavailable as exc:  # e.g. the call's own record could not be written
+            self._end_run(ExitCode.EVIDENCE_UNAVAILABLE.value, str(exc))
+            return self._result(f"the evidence cannot be written ({exc}): the run ends", ok=False, ended=True)
+        except Exception as exc:  # a bug must not leave an action half-judged: the run ends, the server serves
+            message = f"internal error ({type(exc).__name__}): the run ends"
+            try:
+                self.live.run.recorder.exception(category="error", error_type=type(exc).__name__, message=message,
+                                                 mitigation="aborted", step=self._step or None)
+            finally:
+                self._end_run(ExitCode.STEP_FAILED.value, message)
+            return self._result(message, ok=False, ended=True)
+
+    def _call(self, name: str, arguments: Mapping[str, Any] | None) -> ToolResult:
         if self.ended is not None:
             return self._result(f"the session's run has ended ({self.ended}); nothing was done", ok=False, ended=True)
         n = self._step + 1
@@ -219,7 +235,11 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ results and records
     def _result(self, text: str, *, ok: bool = True, image: bytes | None = None, ended: bool = False) -> ToolResult:
-        masked, counts = mask(text, self.live.redact)
+        try:
+            masked, counts = mask(text, self.live.redact)
+        except Exception as exc:  # what cannot be masked is not given (fail closed)
+            return ToolResult(f"the result is withheld: it could not be masked ({type(exc).__name__})", ok=False,
+                              ended=ended)
         return ToolResult(f"{masked}\n{masked_line(counts)}", ok=ok, image_png=image, masked=dict(counts), ended=ended)
 
     def _record(self, decision: Decision, n: int, subject: Mapping[str, Any]) -> None:

@@ -80,3 +80,33 @@ def test_agent_attacks_are_refused_and_nothing_reaches_the_hosts(
         assert not enter.ok and "approval not granted" in enter.text
     assert [r for r in test_server.requests if r.route == "/order"] == []
     assert evil_server.connections == []
+
+
+def test_what_cannot_be_masked_is_withheld_and_a_bug_ends_the_run(
+    tmp_path: Path, test_server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runner.agent_session.calls as calls
+
+    test_server.set_content("/pii", canary_page())
+    mission = write_mission(tmp_path, actions="goto", name="fail-closed")
+    with open_session(mission, evidence_dir=tmp_path / "evidence") as s:
+        assert s.navigate(test_server.url(HOST, "/pii")).ok
+
+        def no_mask(*_a: object) -> object:
+            raise RuntimeError("engine gone")
+
+        with monkeypatch.context() as m:
+            m.setattr(calls, "mask", no_mask)
+            withheld = s.snapshot()
+        assert not withheld.ok and "withheld" in withheld.text and scan_bytes(withheld.text.encode()) == []
+
+        def bug(*_a: object) -> object:
+            raise KeyError("oops")
+
+        monkeypatch.setattr(calls.Dispatcher, "_handle", bug)
+        broken = s.snapshot()
+        assert not broken.ok and broken.ended and "internal error (KeyError)" in broken.text
+        assert "has ended" in s.tabs().text
+        folder = s.folder
+    info = json.loads((folder / "run.json").read_text())
+    assert info["status"] == "failed" and info["exit_code"] == 4
