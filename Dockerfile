@@ -14,6 +14,7 @@ COPY runner ./runner
 COPY guards ./guards
 COPY evidence ./evidence
 COPY missions ./missions
+COPY kernel ./kernel
 RUN pip install --no-cache-dir . \
  && useradd --create-home --uid 10001 warden \
  && mkdir -p /evidence && chown warden:warden /evidence
