@@ -203,8 +203,13 @@ def test_sigterm_finishes_the_step_and_retries_only_before_the_first_action(
         assert "unreachable" in tries[0]["message"] or "ERR_CONNECTION_REFUSED" in tries[0]["message"]
         assert hits(test_server, "/b") == 0
 
+        # Two slots busy: one run mid-step on a held page, one waiting for an approval.
+        serve_shop(test_server)
         stopping = submit(db, held(tmp_path, test_server, "term", "/held2"), "--queue", "term")
+        asking = submit(db, shop_mission(_dir(tmp_path, "shop2"), test_server, APPROVAL_STEPS,
+                                         approvals="approvals:\n  timeout: 240\n"), "--queue", "term")
         wait_for("the run to reach the held page", lambda: gate.hits == 1)
+        pending = wait_for("the approval request", lambda: _pending(db))
         w.proc.send_signal(signal.SIGTERM)
         wait_for("the worker to say it is stopping", lambda: "SIGTERM" in w.text())
         assert w.proc.poll() is None  # the current step is still running: the worker waits for it
@@ -214,6 +219,14 @@ def test_sigterm_finishes_the_step_and_retries_only_before_the_first_action(
         gate.release.set()
         w.kill()
     assert hits(test_server, "/after-held2") == 0  # step 3 never started
+    # The approval wait had not acted: withdrawn at once (denied), not sat out; the order never sent.
+    assert posts(test_server) == 0
+    asked = jobs(db)[asking["job_id"]]
+    assert asked["state"] == "failed" and asked["exit_code"] == 3
+    store = ApprovalStore(sqlalchemy_url(db))
+    row = store.get(pending)
+    store.close()
+    assert row is not None and row.status == "denied" and "SIGTERM" in (row.answer_reason or "")
     view = jobs(db)[stopping["job_id"]]
     assert view["state"] == "failed" and [t["status"] for t in view["attempts"]] == ["stopped"]
     assert view["exit_code"] == 130
