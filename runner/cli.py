@@ -377,11 +377,13 @@ def evidence_report(run_ref: str, evidence_dir: Path, db_url: str | None) -> Non
     help="Danger-zone calls wait for `warden approvals approve|deny ID` (queue), or are refused (deny).",
 )
 @click.option("--approver", default=None, help="Name recorded beside the OS user for approvals.")
+@click.option("--http", "http_port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
+              help="Serve streamable HTTP on 127.0.0.1:PORT/mcp instead of stdio (0: any free port).")
 @evidence_dir_option
 @db_option
 def mcp(
-    mission: Path, variables: tuple[str, ...], approval: str, approver: str | None, evidence_dir: Path,
-    db_url: str | None,
+    mission: Path, variables: tuple[str, ...], approval: str, approver: str | None, http_port: int | None,
+    evidence_dir: Path, db_url: str | None,
 ) -> None:
     """Serve MISSION.yaml's guarded browser to an MCP client on stdio (docs/mcp.md); one session, one run."""
     from runner.agent_session.live import SessionOptions
@@ -391,6 +393,10 @@ def mcp(
         mission_path=mission, evidence_dir=evidence_dir, cli_vars=_parse_vars(variables), db_url=db_url,
         approval="queue" if approval == "queue" else "deny", approver=approver, started_by="warden mcp",
     )
+    if http_port is not None:
+        from runner.mcp.http import serve_http
+
+        sys.exit(serve_http(opts, http_port))
     sys.exit(serve_stdio(opts))
 
 

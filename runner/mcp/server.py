@@ -28,6 +28,7 @@ from mcp.server.stdio import stdio_server
 
 from kernel import __version__
 from kernel.errors import WardenError
+from missions.loader import LoadedMission
 from runner.agent_session.calls import AgentInfo, ToolResult
 from runner.agent_session.live import SessionOptions, load_for_session
 from runner.agent_session.session import GuardedSession
@@ -78,7 +79,13 @@ def _content(result: ToolResult) -> types.CallToolResult:
     return types.CallToolResult(content=list(content), is_error=not result.ok)
 
 
-def build_server(worker: SessionWorker, instructions: str) -> Server[Any]:
+def instructions_for(loaded: LoadedMission) -> str:
+    """The mission's ``goal:`` first (what the agent is for), then what the server is."""
+    goal = loaded.mission.goal.strip()
+    return f"{goal}\n\n{DEFAULT_INSTRUCTIONS}" if goal else DEFAULT_INSTRUCTIONS
+
+
+def build_server(worker: SessionWorker, instructions: str, on_end: Callable[[], None] | None = None) -> Server[Any]:
     """The MCP server: the granted tools, each call through the session's worker thread."""
 
     async def list_tools(
@@ -101,6 +108,8 @@ def build_server(worker: SessionWorker, instructions: str) -> Server[Any]:
                 content=[types.TextContent(type="text", text="arguments must be an object")], is_error=True
             )
         result = await worker.run(worker.session.call, params.name, arguments)
+        if result.ended and on_end is not None:
+            on_end()
         return _content(result)
 
     return Server(
@@ -143,8 +152,7 @@ def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
 def serve_stdio(opts: SessionOptions) -> int:
     """Serve one MCP session on stdio; the run's exit code (SPEC §3) when the client has gone."""
     loaded = load_for_session(opts)  # exit 2 before the server starts: nothing is served, nothing written
-    goal = loaded.mission.goal.strip()
-    instructions = f"{goal}\n\n{DEFAULT_INSTRUCTIONS}" if goal else DEFAULT_INSTRUCTIONS
+    instructions = instructions_for(loaded)
     session = GuardedSession(opts, loaded=loaded, reporter=JsonReporter(sys.stderr))
     worker = SessionWorker(session)
     try:

@@ -1,0 +1,62 @@
+"""`warden mcp --http 0`: the same tools over streamable HTTP on 127.0.0.1; browser_close ends the run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import mcp_types as types
+import pytest
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.runner.mcp.support import CLIENT, HOST, WARDEN, only_run, records, text, verify, write_mission
+from tests.server import TestServer
+
+pytestmark = pytest.mark.browser
+
+
+def _url(proc: subprocess.Popen[str], timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    assert proc.stderr is not None
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if "serving http://127.0.0.1:" in line:
+            return line.split("serving ", 1)[1].strip()
+        assert line or proc.poll() is None, "warden mcp --http exited early"
+    raise AssertionError("no serving line")
+
+
+async def _session(url: str, page: str) -> tuple[list[str], str, str]:
+    async with streamable_http_client(url) as (read, write), ClientSession(read, write, client_info=CLIENT) as s:
+        await s.initialize()
+        names = [t.name for t in (await s.list_tools()).tools]
+        nav = await s.call_tool("browser_navigate", {"url": page})
+        closed: types.CallToolResult = await s.call_tool("browser_close", {})
+        return names, text(nav), text(closed)
+
+
+def test_http_transport_serves_one_session_and_browser_close_completes_the_run(
+    tmp_path: Path, test_server: TestServer
+) -> None:
+    test_server.set_content("/hello", "<h1>Hello over HTTP</h1>")
+    mission = write_mission(tmp_path, actions="goto", name="agent-http")
+    evidence = tmp_path / "evidence"
+    proc = subprocess.Popen([WARDEN, "mcp", str(mission), "--http", "0", "--evidence-dir", str(evidence)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = _url(proc)
+        names, nav, closed = asyncio.run(_session(url, test_server.url(HOST, "/hello")))
+        assert proc.wait(60) == 0  # the run completed: the server stops with it
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "browser_navigate" in names and 'heading "Hello over HTTP"' in nav and "run has ended" in closed
+    folder = only_run(evidence)
+    assert json.loads((folder / "run.json").read_text())["status"] == "completed"
+    assert verify(folder, evidence).returncode == 0
+    calls = [r for r in records(folder) if r.get("guard") == "mcp.tools"]
+    assert calls and calls[0]["subject"]["agent"]["name"] == CLIENT.name
