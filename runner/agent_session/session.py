@@ -111,6 +111,14 @@ class GuardedSession:
         """The tools this mission grants (what ``warden mcp`` lists)."""
         return [s.name for s in self._dispatch().listed]
 
+    def pump(self, seconds: float = 0.05) -> None:
+        """Between calls: let the page's own requests reach the gate (and its refusals the evidence)."""
+        calls, live = self._calls, self._live
+        if calls is None or live is None or calls.ended is not None:
+            return
+        live.driver.pump(seconds)
+        live.gate.flush()
+
     def remaining(self) -> float | None:
         """Seconds left of the mission's timeout; None once the run has ended."""
         calls = self._dispatch()

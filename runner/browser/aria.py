@@ -37,3 +37,12 @@ def aria_snapshot(page: Page, timeout_s: float = 10.0) -> AriaSnapshot:
     except PlaywrightError as exc:
         raise ActionFailed(short_message(exc)) from None
     return AriaSnapshot(text=text, refs=frozenset(REF.findall(text)), document=token, url=page.url)
+
+
+def pump(page: Page, seconds: float) -> None:
+    """Let the browser's pending events run for ``seconds`` (sync Playwright runs its route handlers,
+    and so the request gate, only while Python waits on it). Best effort: a closed page is idle."""
+    try:
+        page.wait_for_timeout(max(1.0, seconds * 1000.0))
+    except PlaywrightError:
+        pass

@@ -169,6 +169,12 @@ class PlaywrightDriver:
 
         return document_token(self.page)
 
+    def pump(self, seconds: float) -> None:
+        from runner.browser.aria import pump
+
+        if not self._closed and self._page is not None:
+            pump(self._page, seconds)
+
     def resolve(
         self, kind: str, args: Mapping[str, Any], timeout_s: float, *, selectors: Sequence[str] = ()
     ) -> ElementInfo:

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import queue
 import sys
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import anyio
@@ -34,6 +36,7 @@ from runner.agent_session.live import SessionOptions, load_for_session
 from runner.agent_session.session import GuardedSession
 from runner.agent_session.tools import input_schema
 from runner.interrupts import sigterm_as_interrupt
+from runner.lifecycle import try_quietly
 from runner.progress import JsonReporter
 
 T = TypeVar("T")
@@ -44,18 +47,44 @@ DEFAULT_INSTRUCTIONS = (
 
 
 class SessionWorker:
-    """The session and the one thread it runs on."""
+    """The session and the one thread it runs on; between calls the thread lets the browser's own
+    requests through the gate (``GuardedSession.pump``), which sync Playwright only does while asked."""
+
+    IDLE_S = 0.1
 
     def __init__(self, session: GuardedSession) -> None:
         self.session = session
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warden-mcp-session")
+        self._jobs: queue.Queue[tuple[Callable[[], Any], Future[Any]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="warden-mcp-session", daemon=True)
+        self._thread.start()
         self._agent_set = False
 
+    def _loop(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=self.IDLE_S)
+            except queue.Empty:
+                try_quietly(self.session.pump)
+                continue
+            if job is None:
+                return
+            fn, future = job
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except BaseException as exc:  # handed to the caller, like an executor
+                    future.set_exception(exc)
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        future: Future[T] = Future()
+        self._jobs.put((lambda: fn(*args), future))
+        return future
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.wrap_future(self._pool.submit(fn, *args))
+        return await asyncio.wrap_future(self.submit(fn, *args))
 
     def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
-        return self._pool.submit(fn, *args).result()
+        return self.submit(fn, *args).result()
 
     def note_client(self, ctx: ServerRequestContext[Any]) -> None:
         """The client's name and version from ``initialize``: recorded with each call (actor kind agent)."""
@@ -68,7 +97,8 @@ class SessionWorker:
             self._agent_set = True
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._jobs.put(None)
+        self._thread.join()
 
 
 def _content(result: ToolResult) -> types.CallToolResult:

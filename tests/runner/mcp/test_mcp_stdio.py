@@ -8,6 +8,7 @@ what the local server received, what the client received, or what the evidence h
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -44,6 +45,9 @@ setInterval(async () => {
   const r = await fetch('/flag'); if ((await r.text()) === 'go') location.href = '/form';
 }, 100);
 </script></body></html>"""
+LATER = """<!doctype html><html><body><p>Loading</p><script>
+setTimeout(() => fetch('/later-data'), 300);
+</script></body></html>"""
 ZONES = """danger_zones:
   - {name: payment, text: "Submit payment", reason: money leaves}
 """
@@ -59,6 +63,8 @@ class Site:
         server.set_content("/pay", PAY)
         server.set_route("/order", lambda _r: Response(body="<h1>Paid</h1>"))
         server.set_content("/poll", POLL)
+        server.set_content("/later", LATER)
+        server.set_route("/later-data", lambda _r: Response(body="{}", content_type="application/json"))
         server.set_route("/flag", lambda _r: Response(body="go" if self.flag.is_set() else "wait",
                                                       content_type="text/plain"))
 
@@ -164,6 +170,15 @@ def test_bad_input_is_an_error_result_and_the_server_keeps_serving(agent: McpCli
     stale = agent.call("browser_click", {"ref": old})
     assert stale.is_error and f"stale ref {old}" in text(stale)
     assert not agent.call("browser_snapshot").is_error  # still serving
+
+
+def test_the_pages_own_requests_go_through_the_gate_between_calls(agent: McpClient, site: Site) -> None:
+    assert not agent.call("browser_navigate", {"url": site.url("/later")}).is_error
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(r.route == "/later-data" for r in site.server.requests_for(HOST)):
+        time.sleep(0.05)
+    # no call was made since the navigation: the server's idle loop let the page's timer fetch through
+    assert any(r.route == "/later-data" for r in site.server.requests_for(HOST))
 
 
 def test_disconnect_leaves_a_verifiable_interrupted_run(agent: McpClient) -> None:
