@@ -118,6 +118,7 @@ class Slots:
             except asyncio.CancelledError:  # `warden jobs cancel` of a running job: stop after the step
                 with suppress(ProcessLookupError):
                     proc.send_signal(signal.SIGTERM)
+                log(f"job {job_id}: cancel requested; run {run_id} stops after its current step")
                 rc = await proc.wait()
                 result = _read(result_path, rc)
                 await asyncio.to_thread(self.attempts.finish, aid, "stopped", exit_code=result.exit_code,
@@ -219,12 +220,12 @@ async def serve(cfg: WorkerConfig) -> int:
 
         def on_signal(sig: signal.Signals) -> None:
             slots.signals += 1
+            slots.signal_children(signal.SIGTERM)  # before the line below: once it is read, they know
             if slots.signals == 1:
-                log(f"{sig.name}: no new job; each running run stops after its current step")
                 worker.cancel()
+                log(f"{sig.name}: no new job; each running run stops after its current step")
             else:
                 log(f"{sig.name} again: interrupting the running runs now")
-            slots.signal_children(signal.SIGTERM)
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal, sig)

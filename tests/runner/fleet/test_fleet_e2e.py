@@ -203,6 +203,19 @@ def test_sigterm_finishes_the_step_and_retries_only_before_the_first_action(
         assert "unreachable" in tries[0]["message"] or "ERR_CONNECTION_REFUSED" in tries[0]["message"]
         assert hits(test_server, "/b") == 0
 
+        # `warden jobs cancel` of a running job: its step finishes, the run stops before the next one.
+        gate3 = Gate(test_server, "/held3", after="/after-held3")
+        cancel_me = submit(db, held(tmp_path, test_server, "cancel", "/held3"), "--queue", "term")
+        wait_for("the cancelled run to reach its held page", lambda: gate3.hits == 1)
+        asked_to = warden("jobs", "cancel", str(cancel_me["job_id"]), "--db", db)
+        assert asked_to.returncode == 0 and "stops after the current step" in asked_to.stdout, asked_to.stderr
+        wait_for("the worker to pass the stop on", lambda: "cancel requested" in w.text())
+        gate3.release.set()
+        cancelled = wait_for("the cancelled job stopped",
+                             lambda: (j := jobs(db)[cancel_me["job_id"]])["state"] == "stopped" and j)
+        assert [t["status"] for t in cancelled["attempts"]] == ["stopped"] and cancelled["exit_code"] == 130
+        assert hits(test_server, "/after-held3") == 0
+
         # Two slots busy: one run mid-step on a held page, one waiting for an approval.
         serve_shop(test_server)
         stopping = submit(db, held(tmp_path, test_server, "term", "/held2"), "--queue", "term")
