@@ -119,6 +119,10 @@ class GuardedSession:
         live.driver.pump(seconds)
         live.gate.flush()
 
+    def approval_requests(self) -> int:
+        """How many approvals the run has asked for so far (read from any thread: a counter)."""
+        return self._live.run.recorder.counts["approval_request"] if self._live is not None else 0
+
     def remaining(self) -> float | None:
         """Seconds left of the mission's timeout; None once the run has ended."""
         calls = self._dispatch()

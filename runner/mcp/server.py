@@ -137,7 +137,7 @@ def build_server(worker: SessionWorker, instructions: str, on_end: Callable[[], 
             return types.CallToolResult(
                 content=[types.TextContent(type="text", text="arguments must be an object")], is_error=True
             )
-        result = await worker.run(worker.session.call, params.name, arguments)
+        result = await _call_telling_of_approvals(ctx, worker, params.name, arguments)
         if result.ended and on_end is not None:
             on_end()
         return _content(result)
@@ -146,6 +146,32 @@ def build_server(worker: SessionWorker, instructions: str, on_end: Callable[[], 
         "warden", version=__version__, instructions=instructions,
         on_list_tools=list_tools, on_call_tool=call_tool,
     )
+
+
+APPROVAL_NOTICE = (
+    "This call waits for a person's approval (a danger zone or PII to type). It is answered out of "
+    "band with `warden approvals list` and `warden approvals approve|deny ID --reason TEXT`; nothing "
+    "sent through this connection can approve it."
+)
+
+
+async def _call_telling_of_approvals(
+    ctx: ServerRequestContext[Any], worker: SessionWorker, name: str, arguments: dict[str, Any]
+) -> ToolResult:
+    """The call; while it waits for an approval, one log notification tells the user (never asks the model)."""
+    asked = worker.session.approval_requests()
+    call = asyncio.ensure_future(worker.run(worker.session.call, name, arguments))
+    told = False
+    while not call.done():
+        await asyncio.wait({call}, timeout=0.25)
+        if not told and not call.done() and worker.session.approval_requests() > asked:
+            told = True
+            try:
+                await ctx.session.send_log_message("warning", APPROVAL_NOTICE, logger="warden.approvals",
+                                                   related_request_id=ctx.request_id)
+            except Exception:  # noqa: S110 - a notice the client cannot take changes nothing
+                pass
+    return call.result()
 
 
 async def _serve(worker: SessionWorker, instructions: str) -> None:

@@ -52,6 +52,7 @@ class McpClient:
     def __init__(self, mission: Path, evidence_dir: Path, *args: str, log: Path) -> None:
         self.mission, self.evidence_dir = mission, evidence_dir
         self.received: list[str] = []
+        self.logs: list[str] = []  # log notifications from the server
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -69,7 +70,7 @@ class McpClient:
         self._closing = asyncio.Event()
         try:
             async with stdio_client(params, errlog=self._log) as (read, write), ClientSession(
-                read, write, client_info=CLIENT
+                read, write, client_info=CLIENT, logging_callback=self._log_message
             ) as session:
                 self.session = session
                 self._ready.set_result(await session.initialize())
@@ -78,6 +79,9 @@ class McpClient:
             if not self._ready.done():
                 self._ready.set_exception(exc)
             raise
+
+    async def _log_message(self, params: types.LoggingMessageNotificationParams) -> None:
+        self.logs.append(str(params.data))
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float = 120) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)

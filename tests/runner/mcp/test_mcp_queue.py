@@ -84,6 +84,10 @@ def test_a_queued_approval_from_a_second_process_lets_exactly_that_call_through(
     waiting = _click_waiting(agent, pay)
     row = _pending(agent.evidence_dir, set(), waiting)
     assert row.kind == "click" and posts(site.server, "/order") == []  # nothing sent while it waits
+    deadline = time.monotonic() + 30
+    while not agent.logs and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any("warden approvals approve" in m and "nothing sent" in m for m in agent.logs), agent.logs
     _answer("approve", row, agent.evidence_dir)
     result = waiting.result(120)
     assert not result.is_error and "Approval: granted" in text(result), text(result)
