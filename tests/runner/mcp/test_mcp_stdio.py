@@ -7,6 +7,7 @@ what the local server received, what the client received, or what the evidence h
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from tests.guards.canaries import scan_bytes, scan_bytes_for_canaries
 from tests.guards.pii_support import EMAIL, canary_page
 from tests.runner.mcp.support import (
     HOST,
+    WARDEN,
     McpClient,
     only_run,
     posts,
@@ -193,6 +195,10 @@ def test_disconnect_leaves_a_verifiable_interrupted_run(agent: McpClient) -> Non
                                                    "version": "1.2.3"} for r in calls)
     assert {r["subject"]["tool"] for r in calls} >= {"browser_navigate", "browser_click", "browser_type"}
     assert recs[-1]["type"] == "run_record" and recs[-1]["outcome"] == "interrupted"
+    for command in (["show"], ["export", "--format", "ocsf"], ["report"]):  # the evidence tools, unchanged
+        out = subprocess.run([WARDEN, "evidence", command[0], folder.name, *command[1:], "--evidence-dir",
+                              str(agent.evidence_dir)], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and scan_bytes(out.stdout.encode()) == [], (command, out.stderr)
     # nothing Warden wrote holds a canary, and nothing the client received did either
     assert scan_bytes_for_canaries(folder) == []
     assert all(scan_bytes(t.encode()) == [] for t in agent.received)
