@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import json
 import os
 import signal
@@ -24,7 +25,7 @@ from types import FrameType
 
 from pydantic import BaseModel, ConfigDict
 
-from kernel.errors import SandboxUnavailable, WardenError
+from kernel.errors import SandboxUnavailable, UsageError, WardenError
 from runner.fleet.payload import JobPayload, unseal
 from runner.fleet.retryable import first_action_state
 
@@ -42,6 +43,7 @@ class ChildSpec(BaseModel):
     evidence_dir: str
     db_url: str
     worker: str
+    secret_env: tuple[str, ...] = ()  # environment variables this worker lends to missions' secrets
 
 
 class ChildResult(BaseModel):
@@ -80,6 +82,19 @@ def die_with_parent(parent: int | None) -> None:
         os._exit(1)
 
 
+def check_lent_secrets(mission_path: Path, cli_vars: dict[str, str], lent: tuple[str, ...]) -> None:
+    """Whoever can write the queue chooses the mission: a mission may read only the environment
+    variables this worker lends (``warden worker --secret-env NAME``), else any queued mission could
+    bind the worker's own credentials to a domain of its choosing."""
+    from missions.loader import load_mission
+
+    loaded = load_mission(mission_path, cli_vars=cli_vars, environ=os.environ, require_secrets=False)
+    refused = sorted(f"secrets.{name} reads ${spec.env}" for name, spec in loaded.mission.secrets.items()
+                     if spec.env not in lent)
+    if refused:
+        raise UsageError(f"this worker does not lend {', '.join(refused)} (warden worker --secret-env NAME): not run")
+
+
 def run_spec(spec: ChildSpec, stop: GracefulStop) -> ChildResult:
     from runner.progress import QuietReporter
     from runner.run import RunOptions, run_mission
@@ -90,7 +105,10 @@ def run_spec(spec: ChildSpec, stop: GracefulStop) -> ChildResult:
         folder = Path(spec.evidence_dir) / ".fleet" / "missions" / spec.run_id
         folder.mkdir(parents=True, exist_ok=True)
         mission_path = folder / Path(p.mission_file).name
+        if hashlib.sha256(p.mission_text.encode()).hexdigest() != p.mission_sha256:
+            raise UsageError("the job's mission text does not match its sha256: not run")
         mission_path.write_text(p.mission_text)
+        check_lent_secrets(mission_path, cli_vars, spec.secret_env)
         opts = RunOptions(
             mission_path=mission_path, evidence_dir=Path(spec.evidence_dir), cli_vars=cli_vars, db_url=spec.db_url,
             started_by=f"warden worker {spec.worker} (job {spec.job_id}, attempt {spec.attempt})",

@@ -66,8 +66,10 @@ def submit(mission: Path, variables: tuple[str, ...], db_url: str, queue: str | 
               help="Seconds between heartbeats.")
 @click.option("--stalled-after", type=click.FloatRange(1, 3600), default=30.0, show_default=True,
               help="A worker silent this long is dead: its running jobs are marked lost (never re-run).")
+@click.option("--secret-env", "secret_env", multiple=True, metavar="NAME",
+              help="An environment variable missions may read as a secret (repeatable; default: none).")
 def worker(db_url: str, evidence_dir: Path, concurrency: int, queues: tuple[str, ...], heartbeat: float,
-           stalled_after: float) -> None:
+           stalled_after: float, secret_env: tuple[str, ...]) -> None:
     """Run queued missions, each a guarded run with its evidence under --evidence-dir, indexed in --db."""
     import asyncio
 
@@ -79,7 +81,7 @@ def worker(db_url: str, evidence_dir: Path, concurrency: int, queues: tuple[str,
     evidence_dir.mkdir(parents=True, exist_ok=True)
     cfg = WorkerConfig(db_url=sqlalchemy_url(db_url), evidence_dir=evidence_dir.absolute(),
                        concurrency=concurrency, queues=queues or None, heartbeat_s=heartbeat,
-                       stalled_after_s=stalled_after)
+                       stalled_after_s=stalled_after, secret_env=tuple(secret_env))
     from runner.fleet.db import reachable
 
     with reachable(db_url):

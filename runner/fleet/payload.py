@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from evidence.runfolder import check_run_id
 from kernel.errors import UsageError
 
 KEY_ENV = "WARDEN_FLEET_KEY"
@@ -33,6 +34,11 @@ class JobPayload(BaseModel):
     submitted_by: str
     submitted_host: str
     submitted_at: str
+
+    @field_validator("run_id")
+    @classmethod
+    def _a_run_id(cls, value: str) -> str:
+        return check_run_id(value)  # it names folders on the worker: never a path
 
 
 def _fernet(environ: Mapping[str, str]) -> object:

@@ -29,6 +29,7 @@ from procrastinate import App, JobContext
 from procrastinate.app import WorkerOptions
 from procrastinate.jobs import Status
 from procrastinate.worker import Worker
+from pydantic import ValidationError
 
 from evidence.runfolder import new_run_id
 from runner.fleet.app import RETRY_WAIT_S, TASK_NAME, BeforeFirstAction, JobFailed, make_app
@@ -53,6 +54,7 @@ class WorkerConfig:
     queues: tuple[str, ...] | None = None
     heartbeat_s: float = 10.0
     stalled_after_s: float = 30.0
+    secret_env: tuple[str, ...] = ()
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
 
@@ -89,13 +91,18 @@ class Slots:
                 proc.send_signal(sig)
 
     async def run_job(self, context: JobContext, raw: dict[str, Any]) -> dict[str, Any]:
-        payload = JobPayload.model_validate(raw)
         job_id = int(context.job.id or 0)
+        try:
+            payload = JobPayload.model_validate(raw)
+        except ValidationError as exc:  # not a job `warden submit` wrote: never run
+            log(f"job {job_id}: refused, not a valid mission job ({exc.error_count()} problem(s))")
+            raise JobFailed("not a valid mission job") from None
         attempt = context.job.attempts + 1
         run_id = payload.run_id if attempt == 1 else new_run_id(payload.mission_id)
         aid = await asyncio.to_thread(self.attempts.start, job_id, attempt, run_id, self.cfg.name, self.host)
         spec = ChildSpec(payload=payload, job_id=job_id, attempt=attempt, run_id=run_id,
-                         evidence_dir=str(self.cfg.evidence_dir), db_url=self.cfg.db_url, worker=self.cfg.name)
+                         evidence_dir=str(self.cfg.evidence_dir), db_url=self.cfg.db_url, worker=self.cfg.name,
+                         secret_env=self.cfg.secret_env)
         results = self.cfg.evidence_dir / ".fleet" / "results"
         results.mkdir(parents=True, exist_ok=True)
         result_path = results / f"job-{job_id}-{attempt}.json"

@@ -13,6 +13,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from kernel.errors import UsageError
+from runner.fleet.child import check_lent_secrets
 from runner.fleet.db import engine_for, libpq_url, sqlalchemy_url
 from runner.fleet.payload import JobPayload, seal, unseal
 from runner.fleet.retryable import first_action_state
@@ -70,6 +71,35 @@ def test_var_values_travel_sealed_and_open_only_with_the_key() -> None:
     with pytest.raises(UsageError, match="not a Fernet key"):
         seal({"a": "b"}, {"WARDEN_FLEET_KEY": "short"})
     assert seal({}, {}) is None
+
+
+def test_a_job_names_no_path() -> None:
+    for bad in ("../../etc", "a/b", ".."):
+        with pytest.raises(ValueError, match="invalid run id"):
+            JobPayload.model_validate({**_payload(None, ()).model_dump(), "run_id": bad})
+
+
+LENDING = """mission: lend
+version: 1
+boundaries:
+  allowed_domains: [allowed.localhost]
+  allowed_actions: [goto, fill]
+secrets:
+  TOKEN: {env: PORTAL_TOKEN, domains: [allowed.localhost]}
+  HOME_KEY: {env: AWS_SECRET_ACCESS_KEY, domains: [allowed.localhost]}
+steps:
+  - goto: https://allowed.localhost/
+"""
+
+
+def test_a_worker_lends_only_the_secrets_it_names(tmp_path: Path) -> None:
+    path = tmp_path / "lend.yaml"
+    path.write_text(LENDING)
+    with pytest.raises(UsageError) as refused:
+        check_lent_secrets(path, {}, ("PORTAL_TOKEN",))
+    assert "secrets.HOME_KEY reads $AWS_SECRET_ACCESS_KEY" in str(refused.value)
+    assert "PORTAL_TOKEN" not in str(refused.value)
+    check_lent_secrets(path, {}, ("PORTAL_TOKEN", "AWS_SECRET_ACCESS_KEY"))
 
 
 def _write(folder: Path, recs: list[dict[str, Any]]) -> Path:
