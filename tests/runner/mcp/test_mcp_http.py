@@ -1,8 +1,10 @@
-"""`warden mcp --http 0`: the same tools over streamable HTTP on 127.0.0.1; browser_close ends the run."""
+"""`warden mcp --http 0`: the same tools over streamable HTTP on 127.0.0.1 (masked text, a masked PNG as
+image content); browser_close ends the run."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import subprocess
 import time
@@ -13,10 +15,15 @@ import pytest
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
+from runner.browser.playwright_driver import MASK_COLOR
+from tests.guards.canaries import scan_bytes
+from tests.guards.pii_support import canary_page
+from tests.png import decode_png, pixel
 from tests.runner.mcp.support import CLIENT, HOST, WARDEN, only_run, records, text, verify, write_mission
 from tests.server import TestServer
 
 pytestmark = pytest.mark.browser
+MASK = tuple(int(MASK_COLOR[i:i + 2], 16) for i in (1, 3, 5))
 
 
 def _url(proc: subprocess.Popen[str], timeout: float = 120) -> str:
@@ -30,31 +37,38 @@ def _url(proc: subprocess.Popen[str], timeout: float = 120) -> str:
     raise AssertionError("no serving line")
 
 
-async def _session(url: str, page: str) -> tuple[list[str], str, str]:
+async def _session(url: str, page: str) -> tuple[list[str], str, types.CallToolResult, str]:
     async with streamable_http_client(url) as (read, write), ClientSession(read, write, client_info=CLIENT) as s:
         await s.initialize()
         names = [t.name for t in (await s.list_tools()).tools]
         nav = await s.call_tool("browser_navigate", {"url": page})
+        shot = await s.call_tool("browser_take_screenshot", {})
         closed: types.CallToolResult = await s.call_tool("browser_close", {})
-        return names, text(nav), text(closed)
+        return names, text(nav), shot, text(closed)
 
 
 def test_http_transport_serves_one_session_and_browser_close_completes_the_run(
     tmp_path: Path, test_server: TestServer
 ) -> None:
-    test_server.set_content("/hello", "<h1>Hello over HTTP</h1>")
-    mission = write_mission(tmp_path, actions="goto", name="agent-http")
+    test_server.set_content("/hello", canary_page())
+    mission = write_mission(tmp_path, actions="goto, screenshot", name="agent-http")
     evidence = tmp_path / "evidence"
     proc = subprocess.Popen([WARDEN, "mcp", str(mission), "--http", "0", "--evidence-dir", str(evidence)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = _url(proc)
-        names, nav, closed = asyncio.run(_session(url, test_server.url(HOST, "/hello")))
+        names, nav, shot, closed = asyncio.run(_session(url, test_server.url(HOST, "/hello")))
         assert proc.wait(60) == 0  # the run completed: the server stops with it
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert "browser_navigate" in names and 'heading "Hello over HTTP"' in nav and "run has ended" in closed
+    assert "browser_navigate" in names and "run has ended" in closed
+    assert scan_bytes(nav.encode()) == [] and "«pii:EMAIL_ADDRESS»" in nav
+    images = [c for c in shot.content if isinstance(c, types.ImageContent)]
+    assert not shot.is_error and len(images) == 1 and images[0].mime_type == "image/png"
+    png = decode_png(base64.b64decode(images[0].data))
+    for y in (40, 90, 140, 190, 290):  # the canary page's PII boxes reach the client painted over
+        assert pixel(png, 300, y) == MASK, y
     folder = only_run(evidence)
     assert json.loads((folder / "run.json").read_text())["status"] == "completed"
     assert verify(folder, evidence).returncode == 0
