@@ -47,6 +47,10 @@ from runner.browser.page_reading import describe_element, find_target_element, r
 from runner.browser.screenshots import MASK_COLOR, take_screenshot
 from runner.browser.targets import has_target
 
+# Closing: each page is first sent to about:blank, so what its pagehide/unload handlers send (a
+# keepalive fetch, a beacon) is paused, judged and recorded while Playwright still delivers events.
+LAST_WORDS_MS = 2000
+
 
 class PlaywrightDriver:
     """One sandboxed browser, one main page. Use ``open_driver`` to make one."""
@@ -114,6 +118,10 @@ class PlaywrightDriver:
         if context is not None:
             browser = context.browser or browser
             # Each step is best effort: a dead driver or browser has nothing left to close.
+            for page in list(context.pages):  # a page's last words (pagehide) reach the gate before the end
+                with contextlib.suppress(Exception):
+                    page.goto("about:blank", wait_until="commit", timeout=LAST_WORDS_MS)
+                    page.wait_for_timeout(50)
             with contextlib.suppress(Exception):
                 context.close()
         _close_browser(browser, pw)

@@ -334,3 +334,67 @@ def test_browser_layer_judges_only_what_the_route_missed_and_fails_closed(
     assert {"/live", "/f", "/done"} <= set(got)
     assert "/beacon" not in got  # failed closed
     assert "/api" in got  # the unload keepalive fetch, judged by this layer and allowed
+
+
+def _send_both(trigger: str) -> str:
+    """``trigger`` with a clean keepalive fetch and beacon (which must arrive) and ones carrying an SSN."""
+    ssn = json.dumps(SSN[2].value)
+    return trigger.replace("BODY", f"""
+      fetch('/ok-fetch', {{method: 'POST', body: 'n=1', keepalive: true}});
+      navigator.sendBeacon('/ok-beacon', 'n=2');
+      fetch('/leak-fetch', {{method: 'POST', body: 'v=' + encodeURIComponent({ssn}), keepalive: true}});
+      navigator.sendBeacon('/leak-beacon', 'v=' + encodeURIComponent({ssn}));""")
+
+
+PAGEHIDE = "addEventListener('pagehide', () => { BODY });"
+# The events a leaving document can still send from (pagehide itself: the tests above).
+UNLOAD_TRIGGERS = {
+    "unload": "addEventListener('unload', () => { BODY });",
+    "visibilitychange": "document.addEventListener('visibilitychange', () => { if (document.hidden) { BODY } });",
+    "freeze": "document.addEventListener('freeze', () => { BODY }); " + PAGEHIDE,
+}
+
+
+@pytest.mark.parametrize("trigger", sorted(UNLOAD_TRIGGERS))
+def test_unload_channels_with_pii_never_arrive_and_clean_ones_do(
+    trigger: str, tmp_path: Path, ev: Path, server: TestServer
+) -> None:
+    """Each event a leaving page can send from: the canary never reaches the server, its clean twin does."""
+    url = _page(server, f"/u-{trigger}", _send_both(UNLOAD_TRIGGERS[trigger]))
+    steps = [f"goto: {json.dumps(url)}", "wait_for: {seconds: 0.3}",
+             f"goto: {json.dumps(server.url('allowed.localhost', '/done'))}", "wait_for: {seconds: 1}"]
+    code, _, recs, _ = run(tmp_path, mission(steps, pii=pii_block(on_request="block"), domains=DOMAINS), ev)
+    got = _routes(server)
+    assert "/ok-fetch" in got and "/ok-beacon" in got, got
+    assert "/leak-fetch" not in got and "/leak-beacon" not in got, got
+    assert code == 3
+    assert {f["action"] for f in findings(recs, "request")} == {"blocked"}
+
+
+def test_a_removed_iframe_cannot_send_pii_as_it_dies(tmp_path: Path, ev: Path, server: TestServer) -> None:
+    """A same-origin frame the page removes: its document unloads and its frame is gone."""
+    server.set_content("/child", f"<!doctype html><p>child</p><script>{_send_both(PAGEHIDE)}</script>")
+    url = _page(server, "/parent", """const f = document.createElement('iframe'); f.src = '/child';
+      document.body.appendChild(f); f.onload = () => { const b = document.createElement('button');
+        b.id = 'rm'; b.textContent = 'remove'; b.onclick = () => f.remove(); document.body.appendChild(b); };""")
+    steps = [f"goto: {json.dumps(url)}", "click: {selector: '#rm'}",  # the button exists once the frame loaded
+             f"goto: {json.dumps(server.url('allowed.localhost', '/done'))}", "wait_for: {seconds: 0.5}"]
+    code, _, recs, _ = run(tmp_path, mission(steps, pii=pii_block(on_request="block"), domains=DOMAINS), ev)
+    got = _routes(server)
+    assert "/leak-fetch" not in got and "/leak-beacon" not in got, got
+    # Judged by the route (the frame still existed: the run stops, exit 3) or, when the frame was gone
+    # first, by the browser layer, possibly after the last step (recorded, exit 0): blocked either way.
+    # The clean twins usually arrive, but a request the route holds when its frame detaches is dropped.
+    assert code in (0, 3)
+    assert {f["action"] for f in findings(recs, "request")} == {"blocked"}
+
+
+def test_the_run_closing_the_page_is_no_way_out(tmp_path: Path, ev: Path, server: TestServer) -> None:
+    """The mission ends on the page: its pagehide fires as Warden closes the browser. The canary never
+    arrives and the refusal is still recorded (the request gate outlives the browser in the close)."""
+    url = _page(server, "/last", _send_both(PAGEHIDE))
+    code, _, recs, _ = run(tmp_path, mission(_steps(url, 0.3), pii=pii_block(on_request="block"), domains=DOMAINS), ev)
+    got = _routes(server)
+    assert "/leak-fetch" not in got and "/leak-beacon" not in got, got
+    assert code == 0  # every step had run: the refusal after the last one is recorded, not a stop
+    assert {f["action"] for f in findings(recs, "request")} == {"blocked"}
