@@ -171,7 +171,7 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec("browser_take_screenshot", "Screenshot of the page, PII regions masked", TakeScreenshot,
              _fixed("screenshot"), ("screenshot",)),
     ToolSpec("browser_tabs", "List the open tabs", Tabs, _fixed(), (), read_only=True),
-    ToolSpec("browser_close", "Close the browser and end the session's run", NoArgs, _fixed(), (), read_only=True),
+    ToolSpec("browser_close", "Close the browser and end the session's run", NoArgs, _fixed(), ()),
 )
 BY_NAME: Mapping[str, ToolSpec] = {t.name: t for t in TOOLS}
 

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import queue
+import signal
 import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from types import FrameType
 from typing import Any, TypeVar
 
 import anyio
@@ -35,7 +38,7 @@ from runner.agent_session.calls import AgentInfo, ToolResult
 from runner.agent_session.live import SessionOptions, load_for_session
 from runner.agent_session.session import GuardedSession
 from runner.agent_session.tools import input_schema
-from runner.interrupts import sigterm_as_interrupt
+from runner.exit_codes import ExitCode
 from runner.lifecycle import try_quietly
 from runner.progress import JsonReporter
 
@@ -211,18 +214,38 @@ def serve_stdio(opts: SessionOptions) -> int:
     instructions = instructions_for(loaded)
     session = GuardedSession(opts, loaded=loaded, reporter=JsonReporter(sys.stderr))
     worker = SessionWorker(session)
+    previous = {sig: signal.signal(sig, _closing_handler(worker)) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with sigterm_as_interrupt():
-            try:
-                anyio.run(_serve, worker, instructions)
-            except BaseExceptionGroup as group:  # the transport's task group wraps what the session raised
-                raise _first(group) from None
+        try:
+            anyio.run(_serve, worker, instructions)
+        except BaseExceptionGroup as group:  # the transport's task group wraps what the session raised
+            raise _first(group) from None
         end = worker.run_sync(session.close, "interrupted", "the client disconnected without browser_close")
-    except KeyboardInterrupt:
-        end = worker.run_sync(session.close, "interrupted", "interrupted (Ctrl-C or SIGTERM)")
     except BaseException:
         worker.run_sync(session.close, "interrupted", "the MCP server failed")
         raise
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         worker.shutdown()
     return end[0]
+
+
+def _closing_handler(worker: SessionWorker) -> Callable[[int, FrameType | None], None]:
+    """SIGTERM / Ctrl-C: close the run (interrupted, its end record written) and exit 130.
+
+    Not an exception: the stdin reader is a thread no cancellation reaches, so the event loop could
+    not finish. The close waits behind a running call (bounded); a run left open is closed by crash
+    recovery as interrupted.
+    """
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        code = ExitCode.INTERRUPTED.value
+        try:
+            end = worker.submit(worker.session.close, "interrupted", f"stopped by signal {signum}").result(60)
+            code = end[0] if end[1] != "not started" else code
+        except BaseException:  # noqa: S110 - exiting anyway: recovery closes what is left
+            pass
+        os._exit(code)
+
+    return handler
