@@ -54,11 +54,14 @@ PREFILTERS: dict[str, re.Pattern[str] | None] = {
     "US_ITIN": re.compile(r"9\d(?:[- ]?\d){7}"),
     "US_BANK_NUMBER": re.compile(r"\d{8}"),
     "US_PASSPORT": re.compile(r"\d{8}"),
-    "US_DRIVER_LICENSE": re.compile(r"\d"),
+    # A letter next to a digit (the alphanumeric patterns), "]" then a digit (Presidio's typo
+    # alternative ``A-Z]{2}[0-9]...``), or 6+ digits (the digits pattern). Letters as any Unicode
+    # letter: Presidio matches [A-Z] case-insensitively, with its case folding.
+    "US_DRIVER_LICENSE": re.compile(r"[^\W\d_][0-9]|[0-9][^\W\d_]|\][0-9]|[0-9]{6}"),
     "UK_NHS": re.compile(r"\d(?:[- ]?\d){9}"),
     "IBAN_CODE": re.compile(r"[A-Z]{2}\d{2}", _I),
     "IP_ADDRESS": re.compile(r"\d\.\d|:[0-9A-F]{0,4}:", _I),
-    "CRYPTO": re.compile(r"[13]"),
+    "CRYPTO": re.compile(r"[13][^\W_]{25}"),  # (bc1|[13]) then 25+ address characters
     "DATE_TIME": None,  # regex dates need digits, but an NER model finds "January" too
     "MEDICAL_LICENSE": re.compile(r"\d{7}"),
     "MAC_ADDRESS": re.compile(r"[0-9A-F]{2}[:-][0-9A-F]{2}|[0-9A-F]{4}\.[0-9A-F]{4}", _I),
