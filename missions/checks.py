@@ -170,7 +170,8 @@ def semantic_problems(
         problems.append(Problem(file, line_for(path.split("."), lines), path, message))
 
     if require_steps and not data.get("steps"):  # only `warden mcp` runs a mission whose agent gives the steps
-        add("steps", "steps must not be empty for `warden run` (only `warden mcp` runs a mission whose agent gives them)")
+        add("steps",
+            "steps must not be empty for `warden run` (only `warden mcp` runs a mission whose agent gives them)")
 
     raw_steps = data.get("steps") or []
     extracted_at: dict[str, int] = {}
