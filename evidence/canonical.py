@@ -69,7 +69,12 @@ def _kind(obj: Any) -> int:
     one below 2**53 is JCS's integer (12.0 -> "12", -0.0 -> "0"); anything else goes to the reference.
     """
     kind = _PLAIN
-    stack = [obj]
+    if type(obj) is dict:  # a record: most members are strings, skipped without a stack round trip
+        stack = [v for k, v in obj.items() if type(v) is not str or type(k) is not str or not k.isascii()]
+        if any(type(k) is not str or (not k.isascii() and max(k) > "\uffff") for k in obj):
+            return _REFERENCE
+    else:
+        stack = [obj]
     pop, push = stack.pop, stack.append
     while stack:
         v = pop()
@@ -130,6 +135,17 @@ def canonical_bytes(obj: Any, *, plain: bool = False) -> bytes:
     the tree walk.
     """
     return canonical_text(obj, plain=plain).encode("utf-8")
+
+
+def canonical_form(obj: Any) -> tuple[str, bool]:
+    """(canonical text, whether it is the fast encoder's output of ``obj``'s own tree — i.e. what
+    ``json.dumps(sort_keys=True)`` of the record parsed back from that text gives)."""
+    kind = _kind(obj)
+    if kind == _PLAIN:
+        return _encode(obj), True
+    if kind == _INTEGRAL:
+        return _encode(_ints(obj)), True
+    return rfc8785.dumps(obj).decode("utf-8"), False
 
 
 def canonical_text(obj: Any, *, plain: bool = False) -> str:

@@ -2,8 +2,9 @@
 
 Default is SQLite at ``DIR/warden.db`` in WAL mode with a busy timeout, so several concurrent runs
 can each append records while ``warden evidence`` reads. Any SQLAlchemy URL works (PostgreSQL).
-The run row's ``chain_head`` is updated in the same transaction as each record, so a tail cut from
-``records.jsonl`` behind the index's back is visible to ``verify``.
+The run row's ``chain_head`` moves in the same transaction as the records indexed with it (the
+writer indexes what it wrote at each fsync), so a tail cut from ``records.jsonl`` behind the
+index's back is visible to ``verify``.
 
 Nothing sensitive in a column. ``records.body`` is the writer's line (every string already through
 the run's redactor); the other record columns are copied from that redacted record and kept only
@@ -16,7 +17,6 @@ text of a run row: it goes through ``redactor`` when the index is given one (the
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,10 +40,13 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from evidence.index_rows import _TOKEN, _record_row, insert_rows
 from evidence.records import Record, finding_entities
 from evidence.redact import Redactor
 from evidence.runfolder import RunInfo
 from kernel.errors import UsageError
+
+__all__ = ["Base", "EvidenceIndex", "RecordRow", "RunRow", "_record_row"]
 
 
 class Base(DeclarativeBase):
@@ -272,7 +275,8 @@ class EvidenceIndex:
             done = conn.execute(_MOVE_HEAD, {"rid": last["run_id"], "head": last["hash"], "cnt": last["seq"]})
             if getattr(done, "rowcount", 0) != 1:
                 raise LookupError(f"run {last['run_id']!r} is not registered in the index (upsert_run first)")
-            conn.execute(_INSERT_RECORD, rows)
+            if not insert_rows(conn, rows):
+                conn.execute(_INSERT_RECORD, rows)
 
     def _mission_of(self, run_id: str) -> str | None:
         if run_id not in self._missions:
@@ -399,46 +403,3 @@ _FILTERABLE: dict[str, Any] = {
 }
 
 
-_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}")
-"""What a denormalised record column may hold: an identifier token, never free text."""
-
-
-def _opt_str(record: Record, name: str) -> str | None:
-    value = getattr(record, name, None)
-    return None if value is None else str(value)
-
-
-def _token(record: Record, name: str) -> str | None:
-    """``_opt_str``, kept only when it is an identifier token (the body still holds the redacted field)."""
-    value = _opt_str(record, name)
-    return value if value is not None and _TOKEN.fullmatch(value) else None
-
-
-def _entity_types(record: Record) -> str | None:
-    """A ``pii_finding``'s entity types as one column: v1 its one type, v2 its types space-separated
-    (``--where entity_type=X`` matches one of them); only identifier tokens, never free text."""
-    counts = getattr(record, "counts", None)
-    if not isinstance(counts, dict):
-        return _token(record, "entity_type")
-    names = sorted(str(k) for k in counts if _TOKEN.fullmatch(str(k)))
-    return " ".join(names) or None
-
-
-def _record_row(record: Record, body: str | None) -> dict[str, Any]:
-    step = getattr(record, "step", None)
-    return {
-        "run_id": record.run_id,
-        "seq": record.seq,
-        "record_id": record.record_id,
-        "type": record.type,
-        "time": record.time,
-        "decision": _token(record, "decision"),
-        "phase": _token(record, "phase"),
-        "kind": _token(record, "kind"),
-        "step": step if isinstance(step, int) else None,
-        "mission_id": _token(record, "mission_id"),  # run_record's own; the index fills the run's for others
-        "entity_type": _entity_types(record),
-        "approval_id": _token(record, "approval_id"),
-        "hash": record.hash,
-        "body": body if body is not None else record.model_dump_json(by_alias=True),
-    }

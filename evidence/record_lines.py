@@ -43,7 +43,15 @@ def cap_string(text: str, limit: int = MAX_STRING) -> str:
 
 def jsonl_line(body: Mapping[str, Any]) -> str:
     """One JSON object on one line: no raw CR/LF, U+2028/U+2029/NEL escaped; NaN refused."""
-    text = _dumps(body)
+    return escape_breaks(_dumps(body))
+
+
+HASH_PREFIX = '{"hash":"'
+"""How a record line written since issue 13 starts: its hash first, then its canonical JSON."""
+
+
+def escape_breaks(text: str) -> str:
+    """U+2028, U+2029 and NEL as JSON escapes (see ``jsonl_line``)."""
     if not text.isascii():
         for ch, esc in _EXTRA_BREAKS.items():
             if ch in text:
@@ -51,11 +59,22 @@ def jsonl_line(body: Mapping[str, Any]) -> str:
     return text
 
 
+def hashed_line(canonical: str, digest: str) -> str:
+    """The line of a record whose canonical JSON (without ``hash``) is ``canonical``: ``hash`` first,
+    then the canonical members — so the line *is* its hash input, and a verifier encodes it once.
+    It is also ``jsonl_line`` of the record parsed back (keys in that order)."""
+    return f'{HASH_PREFIX}{digest}",{escape_breaks(canonical[1:])}' if canonical != "{}" else \
+        f'{HASH_PREFIX}{digest}"}}'
+
+
 def jsonable(value: Any) -> Any:
     """Models to dicts, tuples to lists: the shapes ``redact_tree`` walks."""
+    t = type(value)
+    if t is str or t is int or t is float or t is bool or value is None:
+        return value
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json", by_alias=True)
-    if isinstance(value, Mapping):
+    if t is dict or isinstance(value, Mapping):
         return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]

@@ -202,40 +202,64 @@ def redact_many(redactor: Redactor, texts: Sequence[str]) -> list[str]:
     return [redactor.redact(t) for t in texts]
 
 
+_LEAVES = (int, float, bool, type(None))
+
+
 def _strings(value: Any, out: dict[str, None]) -> None:
-    if isinstance(value, str):
+    t = type(value)
+    if t is str:
         out[value] = None
-    elif isinstance(value, Mapping):
+    elif t in _LEAVES:
+        return
+    elif t is dict or isinstance(value, Mapping):
         for k, v in value.items():
-            out[str(k)] = None
-            if not is_warden_id(str(k), v):
+            k = str(k)
+            out[k] = None
+            if type(v) is not str or k not in ID_FIELDS or not is_warden_id(k, v):
                 _strings(v, out)
     elif isinstance(value, list | tuple):
         for v in value:
             _strings(v, out)
+    elif isinstance(value, str):
+        out[value] = None
 
 
 def _rebuilt(value: Any, table: Mapping[str, str]) -> Any:
-    if isinstance(value, str):
+    t = type(value)
+    if t is str:
         return table[value]
-    if isinstance(value, Mapping):
-        return {table[str(k)]: v if is_warden_id(str(k), v) else _rebuilt(v, table) for k, v in value.items()}
+    if t in _LEAVES:
+        return value
+    if t is dict or isinstance(value, Mapping):
+        return {
+            table[str(k)]: v if type(v) is str and str(k) in ID_FIELDS and is_warden_id(str(k), v)
+            else _rebuilt(v, table)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [_rebuilt(v, table) for v in value]
+    if isinstance(value, str):
+        return table[value]
     return value
 
 
-def redact_trees(trees: Sequence[Any], redactor: Redactor) -> list[Any]:
+def redact_trees(
+    trees: Sequence[Any], redactor: Redactor, finish: Callable[[str], str] | None = None
+) -> list[Any]:
     """Redact every string (keys included) of JSON-like trees; new trees, inputs untouched.
 
     Every distinct string of all the trees goes to the redactor once, in one batch (``redact_many``);
     values of Warden id/hash fields in their exact format (``is_warden_id``) are kept verbatim.
+    ``finish`` is then applied to each redacted string (the writer caps lengths there).
     """
     found: dict[str, None] = {}
     for tree in trees:
         _strings(tree, found)
     texts = list(found)
-    table = dict(zip(texts, redact_many(redactor, texts), strict=True))
+    done = redact_many(redactor, texts)
+    if finish is not None:
+        done = [finish(t) for t in done]
+    table = dict(zip(texts, done, strict=True))
     return [_rebuilt(tree, table) for tree in trees]
 
 

@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import json
 import string
-import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from evidence.index import EvidenceIndex
+from evidence.report_html import _dict, _facts, _kv, _section, _table, _ts, badge, h
 from evidence.runfolder import RunFolder, RunInfo, utc_timestamp
 from evidence.timeline import finding_count, finding_summary
 from evidence.verify import VerifyReport, verify_run
@@ -34,37 +32,6 @@ from kernel import __version__
 
 _EMBEDDABLE = frozenset({"image/png", "image/jpeg", "image/webp"})
 _MAX_EMBED = 8 * 1024 * 1024  # bytes per screenshot; larger ones are linked by name only
-_OK = {"allow", "approved", "ok", "completed", "recorded", "allowed", "start"}
-_BAD = {"deny", "denied", "blocked", "failed", "expired", "aborted", "evidence_error", "ALTERED"}
-_WARN = {"require_approval", "approval_required", "stopped", "interrupted", "retried", "masked", "running"}
-
-
-def clean(value: Any, *, keep_newlines: bool = False) -> str:
-    """Text with control/format (bidi) characters shown as escapes; not yet HTML-escaped."""
-    text = "" if value is None else str(value)
-    out = []
-    for ch in text:
-        if keep_newlines and ch == "\n":
-            out.append(ch)
-            continue
-        if unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"}:
-            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def h(value: Any, *, keep_newlines: bool = False) -> str:
-    """Escaped for HTML text and attribute values."""
-    return html.escape(clean(value, keep_newlines=keep_newlines), quote=True)
-
-
-def badge(verdict: Any) -> str:
-    v = str(verdict or "")
-    cls = "ok" if v in _OK else "bad" if v in _BAD else "warn" if v in _WARN else ""
-    return f'<span class="badge {cls}">{h(v or "—")}</span>'
-
-
 @dataclass
 class _Run:
     folder: RunFolder
@@ -126,49 +93,6 @@ def _image(folder: RunFolder, att: dict[str, Any]) -> str:
     note = ' — <b style="color:var(--bad)">does not match its recorded sha256</b>' if altered else ""
     uri = f"data:{media};base64,{base64.b64encode(data).decode('ascii')}"
     return f'<figure><img src="{uri}" alt="{caption}" loading="lazy"><figcaption>{caption}{note}</figcaption></figure>'
-
-
-def _facts(rows: Iterable[tuple[str, str]]) -> str:
-    items = "".join(f"<div><dt>{h(k)}</dt><dd>{v}</dd></div>" for k, v in rows)
-    return f'<dl class="facts">{items}</dl>'
-
-
-_NARROW = frozenset({"time", "step", "guard", "kind", "decision", "score", "where", "action", "mitigation",
-                     "attempt", "asked", "when", "channel", "policy", "entity"})
-
-
-def _table(headers: list[str], rows: list[list[str]], empty: str) -> str:
-    if not rows:
-        return f'<p class="empty">{h(empty)}</p>'
-    cls = [' class="nw"' if x in _NARROW else "" for x in headers]
-    head = "".join(f"<th{c}>{h(x)}</th>" for x, c in zip(headers, cls, strict=True))
-    body = "".join(
-        "<tr>" + "".join(f"<td{c}>{v}</td>" for v, c in zip(row, cls, strict=True)) + "</tr>" for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _section(title: str, inner: str, count: int | None = None, ident: str = "") -> str:
-    n = f'<span class="count">{count}</span>' if count is not None else ""
-    anchor = f' id="{h(ident)}"' if ident else ""
-    return f"<section{anchor}><h2>{h(title)}{n}</h2>{inner}</section>"
-
-
-def _ts(value: Any) -> str:
-    """An RFC 3339 time as date and time on two lines (full value in the tooltip)."""
-    text = clean(value)
-    if len(text) >= 20 and text[10] == "T":
-        return f'<span title="{h(text)}">{h(text[:10])}<br><span class="mono">{h(text[11:])}</span></span>'
-    return h(text or "—")
-
-
-def _kv(d: Any) -> str:
-    if isinstance(d, dict) and d:
-        return "<br>".join(
-            f"<code>{h(k)}</code>={h(json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v)}"
-            for k, v in d.items()
-        )
-    return ""
 
 
 def _header(run: _Run, written_at: str) -> str:
@@ -363,10 +287,6 @@ def _pii(run: _Run) -> str:
     table = _table(["time", "step", "entity", "score", "where", "preview (masked)", "policy", "action", "location"],
                    rows, "No PII finding recorded.")
     return _section("PII findings (as recorded: masked, values never stored)", table, len(rows), "pii")
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _exceptions(run: _Run) -> str:

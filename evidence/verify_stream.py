@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from hashlib import sha256 as _sha256
 
 from evidence.canonical import plain_json_text, record_hash
-from evidence.records import GENESIS_HASH, RECORD_TYPES, RunRecord
+from evidence.record_lines import HASH_PREFIX, hashed_line, jsonl_line
+from evidence.records import GENESIS_HASH, Record, RunRecord, record_class
 from evidence.runfolder import RunFolder
 from evidence.verify_report import Line
-from evidence.writer import jsonl_line
 
 
 class Fallback(Exception):
@@ -54,14 +55,41 @@ class Stream:
         return self.run_records if self.last in self.run_records else [*self.run_records, self.last]
 
 
-def stream_lines(folder: RunFolder, run_id: str) -> Stream:
-    """One pass over ``records.jsonl`` that holds only the previous hash, the seq, the record ids
-    seen, one 32-byte digest per record and the attachment links. It proves an intact chain (each
-    line a valid record, its own serialisation, its hash recomputing, seqs 1..n in order, links
-    unbroken, ids unique, the run opened by a run_record); at the first anything else it raises
-    ``Fallback`` and the full pass, which holds every record, names each problem precisely."""
-    out = Stream()
-    # A float, NaN/Infinity or an integer beyond 15 digits in the line: its hash takes the full encoder.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False).encode
+
+
+def _same_in_both(number: str) -> bool:
+    """A float token that Python's encoder writes exactly as RFC 8785 does (evidence.canonical._kind):
+    non-integral, 1e-4 <= |x| < 1e16. Anything else (and NaN, Infinity, 16+ digit ints) takes the
+    reference path."""
+    try:
+        x = float(number)
+    except ValueError:
+        return False
+    return not x.is_integer() and 1e-4 <= abs(x) < 1e16
+
+
+@dataclass
+class Part:
+    """What one scan of a byte range of ``records.jsonl`` proved: its lines link from ``first_prev``
+    at seq ``first_seq`` to ``last_hash`` at ``last_seq``; the stitcher checks the ranges meet."""
+
+    first_seq: int = 0
+    first_prev: str = GENESIS_HASH
+    last: tuple[int, str, Record] | None = None
+    hashes: bytearray = field(default_factory=bytearray)
+    run_records: list[Line] = field(default_factory=list)
+    linked: list[Line] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)
+    torn: int = 0
+
+
+def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -> Part:
+    """The streaming checks over the lines in bytes [start, end) of ``path`` (``start`` at a line
+    start). The first line's seq and prev_hash are taken as given (the caller checks them); from
+    there seqs run on by one and each prev_hash is the previous hash."""
+    out = Part()
+    # A float, NaN/Infinity or an integer beyond 15 digits in the line: seen by the decoder's hooks.
     floats: list[str] = []
 
     def saw_float(s: str) -> float:
@@ -74,10 +102,18 @@ def stream_lines(folder: RunFolder, run_id: str) -> Stream:
         return int(s)
 
     decode = json.JSONDecoder(parse_float=saw_float, parse_int=saw_int, parse_constant=saw_float).decode
-    seen_ids: set[str] = set()
-    prev = GENESIS_HASH
-    with open(folder.records, "rb") as f:
-        for seq, chunk in enumerate(f, start=1):
+    seen_ids = out.ids
+    add_id = seen_ids.add
+    hashes = out.hashes
+    prev: str | None = None
+    seq = 0
+    pos = start
+    with open(path, "rb") as f:
+        f.seek(start)
+        for chunk in f:
+            if end is not None and pos >= end:
+                break
+            pos += len(chunk)
             if not chunk.endswith(b"\n"):
                 out.torn = len(chunk)
                 break
@@ -87,37 +123,93 @@ def stream_lines(folder: RunFolder, run_id: str) -> Stream:
                 data = decode(text)
             except ValueError as e:
                 raise Fallback from e
-            if not isinstance(data, dict):
+            if type(data) is not dict:
                 raise Fallback
-            digest = data.get("hash")
-            rid = data.get("record_id")
+            get = data.get
+            digest = get("hash")
+            rid = get("record_id")
+            s_ = get("seq")
+            if prev is None:  # the range's first line: where it starts is the stitcher's to check
+                prev = get("prev_hash")
+                seq = s_ if type(s_) is int else 0
+                out.first_seq, out.first_prev = seq, str(prev)
+            else:
+                seq += 1
             if (
-                data.get("seq") != seq or type(data.get("seq")) is not int
-                or data.get("prev_hash") != prev
-                or data.get("run_id") != run_id
-                or not isinstance(rid, str) or rid in seen_ids
-                or not isinstance(digest, str)
+                s_ != seq or type(s_) is not int
+                or get("prev_hash") != prev
+                or get("run_id") != run_id
+                or type(rid) is not str or rid in seen_ids
+                or type(digest) is not str
             ):
                 raise Fallback
-            cls = RECORD_TYPES.get(str(data.get("type")))
+            cls = record_class(data)
             if cls is None:
                 raise Fallback
             try:
                 record = cls.model_validate(data)
-                if record_hash(data, plain=not floats and plain_json_text(text)) != digest or text != jsonl_line(data):
+                plain = not floats or all(_same_in_both(x) for x in floats)
+                if plain and text.startswith(HASH_PREFIX) and (text.isascii() or plain_json_text(text)):
+                    # A line as the writer writes it: hash, then the canonical JSON. One encoding
+                    # gives both the hash input and the line it must be, byte for byte.
+                    del data["hash"]
+                    canonical = _encode(data)
+                    if (text[75:] != canonical[1:] and text != hashed_line(canonical, digest)) or text[:75] != (
+                        f'{HASH_PREFIX}{digest}",'
+                    ) or _sha256(canonical.encode()).hexdigest() != digest:
+                        raise Fallback
+                elif (record_hash(data, plain=not floats and plain_json_text(text)) != digest
+                      or text != jsonl_line(data)):
                     raise Fallback
             except Exception as e:  # invalid, NaN, unencodable: the full pass says which
                 raise Fallback from e
-            seen_ids.add(rid)
-            out.hashes += bytes.fromhex(digest)
+            add_id(rid)
+            hashes += bytes.fromhex(digest)
             prev = digest
-            slim = Line(seq, {"seq": seq, "hash": digest}, record if isinstance(record, RunRecord) else None)
-            if seq == 1 and not (isinstance(record, RunRecord) and record.phase == "start"):
+            if type(record) is RunRecord:
+                if seq == 1 and record.phase != "start":
+                    raise Fallback
+                out.run_records.append(Line(seq, {"seq": seq, "hash": digest}, record))
+            elif seq == 1:
                 raise Fallback
-            if isinstance(record, RunRecord):
-                out.run_records.append(slim)
-            if data.get("attachments"):
-                out.linked.append(Line(seq, {"seq": seq, "attachments": data["attachments"]}, None))
-            out.last = slim
-            out.count = seq
+            attachments = get("attachments")
+            if attachments:
+                out.linked.append(Line(seq, {"seq": seq, "attachments": attachments}, None))
+            out.last = (seq, digest, record)
+    return out
+
+
+def stream_lines(folder: RunFolder, run_id: str) -> Stream:
+    """One pass over ``records.jsonl`` that holds only the previous hash, the seq, the record ids
+    seen, one 32-byte digest per record and the attachment links. It proves an intact chain (each
+    line a valid record, its own serialisation, its hash recomputing, seqs 1..n in order, links
+    unbroken, ids unique, the run opened by a run_record); at the first anything else it raises
+    ``Fallback`` and the full pass, which holds every record, names each problem precisely.
+
+    A large file is cut into byte ranges at line starts, scanned by worker processes side by side
+    (evidence.verify_parallel); the ranges must meet exactly (seq and hash), their ids be disjoint."""
+    from evidence.verify_parallel import scan_parts
+
+    parts = scan_parts(str(folder.records), run_id)
+    out = Stream()
+    seen: set[str] = set()
+    expect_seq, expect_prev = 1, GENESIS_HASH
+    for part in parts:
+        if part.last is None:
+            if part.torn:
+                out.torn = part.torn
+            continue
+        if part.first_seq != expect_seq or part.first_prev != expect_prev:
+            raise Fallback
+        if seen and not part.ids.isdisjoint(seen):
+            raise Fallback
+        seen |= part.ids
+        out.hashes += part.hashes
+        out.run_records += part.run_records
+        out.linked += part.linked
+        seq, digest, record = part.last
+        expect_seq, expect_prev = seq + 1, digest
+        out.last = Line(seq, {"seq": seq, "hash": digest}, record if type(record) is RunRecord else None)
+        out.count = seq
+        out.torn = part.torn
     return out

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import threading
@@ -33,14 +34,14 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from evidence import runfolder as _io
-from evidence.canonical import record_hash, sha256_bytes
+from evidence.canonical import canonical_form, record_hash, sha256_bytes
 from evidence.index import EvidenceIndex
 from evidence.record_lines import (
     ENVELOPE_FIELDS,
     MAX_STRING,
     SYNC_EVERY,
     cap_string,
-    capped,
+    hashed_line,
     is_gating,
     jsonable,
     jsonl_line,
@@ -226,7 +227,7 @@ class EvidenceWriter:
             for _, actor, _, fields in items:
                 trees += [jsonable(fields), actor.model_dump(mode="json")]
             try:
-                clean_trees = redact_trees(trees, self.redactor)
+                clean_trees = redact_trees(trees, self.redactor, self._cap)
             except Exception as e:
                 # The message of a redactor failure may quote the very text it failed on: not repeated.
                 raise self._fail(f"redaction failed ({type(e).__name__}): record not written", e) from e
@@ -253,8 +254,6 @@ class EvidenceWriter:
         self, record_cls: type[Record], clean: Any, actor_data: Any, attachments: Sequence[Attachment],
         seq: int, prev: str,
     ) -> tuple[Record, str]:
-        clean = capped(clean, self._max_string)
-        actor_data = capped(actor_data, self._max_string)
         draft: dict[str, Any] = {
             **clean,
             "schema": record_cls.schema_id(),
@@ -272,9 +271,16 @@ class EvidenceWriter:
         # SHA-256 hex computed here, so the copy below is as valid as the model it copies.
         model = record_cls.model_validate(draft)
         body = model.model_dump(mode="json", by_alias=True)
-        digest = record_hash(body)
-        body["hash"] = digest
-        return model.model_copy(update={"hash": digest}), jsonl_line(body)
+        del body["hash"]
+        canonical, fast = canonical_form(body)
+        digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        # The usual line: hash first, then the canonical JSON (one encoding serves hash and line).
+        # A record only the reference encoder can write (an unusual float) keeps the model's order.
+        line = hashed_line(canonical, digest) if fast else jsonl_line({**body, "hash": digest})
+        return model.model_copy(update={"hash": digest}), line
+
+    def _cap(self, text: str) -> str:
+        return cap_string(text, self._max_string)
 
     def _flush_index(self) -> None:
         """Index the records written since the last flush, in one transaction (the run's head moves

@@ -383,3 +383,66 @@ def test_a_run_opened_for_a_key_must_be_signed_by_it(start_run: Any, tmp_path: P
     report = verify_run(h.folder.root, None, load_public_key(pub))
     assert _has(report, "signature does not match"), report.problems
     assert _has(report, "run.json: exit_code 1"), report.problems
+
+
+def test_lines_are_hash_first_canonical_and_their_key_order_is_checked(make_run: Any) -> None:
+    """The writer's line is its hash, then its canonical JSON (so verify encodes each record once);
+    a line with the same values in another key order, or a number spelled otherwise, is an edit."""
+    h = make_run(steps=3)
+    lines = h.folder.records.read_text().splitlines()
+    for line in lines:
+        data = json.loads(line)
+        body = {k: v for k, v in data.items() if k != "hash"}
+        canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        assert line == '{"hash":"' + data["hash"] + '",' + canonical[1:]
+    outcome = next(i for i, ln in enumerate(lines) if '"phase":"outcome"' in ln)
+    data = json.loads(lines[outcome])
+    reordered = {"hash": data["hash"], **{k: data[k] for k in reversed(list(data)) if k != "hash"}}
+    lines[outcome] = json.dumps(reordered, ensure_ascii=False, separators=(",", ":"))
+    h.folder.records.write_text("\n".join(lines) + "\n")
+    assert _has(_verify(h), f"record {outcome + 1}", "not the writer's serialisation")
+
+
+def test_a_large_file_scanned_in_ranges_verifies_and_catches_edits_at_and_across_the_cuts(
+    make_run: Any, tamper: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large files are streamed in byte ranges by worker processes (evidence.verify_parallel); the
+    ranges must meet exactly. Forced here on a small run: intact, it verifies; an edit, a swap across
+    a cut, a record duplicated into another range or a range that does not link are all caught."""
+    import evidence.verify_parallel as vp
+
+    monkeypatch.setattr(vp, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(vp, "_cores", lambda: 3)
+    h = make_run(steps=20)
+    assert len(vp.ranges(str(h.folder.records), 3)) == 3
+    calls: list[int] = []
+    real = vp._result
+    monkeypatch.setattr(vp, "_result", lambda proc, *a: (calls.append(proc is not None), real(proc, *a))[1])
+    assert _verify(h).ok and calls == [True, True]  # two ranges answered by worker processes
+    good = h.folder.records.read_bytes()
+    t = tamper(h)
+    cut = vp.ranges(str(h.folder.records), 3)[1][0]
+    at = good[:cut].count(b"\n")  # index of the first record of the second range
+    from evidence.verify_stream import Fallback, stream_lines
+
+    for change in ("edit", "swap", "duplicate id", "unlinked"):
+        h.folder.records.write_bytes(good)
+        recs = t.lines()
+        if change == "edit":
+            recs[at + 2]["outcome"] = "failed"
+        elif change == "swap":
+            recs[at - 1], recs[at] = recs[at], recs[at - 1]
+        elif change == "duplicate id":  # the whole chain rewritten around it: only the id is wrong
+            recs[-3]["record_id"] = recs[1]["record_id"]
+            recs = t.rechain(recs)
+        else:  # the second range rechained on its own: each range is intact, they do not meet
+            prev = "f" * 64
+            for i in range(at, len(recs)):
+                recs[i] = t.rehash({**recs[i], "prev_hash": prev})
+                prev = recs[i]["hash"]
+        t.write(recs)
+        with pytest.raises(Fallback):
+            stream_lines(h.folder, h.run_id)
+        assert not _verify(h).ok, change
+    h.folder.records.write_bytes(good)
+    assert _verify(h).ok

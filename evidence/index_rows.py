@@ -1,0 +1,83 @@
+"""The index's record rows: the denormalised columns of one record, and one fast batch insert.
+
+Nothing sensitive in a column: the columns are copied from the redacted record and kept only when
+they are identifier tokens (``_token``), so free text never reaches an indexed column.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import Connection
+
+from evidence.records import Record
+
+ROW_COLUMNS = ("run_id", "seq", "record_id", "type", "time", "decision", "phase", "kind", "step", "mission_id",
+               "entity_type", "approval_id", "hash", "body")
+_ROW_VALUES = itemgetter(*ROW_COLUMNS)
+
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}")
+"""What a denormalised record column may hold: an identifier token, never free text."""
+
+
+def _fields(record: Record) -> dict[str, Any]:
+    # A model's fields (pydantic keeps them in __dict__): no attribute lookup per absent column.
+    fields: dict[str, Any] = vars(record)
+    return fields
+
+
+def _opt_str(record: Record, name: str) -> str | None:
+    value = _fields(record).get(name)
+    return None if value is None else str(value)
+
+
+def _token(record: Record, name: str) -> str | None:
+    """``_opt_str``, kept only when it is an identifier token (the body still holds the redacted field)."""
+    value = _opt_str(record, name)
+    return value if value is not None and _TOKEN.fullmatch(value) else None
+
+
+def _entity_types(record: Record) -> str | None:
+    """A ``pii_finding``'s entity types as one column: v1 its one type, v2 its types space-separated
+    (``--where entity_type=X`` matches one of them); only identifier tokens, never free text."""
+    counts = _fields(record).get("counts")
+    if not isinstance(counts, dict):
+        return _token(record, "entity_type")
+    names = sorted(str(k) for k in counts if _TOKEN.fullmatch(str(k)))
+    return " ".join(names) or None
+
+
+def _record_row(record: Record, body: str | None) -> dict[str, Any]:
+    step = _fields(record).get("step")
+    return {
+        "run_id": record.run_id,
+        "seq": record.seq,
+        "record_id": record.record_id,
+        "type": record.type,
+        "time": record.time,
+        "decision": _token(record, "decision"),
+        "phase": _token(record, "phase"),
+        "kind": _token(record, "kind"),
+        "step": step if isinstance(step, int) else None,
+        "mission_id": _token(record, "mission_id"),  # run_record's own; the index fills the run's for others
+        "entity_type": _entity_types(record),
+        "approval_id": _token(record, "approval_id"),
+        "hash": record.hash,
+        "body": body if body is not None else record.model_dump_json(by_alias=True),
+    }
+
+
+def insert_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> bool:
+    """One ``executemany`` of prebuilt SQL through the driver (no per-row statement compilation);
+    False when the driver's parameter style is not one this knows (the caller inserts with Core)."""
+    style = conn.dialect.paramstyle
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(style or "")
+    if mark is None:
+        return False
+    # Only constant column names and placeholders: the values travel as parameters.
+    sql = f"INSERT INTO records ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join([mark] * len(ROW_COLUMNS))})"  # noqa: S608
+    conn.exec_driver_sql(sql, list(map(_ROW_VALUES, rows)))
+    return True
