@@ -113,6 +113,7 @@ class Dispatcher:
             return self._stop_run(TIMEOUT_REACHED)
         self._record(Decision.allow("mcp.tools", f"agent call {name}", "mcp.tools"), n, subject)
         approvals_before = self.live.run.recorder.counts["approval_request"]
+        executed_before = self.live.state.executed
         try:
             text, png = self._handle(spec.name, args)
         except Refused as exc:
@@ -122,11 +123,10 @@ class Dispatcher:
                 return self._stop_run(str(exc))
             asked = self.live.run.recorder.counts["approval_request"] > approvals_before
             lead = "approval not granted" if asked else f"refused by {exc.guard or 'the guards'} ({exc.rule})"
-            return self._result(f"{lead}: {exc}; nothing was done", ok=False)
-        except StepFailed as exc:
-            return self._result(f"failed: {exc}", ok=False)
-        except DriverError as exc:
-            return self._result(f"failed: {exc}", ok=False)
+            return self._result(f"{lead}: {exc}; {_done(self.live.state.executed - executed_before)}", ok=False)
+        except (StepFailed, DriverError) as exc:
+            done = self.live.state.executed - executed_before
+            return self._result(f"failed: {exc}" + (f"; {_done(done)}" if done else ""), ok=False)
         except EvidenceUnavailable as exc:
             self._end_run(ExitCode.EVIDENCE_UNAVAILABLE.value, str(exc))
             return self._result(f"the evidence cannot be written ({exc}): the run ends", ok=False, ended=True)
@@ -256,6 +256,11 @@ class Dispatcher:
         if self.ended is None:
             self.ended = message
             self._end(exit_code, message)
+
+
+def _done(steps: int) -> str:
+    """What an error result says of the call's earlier steps (``type`` + submit, ``fill_form``)."""
+    return "nothing was done" if steps == 0 else f"{steps} earlier step(s) of this call were done"
 
 
 def _form_step(f: t.FormField, target: dict[str, Any]) -> dict[str, Any]:

@@ -110,3 +110,17 @@ def test_what_cannot_be_masked_is_withheld_and_a_bug_ends_the_run(
         folder = s.folder
     info = json.loads((folder / "run.json").read_text())
     assert info["status"] == "failed" and info["exit_code"] == 4
+
+
+def test_a_refusal_midway_says_what_was_already_done(tmp_path: Path, test_server: TestServer) -> None:
+    from tests.runner.mcp.test_mcp_stdio import FORM, ZONES
+
+    test_server.set_content("/form", FORM)
+    mission = write_mission(tmp_path, actions="goto, fill", extra=ZONES, max_steps=2, name="midway")
+    with open_session(mission, evidence_dir=tmp_path / "evidence") as s:
+        box = ref_of(s.navigate(test_server.url(HOST, "/form")).text, "textbox", "Your name")
+        fields = [{"name": "a", "type": "textbox", "ref": box, "value": "one"},
+                  {"name": "b", "type": "textbox", "ref": box, "value": "two"}]
+        result = s.fill_form(fields)  # the second fill is past max_steps: 2
+        assert not result.ok and "step limit reached" in result.text
+        assert "1 earlier step(s) of this call were done" in result.text
