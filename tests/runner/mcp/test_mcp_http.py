@@ -43,8 +43,18 @@ async def _session(url: str, page: str) -> tuple[list[str], str, types.CallToolR
         names = [t.name for t in (await s.list_tools()).tools]
         nav = await s.call_tool("browser_navigate", {"url": page})
         shot = await s.call_tool("browser_take_screenshot", {})
+        assert not await _second_client_admitted(url)  # one session, one run
         closed: types.CallToolResult = await s.call_tool("browser_close", {})
         return names, text(nav), shot, text(closed)
+
+
+async def _second_client_admitted(url: str) -> bool:
+    try:
+        async with streamable_http_client(url) as (read, write), ClientSession(read, write) as other:
+            await asyncio.wait_for(other.initialize(), 30)
+            return True
+    except Exception:  # refused by the server (the SDK raises it inside its task group)
+        return False
 
 
 def test_http_transport_serves_one_session_and_browser_close_completes_the_run(
