@@ -6,14 +6,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import mcp_types as types
 import pytest
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 from runner.browser.playwright_driver import MASK_COLOR
 from tests.guards.canaries import scan_bytes
@@ -37,8 +41,14 @@ def _url(proc: subprocess.Popen[str], timeout: float = 120) -> str:
     raise AssertionError("no serving line")
 
 
+TOKEN = "test-token-0123456789abcdef"
+
+
 async def _session(url: str, page: str) -> tuple[list[str], str, types.CallToolResult, str]:
-    async with streamable_http_client(url) as (read, write), ClientSession(read, write, client_info=CLIENT) as s:
+    client = create_mcp_http_client(headers={"Authorization": f"Bearer {TOKEN}"})
+    async with client, streamable_http_client(url, http_client=client) as (read, write), ClientSession(
+        read, write, client_info=CLIENT
+    ) as s:
         await s.initialize()
         names = [t.name for t in (await s.list_tools()).tools]
         nav = await s.call_tool("browser_navigate", {"url": page})
@@ -49,12 +59,20 @@ async def _session(url: str, page: str) -> tuple[list[str], str, types.CallToolR
 
 
 async def _second_client_admitted(url: str) -> bool:
+    client = create_mcp_http_client(headers={"Authorization": f"Bearer {TOKEN}"})
     try:
-        async with streamable_http_client(url) as (read, write), ClientSession(read, write) as other:
+        async with client, streamable_http_client(url, http_client=client) as (read, write), ClientSession(
+            read, write
+        ) as other:
             await asyncio.wait_for(other.initialize(), 30)
             return True
     except Exception:  # refused by the server (the SDK raises it inside its task group)
         return False
+
+
+def _env(token: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "WARDEN_MCP_TOKEN"}
+    return env if token is None else {**env, "WARDEN_MCP_TOKEN": token}
 
 
 def test_http_transport_serves_one_session_and_browser_close_completes_the_run(
@@ -63,10 +81,20 @@ def test_http_transport_serves_one_session_and_browser_close_completes_the_run(
     test_server.set_content("/hello", canary_page())
     mission = write_mission(tmp_path, actions="goto, screenshot", name="agent-http")
     evidence = tmp_path / "evidence"
+    no_token = subprocess.run([WARDEN, "mcp", str(mission), "--http", "0", "--evidence-dir", str(evidence)],
+                              capture_output=True, text=True, timeout=120, env=_env(None))
+    assert no_token.returncode == 2 and "WARDEN_MCP_TOKEN" in no_token.stderr and not evidence.exists()
     proc = subprocess.Popen([WARDEN, "mcp", str(mission), "--http", "0", "--evidence-dir", str(evidence)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env(TOKEN))
     try:
         url = _url(proc)
+        for bad in (None, "Bearer wrong-token-0123456789", f"Basic {TOKEN}"):  # refused before the SDK sees it
+            request = urllib.request.Request(url, data=b"{}", method="POST", headers={
+                "Content-Type": "application/json", **({"Authorization": bad} if bad else {})})
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=30)
+            assert refused.value.code == 401
         names, nav, shot, closed = asyncio.run(_session(url, test_server.url(HOST, "/hello")))
         assert proc.wait(60) == 0  # the run completed: the server stops with it
     finally:
