@@ -40,7 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from evidence.index_rows import _TOKEN, _record_row, insert_rows
+from evidence.index_rows import _TOKEN, _record_row, insert_rows, subject_host, token_of
 from evidence.records import Record, finding_entities
 from evidence.redact import Redactor
 from evidence.runfolder import RunInfo
@@ -82,6 +82,11 @@ class RecordRow(Base):
         Index("ix_records_kind_time", "kind", "time", "run_id", "seq"),
         Index("ix_records_entity_type", "entity_type"),
         Index("ix_records_approval_id", "approval_id"),
+        # Decision records by guard, and by the host they judged: partial, so other records cost nothing.
+        Index("ix_records_guard_time", "type", "guard", "time", "run_id", "seq",
+              sqlite_where=text("guard IS NOT NULL"), postgresql_where=text("guard IS NOT NULL")),
+        Index("ix_records_subject_host_time", "type", "subject_host", "time", "run_id", "seq",
+              sqlite_where=text("subject_host IS NOT NULL"), postgresql_where=text("subject_host IS NOT NULL")),
     )
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id"), primary_key=True)
@@ -96,6 +101,8 @@ class RecordRow(Base):
     mission_id: Mapped[str | None] = mapped_column(String(200))  # the run's, denormalised for --mission
     entity_type: Mapped[str | None] = mapped_column(Text)  # pii_finding: its entity types, space-separated
     approval_id: Mapped[str | None] = mapped_column(String(100))  # approval_request / approval_record
+    guard: Mapped[str | None] = mapped_column(String(100))  # decision_record
+    subject_host: Mapped[str | None] = mapped_column(String(255))  # decision_record: subject.host
     hash: Mapped[str] = mapped_column(String(64))
     body: Mapped[str] = mapped_column(Text)  # the record's JSON, exactly as in records.jsonl
 
@@ -185,14 +192,16 @@ class EvidenceIndex:
                 )
                 rows = conn.execute(
                     text("SELECT run_id, seq, body FROM records WHERE type IN "
-                         "('pii_finding', 'approval_request', 'approval_record')")
+                         "('pii_finding', 'approval_request', 'approval_record', 'decision_record')")
                 ).all()
                 for run_id, seq, body in rows:
                     data = json.loads(body)
                     conn.execute(
-                        text("UPDATE records SET entity_type = :e, approval_id = :a WHERE run_id = :r AND seq = :s"),
+                        text("UPDATE records SET entity_type = :e, approval_id = :a, guard = :g, subject_host = :h "
+                             "WHERE run_id = :r AND seq = :s"),
                         {"e": " ".join(finding_entities(data)) or None if data.get("type") == "pii_finding" else None,
-                         "a": data.get("approval_id"), "r": run_id, "s": seq},
+                         "a": data.get("approval_id"), "g": token_of(data.get("guard")),
+                         "h": subject_host(data), "r": run_id, "s": seq},
                     )
         for ix in table.indexes:  # type: ignore[attr-defined]
             ix.create(self.engine, checkfirst=True)
@@ -400,6 +409,7 @@ _FILTERABLE: dict[str, Any] = {
     "mission_id": RecordRow.mission_id,
     "entity_type": RecordRow.entity_type,
     "approval_id": RecordRow.approval_id,
+    "guard": RecordRow.guard,
 }
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from evidence.records import Record
 
 ROW_COLUMNS = ("run_id", "seq", "record_id", "type", "time", "decision", "phase", "kind", "step", "mission_id",
-               "entity_type", "approval_id", "hash", "body")
+               "entity_type", "approval_id", "guard", "subject_host", "hash", "body")
 _ROW_VALUES = itemgetter(*ROW_COLUMNS)
 
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}")
@@ -50,8 +50,21 @@ def _entity_types(record: Record) -> str | None:
     return " ".join(names) or None
 
 
+def token_of(value: Any) -> str | None:
+    """``value`` when it is a string identifier token (a column may hold it), else None."""
+    return value if type(value) is str and _TOKEN.fullmatch(value) else None
+
+
+def subject_host(data: Any) -> str | None:
+    """A ``decision_record``'s ``subject.host`` as a column (identifier tokens only)."""
+    subject = data.get("subject") if isinstance(data, dict) else None
+    return token_of(subject.get("host")) if isinstance(subject, dict) else None
+
+
 def _record_row(record: Record, body: str | None) -> dict[str, Any]:
-    step = _fields(record).get("step")
+    fields = _fields(record)
+    step = fields.get("step")
+    decision_record = fields.get("type") == "decision_record"
     return {
         "run_id": record.run_id,
         "seq": record.seq,
@@ -65,6 +78,8 @@ def _record_row(record: Record, body: str | None) -> dict[str, Any]:
         "mission_id": _token(record, "mission_id"),  # run_record's own; the index fills the run's for others
         "entity_type": _entity_types(record),
         "approval_id": _token(record, "approval_id"),
+        "guard": token_of(fields.get("guard")) if decision_record else None,
+        "subject_host": subject_host(fields) if decision_record else None,
         "hash": record.hash,
         "body": body if body is not None else record.model_dump_json(by_alias=True),
     }

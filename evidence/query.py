@@ -32,6 +32,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session
 
 from evidence.index import EvidenceIndex, RecordRow, RunRow
+from evidence.index_rows import token_of
 from evidence.records import LEGACY_TYPES, RECORD_TYPES
 from evidence.runfolder import FINISHED_STATUSES, utc_timestamp
 from evidence.timeline import safe_text, summarize
@@ -58,6 +59,12 @@ COLUMNS: dict[str, Any] = {
     "approval_id": RecordRow.approval_id,
 }
 _INT_COLUMNS = frozenset({"seq", "step"})
+# Paths held in a column for the records that have them (decision_record): used when VALUE can only
+# mean a string identifier (a column holds those alone), with the record type pinned to theirs.
+PATH_COLUMNS: dict[tuple[str, ...], tuple[Any, str]] = {
+    ("guard",): (RecordRow.guard, "decision_record"),
+    ("subject", "host"): (RecordRow.subject_host, "decision_record"),
+}
 _SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -204,14 +211,24 @@ class RecordQuery:
         if self.outcome is not None:
             stmt = stmt.join(RunRow, RunRow.run_id == RecordRow.run_id).where(RunRow.status == self.outcome)
         for w in self.where:
-            stmt = stmt.where(_where_clause(w, dialect))
+            stmt = stmt.where(_where_clause(w, dialect, self.types))
         stmt = stmt.order_by(RecordRow.time, RecordRow.run_id, RecordRow.seq)
         if self.limit is not None:
             stmt = stmt.limit(self.limit)
         return stmt
 
 
-def _where_clause(w: Where, dialect: str) -> ColumnElement[bool]:
+def _where_clause(w: Where, dialect: str, types: tuple[str, ...] = ()) -> ColumnElement[bool]:
+    routed = PATH_COLUMNS.get(w.path)
+    if routed is not None and len(w.candidates()) == 1 and token_of(w.value) is not None:
+        # Only decision records fill the column; anything else with that field is read from its JSON.
+        col, rtype = routed
+        if types == (rtype,):
+            return col == w.value  # type: ignore[no-any-return]
+        json_side = _sqlite_json(w) if dialect == "sqlite" else _pg_json(w) if dialect == "postgresql" else None
+        if json_side is None:
+            return col == w.value  # type: ignore[no-any-return]
+        return or_(col == w.value, and_(RecordRow.type != rtype, json_side))
     if len(w.path) == 1 and w.path[0] in COLUMNS:
         col = COLUMNS[w.path[0]]
         if w.value == "null":

@@ -231,6 +231,21 @@ def test_parse_time() -> None:
     assert parse_time("2026-11-01T10:30:00") == "2026-11-01T10:30:00.000Z"
 
 
+def test_guard_and_subject_host_columns_answer_as_the_json_does(evidence_dir: Path, index: EvidenceIndex) -> None:
+    """decision_record's guard and subject.host have their own columns; the answer is the JSON path's."""
+    build_mix(evidence_dir, index)
+
+    def q(**kw: Any) -> list[tuple[str, int]]:
+        return [(r.run_id, r.seq) for r in run_query(index, RecordQuery.build(**kw))]
+
+    by_host = q(types=["decision_record"], where=["subject.host=evil.localhost"])
+    assert by_host and by_host == q(where=["subject.host=evil.localhost"])  # all types: the same records
+    assert q(types=["decision_record"], where=["subject.port=8080"]) == by_host  # a number: the JSON path
+    by_guard = q(types=["decision_record"], where=["guard=network"])
+    assert by_guard == by_host and by_guard == q(where=["guard=network"])
+    assert q(types=["decision_record"], where=["guard=networ"]) == []
+
+
 def test_common_filters_use_an_index_without_sorting(evidence_dir: Path, index: EvidenceIndex) -> None:
     build_mix(evidence_dir, index)
     cases = {
@@ -239,13 +254,16 @@ def test_common_filters_use_an_index_without_sorting(evidence_dir: Path, index: 
         "ix_records_mission_time": RecordQuery.build(mission_id="payroll"),
         "ix_records_type_time": RecordQuery.build(types=["pii_finding"], where=["location.selector=x"], limit=5),
         "ix_records_approval_id": RecordQuery.build(where=["approval_id=apr-1"]),
+        "ix_records_guard_time": RecordQuery.build(types=["decision_record"], where=["guard=boundaries.network"]),
+        "ix_records_subject_host_time": RecordQuery.build(types=["decision_record"],
+                                                          where=["subject.host=evil.localhost"]),
     }
     with index.engine.connect() as conn:
         for name, query in cases.items():
             sql = query.statement("sqlite").compile(index.engine, compile_kwargs={"literal_binds": True})
             plan = " | ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
             assert name in plan, plan
-            if name != "ix_records_approval_id":
+            if name not in {"ix_records_approval_id"}:
                 assert "TEMP B-TREE" not in plan, plan  # already in time order: a limit stops early
 
 
