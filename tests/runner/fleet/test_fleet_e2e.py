@@ -11,6 +11,7 @@ the plain missions.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import time
@@ -151,6 +152,10 @@ def test_two_workers_six_missions_one_approval_one_killed(tmp_path: Path, test_s
             start = next(r for r in records(folder) if r["type"] == "run_record")
             assert start["initiator"]["host"] == socket.gethostname()
             assert start["started_by"].startswith("warden worker ")
+        # A run folder copied off its worker verifies on its own (no index, another path).
+        copy = tmp_path / "elsewhere" / plains[0]["run_id"]  # a run folder is named by its run id
+        shutil.copytree(folder_of(db, plains[0]["run_id"]), copy)
+        assert verify_run(copy).ok
         final = jobs(db)
         assert {final[j["job_id"]]["state"] for j in [approval, *plains]} == {"done"}
         assert all(len(final[j["job_id"]]["attempts"]) == 1 for j in [slow, approval, *plains])
