@@ -33,6 +33,7 @@ from tests.guards.pii_support import (
     SSN,
     assert_no_canaries,
     decode_png,
+    finding_records,
     findings,
     mission,
     pii_block,
@@ -87,6 +88,11 @@ def test_page_record_records_every_entity_and_masks_the_screenshot(
     assert all(f["action"] == "recorded" and f["policy"] == "record" for f in page)
     by_sel = {f["location"]["selector"] for f in page}
     assert {"#email", "#phone", "#card", "#ids", "#prefilled"} <= by_sel
+    # One record for the page scan, however many values it found (issue 13), and no value in clear.
+    (scan,) = finding_records(recs, "page")
+    assert len(scan["values"]) == len(page) >= 6 and sum(scan["counts"].values()) == len(page)
+    assert scan["location"] == {"page_url": server.url("allowed.localhost", "/page")}
+    assert EMAIL[0].value not in json.dumps(recs) and CARD[0].value not in json.dumps(recs)
     # The keyed HMAC: the key lives in the evidence dir ROOT, mode 0600, never in a run folder or record.
     key_file = ev / ".warden-key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
