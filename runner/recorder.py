@@ -40,6 +40,17 @@ class RunRecorder:
         """Any record type (approval_request, approval_record, ...), counted like the others."""
         return self._append(cls, actor, attachments, **f)
 
+    def record_many(self, items: Sequence[tuple[type[Record], Actor, Sequence[Attachment], Mapping[str, Any]]]) -> list[
+        Record
+    ]:
+        """Several records as one group commit (``EvidenceWriter.append_many``): one batch of
+        redaction, one write, one fsync when any of them gates an action — e.g. a step's allow
+        decision and its intent, made durable together before the action runs."""
+        records = self.writer.append_many(items)
+        for r in records:
+            self.counts[r.type] += 1
+        return records
+
     def step_decision(self, step: int, kind: str, result: ChainResult, subject: Mapping[str, Any]) -> Record:
         deciding = result.deciding
         return self._append(
