@@ -165,10 +165,10 @@ def test_bad_input_is_an_error_result_and_the_server_keeps_serving(agent: McpCli
         result = agent.call(name, args)
         assert result.is_error and message in text(result), (name, text(result))
     site.flag.set()  # the page navigates itself: the refs it showed are stale now
-    for _ in range(200):
-        if "/form" in text(agent.call("browser_tabs")):
-            break
-        threading.Event().wait(0.05)
+    deadline = time.monotonic() + 60
+    while "/form" not in text(agent.call("browser_tabs")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "/form" in text(agent.call("browser_tabs"))
     stale = agent.call("browser_click", {"ref": old})
     assert stale.is_error and f"stale ref {old}" in text(stale)
     assert not agent.call("browser_snapshot").is_error  # still serving
