@@ -13,9 +13,10 @@ no browser download). Each repetition makes the same four calls on each — brow
 browser_snapshot, browser_type and browser_click by ref (as ``target``, the argument name of current
 Playwright MCP releases, which Warden accepts beside ``ref``; the click hits a button that changes the page
 without navigating) — alternating which server goes first. Reported: the median round trip of each
-call (client send → result) for both, and the ratio warden / playwright. Both return a page
-snapshot after each action (Playwright MCP's default); Warden also judges, records, scans and
-screenshots each action, and masks every text it returns.
+call (client send → result) for both, and the ratio warden / playwright. Both take a page
+snapshot after each action: Warden returns it inline (masked); Playwright MCP 0.0.83 writes it to
+a file in its output folder (``.playwright-mcp/`` in its cwd, a temporary dir here) and returns a
+link. Warden also judges, records, scans and screenshots each action.
 """
 
 from __future__ import annotations
@@ -95,11 +96,13 @@ async def _one_round(session: ClientSession, url: str, times: dict[str, list[flo
     await timed("browser_click", {"element": "Keep", "target": button})
 
 
-async def _bench(reps: int, warmup: int, url: str, warden_cmd: list[str], pw_cmd: list[str]) -> dict[str, Any]:
+async def _bench(
+    reps: int, warmup: int, url: str, warden_cmd: list[str], pw_cmd: list[str], cwd: str
+) -> dict[str, Any]:
     env = {**os.environ}
-    servers = {
-        "warden": StdioServerParameters(command=warden_cmd[0], args=warden_cmd[1:], env=env),
-        "playwright": StdioServerParameters(command=pw_cmd[0], args=pw_cmd[1:], env=env),
+    servers = {  # cwd: Playwright MCP writes its output folder (.playwright-mcp/) there
+        "warden": StdioServerParameters(command=warden_cmd[0], args=warden_cmd[1:], env=env, cwd=cwd),
+        "playwright": StdioServerParameters(command=pw_cmd[0], args=pw_cmd[1:], env=env, cwd=cwd),
     }
     times: dict[str, dict[str, list[float]]] = {k: {c: [] for c in CALLS} for k in servers}
     log = open(os.devnull, "w")  # noqa: SIM115 - closed below
@@ -156,7 +159,7 @@ boundaries:
         pw_cmd = [npx, "-y", PLAYWRIGHT_MCP, "--executable-path", CHROMIUM, "--headless", "--isolated"]
         if os.getuid() == 0:  # as root Chromium cannot sandbox itself; Warden turns it off there too
             pw_cmd.append("--no-sandbox")
-        result = asyncio.run(_bench(opts.reps, opts.warmup, url, warden_cmd, pw_cmd))
+        result = asyncio.run(_bench(opts.reps, opts.warmup, url, warden_cmd, pw_cmd, tmp))
     httpd.shutdown()
     if opts.json:
         print(json.dumps(result))
