@@ -112,6 +112,28 @@ class Worker:
         self._log_file.close()
 
 
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc): a worker's children, drivers and Chromium."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {p for p, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    return {p for p in pids if Path(f"/proc/{p}").exists() and
+            (Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split() or ["X"])[0] not in ("Z", "X")}
+
+
 class Gate:
     """A page the server holds until released: a run is provably mid-mission while it waits here."""
 

@@ -26,7 +26,7 @@ from evidence.verify import verify_run
 from runner.approvals.store import ApprovalStore
 from runner.fleet.db import sqlalchemy_url
 from tests.evidence.integrity_support import mission_yaml, records, serve_pages, write_mission
-from tests.runner.fleet.support import Gate, Worker, fresh_schema, jobs, wait_for, warden
+from tests.runner.fleet.support import Gate, Worker, alive, descendants, fresh_schema, jobs, wait_for, warden
 from tests.runner.test_approval_e2e import HOST, posts, serve_shop, shop_mission
 from tests.server import TestServer
 
@@ -129,8 +129,11 @@ def test_two_workers_six_missions_one_approval_one_killed(tmp_path: Path, test_s
         assert posts(test_server) == 1  # the order reached the server exactly once
 
         # A is killed mid-mission: its run is lost, never re-run; B's sweep marks the job failed.
+        below_a = descendants(a.proc.pid)
+        assert len(below_a) >= 3  # its run's process, the Playwright driver, Chromium's tree
         killed_at = time.monotonic()
         a.kill()
+        wait_for("the killed worker's runs and browsers gone", lambda: not alive(below_a), timeout=30)
         lost = wait_for("the killed job marked failed", lambda: (j := jobs(db)[slow["job_id"]])["state"] == "failed"
                         and j, timeout=60)
         assert [t["status"] for t in lost["attempts"]] == ["lost"]
