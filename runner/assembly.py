@@ -66,7 +66,7 @@ def build_pii(loaded: LoadedMission, environ: Mapping[str, str], evidence_dir: P
     that cannot be built offline (model missing, entity needing a model) or a bad key is exit 2, an
     evidence dir where the key file cannot be created is exit 5 — all before anything runs.
     """
-    from guards.pii.engine import TECHNICAL_ENTITIES, build_analyzer, default_entities, warm_up
+    from guards.pii.engine import TECHNICAL_ENTITIES, build_analyzer, default_entities
     from guards.pii.keyed import load_evidence_key
     from guards.pii.redactor import KnownValueRedactor
     from guards.pii.scanner import PiiScanner
@@ -80,7 +80,6 @@ def build_pii(loaded: LoadedMission, environ: Mapping[str, str], evidence_dir: P
     entities = list(pii.entities) if pii.entities is not None else default_entities(pii.nlp_model)
     redact_entities = sorted(set(default_entities(pii.nlp_model)) | (set(entities) - TECHNICAL_ENTITIES))
     analyzer = build_analyzer(sorted(set(entities) | set(redact_entities)), pii.nlp_model)
-    warm_up(analyzer)  # the first scan's one-off costs, paid here (beside Chromium's launch), not in step 1
     directory = evidence_dir or Path(environ.get("WARDEN_EVIDENCE_DIR", "warden-evidence"))
     try:
         key = load_evidence_key(directory, environ)

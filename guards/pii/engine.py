@@ -10,9 +10,10 @@ Why this module exists (see docs: platform notes §6):
 * Presidio logs a warning per recognizer whose language is not loaded; those are silenced.
 * Presidio is imported lazily, inside these functions, so importing ``guards.pii`` costs nothing;
   ``import_presidio`` skips the import-time *validation* compile of the URL recognizer's four
-  ~40 KB regexes (about a second; each is compiled again, for real, the first time it is used) and
-  ``warm_up`` pays the first scan's one-off costs (phone metadata, tldextract's suffix list, every
-  pattern's compile) in the thread that builds the analyzer, off the step loop.
+  ~40 KB regexes (about a second; each is compiled again, for real, the first time it is used).
+  The first scan's other one-off costs (a pattern's compile, the phone library's metadata,
+  tldextract's suffix list) are left to the first scan that needs them: paying them up front, on
+  the launch's critical path, cost a mission whose pages hold no PII more than it saved.
 """
 
 from __future__ import annotations
@@ -83,19 +84,6 @@ def import_presidio() -> None:
             import presidio_analyzer  # noqa: F401
         finally:
             regex.compile = real
-
-
-_WARM_UP_TEXT = (
-    "Mail ada@example.com, call (212) 555-0143 or +44 20 7946 0958, card 4111 1111 1111 1111, "
-    "ssn 123-45-6789, iban DE89 3704 0044 0532 0130 00, ip 192.0.2.1 and 2001:db8::1, on 2024-05-12, "
-    "see https://example.com/a."
-)
-
-
-def warm_up(analyzer: Any) -> None:
-    """One analysis touching every recognizer, so the first real scan does not pay the one-off costs
-    (each pattern's compile, the phone library's region metadata, tldextract's suffix list)."""
-    analyzer.analyze(text=_WARM_UP_TEXT, language=LANGUAGE, score_threshold=0.0)
 
 
 def model_installed(nlp_model: str) -> bool:
