@@ -17,7 +17,7 @@ from runner.fleet.child import check_lent_secrets
 from runner.fleet.db import engine_for, libpq_url, sqlalchemy_url
 from runner.fleet.payload import JobPayload, seal, unseal
 from runner.fleet.retryable import first_action_state
-from tests.runner.fleet.support import fresh_schema, jobs, warden
+from tests.runner.fleet.support import Worker, fresh_schema, jobs, wait_for, warden
 
 MISSION = """mission: unit-fleet
 version: 1
@@ -168,3 +168,23 @@ def test_submit_refuses_before_queueing_and_cancel_tells_the_truth(tmp_path: Pat
     assert again.returncode == 1 and "cancelled" in again.stderr
     unknown = warden("jobs", "show", "999999", "--db", fleet_db)
     assert unknown.returncode == 2 and "no mission job 999999" in unknown.stderr
+
+
+def test_a_browser_that_does_not_start_is_retried_within_bounds(tmp_path: Path, fleet_db: str) -> None:
+    """Chromium that cannot launch: nothing ran, so Procrastinate retries — exactly --retries times."""
+    mission = tmp_path / "nobrowser.yaml"
+    mission.write_text(MISSION.replace("${vars.page}", "x"))
+    job = json.loads(warden("submit", str(mission), "--db", fleet_db, "--json", "--retries", "1", "--queue",
+                            "nobrowser").stdout)
+    worker = Worker(fleet_db, tmp_path / "ev", tmp_path / "w.log", "--queue", "nobrowser",
+                    env={"WARDEN_CHROMIUM": "/bin/false"})
+    try:
+        done = wait_for("the job failed after its one retry",
+                        lambda: (j := jobs(fleet_db)[job["job_id"]])["state"] == "failed" and j)
+    finally:
+        worker.stop()
+    tries = done["attempts"]
+    assert [t["status"] for t in tries] == ["retried", "failed"]
+    assert [(t["exit_code"], t["outcome"]) for t in tries] == [(3, "not_started"), (3, "not_started")]
+    assert "cannot launch Chromium" in tries[0]["message"] and tries[0]["run_id"] != tries[1]["run_id"]
+    assert not (tmp_path / "ev" / "runs").exists() or not any((tmp_path / "ev" / "runs").iterdir())
