@@ -18,6 +18,7 @@ import ctypes
 import hashlib
 import json
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -100,9 +101,9 @@ def run_spec(spec: ChildSpec, stop: GracefulStop) -> ChildResult:
     from runner.run import RunOptions, run_mission
 
     p = spec.payload
+    folder = Path(spec.evidence_dir) / ".fleet" / "missions" / spec.run_id  # staging: the run keeps its own copy
     try:
         cli_vars = unseal(p, os.environ)
-        folder = Path(spec.evidence_dir) / ".fleet" / "missions" / spec.run_id
         folder.mkdir(parents=True, exist_ok=True)
         mission_path = folder / Path(p.mission_file).name
         if hashlib.sha256(p.mission_text.encode()).hexdigest() != p.mission_sha256:
@@ -118,6 +119,8 @@ def run_spec(spec: ChildSpec, stop: GracefulStop) -> ChildResult:
     except WardenError as exc:  # refused before a run folder opened: nothing was executed
         why = f"the browser did not start: {exc}" if isinstance(exc, SandboxUnavailable) else None
         return ChildResult(exit_code=exc.exit_code, outcome="not_started", message=str(exc)[:500], retry_why=why)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     retry_why = None
     if result.exit_code != 0 and result.folder is not None:
         retry_why = first_action_state(result.folder).retry_why
