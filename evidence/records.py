@@ -25,7 +25,7 @@ class Frozen(BaseModel):
 
 
 class Actor(Frozen):
-    type: Literal["human", "runner", "policy", "page"]
+    type: Literal["human", "runner", "policy", "page", "agent"]  # agent: an MCP client / Python framework (#14)
     id: str
 
 
@@ -39,7 +39,7 @@ class Record(Frozen):
     """The envelope shared by every record type."""
 
     TYPE: ClassVar[str] = "record"
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2  # v2 (every type): actor kind "agent"; older versions still parse
 
     schema_: str = Field(alias="schema")
     record_id: str
@@ -74,7 +74,7 @@ class RunRecord(Record):
     """
 
     TYPE: ClassVar[str] = "run_record"
-    SCHEMA_VERSION: ClassVar[int] = 2
+    SCHEMA_VERSION: ClassVar[int] = 3  # v3: actor kind "agent"
     phase: Literal["start", "end"]
     initiator: dict[str, str]  # user, host, (uid)
     started_by: str  # "warden run", "warden demo", ...
@@ -123,7 +123,7 @@ class ApprovalRequest(Record):
 
 class ApprovalRecord(Record):
     TYPE: ClassVar[str] = "approval_record"
-    SCHEMA_VERSION: ClassVar[int] = 2  # v2: initiator, identity_method, approver_uid, expires_at, binding
+    SCHEMA_VERSION: ClassVar[int] = 3  # v2: initiator, identity_method, approver_uid, expires_at, binding; v3: agent
     approval_id: str
     decision: Literal["approved", "denied", "expired"]
     approver: str | None = None
@@ -192,7 +192,7 @@ class PiiFinding(Record):
     """
 
     TYPE: ClassVar[str] = "pii_finding"
-    SCHEMA_VERSION: ClassVar[int] = 2
+    SCHEMA_VERSION: ClassVar[int] = 3  # v3: actor kind "agent"
     step: int | None = None
     where: Literal["page", "input", "request"]
     location: dict[str, JsonValue] = Field(default_factory=dict)  # the scan's place: page url / request host / field

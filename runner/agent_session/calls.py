@@ -13,10 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from evidence.records import Actor, DecisionRecord
 from guards.base import Decision
 from kernel.errors import EvidenceUnavailable, GuardrailStop, StepFailed, WardenError
 from missions.model import Step
 from runner.agent_session import tools as t
+from runner.agent_session.actor import AgentRecorder, agent_actor
 from runner.agent_session.live import LiveRun
 from runner.agent_session.masking import mask, masked_line
 from runner.browser.driver import AriaSnapshot, DriverError
@@ -35,6 +37,9 @@ class AgentInfo:
 
     def subject(self) -> dict[str, str]:
         return {"kind": "agent", "name": self.name, "version": self.version}
+
+    def actor(self) -> Actor:
+        return agent_actor(self.name, self.version)
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,9 @@ class Dispatcher:
     def __init__(self, live: LiveRun, end: Callable[[int, str], None]) -> None:
         self.live = live
         self._end = end
-        self.agent = AgentInfo()
+        self._agent = AgentInfo()
+        self._recorder = AgentRecorder(live.run.recorder, self._agent.actor())
+        live.executor.recorder = self._recorder  # the steps of agent calls: action records by the agent
         self.ended: str | None = None
         self._step = 0
         self._snap: AriaSnapshot | None = None
@@ -66,6 +73,15 @@ class Dispatcher:
         allowed = live.loaded.mission.boundaries.allowed_actions
         self.allowed = frozenset(allowed)
         self.listed = t.granted(allowed)
+
+    @property
+    def agent(self) -> AgentInfo:
+        return self._agent
+
+    @agent.setter
+    def agent(self, info: AgentInfo) -> None:
+        self._agent = info
+        self._recorder.agent = info.actor()
 
     # ------------------------------------------------------------------ the call
     def call(self, name: str, arguments: Mapping[str, Any] | None) -> ToolResult:
@@ -243,7 +259,10 @@ class Dispatcher:
         return ToolResult(f"{masked}\n{masked_line(counts)}", ok=ok, image_png=image, masked=dict(counts), ended=ended)
 
     def _record(self, decision: Decision, n: int, subject: Mapping[str, Any]) -> None:
-        self.live.run.recorder.guard_decision(decision, step=n, subject=subject)
+        """The call's own record: by the agent (actor kind ``agent``), with the verdict on it."""
+        self.live.run.recorder.record(DecisionRecord, self._agent.actor(), guard=decision.guard,
+                                      decision=decision.verdict, rationale=decision.reason, rule=decision.rule,
+                                      step=n, subject=dict(subject))
 
     def _stop_run(self, reason: str) -> ToolResult:
         if self.ended is None:

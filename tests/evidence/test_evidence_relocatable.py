@@ -83,7 +83,7 @@ def test_run_json_carries_the_outcome_and_the_start_record_names_the_key(
     assert info["outcome"] == info["status"] == "completed" and info["exit_code"] == 0
     assert info["signature_schema"] == "warden.run_signature/2"
     recs = lines(copy)
-    assert recs[0]["schema"] == "warden.run_record/2"
+    assert recs[0]["schema"] == "warden.run_record/3"
     assert recs[0]["signing_key_id"] == info["signing_key_id"] == key_id(load_public_key(keypair[1]))
     assert recs[-1]["outcome"] == "completed" and recs[-1]["exit_code"] == 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -33,8 +33,9 @@ def test_stored_text_is_stable(tmp_path: Path) -> None:
 def test_missing_version_file_fails(tmp_path: Path) -> None:
     copy = tmp_path / "schemas"
     shutil.copytree(schema_gen.SCHEMA_DIR, copy)
-    (copy / "action_record.v1.json").unlink()
-    assert schema_gen.check(copy) == ["action_record.v1.json: missing — run `python -m evidence.schema_gen`"]
+    current = schema_gen.schema_filename(ActionRecord)
+    (copy / current).unlink()
+    assert schema_gen.check(copy) == [f"{current}: missing — run `python -m evidence.schema_gen`"]
 
 
 def test_model_change_without_version_bump_fails(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,15 +44,16 @@ def test_model_change_without_version_bump_fails(monkeypatch: pytest.MonkeyPatch
         new_field: str = ""
 
     monkeypatch.setitem(schema_gen.RECORD_TYPES, "action_record", ChangedAction)
+    v = ActionRecord.SCHEMA_VERSION
     assert schema_gen.check() == [
-        "action_record.v1.json: schema of action_record changed without bumping SCHEMA_VERSION"
+        f"action_record.v{v}.json: schema of action_record changed without bumping SCHEMA_VERSION"
     ]
 
     class BumpedAction(ChangedAction):
-        SCHEMA_VERSION: ClassVar[int] = 2
+        SCHEMA_VERSION: ClassVar[int] = v + 1
 
     monkeypatch.setitem(schema_gen.RECORD_TYPES, "action_record", BumpedAction)
-    assert schema_gen.check() == ["action_record.v2.json: missing — run `python -m evidence.schema_gen`"]
+    assert schema_gen.check() == [f"action_record.v{v + 1}.json: missing — run `python -m evidence.schema_gen`"]
 
 
 @pytest.mark.browser
@@ -92,3 +94,25 @@ def test_a_v1_pii_finding_still_parses_and_a_v2_one_needs_its_fields() -> None:
     assert Draft202012Validator(schema_gen.load_schema("warden.pii_finding/2")).is_valid(v2)
     with pytest.raises(ValueError, match="values"):
         parse_record({**v2, "values": []})  # a finding record holds at least one value
+
+
+def test_records_written_before_actor_kind_agent_still_parse_and_validate() -> None:
+    """Every type's v2 (v3 for run_record, approval_record, pii_finding) only added actor kind agent:
+    the older stored versions stay, and their records parse with today's models."""
+    old = {"decision_record": 1, "action_record": 1, "run_record": 2}
+    env = {"record_id": "r", "run_id": "x", "seq": 2, "time": "2026-11-01T00:00:00.000Z", "attachments": [],
+           "actor": {"type": "policy", "id": "guard-chain"}, "prev_hash": "0" * 64, "hash": "1" * 64}
+    v1 = f"warden.decision_record/{old['decision_record']}"
+    decision: dict[str, Any] = {**env, "type": "decision_record", "schema": v1,
+                "guard": "chain", "decision": "allow", "rationale": "ok", "rule": "", "step": 1, "kind": "goto",
+                "subject": {}, "checks": [], "count": 1}
+    assert Draft202012Validator(schema_gen.load_schema(v1)).is_valid(decision)
+    assert parse_record(decision).actor.type == "policy"
+    agent = {**decision, "schema": "warden.decision_record/2", "actor": {"type": "agent", "id": "claude/1.0"}}
+    assert Draft202012Validator(schema_gen.load_schema("warden.decision_record/2")).is_valid(agent)
+    # v1 never knew agents: an agent record is a v2 one
+    assert not Draft202012Validator(schema_gen.load_schema(v1)).is_valid({**agent, "schema": v1})
+    assert parse_record(agent).actor.type == "agent"
+    for name, version in old.items():
+        assert (schema_gen.SCHEMA_DIR / f"{name}.v{version}.json").exists()
+        assert version + 1 == RECORD_TYPES[name].SCHEMA_VERSION

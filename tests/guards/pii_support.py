@@ -133,7 +133,7 @@ def finding_records(recs: list[dict[str, Any]], where: str | None = None) -> lis
     are its values', its action the strongest of theirs, its values keyed fingerprints."""
     out = [r for r in recs if r["type"] == "pii_finding" and (where is None or r["where"] == where)]
     for r in out:
-        assert r["schema"] == "warden.pii_finding/2", r["schema"]
+        assert r["schema"] == "warden.pii_finding/3", r["schema"]
         assert r["values"], r
         assert r["counts"] == dict(Counter(v["entity_type"] for v in r["values"])), r
         assert r["action"] == max((v["action"] for v in r["values"]), key=_RANK.__getitem__), r

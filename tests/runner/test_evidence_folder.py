@@ -102,7 +102,8 @@ def test_envelope_and_gap_free_seq(run: Run) -> None:
     assert [r["seq"] for r in recs] == list(range(1, len(recs) + 1))
     for r in recs:
         assert set(r) >= ENVELOPE, (r["seq"], ENVELOPE - set(r))
-        version = 2 if r["type"] == "run_record" else 1  # run_record/2 added signing_key_id
+        # every type v2+ for actor kind agent; run_record/3, approval_record/3 and pii_finding/3 had a v2 before
+        version = 3 if r["type"] in ("run_record", "approval_record", "pii_finding") else 2
         assert r["schema"] == f"warden.{r['type']}/{version}"
         assert r["run_id"] == run.folder.name
         assert r["time"].endswith("Z") and len(r["time"]) == len("2026-01-01T00:00:00.000Z")

@@ -194,11 +194,16 @@ def test_disconnect_leaves_a_verifiable_interrupted_run(agent: McpClient) -> Non
     assert calls and all(r["subject"]["agent"] == {"kind": "agent", "name": "warden-test-client",
                                                    "version": "1.2.3"} for r in calls)
     assert {r["subject"]["tool"] for r in calls} >= {"browser_navigate", "browser_click", "browser_type"}
+    by_agent = {"type": "agent", "id": "warden-test-client/1.2.3"}  # actor kind agent: the client from initialize
+    actions = [r for r in recs if r["type"] == "action_record"]
+    assert actions and all(r["actor"] == by_agent for r in calls + actions)
     assert recs[-1]["type"] == "run_record" and recs[-1]["outcome"] == "interrupted"
     for command in (["show"], ["export", "--format", "ocsf"], ["report"]):  # the evidence tools, unchanged
         out = subprocess.run([WARDEN, "evidence", command[0], folder.name, *command[1:], "--evidence-dir",
                               str(agent.evidence_dir)], capture_output=True, text=True, timeout=120)
         assert out.returncode == 0 and scan_bytes(out.stdout.encode()) == [], (command, out.stderr)
+        if command[0] == "export":  # the agent as the OCSF actor's app, acting for the initiator
+            assert '"app_name": "agent:warden-test-client/1.2.3"' in out.stdout.replace('":"', '": "')
     # nothing Warden wrote holds a canary, and nothing the client received did either
     assert scan_bytes_for_canaries(folder) == []
     assert all(scan_bytes(t.encode()) == [] for t in agent.received)

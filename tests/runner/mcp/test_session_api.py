@@ -41,6 +41,13 @@ def test_a_guarded_session_from_python(tmp_path: Path, test_server: TestServer) 
     assert info["status"] == "completed" and info["exit_code"] == 0
     agents = {json.dumps(r["subject"]["agent"]) for r in records(folder) if r.get("guard") == "mcp.tools"}
     assert agents == {json.dumps({"kind": "agent", "name": "my-framework", "version": "0.9"})}
+    recs = records(folder)
+    agent = {"type": "agent", "id": "my-framework/0.9"}
+    calls = [r for r in recs if r.get("guard") == "mcp.tools"]
+    actions = [r for r in recs if r["type"] == "action_record"]
+    assert calls and actions and all(r["actor"] == agent for r in calls + actions)  # actor kind agent
+    verdicts = [r for r in recs if r["type"] == "decision_record" and r.get("guard") == "chain"]
+    assert verdicts and all(r["actor"]["type"] == "policy" for r in verdicts)  # the guards still decide
     assert scan_bytes_for_canaries(folder) == []
 
 
