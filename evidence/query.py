@@ -273,11 +273,44 @@ def _pg_json(w: Where) -> ColumnElement[bool]:
     return or_(*alts)
 
 
-def run_query(index: EvidenceIndex, query: RecordQuery, *, batch: int = 1000) -> Iterator[RecordRow]:
-    """Stream matching records, oldest first (time, run, seq); rows are detached, safe to keep."""
-    stmt = query.statement(index.engine.dialect.name).execution_options(yield_per=batch)
-    with Session(index.engine, expire_on_commit=False) as s:
-        yield from s.scalars(stmt)
+@dataclass(frozen=True, slots=True)
+class QueryRow:
+    """One matching record as the index holds it: its columns and its exact JSON line (``body``)."""
+
+    run_id: str
+    seq: int
+    record_id: str
+    type: str
+    time: str
+    decision: str | None
+    phase: str | None
+    kind: str | None
+    step: int | None
+    mission_id: str | None
+    entity_type: str | None
+    approval_id: str | None
+    guard: str | None
+    subject_host: str | None
+    hash: str
+    body: str
+
+    def data(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.body)
+        return loaded
+
+
+_ROW_FIELDS: tuple[str, ...] = tuple(QueryRow.__slots__)
+
+
+def run_query(index: EvidenceIndex, query: RecordQuery, *, batch: int = 1000) -> Iterator[QueryRow]:
+    """Stream matching records, oldest first (time, run, seq), as plain rows (no ORM objects: a
+    large answer streams at the driver's pace)."""
+    table = RecordRow.__table__
+    stmt = query.statement(index.engine.dialect.name).with_only_columns(*(table.c[f] for f in _ROW_FIELDS))
+    with index.engine.connect() as conn:
+        result = conn.execution_options(yield_per=batch).execute(stmt)
+        for row in result:
+            yield QueryRow(*row)
 
 
 def count_query(index: EvidenceIndex, query: RecordQuery) -> int:
@@ -298,7 +331,7 @@ def _csv_cell(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def write_jsonl(rows: Iterator[RecordRow], out: TextIO) -> int:
+def write_jsonl(rows: Iterator[QueryRow], out: TextIO) -> int:
     n = 0
     for row in rows:
         out.write(row.body + "\n")
@@ -306,7 +339,7 @@ def write_jsonl(rows: Iterator[RecordRow], out: TextIO) -> int:
     return n
 
 
-def write_csv(rows: Iterator[RecordRow], out: TextIO) -> int:
+def write_csv(rows: Iterator[QueryRow], out: TextIO) -> int:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     n = 0
@@ -323,7 +356,7 @@ def write_csv(rows: Iterator[RecordRow], out: TextIO) -> int:
     return n
 
 
-def table_rows(rows: Iterator[RecordRow]) -> Iterator[tuple[str, ...]]:
+def table_rows(rows: Iterator[QueryRow]) -> Iterator[tuple[str, ...]]:
     """(time, run, seq, type, step, kind, verdict, summary) as display-safe text."""
     for row in rows:
         verdict, summary = summarize(row.data())
