@@ -24,7 +24,7 @@ TIMEOUT = 30 * 60
 RUNS: list[tuple[str, list[str]]] = [
     ("warden run vs plain Playwright (20 steps), 8 in parallel, peak memory",
      ["bench_run.py", "--reps", "5", "--warmup", "1", "--parallel", "8", "--rss"]),
-    ("the same on 50 KB PII-heavy pages", ["bench_run.py", "--variant", "pii", "--reps", "3", "--warmup", "0"]),
+    ("the same on 50 KB PII-heavy pages", ["bench_run.py", "--variant", "pii", "--reps", "1", "--warmup", "0"]),
     ("enforcement on vs off, 200 subresources", ["bench_network.py", "--reps", "7"]),
     ("PII scan vs raw Presidio, 50 KB page", ["bench_pii.py", "--runs", "15"]),
     ("evidence: append, verify, query (its default, full sizes)", ["bench_evidence.py"]),
