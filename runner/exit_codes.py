@@ -52,6 +52,7 @@ COMMAND_CODES: dict[str, tuple[ExitCode, ...]] = {
     "evidence verify": (_OK, _NO, _INVALID, _INT),
     "evidence reindex/recover": (_OK, _NO, _INVALID, _INT),  # 1: a folder failed, or a run could not be closed
     "evidence list/show/query/export/report/attest/keygen": (_OK, _INVALID, _INT),
+    "mcp": (_OK, _INVALID, _STOP, _EVIDENCE, _INT),  # a refused or failed call is an error result, not an exit
     "submit": (_OK, _INVALID, _INT),  # 2: the mission is refused (never queued), or the --db is unusable
     "worker": (_OK, _INVALID, _INT),  # 130: stopped by SIGTERM/SIGINT once its runs closed
     "jobs list/show": (_OK, _INVALID, _INT),
