@@ -30,7 +30,7 @@ from guards.base import ActionRequest, Decision, FindingAction, GuardContext, Ob
 from guards.observed import RequestContext, RequestInfo
 from guards.pii.errors import PiiScanError
 from guards.pii.request_texts import header_texts, host_texts
-from guards.secrets import INPUT_KINDS, SecretSet
+from guards.secrets import SecretSet, input_values
 from guards.urlmatch import UnparseableURL, canonical_host, page_without_query
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def _masked_host(host: str) -> str:
 
 def typed_values(kind: str, args: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(argument name, value) of what an action types into the page."""
-    return [(f, str(args[f])) for f in INPUT_KINDS.get(kind, ()) if args.get(f) is not None and str(args[f])]
+    return [(f, v) for f, v in input_values(kind, args) if v]
 
 
 _KEY_NAME = re.compile(r"(?:[A-Z][A-Za-z0-9]*\+)*(?:[A-Z][A-Za-z0-9]*|.)")  # Enter, Control+A, F5, a

@@ -22,6 +22,7 @@ import base64
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from guards.base import ActionRequest, Decision, GuardContext
@@ -30,7 +31,20 @@ from guards.urlmatch import HostPattern, UnparseableURL, canonical_host
 from kernel import spellings
 
 RULE = "secrets.domains"
-INPUT_KINDS: dict[str, tuple[str, ...]] = {"fill": ("value",), "press": ("key",), "select": ("value", "option_label")}
+INPUT_KINDS: dict[str, tuple[str, ...]] = {"fill": ("value",), "press": ("key",),
+                                           "select": ("value", "option_label", "values")}
+
+
+def input_values(kind: str, args: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(argument name, value) of everything an action types or chooses; a list (``values``) item by item."""
+    out: list[tuple[str, str]] = []
+    for f in INPUT_KINDS.get(kind, ()):
+        given = args.get(f)
+        if isinstance(given, (list, tuple)):
+            out.extend((f, str(v)) for v in given)
+        elif given is not None:
+            out.append((f, str(given)))
+    return out
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
@@ -122,8 +136,7 @@ class SecretInputGuard:
         self.secrets = secrets
 
     def check(self, action: ActionRequest, ctx: GuardContext) -> Decision:
-        fields = INPUT_KINDS.get(action.kind)
-        values = [str(action.args[f]) for f in fields or () if action.args.get(f) is not None]
+        values = [v for _f, v in input_values(action.kind, action.args)]
         used = [s for v in values for s in self.secrets.in_text(v)]
         if not used:
             return Decision.allow(self.name, "no secret typed", RULE)

@@ -106,15 +106,43 @@ class TargetArgs(TargetFields, StepOptions):
 
 class GotoArgs(StepOptions):
     url: str
+    # back: go there through the browser's history (page.go_back), judged as a goto to ``url``; the
+    # step fails unless the previous history entry is exactly ``url``
+    back: bool | None = None
+
+
+ClickButton = Literal["left", "right", "middle"]
+Modifier = Literal["Alt", "Control", "ControlOrMeta", "Meta", "Shift"]
+
+
+class ClickArgs(TargetArgs):
+    """A click; ``double``, ``button`` and ``modifiers`` make it a double, right/middle or modified
+    click: the same kind (``click``), so every one is judged as an activating action."""
+
+    double: bool | None = None
+    button: ClickButton | None = None
+    modifiers: list[Modifier] | None = None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class FillArgs(TargetArgs):
     value: str
+    slowly: bool | None = None  # key by key (``press_sequentially``), for pages that listen to keys
+
+    @model_validator(mode="after")
+    def _plain_keys(self) -> FillArgs:
+        if self.slowly and _CONTROL.search(self.value):
+            # Typed key by key, \n is Enter and \t is Tab (a submit, a jump to another field): press those
+            raise ValueError("a value typed slowly cannot hold control characters (Enter, Tab...): use press")
+        return self
 
 
 class SelectArgs(TargetFields, StepOptions):
     value: str | None = None
     option_label: str | None = Field(default=None, alias="label_text")
+    values: Annotated[list[str], Field(min_length=1, max_length=100)] | None = None  # each a value or a label
 
     @model_validator(mode="before")
     @classmethod
@@ -131,8 +159,8 @@ class SelectArgs(TargetFields, StepOptions):
     @model_validator(mode="after")
     def _one_choice(self) -> SelectArgs:
         self._check_target(required=True)
-        if (self.value is None) == (self.option_label is None):
-            raise ValueError("give exactly one of 'value' or 'label' for the option to select")
+        if sum(x is not None for x in (self.value, self.option_label, self.values)) != 1:
+            raise ValueError("give exactly one of 'value' or 'label' for the option to select ('values': several)")
         return self
 
 
@@ -145,11 +173,12 @@ class PressArgs(TargetFields, StepOptions):
         return self
 
 
-WAIT_FOR_FIELDS = ("text", "selector", "url", "load_state", "seconds")
+WAIT_FOR_FIELDS = ("text", "text_gone", "selector", "url", "load_state", "seconds")
 
 
 class WaitForArgs(StepOptions):
     text: str | None = None
+    text_gone: str | None = None  # until no element showing this text is visible
     selector: str | None = None
     url: str | None = None
     load_state: Literal["load", "domcontentloaded", "networkidle"] | None = None
@@ -189,6 +218,7 @@ class AssertTextArgs(TargetFields, StepOptions):
 
 StepArgs = (
     GotoArgs
+    | ClickArgs
     | TargetArgs
     | FillArgs
     | SelectArgs
@@ -204,7 +234,7 @@ class Step(Strict):
     """One step: exactly one action key, plus optional step-level `timeout` and `approve`."""
 
     goto: GotoArgs | None = None
-    click: TargetArgs | None = None
+    click: ClickArgs | None = None
     hover: TargetArgs | None = None
     check: TargetArgs | None = None
     uncheck: TargetArgs | None = None

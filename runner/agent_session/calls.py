@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from evidence.records import Actor, DecisionRecord
 from guards.base import Decision
 from kernel.errors import EvidenceUnavailable, GuardrailStop, StepFailed, WardenError
@@ -69,7 +71,6 @@ class Dispatcher:
         self.ended: str | None = None
         self._step = 0
         self._snap: AriaSnapshot | None = None
-        self._history: list[str] = []
         allowed = live.loaded.mission.boundaries.allowed_actions
         self.allowed = frozenset(allowed)
         self.listed = t.granted(allowed)
@@ -175,35 +176,38 @@ class Dispatcher:
         if isinstance(a, t.Navigate):
             self._run({"goto": {"url": a.url}})
         elif name == "browser_navigate_back":
-            if len(self._history) < 2:
-                raise Refused("there is no previous page in this session")
-            self._history.pop()
-            self._run({"goto": {"url": self._history.pop()}})
+            back = self.live.driver.history_back_url()
+            if back is None:
+                raise Refused("there is no previous page in the browser's history")
+            self._run({"goto": {"url": back, "back": True}})  # judged as a goto to that page, made by history
         elif isinstance(a, t.Click):
-            if a.doubleClick or a.button != "left" or a.modifiers:
-                raise Refused("browser_click: only a single left click without modifiers is supported")
-            self._run({"click": self._target(a.the_ref)})
+            click: dict[str, Any] = self._target(a.the_ref)
+            if a.doubleClick:
+                click["double"] = True
+            if a.button != "left":
+                click["button"] = a.button
+            if a.modifiers:
+                click["modifiers"] = list(a.modifiers)
+            self._run({"click": click})  # every variant is a click: the danger zones judge it as one
         elif isinstance(a, t.Type):
             target = self._target(a.the_ref)
-            self._run({"fill": {**target, "value": a.text}})
+            self._run({"fill": {**target, "value": a.text, **({"slowly": True} if a.slowly else {})}})
             if a.submit:
                 self._run({"press": {**target, "key": "Enter"}})
         elif isinstance(a, t.FillForm):
             for f in a.fields:
                 self._run(_form_step(f, self._target(f.the_ref)))
         elif isinstance(a, t.SelectOption):
-            if len(a.values) != 1:
-                raise Refused("browser_select_option: select one value at a time")
-            self._run({"select": {**self._target(a.the_ref), "label": a.values[0]}})
+            self._run({"select": {**self._target(a.the_ref), "values": list(a.values)}})
         elif isinstance(a, t.PressKey):
             self._run({"press": {"key": a.key}})
         elif isinstance(a, t.WaitFor):
-            if a.textGone is not None:
-                raise Refused("browser_wait_for: textGone is not supported; wait for a text or a time")
             if a.time is not None:
                 self._run({"wait_for": {"seconds": float(a.time)}})
             if a.text is not None:
                 self._run({"wait_for": {"text": a.text}})
+            if a.textGone is not None:
+                self._run({"wait_for": {"text_gone": a.textGone}})
         elif isinstance(a, t.TakeScreenshot):
             if a.ref is not None or a.target is not None:
                 raise Refused("browser_take_screenshot: element screenshots are not supported; omit ref")
@@ -230,7 +234,10 @@ class Dispatcher:
 
     def _run(self, data: dict[str, Any]) -> None:
         """One mission step through the executor, exactly as a YAML step (its own step number)."""
-        step = Step.model_validate(data)
+        try:
+            step = Step.model_validate(data)
+        except ValidationError as exc:  # e.g. a value typed slowly holding an Enter: refused, nothing done
+            raise Refused("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())) from None
         self._step += 1
         n = self._step
         live = self.live
@@ -240,9 +247,6 @@ class Dispatcher:
             live.executor.run(n, step, live.state)
         finally:
             live.gate.flush()
-        url = live.driver.page_url()
-        if not self._history or self._history[-1] != url:
-            self._history.append(url)
 
     def _page(self) -> str:
         snap = self.live.driver.aria_snapshot()

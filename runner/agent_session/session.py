@@ -10,7 +10,12 @@ For agent frameworks that do not speak MCP (browser-use style loops, LangGraph n
 Each method is the tool of the same name (``browser_<name>``) and goes the same way as an MCP call
 (``runner.agent_session.calls``): same guards, approvals, evidence and masking. A refusal is a
 ``ToolResult`` with ``ok=False`` (the session goes on). Leaving the ``with`` block closes the run
-(``completed``; ``interrupted`` on Ctrl-C or an exception). Use a session from one thread.
+(``completed``; ``interrupted`` on Ctrl-C or an exception).
+
+The same guarantees as ``warden mcp`` without the framework doing anything: the browser lives on
+the session's own thread (``runner.agent_session.worker``; sync Playwright is bound to one thread),
+every method runs there in turn from whichever thread calls it, and while the framework thinks
+that thread judges the page's own requests and ends the run at the mission's timeout.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from missions.loader import LoadedMission
 from runner.agent_session.calls import AgentInfo, Dispatcher, ToolResult
 from runner.agent_session.live import LiveRun, SessionOptions, load_for_session, open_live
 from runner.agent_session.tools import ToolSpec
+from runner.agent_session.worker import SessionWorker
 from runner.exit_codes import ExitCode
 from runner.progress import QuietReporter, Reporter
 
@@ -47,10 +53,18 @@ class GuardedSession:
         self._live: LiveRun | None = None
         self._calls: Dispatcher | None = None
         self.end: tuple[int, str, str] | None = None  # (exit_code, outcome, message) once closed
+        self.worker = SessionWorker(self._idle)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> GuardedSession:
         """Check the mission (exit 2), launch, open the evidence: raises ``WardenError`` when it cannot."""
+        try:
+            return self.worker.run_sync(self._start)
+        except BaseException:
+            self.worker.shutdown()
+            raise
+
+    def _start(self) -> GuardedSession:
         loaded = self.loaded if self.loaded is not None else load_for_session(self.opts)
         self.loaded = loaded
         self._live = open_live(self.opts, loaded, self.reporter)
@@ -63,10 +77,28 @@ class GuardedSession:
         if self._live is not None and self.end is None:
             self.end = self._live.close(exit_code, message)
 
+    def _idle(self) -> None:
+        """Between calls, on the session's thread: the page's own requests judged, the timeout kept."""
+        calls, live = self._calls, self._live
+        if calls is None or live is None or calls.ended is not None:
+            return
+        if not calls.expire():
+            live.driver.pump(0.05)
+            live.gate.flush()
+            calls.expire()
+
     def close(self, outcome: Literal["completed", "interrupted"] = "completed", message: str = "") -> tuple[
         int, str, str
     ]:
-        """End the run (idempotent): ``(exit_code, outcome, message)`` as its run_record says."""
+        """End the run (idempotent): ``(exit_code, outcome, message)`` as its run_record says. Called
+        from outside the session's thread, it stops that thread too."""
+        try:
+            return self.worker.run_sync(self._close, outcome, message)
+        finally:
+            if not self.worker.on_thread():
+                self.worker.shutdown()
+
+    def _close(self, outcome: Literal["completed", "interrupted"], message: str) -> tuple[int, str, str]:
         if self.end is None and self._live is not None:
             code = ExitCode.OK.value if outcome == "completed" else ExitCode.INTERRUPTED.value
             self._ended(code, message or ("the session ended" if code == 0 else "the session was interrupted"))
@@ -105,14 +137,17 @@ class GuardedSession:
 
     @agent.setter
     def agent(self, info: AgentInfo) -> None:
-        self._dispatch().agent = info
+        self._dispatch().agent = info  # read by the next call, on the session's thread
 
     def tool_names(self) -> list[str]:
         """The tools this mission grants (what ``warden mcp`` lists)."""
         return [s.name for s in self._dispatch().listed]
 
     def pump(self, seconds: float = 0.05) -> None:
-        """Between calls: let the page's own requests reach the gate (and its refusals the evidence)."""
+        """Let the page's own requests reach the gate now (the session's thread also does it by itself)."""
+        self.worker.run_sync(self._pump, seconds)
+
+    def _pump(self, seconds: float) -> None:
         calls, live = self._calls, self._live
         if calls is None or live is None or calls.ended is not None:
             return
@@ -129,15 +164,16 @@ class GuardedSession:
         return None if calls.ended is not None else self._need().state.remaining
 
     def expire(self) -> bool:
-        """End the run now if its timeout has passed (``warden mcp`` calls this while the agent idles)."""
-        return self._dispatch().expire()
+        """End the run now if its timeout has passed (the session's thread checks it while idle, too)."""
+        return self.worker.run_sync(self._dispatch().expire)
 
     def tool_specs(self) -> list[ToolSpec]:
         return list(self._dispatch().listed)
 
     def call(self, tool: str, arguments: Mapping[str, Any] | None = None) -> ToolResult:
-        """Any tool by its MCP name; never raises for a refusal or a bad argument (an error result)."""
-        return self._dispatch().call(tool, arguments)
+        """Any tool by its MCP name; never raises for a refusal or a bad argument (an error result).
+        Runs on the session's thread, one call at a time, whichever thread asks."""
+        return self.worker.run_sync(self._dispatch().call, tool, arguments)
 
     def _dispatch(self) -> Dispatcher:
         if self._calls is None:
@@ -153,11 +189,14 @@ class GuardedSession:
     def snapshot(self) -> ToolResult:
         return self.call("browser_snapshot")
 
-    def click(self, ref: str, element: str | None = None) -> ToolResult:
-        return self.call("browser_click", _el(ref, element))
+    def click(self, ref: str, element: str | None = None, *, double: bool = False,
+              button: Literal["left", "right", "middle"] = "left", modifiers: Sequence[str] = ()) -> ToolResult:
+        return self.call("browser_click", {**_el(ref, element), "doubleClick": double, "button": button,
+                                           "modifiers": list(modifiers)})
 
-    def type(self, ref: str, text: str, element: str | None = None, submit: bool = False) -> ToolResult:
-        return self.call("browser_type", {**_el(ref, element), "text": text, "submit": submit})
+    def type(self, ref: str, text: str, element: str | None = None, submit: bool = False,
+             slowly: bool = False) -> ToolResult:
+        return self.call("browser_type", {**_el(ref, element), "text": text, "submit": submit, "slowly": slowly})
 
     def fill_form(self, fields: Sequence[Mapping[str, str]]) -> ToolResult:
         return self.call("browser_fill_form", {"fields": [dict(f) for f in fields]})
@@ -171,8 +210,9 @@ class GuardedSession:
     def hover(self, ref: str, element: str | None = None) -> ToolResult:
         return self.call("browser_hover", _el(ref, element))
 
-    def wait_for(self, text: str | None = None, time: float | None = None) -> ToolResult:
-        args: dict[str, Any] = {k: v for k, v in (("text", text), ("time", time)) if v is not None}
+    def wait_for(self, text: str | None = None, time: float | None = None, text_gone: str | None = None) -> ToolResult:
+        given = (("text", text), ("time", time), ("textGone", text_gone))
+        args: dict[str, Any] = {k: v for k, v in given if v is not None}
         return self.call("browser_wait_for", args)
 
     def take_screenshot(self, full_page: bool = False) -> ToolResult:

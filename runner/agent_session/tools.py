@@ -59,7 +59,7 @@ class Navigate(ToolArgs):
 class Click(Element):
     doubleClick: bool = False  # Playwright MCP's argument name
     button: Literal["left", "right", "middle"] = "left"
-    modifiers: list[str] = Field(default_factory=list)
+    modifiers: list[Literal["Alt", "Control", "ControlOrMeta", "Meta", "Shift"]] = Field(default_factory=list)
 
 
 class Type(Element):

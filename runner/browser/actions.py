@@ -20,6 +20,7 @@ from runner.browser.targets import has_target, locate_target, quote, take_judged
 TIMEOUT_IS_TRANSIENT = frozenset({"goto", "wait_for", "extract", "assert_text"})
 _FORM_FIELDS = frozenset({"input", "textarea", "select"})
 _ERROR_PAGE_SETTLE_MS = 1000.0
+_Modifier = Literal["Alt", "Control", "ControlOrMeta", "Meta", "Shift"]
 
 # Why a goto failed with this (short) message: the request gate's or the resolver's refusal, or a
 # network failure (see ``ContextHooks.navigation_failure``).
@@ -29,12 +30,20 @@ GotoFailure = Callable[[str, str], DriverError]
 def describe_action(kind: str, args: Mapping[str, Any]) -> str:
     """The Playwright call ``perform_action`` makes for this step, as text."""
     if kind == "goto":
+        if args.get("back"):
+            return f'page.go_back(wait_until="load")  # to {quote(args["url"])}'
         return f'page.goto({quote(args["url"])}, wait_until="load")'
-    if kind in ("click", "hover", "check", "uncheck"):
+    if kind == "click":
+        return f"{target_call_text(args)}.{'dblclick' if args.get('double') else 'click'}({_click_text(args)})"
+    if kind in ("hover", "check", "uncheck"):
         return f"{target_call_text(args)}.{kind}()"
     if kind == "fill":
+        if args.get("slowly"):
+            return f"{target_call_text(args)}.press_sequentially({quote(args['value'])})"
         return f"{target_call_text(args)}.fill({quote(args['value'])})"
     if kind == "select":
+        if args.get("values") is not None:
+            return f"{target_call_text(args)}.select_option({[str(v) for v in args['values']]!r})"
         if args.get("value") is not None:
             return f"{target_call_text(args)}.select_option(value={quote(args['value'])})"
         return f"{target_call_text(args)}.select_option(label={quote(args['option_label'])})"
@@ -45,6 +54,8 @@ def describe_action(kind: str, args: Mapping[str, Any]) -> str:
     if kind == "wait_for":
         if args.get("text") is not None:
             return f"page.get_by_text({quote(args['text'])}).first.wait_for()"
+        if args.get("text_gone") is not None:
+            return f"page.get_by_text({quote(args['text_gone'])}).first.wait_for(state=\"hidden\")"
         if args.get("selector") is not None:
             return f"page.locator({quote(args['selector'])}).first.wait_for()"
         if args.get("url") is not None:
@@ -100,7 +111,11 @@ def _act(page: Page, kind: str, args: Mapping[str, Any], ms: float, call: str) -
     def target() -> Locator | ElementHandle:
         return judged if judged is not None else locate_target(page, args)
 
-    if kind == "goto":
+    if kind == "goto" and args.get("back"):
+        from runner.browser.aria import go_back
+
+        go_back(page, str(args["url"]), ms)
+    elif kind == "goto":
         try:
             page.goto(str(args["url"]), wait_until="load", timeout=ms)
         except PlaywrightError as exc:
@@ -108,7 +123,7 @@ def _act(page: Page, kind: str, args: Mapping[str, Any], ms: float, call: str) -
                 _settle_error_page(page)
             raise
     elif kind == "click":
-        target().click(timeout=ms)
+        _click(target(), args, ms)
     elif kind == "hover":
         target().hover(timeout=ms)
     elif kind == "check":
@@ -116,10 +131,15 @@ def _act(page: Page, kind: str, args: Mapping[str, Any], ms: float, call: str) -
     elif kind == "uncheck":
         target().uncheck(timeout=ms)
     elif kind == "fill":
-        target().fill(str(args["value"]), timeout=ms)
+        if args.get("slowly"):
+            _type_slowly(target(), str(args["value"]), ms)
+        else:
+            target().fill(str(args["value"]), timeout=ms)
     elif kind == "select":
         loc = target()
-        if args.get("value") is not None:
+        if args.get("values") is not None:  # each a value or a label (as Playwright MCP's select_option)
+            loc.select_option([str(v) for v in args["values"]], timeout=ms)
+        elif args.get("value") is not None:
             loc.select_option(value=str(args["value"]), timeout=ms)
         else:
             loc.select_option(label=str(args["option_label"]), timeout=ms)
@@ -154,9 +174,36 @@ def _settle_error_page(page: Page) -> None:
         page.wait_for_url(lambda u: u.startswith("chrome-error://"), timeout=_ERROR_PAGE_SETTLE_MS)
 
 
+def _click_text(args: Mapping[str, Any]) -> str:
+    parts = [f"button={quote(args['button'])}"] if args.get("button") not in (None, "left") else []
+    if args.get("modifiers"):
+        parts.append(f"modifiers={[str(m) for m in args['modifiers']]!r}")
+    return ", ".join(parts)
+
+
+def _click(el: Locator | ElementHandle, args: Mapping[str, Any], ms: float) -> None:
+    """A click, double click, right/middle click, with modifiers: all on the judged element."""
+    button = cast(Literal["left", "middle", "right"], args.get("button") or "left")
+    modifiers = cast(list[_Modifier], list(args.get("modifiers") or []))
+    if args.get("double"):
+        el.dblclick(button=button, modifiers=modifiers, timeout=ms)
+    else:
+        el.click(button=button, modifiers=modifiers, timeout=ms)
+
+
+def _type_slowly(el: Locator | ElementHandle, value: str, ms: float) -> None:
+    """Key by key into the judged element (the model refused control characters: no Enter, no Tab)."""
+    if isinstance(el, Locator):
+        el.press_sequentially(value, timeout=ms)
+    else:
+        el.type(value, timeout=ms)
+
+
 def _wait_for(page: Page, args: Mapping[str, Any], ms: float) -> None:
     if args.get("text") is not None:
         page.get_by_text(str(args["text"])).first.wait_for(state="visible", timeout=ms)
+    elif args.get("text_gone") is not None:
+        page.get_by_text(str(args["text_gone"])).first.wait_for(state="hidden", timeout=ms)
     elif args.get("selector") is not None:
         page.locator(str(args["selector"])).first.wait_for(state="visible", timeout=ms)
     elif args.get("url") is not None:

@@ -46,3 +46,31 @@ def pump(page: Page, seconds: float) -> None:
         page.wait_for_timeout(max(1.0, seconds * 1000.0))
     except PlaywrightError:
         pass
+
+
+def history_back_url(page: Page) -> str | None:
+    """The URL of the main page's previous history entry (what ``page.go_back`` will load), or None."""
+    try:
+        cdp = page.context.new_cdp_session(page)
+        try:
+            history = cdp.send("Page.getNavigationHistory")
+        finally:
+            cdp.detach()
+    except PlaywrightError as exc:
+        raise ActionFailed(short_message(exc)) from None
+    index, entries = int(history.get("currentIndex", 0)), list(history.get("entries") or [])
+    return str(entries[index - 1].get("url", "")) if 0 < index <= len(entries) else None
+
+
+def go_back(page: Page, expected_url: str, ms: float) -> None:
+    """History back, only to the entry that was judged (``expected_url``): else the step fails, nothing done.
+
+    The request gate judges whatever the back navigation fetches; a page restored from the
+    back/forward cache fetches nothing, which is why the destination itself is judged first."""
+    previous = history_back_url(page)
+    if previous is None:
+        raise ActionFailed("there is no previous page in the browser's history")
+    if previous != expected_url:
+        raise ActionFailed("the previous page in the browser's history is not the page that was judged")
+    if page.go_back(wait_until="load", timeout=ms) is None and page.url != expected_url:
+        raise ActionFailed("the browser could not go back")

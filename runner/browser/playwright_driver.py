@@ -183,6 +183,11 @@ class PlaywrightDriver:
         if not self._closed and self._page is not None:
             pump(self._page, seconds)
 
+    def history_back_url(self) -> str | None:
+        from runner.browser.aria import history_back_url
+
+        return history_back_url(self.page)
+
     def resolve(
         self, kind: str, args: Mapping[str, Any], timeout_s: float, *, selectors: Sequence[str] = ()
     ) -> ElementInfo:

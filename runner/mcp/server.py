@@ -17,10 +17,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import queue
 import signal
 import sys
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from types import FrameType
@@ -39,7 +37,6 @@ from runner.agent_session.live import SessionOptions, load_for_session
 from runner.agent_session.session import GuardedSession
 from runner.agent_session.tools import input_schema
 from runner.exit_codes import ExitCode
-from runner.lifecycle import try_quietly
 from runner.progress import JsonReporter
 
 T = TypeVar("T")
@@ -50,44 +47,22 @@ DEFAULT_INSTRUCTIONS = (
 
 
 class SessionWorker:
-    """The session and the one thread it runs on; between calls the thread lets the browser's own
-    requests through the gate (``GuardedSession.pump``), which sync Playwright only does while asked."""
-
-    IDLE_S = 0.1
+    """The MCP side of the session's own thread (``runner.agent_session.worker``): every call runs
+    there in turn, and between calls that thread pumps the browser and ends the run at its timeout."""
 
     def __init__(self, session: GuardedSession) -> None:
         self.session = session
-        self._jobs: queue.Queue[tuple[Callable[[], Any], Future[Any]] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._loop, name="warden-mcp-session", daemon=True)
-        self._thread.start()
+        self._worker = session.worker
         self._agent_set = False
 
-    def _loop(self) -> None:
-        while True:
-            try:
-                job = self._jobs.get(timeout=self.IDLE_S)
-            except queue.Empty:
-                try_quietly(self.session.pump)
-                continue
-            if job is None:
-                return
-            fn, future = job
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn())
-                except BaseException as exc:  # handed to the caller, like an executor
-                    future.set_exception(exc)
-
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
-        future: Future[T] = Future()
-        self._jobs.put((lambda: fn(*args), future))
-        return future
+        return self._worker.submit(fn, *args)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.wrap_future(self.submit(fn, *args))
 
     def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
-        return self.submit(fn, *args).result()
+        return self._worker.run_sync(fn, *args)
 
     def note_client(self, ctx: ServerRequestContext[Any]) -> None:
         """The client's name and version from ``initialize``: recorded with each call (actor kind agent)."""
@@ -100,8 +75,7 @@ class SessionWorker:
             self._agent_set = True
 
     def shutdown(self) -> None:
-        self._jobs.put(None)
-        self._thread.join()
+        self._worker.shutdown()
 
 
 def _content(result: ToolResult) -> types.CallToolResult:
