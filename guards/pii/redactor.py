@@ -96,7 +96,7 @@ class KnownValueRedactor:
 
 
 class PiiRedactor:
-    """Detection-based redaction through the run's scanner; results cached by text hash."""
+    """Detection-based redaction through the run's scanner; detection cached by text hash."""
 
     def __init__(
         self, scanner: PiiScanner, known: KnownValueRedactor | None = None, *, threshold: float | None = None,
@@ -107,43 +107,27 @@ class PiiRedactor:
         self.threshold = min(scanner.threshold, 0.4) if threshold is None else threshold
         self._cache: OrderedDict[bytes, str] = OrderedDict()
         self._cache_size = cache_size
-        self._known_size = -1
         self._lock = threading.Lock()
 
     def redact(self, text: str) -> str:
-        if not text:
-            return text
-        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-        with self._lock:
-            if self._known_size != len(self.known):  # new known values: old results may be stale
-                self._cache.clear()
-                self._known_size = len(self.known)
-            hit = self._cache.get(digest)
-        if hit is not None:
-            return hit
-        out = self._redact(text)
-        with self._lock:
-            self._cache[digest] = out
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-            self._known_size = len(self.known)
-        return out
+        return self.redact_many([text])[0] if text else text
 
     def redact_many(self, texts: Sequence[str]) -> list[str]:
-        """``[self.redact(t) for t in texts]`` with ONE detection pass over every text not cached
-        (the scanner's joined, pre-filtered per-entity passes), not one per text. Every value found in
-        any of them is known before the known-value pass of each: never less redaction than one by one."""
+        """``[self.redact(t) for t in texts]`` with ONE detection pass over every text not seen
+        before (the scanner's joined, pre-filtered per-entity passes), not one per text.
+
+        What detection made of a text is cached by its hash and never redone: it does not depend on
+        what the run learns later. The known-value pass runs on every call, so a value learnt since
+        (typed, found on a page) is redacted in a text detected before it was known — and every value
+        found in any of these texts is known before the known-value pass of each."""
         digests = [hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).digest() for t in texts]
-        out: list[str | None] = [None] * len(texts)
+        detected: list[str | None] = [None] * len(texts)
         todo: dict[bytes, str] = {}
         with self._lock:
-            if self._known_size != len(self.known):
-                self._cache.clear()
-                self._known_size = len(self.known)
             for i, (t, d) in enumerate(zip(texts, digests, strict=True)):
                 hit = self._cache.get(d) if t else t
                 if hit is not None:
-                    out[i] = hit
+                    detected[i] = hit
                 else:
                     todo[d] = t
         if todo:
@@ -152,12 +136,12 @@ class PiiRedactor:
                 self._cache.update(done)
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
-                self._known_size = len(self.known)
-            out = [o if o is not None else done[d] for o, d in zip(out, digests, strict=True)]
-        return [o if o is not None else "" for o in out]
+            detected = [o if o is not None else done[d] for o, d in zip(detected, digests, strict=True)]
+        out = [o or "" for o in detected]
+        return [self.known.redact(o) if o else o for o in out] if len(self.known) else out
 
     def _redact_batch(self, texts: list[str]) -> list[str]:
-        # What ``_redact`` reads per text (the text, its URL delimiters blanked, its percent-decoded
+        # What detection reads per text (the text, its URL delimiters blanked, its percent-decoded
         # form), all in one detection call.
         variants: list[str] = []
         slots: list[tuple[int, int, int]] = []  # per text: index of its text / spaced / decoded variant
@@ -181,25 +165,7 @@ class PiiRedactor:
             spans.append(hits)
             for f in hits + (found[decoded] if decoded >= 0 else []):
                 self.known.add(f.value, f.entity_type)
-        outs = [replace_spans(t, hits) for t, hits in zip(texts, spans, strict=True)]
-        return [self.known.redact(o) for o in outs] if len(self.known) else outs
-
-    def _redact(self, text: str) -> str:
-        findings = self.scanner.detect(text, self.threshold)
-        if _URL_DELIMS.search(text):
-            # In a URL Presidio's e-mail pattern swallows "search?email=" into the local part and the
-            # match fails validation: look again with the delimiters blanked (same length, same spans).
-            spaced = _URL_DELIMS.sub(" ", text)
-            findings = findings + self.scanner.detect(spaced, self.threshold)
-        out = replace_spans(text, findings)
-        found = list(findings)
-        if "%" in text or "+" in text:
-            decoded = unquote_plus(text)
-            if decoded != text:
-                found.extend(self.scanner.detect(decoded, self.threshold))
-        for f in found:
-            self.known.add(f.value, f.entity_type)
-        return self.known.redact(out) if len(self.known) else out
+        return [replace_spans(t, hits) for t, hits in zip(texts, spans, strict=True)]
 
 
 def _detect_many(scanner: PiiScanner, texts: list[str], threshold: float) -> list[list[Finding]]:

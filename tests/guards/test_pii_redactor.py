@@ -123,6 +123,18 @@ def test_batch_redaction_equals_one_by_one_with_one_pass() -> None:
     assert chain.redact_many(mixed)[-1] == "run 20261121T000000000Z-run-4111111111111111-abcdef typed «secret:PW»"
 
 
+def test_a_value_learnt_later_is_redacted_where_detection_already_ran_without_running_it_again() -> None:
+    """Detection is cached by text and never redone for a known text; the known-value pass is not."""
+    r = PiiRedactor(PiiScanner(PiiPolicy(entities=ENTITIES), KEY))
+    text = "order ref ZX-4471-QQ for the customer"
+    assert r.redact(text) == text
+    calls = r.scanner.analyzer_calls
+    r.known.add("ZX-4471-QQ", "TYPED_VALUE")  # typed later in the run
+    assert r.redact(text) == "order ref «pii:TYPED_VALUE» for the customer"
+    assert r.redact_many([text, text]) == ["order ref «pii:TYPED_VALUE» for the customer"] * 2
+    assert r.scanner.analyzer_calls == calls
+
+
 # --------------------------------------------------------------------------- the sweep
 
 
