@@ -165,11 +165,8 @@ class Dispatcher:
     def _handle(self, name: str, a: t.ToolArgs) -> tuple[str, bytes | None]:
         if name == "browser_snapshot":
             return self._page(), None
-        if name == "browser_tabs":
-            # A round trip to the browser first: sync Playwright judges the page's own pending requests
-            # (routes) only while Warden talks to it, so between calls a page's navigation waits here.
-            self.live.driver.document_token()
-            return f"### Open tabs\n- 0: (current) {self.live.driver.page_url()}", None
+        if isinstance(a, t.Tabs):
+            return self._tabs(a), None
         if name == "browser_close":
             self._end_run(ExitCode.OK.value, "the agent closed the browser")
             return "The browser is closed and the session's run has ended.", None
@@ -222,6 +219,23 @@ class Dispatcher:
         else:  # pragma: no cover - every listed tool is handled above
             raise Refused(f"{name} is not implemented")
         return self._page(), None
+
+    def _tabs(self, a: t.Tabs) -> str:
+        """Playwright MCP's tabs. Not steps (no page action): the call record says what was asked."""
+        d = self.live.driver
+        if a.action == "select":
+            d.select_tab(int(a.index or 0))
+        elif a.action == "new":
+            d.select_tab(0, new=True)
+        elif a.action == "close":
+            d.select_tab(d.tabs()[1] if a.index is None else a.index, close=True)
+        # A round trip to the browser first: sync Playwright judges the page's own pending requests
+        # (routes) only while Warden talks to it, so a page's navigation is through before we read.
+        d.document_token()
+        urls, current = d.tabs()
+        lines = [f"- {i}: {'(current) ' if i == current else ''}{u}" for i, u in enumerate(urls)]
+        listing = "### Open tabs\n" + "\n".join(lines)
+        return listing if a.action == "list" else f"{listing}\n{self._page()}"
 
     def _target(self, ref: str) -> dict[str, Any]:
         """The step target for a snapshot ref, if that ref is of the current page's last snapshot."""

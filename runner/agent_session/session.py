@@ -218,8 +218,8 @@ class GuardedSession:
     def take_screenshot(self, full_page: bool = False) -> ToolResult:
         return self.call("browser_take_screenshot", {"fullPage": full_page})
 
-    def tabs(self) -> ToolResult:
-        return self.call("browser_tabs")
+    def tabs(self, action: Literal["list", "new", "close", "select"] = "list", index: int | None = None) -> ToolResult:
+        return self.call("browser_tabs", {"action": action, **({"index": index} if index is not None else {})})
 
 
 def _el(ref: str, element: str | None) -> dict[str, Any]:

@@ -119,8 +119,14 @@ class TakeScreenshot(ToolArgs):
 
 
 class Tabs(ToolArgs):
-    action: Literal["list"] = "list"
-    index: int | None = None
+    action: Literal["list", "new", "close", "select"] = "list"
+    index: Annotated[int, Field(ge=0, le=1000)] | None = None  # select: required; close: default the current tab
+
+    @model_validator(mode="after")
+    def _index(self) -> Tabs:
+        if self.action == "select" and self.index is None:
+            raise ValueError("select needs the tab's 'index' (as browser_tabs list shows it)")
+        return self
 
 
 @dataclass(frozen=True)
@@ -170,7 +176,8 @@ TOOLS: tuple[ToolSpec, ...] = (
              _fixed("wait_for"), ("wait_for",)),
     ToolSpec("browser_take_screenshot", "Screenshot of the page, PII regions masked", TakeScreenshot,
              _fixed("screenshot"), ("screenshot",)),
-    ToolSpec("browser_tabs", "List the open tabs", Tabs, _fixed(), (), read_only=True),
+    ToolSpec("browser_tabs", "List, select, open (blank) or close tabs; every tab is behind the same guards", Tabs,
+             _fixed(), ()),
     ToolSpec("browser_close", "Close the browser and end the session's run", NoArgs, _fixed(), ()),
 )
 BY_NAME: Mapping[str, ToolSpec] = {t.name: t for t in TOOLS}

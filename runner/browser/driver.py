@@ -138,4 +138,13 @@ class Driver(Protocol):
         """The URL ``goto`` with ``back`` would return to (the previous history entry), or None."""
         ...
 
+    def tabs(self) -> tuple[list[str], int]:
+        """The open pages' URLs (popups too, in opening order) and the index of the current one."""
+        ...
+
+    def select_tab(self, index: int, *, new: bool = False, close: bool = False) -> None:
+        """Make tab ``index`` current; ``new``: open a blank tab and make it current; ``close``: close
+        tab ``index`` (the current one stays, or the last left). The gate covers every tab alike."""
+        ...
+
     def close(self) -> None: ...

@@ -188,6 +188,25 @@ class PlaywrightDriver:
 
         return history_back_url(self.page)
 
+    def tabs(self) -> tuple[list[str], int]:
+        from runner.browser.tabs import open_pages
+
+        pages = open_pages(self._hooks.pages)
+        return [p.url for p in pages], pages.index(self.page) if self.page in pages else -1
+
+    def select_tab(self, index: int, *, new: bool = False, close: bool = False) -> None:
+        from runner.browser import tabs
+
+        current = self.page
+        if new:
+            assert self._context is not None
+            self._page = tabs.new_tab(self._context)
+        elif close:
+            self._page = tabs.close_tab(self._hooks.pages, index, current)
+        else:
+            self._page = tabs.pick(self._hooks.pages, index)
+        tabs.front(self._page)
+
     def resolve(
         self, kind: str, args: Mapping[str, Any], timeout_s: float, *, selectors: Sequence[str] = ()
     ) -> ElementInfo:

@@ -134,3 +134,33 @@ def test_navigate_back_goes_through_history_judged_as_a_navigation(tmp_path: Pat
     assert judged[-1]["decision"] == "allow" and judged[-1]["subject"]["target"]["url"] == test_server.url(HOST, "/one")
     intents = [r for r in recs if r["type"] == "action_record" and r["phase"] == "intent"]
     assert intents[-1]["call"].startswith("page.go_back(")
+
+
+def test_tabs_list_select_new_and_close_all_behind_the_same_guards(
+    tmp_path: Path, test_server: TestServer, evil_server: TestServer
+) -> None:
+    test_server.set_content("/opener", "<h1>Opener</h1><a href='/popup' target='_blank'>open it</a>")
+    test_server.set_content("/popup", "<h1>Popup page</h1>")
+    evil = evil_server.url("evil.localhost", "/x")
+    mission = write_mission(tmp_path, actions="goto, click", name="tabs")
+    with open_session(mission, evidence_dir=tmp_path / "ev") as s:
+        opener = s.navigate(test_server.url(HOST, "/opener")).text
+        assert s.click(ref_of(opener, "link", "open it")).ok  # the page opens a tab of its own
+        listed = s.tabs().text
+        assert "- 0: (current) " in listed and "/popup" in listed.split("- 1: ")[1], listed
+        picked = s.tabs("select", 1)
+        assert picked.ok and "Popup page" in picked.text and "- 1: (current)" in picked.text
+        assert "unknown ref" in s.click(ref_of(opener, "link", "open it")).text  # refs are the snapshot's page's
+        fresh = s.tabs("new")
+        assert fresh.ok and "- 2: (current) about:blank" in fresh.text, fresh.text
+        outside = s.navigate(evil)  # a new tab is behind the same allowlist
+        assert not outside.ok and "allowed_domains" in outside.text
+        assert s.tabs("close").ok  # the current (new) tab: the last one left becomes current
+        assert "- 1: (current)" in s.tabs().text
+        assert not s.tabs("select", 7).ok and "there is no tab 7" in s.tabs("select", 7).text
+        assert s.tabs("close", 1).ok and s.tabs("close", 0).text.count("last tab") == 1
+        assert not s.call("browser_tabs", {"action": "select"}).ok  # select needs its index
+        folder = s.folder
+    assert evil_server.connections == []
+    calls = [r for r in records(folder) if r.get("guard") == "mcp.tools" and r["subject"]["tool"] == "browser_tabs"]
+    assert {c["subject"]["arguments"].get("action", "list") for c in calls} == {"list", "select", "new", "close"}
