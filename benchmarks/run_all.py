@@ -73,9 +73,9 @@ def table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         v = r["value"]
         shown = "—" if v != v else f"{v:.3f} {r['unit']}" if v < 10 else f"{v:.0f} {r['unit']}"
-        out.append(f"| {r['figure']:<{width}} | {shown:>10} | {r['goal']} |")
+        out.append(f"| {r['figure']:<{width}} | {shown:>10} | {r.get('goal') or ''} |")
     out.append("")
-    out += [f"* {r['figure']}: {r.get('detail', '')}" for r in rows]
+    out += [f"* {r['figure'].strip()}: {r['detail']}" for r in rows if r.get("detail")]
     return "\n".join(out)
 
 
