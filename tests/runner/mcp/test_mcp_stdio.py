@@ -145,8 +145,9 @@ def test_typing_pii_is_refused_per_policy(agent: McpClient, site: Site) -> None:
 def test_danger_zone_click_with_deny_is_refused_and_its_post_never_sent(agent: McpClient, site: Site) -> None:
     page = agent.call("browser_navigate", {"url": site.url("/pay")})
     pay = ref_of(text(page), "button", "Submit payment")
-    refused = agent.call("browser_click", {"element": "Submit payment", "ref": pay})
-    assert refused.is_error and "approval not granted" in text(refused) and "denied" in text(refused)
+    for how in ({}, {"doubleClick": True}, {"button": "right"}, {"modifiers": ["Shift"]}):  # every way to click it
+        refused = agent.call("browser_click", {"element": "Submit payment", "target": pay, **how})
+        assert refused.is_error and "approval not granted" in text(refused) and "denied" in text(refused), how
     assert posts(site.server, "/order") == []
 
 
