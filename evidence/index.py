@@ -3,8 +3,8 @@
 Default is SQLite at ``DIR/warden.db`` in WAL mode with a busy timeout, so several concurrent runs
 can each append records while ``warden evidence`` reads. Any SQLAlchemy URL works (PostgreSQL).
 The run row's ``chain_head`` moves in the same transaction as the records indexed with it (the
-writer indexes what it wrote at each fsync), so a tail cut from ``records.jsonl`` behind the
-index's back is visible to ``verify``.
+writer indexes each append, or each group of ``append_many``, right after writing it), so a tail
+cut from ``records.jsonl`` behind the index's back is visible to ``verify``.
 
 Nothing sensitive in a column. ``records.body`` is the writer's line (every string already through
 the run's redactor); the other record columns are copied from that redacted record and kept only

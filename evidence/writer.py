@@ -84,7 +84,6 @@ class EvidenceWriter:
         self._head = GENESIS_HASH
         self._offset = 0
         self._unsynced = 0  # records written since the last fsync
-        self._pending_index: list[tuple[Record, str | None]] = []  # written, indexed at the next fsync
         self._sync_every = max(1, sync_every)
         self._failure: str | None = None
         self._closed = False
@@ -245,9 +244,7 @@ class EvidenceWriter:
             sync = sync or self._unsynced + len(items) >= self._sync_every
             self._write_lines(lines, sync)
             self._seq, self._head = seq, head
-            self._pending_index.extend(zip(records, lines, strict=True))
-            if sync or len(self._pending_index) >= self._sync_every:
-                self._flush_index()
+            self._index(list(zip(records, lines, strict=True)))
             return records
 
     def _build(
@@ -282,15 +279,14 @@ class EvidenceWriter:
     def _cap(self, text: str) -> str:
         return cap_string(text, self._max_string)
 
-    def _flush_index(self) -> None:
-        """Index the records written since the last flush, in one transaction (the run's head moves
-        with them). Called with every fsync, so the index never runs ahead of durable records."""
-        if self.index is None or not self._pending_index:
-            self._pending_index.clear()
+    def _index(self, rows: list[tuple[Record, str | None]]) -> None:
+        """Index what was just written, in one transaction (the run's head moves with it). Right
+        after the write, before ``append`` returns: a failure stops the run before its next action,
+        and a gating record is indexed before anything can act on it."""
+        if self.index is None:
             return
-        pending, self._pending_index = self._pending_index, []
         try:
-            self.index.add_records(pending)
+            self.index.add_records(rows)
         except Exception as e:
             raise self._fail(f"evidence index failed ({type(e).__name__}: {e})", e) from e
 
@@ -322,7 +318,6 @@ class EvidenceWriter:
             except OSError as e:
                 raise self._fail(f"cannot write {self.folder.records}: {_oserror_text(e)}", e) from e
             self._unsynced = 0
-        self._flush_index()
 
     def _rollback(self) -> bool:
         """Cut the file back to the end of the last complete record."""

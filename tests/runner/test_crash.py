@@ -28,13 +28,25 @@ def _warden(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*WARDEN, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
+def _holds_intent(data: bytes, kind: str) -> bool:
+    """Step 2's intent of this kind is in the bytes (by the record's JSON, whatever its key order)."""
+    for line in data.splitlines():
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue  # a line being written
+        if isinstance(r, dict) and (r.get("phase"), r.get("step"), r.get("kind")) == ("intent", 2, kind):
+            return True
+    return False
+
+
 def _wait_for_intent(folder_parent: Path, kind: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> Path:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"warden exited early ({proc.returncode})"
         for folder in folder_parent.glob("*"):
             path = folder / "records.jsonl"
-            if path.exists() and f'"phase":"intent","step":2,"kind":"{kind}"'.encode() in path.read_bytes():
+            if path.exists() and _holds_intent(path.read_bytes(), kind):
                 return folder
         time.sleep(0.05)
     raise TimeoutError(f"no {kind} intent within {timeout}s")
