@@ -53,7 +53,14 @@ class GuardedSession:
         self._live: LiveRun | None = None
         self._calls: Dispatcher | None = None
         self.end: tuple[int, str, str] | None = None  # (exit_code, outcome, message) once closed
-        self.worker = SessionWorker(self._idle)
+        self._worker: SessionWorker | None = None
+
+    @property
+    def worker(self) -> SessionWorker:
+        """The session's thread, started on first use (``open_session`` alone starts nothing)."""
+        if self._worker is None:
+            self._worker = SessionWorker(self._idle)
+        return self._worker
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> GuardedSession:

@@ -67,7 +67,10 @@ def test_calls_from_another_thread_run_on_the_sessions_thread(tmp_path: Path, te
     """Sync Playwright is bound to one thread: a framework calling from a worker pool still works."""
     test_server.set_content("/one", "<h1>One</h1>")
     mission = write_mission(tmp_path, actions="goto", name="threads")
-    with open_session(mission, evidence_dir=tmp_path / "ev") as s:
+    before = threading.active_count()
+    session = open_session(mission, evidence_dir=tmp_path / "ev")
+    assert threading.active_count() == before  # nothing starts before `with`
+    with session as s:
         out: list[bool] = []
         worker = threading.Thread(target=lambda: out.append(s.navigate(test_server.url(HOST, "/one")).ok))
         worker.start()
