@@ -7,6 +7,7 @@ what the local server received, what the client received, or what the evidence h
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from evidence.export import OCSF_VERSION
+from tests.evidence.ocsf_schema import schema
 from tests.guards.canaries import scan_bytes, scan_bytes_for_canaries
 from tests.guards.pii_support import EMAIL, canary_page
 from tests.runner.mcp.support import (
@@ -205,6 +208,9 @@ def test_disconnect_leaves_a_verifiable_interrupted_run(agent: McpClient) -> Non
         assert out.returncode == 0 and scan_bytes(out.stdout.encode()) == [], (command, out.stderr)
         if command[0] == "export":  # the agent as the OCSF actor's app, acting for the initiator
             assert '"app_name": "agent:warden-test-client/1.2.3"' in out.stdout.replace('":"', '": "')
+            events = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+            ocsf = schema(OCSF_VERSION)
+            assert events and [p for e in events for p in ocsf.validate(e)] == []  # valid OCSF 1.3.0
     # nothing Warden wrote holds a canary, and nothing the client received did either
     assert scan_bytes_for_canaries(folder) == []
     assert all(scan_bytes(t.encode()) == [] for t in agent.received)
