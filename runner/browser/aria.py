@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Page
+from playwright.sync_api import Page, Route
 
 from runner.browser.driver import ActionFailed, AriaSnapshot
 from runner.browser.messages import short_message
@@ -72,5 +72,33 @@ def go_back(page: Page, expected_url: str, ms: float) -> None:
         raise ActionFailed("there is no previous page in the browser's history")
     if previous != expected_url:
         raise ActionFailed("the previous page in the browser's history is not the page that was judged")
-    if page.go_back(wait_until="load", timeout=ms) is None and page.url != expected_url:
+    resubmitted: list[str] = []
+
+    def no_resubmission(route: Route) -> None:
+        # Back onto a form's result page re-sends its POST (Chromium asks no one): that would be the
+        # form's action again without its step (nor its approval). Refused; everything else goes on
+        # to the context's route, the request gate.
+        request = route.request
+        if request.is_navigation_request() and request.method != "GET" and request.frame.parent_frame is None:
+            resubmitted.append(request.method)
+            route.abort("blockedbyclient")
+        else:
+            route.fallback()
+
+    try:
+        page.route("**/*", no_resubmission)
+        try:
+            went = page.go_back(wait_until="load", timeout=ms)
+        except PlaywrightError as exc:
+            if not resubmitted:
+                raise ActionFailed(short_message(exc)) from None
+            went = None
+        finally:
+            page.unroute("**/*", no_resubmission)
+    except PlaywrightError as exc:
+        raise ActionFailed(short_message(exc)) from None
+    if resubmitted:
+        raise ActionFailed(f"going back would send the previous page's form again ({resubmitted[0]}): "
+                           "refused, nothing was sent; navigate to it instead")
+    if went is None and page.url != expected_url:
         raise ActionFailed("the browser could not go back")

@@ -164,3 +164,20 @@ def test_tabs_list_select_new_and_close_all_behind_the_same_guards(
     assert evil_server.connections == []
     calls = [r for r in records(folder) if r.get("guard") == "mcp.tools" and r["subject"]["tool"] == "browser_tabs"]
     assert {c["subject"]["arguments"].get("action", "list") for c in calls} == {"list", "select", "new", "close"}
+
+
+def test_going_back_onto_a_form_result_never_sends_the_form_again(tmp_path: Path, test_server: TestServer) -> None:
+    """Chromium re-sends a POST when history goes back onto its result page, asking no one: the form's
+    action again without its step (and without the approval it may have needed). Refused."""
+    test_server.set_content("/pay", '<form method="post" action="/order"><button type="submit">Go on</button></form>')
+    test_server.set_route("/order", lambda _r: Response(body="<h1>Ordered</h1>"))
+    test_server.set_content("/one", "<h1>One</h1>")
+    mission = write_mission(tmp_path, actions="goto, click", name="back-post")
+    with open_session(mission, evidence_dir=tmp_path / "ev") as s:
+        assert s.click(ref_of(s.navigate(test_server.url(HOST, "/pay")).text, "button", "Go on")).ok
+        assert s.navigate(test_server.url(HOST, "/one")).ok
+        back = s.navigate_back()
+        assert not back.ok and "would send the previous page's form again (POST)" in back.text, back.text
+        s.pump(0.3)
+        assert s.navigate(test_server.url(HOST, "/one")).ok  # the session goes on
+    assert [r.method for r in test_server.requests if r.route == "/order"] == ["POST"]  # once, by its step
