@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from evidence.records import Attachment
+from evidence.records import ActionRecord, Attachment, DecisionRecord, GuardCheck, Record
 from guards.base import ActionRequest, ChainResult, Decision, GuardContext, StepChain
 from guards.observed import ElementInfo
 from kernel.errors import GuardrailStop, StepFailed
@@ -124,7 +124,11 @@ class StepExecutor:
         action = ActionRequest(step_no=n, kind=kind, step=step, args=args, url=args.get("url"), element=element)
         ctx = GuardContext(state.mission, "run", page_url, state.executed, state.elapsed)
         result = self.chain.check(action, ctx)
-        self.recorder.step_decision(n, kind, result, {"target": target, "page_url": page_url})
+        subject = {"target": target, "page_url": page_url}
+        if result.verdict == "allow":  # the decision and the intent: one group commit, durable before the action
+            intent = self._decide_and_intend(n, kind, result, subject, target, self.driver.describe(kind, args))
+        else:
+            self.recorder.step_decision(n, kind, result, subject)
         self.reporter.event(
             "decision",
             step=n,
@@ -138,8 +142,7 @@ class StepExecutor:
         if result.verdict == "require_approval":
             self._approve(n, action, result, page_url, timeout, state)
             page_url = self.driver.page_url()
-
-        intent = self.recorder.intent(n, kind, target, self.driver.describe(kind, args), page_url)
+            intent = self.recorder.intent(n, kind, target, self.driver.describe(kind, args), page_url)
         started = time.monotonic()
         timeout = min(step.effective_timeout or DEFAULT_STEP_TIMEOUT, max(state.remaining, 0.001))
         cut = kind == "wait_for" and float(args.get("seconds") or 0) > state.remaining
@@ -286,6 +289,25 @@ class StepExecutor:
             state.started_monotonic += time.monotonic() - waiting_since
 
     # ------------------------------------------------------------------ helpers
+    def _decide_and_intend(
+        self, n: int, kind: str, result: ChainResult, subject: Mapping[str, Any], target: Mapping[str, Any],
+        call: str,
+    ) -> Record:
+        """The allow ``decision_record`` and the ``intent`` as one group (``RunRecorder.record_many``:
+        one write, one fsync), the same fields as ``step_decision`` and ``intent`` write one by one.
+        If the group cannot be written, neither is, and the action does not run."""
+        rec = self.recorder
+        deciding = result.deciding
+        decision: dict[str, Any] = {
+            "guard": "chain", "decision": result.verdict, "rationale": deciding.reason, "rule": deciding.rule,
+            "step": n, "kind": kind, "subject": dict(subject),
+            "checks": [GuardCheck(guard=d.guard, decision=d.verdict, reason=d.reason, rule=d.rule)
+                       for d in result.decisions],
+        }
+        intent: dict[str, Any] = {"phase": "intent", "step": n, "kind": kind, "target": dict(target), "call": call,
+                                  "url_before": subject["page_url"]}
+        return rec.record_many([(DecisionRecord, rec.policy, (), decision), (ActionRecord, rec.runner, (), intent)])[1]
+
     def _stop(self, n: int, guard: str, rule: str, reason: str) -> None:
         self.recorder.exception(
             category="guardrail", error_type="GuardrailStop", message=reason, mitigation="blocked", step=n

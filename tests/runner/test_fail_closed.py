@@ -132,7 +132,8 @@ def test_write_error_at_every_position_stops_before_the_next_action(
     code, _ = run(mission, tmp_path / "count")
     assert code == 0
     total = counter.calls
-    assert total >= 30, total  # run.json, mission copy, records, screenshots: each a write and an fsync
+    # run.json, mission copy, records (a step's allow decision and intent: one group), screenshots
+    assert total >= 25, total
 
     for n in range(1, total + 1):
         test_server.reset()
