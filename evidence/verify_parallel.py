@@ -59,7 +59,7 @@ def scan_parts(path: str, run_id: str) -> list[Part]:
     for a, b in spans[1:]:
         try:
             workers.append(subprocess.Popen(
-                [sys.executable, "-m", "evidence.verify_parallel", path, run_id, str(a), str(b)],
+                [sys.executable, "-m", "evidence.verify_parallel", path, run_id, str(a), "" if b is None else str(b)],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
             ))
         except OSError:
@@ -91,7 +91,7 @@ def _result(proc: subprocess.Popen[bytes] | None, path: str, run_id: str, a: int
 def _main(argv: list[str]) -> int:
     path, run_id, start, end = argv
     try:
-        answer: tuple[str, Part | None] = ("part", scan_range(path, run_id, int(start), int(end)))
+        answer: tuple[str, Part | None] = ("part", scan_range(path, run_id, int(start), int(end) if end else None))
     except Fallback:
         answer = ("fallback", None)
     sys.stdout.buffer.write(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))

@@ -415,10 +415,11 @@ def test_a_large_file_scanned_in_ranges_verifies_and_catches_edits_at_and_across
     monkeypatch.setattr(vp, "_cores", lambda: 3)
     h = make_run(steps=20)
     assert len(vp.ranges(str(h.folder.records), 3)) == 3
-    calls: list[int] = []
-    real = vp._result
-    monkeypatch.setattr(vp, "_result", lambda proc, *a: (calls.append(proc is not None), real(proc, *a))[1])
-    assert _verify(h).ok and calls == [True, True]  # two ranges answered by worker processes
+    here: list[tuple[int, int | None]] = []  # ranges this process scanned itself
+    real = vp.scan_range
+    monkeypatch.setattr(vp, "scan_range", lambda p, r, a=0, b=None: (here.append((a, b)), real(p, r, a, b))[1])
+    assert _verify(h).ok
+    assert here == [vp.ranges(str(h.folder.records), 3)[0]]  # the other two were answered by worker processes
     good = h.folder.records.read_bytes()
     t = tamper(h)
     cut = vp.ranges(str(h.folder.records), 3)[1][0]
