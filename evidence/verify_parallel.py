@@ -5,7 +5,8 @@ scanned in one (evidence.verify_stream.scan_range); the caller then checks that 
 each starts at the seq after the previous one's last, with that record's hash as its prev_hash,
 and no record id appears in two of them. Workers are fresh interpreters (``python -m
 evidence.verify_parallel``: never a fork of a caller that may hold threads) answering on a pipe,
-started only for files large enough to pay for their start-up.
+started only for files large enough to pay for their start-up, and only as many as there are idle
+cores (on a loaded machine they would only compete with this process).
 """
 
 from __future__ import annotations
@@ -28,6 +29,17 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+def _spare_cores() -> int:
+    """Cores free right now (1-minute load average; this process's own counted as free): on a busy
+    machine a second process only competes with the first, so the file is scanned in one."""
+    cores = _cores()
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return cores
+    return max(1, min(cores, int(cores - load + 1)))
+
+
 def ranges(path: str, parts: int) -> list[tuple[int, int | None]]:
     """``parts`` byte ranges of ``path``, each starting at a line start (the last open-ended)."""
     size = os.path.getsize(path)
@@ -48,7 +60,7 @@ def scan_parts(path: str, run_id: str) -> list[Part]:
     """``scan_range`` of the whole file: in this process for a small file or one core, else one
     range here and the others in worker processes; ``Fallback`` from any of them propagates. A
     worker that cannot run or dies leaves its range to this process (slower, never less checked)."""
-    cores = min(_cores(), 4)
+    cores = min(_spare_cores(), 4)
     if cores < 2 or os.path.getsize(path) < PARALLEL_MIN_BYTES:
         return [scan_range(path, run_id)]
     spans = ranges(path, cores)

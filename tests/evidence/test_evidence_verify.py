@@ -412,7 +412,7 @@ def test_a_large_file_scanned_in_ranges_verifies_and_catches_edits_at_and_across
     import evidence.verify_parallel as vp
 
     monkeypatch.setattr(vp, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(vp, "_cores", lambda: 3)
+    monkeypatch.setattr(vp, "_spare_cores", lambda: 3)
     h = make_run(steps=20)
     assert len(vp.ranges(str(h.folder.records), 3)) == 3
     here: list[tuple[int, int | None]] = []  # ranges this process scanned itself
