@@ -1,0 +1,181 @@
+"""Screenshot masks resolved once per capture in Warden's isolated world, handed to Playwright as
+one attribute selector per frame.
+
+Why: Playwright resolves each mask locator with its own CSS engine; the page scan's selectors
+(nth-of-type paths through shadow roots and frames) cost it ~5-10 ms each, so a PII-heavy page
+(~1,800 blocks) missed the screenshot timeout. Here the isolated world (the page's scripts cannot
+redefine what it calls) walks each selector natively (each step an indexed child lookup, light DOM
+and open shadow root both: a path never matches fewer elements than Playwright's piercing CSS
+would) and marks the elements with a one-time attribute ``data-warden-mask-<nonce>``; Playwright
+then gets one locator ``[data-warden-mask-<nonce>]`` per frame (same-origin frames are entered by a
+one-time frame mark, an iframe whose document cannot be reached is masked whole).
+
+Fail closed: the marks are watched by a MutationObserver of the isolated world from the moment they
+are set; after the capture a mark that was changed or removed, or an element that left the
+document, discards the image (``MasksTampered``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from playwright.sync_api import FrameLocator, Locator, Page
+
+from runner.browser.driver import ActionFailed
+from runner.browser.page_reading import evaluate_isolated
+from runner.browser.page_scripts import FRAME_SEP
+
+MASK_ATTR_PREFIX = "data-warden-mask-"
+FRAME_ATTR_PREFIX = "data-warden-frame-"
+
+# Marks the elements of each selector ("frame path |> css", see page_scripts.TEXT_BLOCKS_JS).
+# A page-scan path ("#id > ..." or "html > ...", then "tag:nth-of-type(n)" steps) is walked step
+# by step, each step looked up among the light children AND the open shadow root's children of the
+# elements so far; anything else (e.g. "input[type=password i]") is queried in the document and in
+# every open shadow root. Returns {groups: [[frame ids...]...], count} or {error}.
+MARK_JS = r"""
+(o) => {
+  const NTH = /^([^\s>:#.\[]+):nth-of-type\((\d+)\)$/;
+  const kids = new Map();  // parent node -> Map(tag -> its element children of that tag, in order)
+  const byTag = (p) => {
+    let m = kids.get(p);
+    if (!m) {
+      m = new Map();
+      for (let c = p.firstElementChild; c; c = c.nextElementSibling) {
+        const t = c.tagName.toLowerCase();
+        if (!m.has(t)) m.set(t, []);
+        m.get(t).push(c);
+      }
+      kids.set(p, m);
+    }
+    return m;
+  };
+  const pierce = (doc, css) => {
+    const found = [];
+    const walk = (root) => {
+      for (const e of root.querySelectorAll(css)) found.push(e);
+      for (const e of root.querySelectorAll('*')) if (e.shadowRoot) walk(e.shadowRoot);
+    };
+    walk(doc);
+    return found;
+  };
+  const resolve = (doc, css) => {
+    const parts = css.split(' > ');
+    let cur = null;
+    if (parts[0] === 'html') cur = doc.documentElement ? [doc.documentElement] : [];
+    else if (parts[0].startsWith('#')) cur = Array.from(doc.querySelectorAll(parts[0]));
+    if (cur === null || !parts.slice(1).every((p) => NTH.test(p))) return pierce(doc, css);
+    for (let i = 1; i < parts.length && cur.length; i++) {
+      const [, tag, n] = NTH.exec(parts[i]);
+      const next = [];
+      for (const e of cur) for (const p of [e, e.shadowRoot]) {
+        const c = p ? byTag(p).get(tag) : undefined;
+        if (c && c[n - 1]) next.push(c[n - 1]);
+      }
+      cur = next;
+    }
+    return cur;
+  };
+  const frameIds = new Map();  // frame element -> its one-time id
+  const groups = new Map();    // "id,id" -> [ids]
+  const els = new Set();
+  const mark = (chain, el) => {
+    els.add(el);
+    const key = chain.join(',');
+    if (!groups.has(key)) groups.set(key, chain);
+  };
+  try {
+    for (const s of o.selectors) {
+      const path = s.split(o.sep);
+      const css = path.pop();
+      let scopes = [[document, []]];
+      for (const f of path) {
+        const next = [];
+        for (const [doc, chain] of scopes) for (const fe of resolve(doc, f)) {
+          let inner = null;
+          try { inner = fe.contentDocument; } catch (e) { inner = null; }
+          if (!inner) { mark(chain, fe); continue; }  // cannot be entered: the frame is masked whole
+          if (!frameIds.has(fe)) frameIds.set(fe, String(frameIds.size + 1));
+          next.push([inner, [...chain, frameIds.get(fe)]]);
+        }
+        scopes = next;
+      }
+      for (const [doc, chain] of scopes) for (const e of resolve(doc, css)) mark(chain, e);
+    }
+  } catch (e) {
+    return {error: 'a mask selector could not be resolved: ' + String(e && e.name || e)};
+  }
+  for (const e of els) e.setAttribute(o.attr, '');
+  for (const [fe, id] of frameIds) fe.setAttribute(o.frameAttr, id);
+  const state = {nonce: o.nonce, attr: o.attr, frameAttr: o.frameAttr, els: Array.from(els),
+                 frames: Array.from(frameIds.entries()), changed: 0};
+  state.obs = new MutationObserver((recs) => { state.changed += recs.length; });
+  for (const e of state.els) state.obs.observe(e, {attributes: true, attributeFilter: [o.attr]});
+  for (const [fe] of state.frames) state.obs.observe(fe, {attributes: true, attributeFilter: [o.frameAttr]});
+  globalThis.__wardenMasks = state;
+  return {groups: Array.from(groups.values()), count: state.els.length};
+}
+"""
+
+# After the capture: were the marks intact the whole time? Removes them either way.
+CHECK_JS = r"""
+(o) => {
+  const s = globalThis.__wardenMasks;
+  if (!s || s.nonce !== o.nonce) return {intact: false, lost: -1};
+  delete globalThis.__wardenMasks;
+  s.changed += s.obs.takeRecords().length;
+  s.obs.disconnect();
+  let lost = 0;
+  for (const e of s.els) if (!e.isConnected || e.getAttribute(s.attr) !== '') lost++;
+  for (const [fe, id] of s.frames) if (!fe.isConnected || fe.getAttribute(s.frameAttr) !== id) lost++;
+  for (const e of s.els) e.removeAttribute(s.attr);
+  for (const [fe] of s.frames) fe.removeAttribute(s.frameAttr);
+  return {intact: lost === 0 && s.changed === 0, lost, changed: s.changed};
+}
+"""
+
+
+class MasksTampered(ActionFailed):
+    """The page changed or removed the mask marks around the capture: the image is discarded."""
+
+
+@dataclass(frozen=True)
+class Marks:
+    """One capture's marks: the nonce, how many elements carry them, the locators to mask."""
+
+    nonce: str
+    count: int
+    locators: tuple[Locator, ...]
+
+
+def mark_masks(page: Page, selectors: list[str]) -> Marks:
+    """Mark every element of ``selectors`` (see ``MARK_JS``); raises ``ActionFailed`` when it cannot."""
+    nonce = secrets.token_hex(8)
+    attr, frame_attr = MASK_ATTR_PREFIX + nonce, FRAME_ATTR_PREFIX + nonce
+    raw: Any = evaluate_isolated(page, MARK_JS, {"selectors": selectors, "sep": FRAME_SEP, "attr": attr,
+                                                 "frameAttr": frame_attr, "nonce": nonce})
+    if not isinstance(raw, dict) or raw.get("error") or not isinstance(raw.get("groups"), list):
+        why = raw.get("error") if isinstance(raw, dict) else None
+        raise ActionFailed(f"screenshot masks could not be set: {why or 'unexpected result'}")
+    locators: list[Locator] = []
+    for chain in raw["groups"]:
+        scope: Page | FrameLocator = page
+        for fid in chain:
+            scope = scope.frame_locator(f'[{frame_attr}="{int(fid)}"]')
+        locators.append(scope.locator(f"[{attr}]"))
+    return Marks(nonce=nonce, count=int(raw.get("count") or 0), locators=tuple(locators))
+
+
+def check_marks(page: Page, marks: Marks) -> None:
+    """After the capture: raise ``MasksTampered`` unless every mark stayed as set (and remove them)."""
+    raw: Any = evaluate_isolated(page, CHECK_JS, {"nonce": marks.nonce})
+    if not isinstance(raw, dict) or not raw.get("intact"):
+        lost = raw.get("lost") if isinstance(raw, dict) else None
+        changed = raw.get("changed") if isinstance(raw, dict) else None
+        raise MasksTampered(
+            f"screenshot discarded: the page changed the PII masks during the capture "
+            f"({marks.count} marked, {lost if lost is not None and lost >= 0 else 'all'} lost, "
+            f"{changed or 0} changes)"
+        )
