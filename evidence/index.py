@@ -32,7 +32,6 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
-    inspect,
     select,
     text,
     update,
@@ -40,8 +39,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from evidence.index_rows import _TOKEN, _record_row, insert_rows, subject_host, token_of
-from evidence.records import Record, finding_entities
+from evidence.index_rows import _TOKEN, _record_row, insert_rows
+from evidence.index_upgrade import upgrade_schema
+from evidence.records import Record
 from evidence.redact import Redactor
 from evidence.runfolder import RunInfo
 from kernel.errors import UsageError
@@ -168,43 +168,7 @@ class EvidenceIndex:
                     raise
 
     def _upgrade_schema(self) -> None:
-        """An index written by an older Warden: add the denormalised columns and indexes it lacks.
-
-        New columns are filled from the runs table and the stored record bodies, so queries see
-        old and new records alike (``warden evidence reindex`` would do the same from the folders).
-        """
-        columns = inspect(self.engine).get_columns("records")
-        have = {c["name"] for c in columns}
-        narrow = [c for c in columns if c["name"] == "entity_type" and getattr(c["type"], "length", None)]
-        if narrow and self.engine.dialect.name == "postgresql":  # v1 index: one type per row, VARCHAR(64)
-            with self.engine.begin() as conn:
-                conn.execute(text("ALTER TABLE records ALTER COLUMN entity_type TYPE TEXT"))
-        table = RecordRow.__table__
-        missing = [c for c in table.columns if c.name not in have]
-        if missing:
-            with self.engine.begin() as conn:
-                for col in missing:
-                    ddl = col.type.compile(dialect=self.engine.dialect)
-                    conn.execute(text(f'ALTER TABLE records ADD COLUMN "{col.name}" {ddl}'))
-                conn.execute(
-                    text("UPDATE records SET mission_id = "
-                         "(SELECT mission_id FROM runs WHERE runs.run_id = records.run_id)")
-                )
-                rows = conn.execute(
-                    text("SELECT run_id, seq, body FROM records WHERE type IN "
-                         "('pii_finding', 'approval_request', 'approval_record', 'decision_record')")
-                ).all()
-                for run_id, seq, body in rows:
-                    data = json.loads(body)
-                    conn.execute(
-                        text("UPDATE records SET entity_type = :e, approval_id = :a, guard = :g, subject_host = :h "
-                             "WHERE run_id = :r AND seq = :s"),
-                        {"e": " ".join(finding_entities(data)) or None if data.get("type") == "pii_finding" else None,
-                         "a": data.get("approval_id"), "g": token_of(data.get("guard")),
-                         "h": subject_host(data), "r": run_id, "s": seq},
-                    )
-        for ix in table.indexes:  # type: ignore[attr-defined]
-            ix.create(self.engine, checkfirst=True)
+        upgrade_schema(self.engine, RecordRow.__table__)  # type: ignore[arg-type]
 
     def close(self) -> None:
         self.engine.dispose()
