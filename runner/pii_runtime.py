@@ -238,7 +238,7 @@ class PiiRuntime:
             if not text:
                 continue
             d = _digest(text)
-            if d in self._sensitive_blocks or (known_pattern and self.known.redact(text) != text):
+            if d in self._sensitive_blocks or (known_pattern and self.known.contains_known(text)):
                 self._sensitive_blocks.add(d)
                 masks.add(b.selector)
         page = page_without_query(url)
