@@ -1,14 +1,14 @@
-"""Screenshot masks resolved once per capture in Warden's isolated world, handed to Playwright as
-one attribute selector per frame.
+"""Screenshot masks resolved once per capture in Warden's isolated world, as one-time marks that
+``mask_paint`` measures and paints into the image.
 
 Why: Playwright resolves each mask locator with its own CSS engine; the page scan's selectors
 (nth-of-type paths through shadow roots and frames) cost it ~5-10 ms each, so a PII-heavy page
 (~1,800 blocks) missed the screenshot timeout. Here the isolated world (the page's scripts cannot
 redefine what it calls) walks each selector natively (each step an indexed child lookup, light DOM
 and open shadow root both: a path never matches fewer elements than Playwright's piercing CSS
-would) and marks the elements with a one-time attribute ``data-warden-mask-<nonce>``; Playwright
-then gets one locator ``[data-warden-mask-<nonce>]`` per frame (same-origin frames are entered by a
-one-time frame mark, an iframe whose document cannot be reached is masked whole).
+would) and marks the elements with a one-time attribute ``data-warden-mask-<nonce>``, remembering
+the frames each one is inside (same-origin frames are entered and get a one-time frame mark, an
+iframe whose document cannot be reached is masked whole).
 
 Fail closed: the marks are watched by a MutationObserver of the isolated world from the moment they
 are set; after the capture a mark that was changed or removed, or an element that left the
@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from playwright.sync_api import FrameLocator, Locator, Page
+from playwright.sync_api import Page
 
 from runner.browser.driver import ActionFailed
 from runner.browser.page_reading import evaluate_isolated
@@ -80,9 +80,9 @@ MARK_JS = r"""
   };
   const frameIds = new Map();  // frame element -> its one-time id
   const groups = new Map();    // "id,id" -> [ids]
-  const els = new Set();
-  const mark = (chain, el) => {
-    els.add(el);
+  const els = new Map();       // element -> the frame elements it is inside (outermost first)
+  const mark = (chain, el, fes) => {
+    els.set(el, fes);
     const key = chain.join(',');
     if (!groups.has(key)) groups.set(key, chain);
   };
@@ -90,26 +90,26 @@ MARK_JS = r"""
     for (const s of o.selectors) {
       const path = s.split(o.sep);
       const css = path.pop();
-      let scopes = [[document, []]];
+      let scopes = [[document, [], []]];
       for (const f of path) {
         const next = [];
-        for (const [doc, chain] of scopes) for (const fe of resolve(doc, f)) {
+        for (const [doc, chain, fes] of scopes) for (const fe of resolve(doc, f)) {
           let inner = null;
           try { inner = fe.contentDocument; } catch (e) { inner = null; }
-          if (!inner) { mark(chain, fe); continue; }  // cannot be entered: the frame is masked whole
+          if (!inner) { mark(chain, fe, fes); continue; }  // cannot be entered: the frame is masked whole
           if (!frameIds.has(fe)) frameIds.set(fe, String(frameIds.size + 1));
-          next.push([inner, [...chain, frameIds.get(fe)]]);
+          next.push([inner, [...chain, frameIds.get(fe)], [...fes, fe]]);
         }
         scopes = next;
       }
-      for (const [doc, chain] of scopes) for (const e of resolve(doc, css)) mark(chain, e);
+      for (const [doc, chain, fes] of scopes) for (const e of resolve(doc, css)) mark(chain, e, fes);
     }
   } catch (e) {
     return {error: 'a mask selector could not be resolved: ' + String(e && e.name || e)};
   }
-  for (const e of els) e.setAttribute(o.attr, '');
+  for (const e of els.keys()) e.setAttribute(o.attr, '');
   for (const [fe, id] of frameIds) fe.setAttribute(o.frameAttr, id);
-  const state = {nonce: o.nonce, attr: o.attr, frameAttr: o.frameAttr, els: Array.from(els),
+  const state = {nonce: o.nonce, attr: o.attr, frameAttr: o.frameAttr, els: Array.from(els.keys()), fes: els,
                  frames: Array.from(frameIds.entries()), changed: 0};
   state.obs = new MutationObserver((recs) => { state.changed += recs.length; });
   for (const e of state.els) state.obs.observe(e, {attributes: true, attributeFilter: [o.attr]});
@@ -143,11 +143,10 @@ class MasksTampered(ActionFailed):
 
 @dataclass(frozen=True)
 class Marks:
-    """One capture's marks: the nonce, how many elements carry them, the locators to mask."""
+    """One capture's marks: the nonce and how many elements carry them."""
 
     nonce: str
     count: int
-    locators: tuple[Locator, ...]
 
 
 def mark_masks(page: Page, selectors: list[str]) -> Marks:
@@ -159,13 +158,7 @@ def mark_masks(page: Page, selectors: list[str]) -> Marks:
     if not isinstance(raw, dict) or raw.get("error") or not isinstance(raw.get("groups"), list):
         why = raw.get("error") if isinstance(raw, dict) else None
         raise ActionFailed(f"screenshot masks could not be set: {why or 'unexpected result'}")
-    locators: list[Locator] = []
-    for chain in raw["groups"]:
-        scope: Page | FrameLocator = page
-        for fid in chain:
-            scope = scope.frame_locator(f'[{frame_attr}="{int(fid)}"]')
-        locators.append(scope.locator(f"[{attr}]"))
-    return Marks(nonce=nonce, count=int(raw.get("count") or 0), locators=tuple(locators))
+    return Marks(nonce=nonce, count=int(raw.get("count") or 0))
 
 
 def check_marks(page: Page, marks: Marks) -> None:

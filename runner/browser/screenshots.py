@@ -1,7 +1,7 @@
 """Screenshots of the main page: PII painted over (masks) and the action's target outlined, for
 the evidence and the approval prompt. The outline adds nothing to the page's DOM; the masks are
-one-time attributes set for the capture only (``mask_marks``: one locator per frame, not one per
-selector, so a page with thousands of PII blocks is masked in one pass).
+found as one-time marks (``mask_marks``, one pass for thousands of PII blocks) and painted into the
+image by Warden (``mask_paint``), never drawn in the page, where a hostile page could undo them.
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ import contextlib
 from collections.abc import Sequence
 
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Locator, Page
+from playwright.sync_api import Page
 
 from runner.browser.driver import ActionFailed
 from runner.browser.mask_marks import MasksTampered, check_marks, mark_masks
+from runner.browser.mask_paint import paint, read_rects
 from runner.browser.messages import short_message
 from runner.browser.page_scripts import OUTLINE_CSS
 
-# The colour painted over masked elements in screenshots (Playwright's ``mask_color``).
+# The colour Warden paints over masked elements in screenshots (runner/browser/mask_paint.py).
 MASK_COLOR = "#000000"
 SCREENSHOT_TIMEOUT_S = 15.0
 CAPTURE_ATTEMPTS = 2  # a page that re-renders during the capture gets one retake; then no image
@@ -39,23 +40,13 @@ def take_screenshot(
             target.highlight()
     try:
         for attempt in range(CAPTURE_ATTEMPTS):
-            marks = mark_masks(page, list(mask_selectors)) if mask_selectors else None
+            if not mask_selectors:
+                return _capture(page, full_page, style)
             try:
-                png = _capture(page, full_page, list(marks.locators) if marks else [], style)
-            except PlaywrightError:
-                if marks is not None:  # take the marks off again; the failure is the one raised
-                    with contextlib.suppress(PlaywrightError, ActionFailed):
-                        check_marks(page, marks)
-                raise
-            if marks is None:
-                return png
-            try:
-                check_marks(page, marks)
+                return _masked(page, full_page, list(mask_selectors), style)
             except MasksTampered:
                 if attempt + 1 == CAPTURE_ATTEMPTS:
                     raise
-                continue
-            return png
         raise AssertionError("unreachable")  # pragma: no cover
     except PlaywrightError as exc:
         raise ActionFailed(f"screenshot failed: {short_message(exc)}") from None
@@ -65,8 +56,30 @@ def take_screenshot(
                 page.hide_highlight()
 
 
-def _capture(page: Page, full_page: bool, mask: list[Locator], style: str) -> bytes:
+def _masked(page: Page, full_page: bool, selectors: list[str], style: str) -> bytes:
+    """One capture with the masks painted in by Warden (``mask_paint``); ``MasksTampered`` to retake.
+
+    The unmasked capture stays in memory and is dropped unless its masks are painted over it."""
+    marks = mark_masks(page, selectors)
+    try:
+        before = read_rects(page, marks, full_page=full_page)
+        png = _capture(page, full_page, style)
+        after = read_rects(page, marks, full_page=full_page, after=True)
+    except (PlaywrightError, ActionFailed):
+        with contextlib.suppress(PlaywrightError, ActionFailed):  # take the marks off again
+            check_marks(page, marks)
+        raise
+    check_marks(page, marks)
+    if after != before:
+        del png
+        raise MasksTampered(
+            f"screenshot discarded: the PII masked on the page moved during the capture ({marks.count} marked)"
+        )
+    return paint(png, before, MASK_COLOR, full_page=full_page)
+
+
+def _capture(page: Page, full_page: bool, style: str) -> bytes:
     return page.screenshot(
-        type="png", full_page=full_page, mask=mask, mask_color=MASK_COLOR, animations="disabled",
+        type="png", full_page=full_page, animations="disabled",
         caret="hide", timeout=SCREENSHOT_TIMEOUT_S * 1000, style=style or None,
     )

@@ -117,3 +117,74 @@ def test_a_page_that_takes_the_marks_off_gets_no_screenshot_stored(
     exc = [r for r in recs if r["type"] == "exception_record" and r["category"] == "screenshot"]
     assert exc and "screenshot discarded" in exc[0]["message"], exc
     assert any(r["type"] == "pii_finding" or "finding" in r["type"] for r in recs)  # the scan did find them
+
+
+# Playwright's own mask is an overlay element in the page (x-pw-glass): a page could remove every
+# element injected into it ("remove", a MutationObserver on <html> and <body>) or hide it with CSS
+# ("hide", !important). Warden paints the masks into the image itself, so neither reaches them.
+GLASS = {
+    "remove": """<script>
+  const kill = (recs) => { for (const r of recs) for (const n of r.addedNodes) if (n.nodeType === 1) n.remove(); };
+  new MutationObserver(kill).observe(document.documentElement, {childList: true});
+  addEventListener('DOMContentLoaded', () => new MutationObserver(kill).observe(document.body, {childList: true}));
+</script>""",
+    "hide": "<style>x-pw-glass, x-pw-glass * {display:none!important; visibility:hidden!important}</style>",
+}
+
+
+@pytest.mark.parametrize("mode", sorted(GLASS))
+def test_a_page_that_removes_or_hides_an_overlay_still_gets_its_pii_masked_by_pixels(
+    tmp_path: Path, ev: Path, server: TestServer, mode: str
+) -> None:
+    rows = "".join(f'<p style="{ROW}">Email: {_email(i)}</p>' for i in range(5))
+    server.set_content("/glass", _page(GLASS[mode] + rows))
+    code, res, recs, out = _run(tmp_path, ev, server, "/glass")
+    assert code == 0, out
+    assert res is not None
+    shots = _shots(res)
+    assert shots, [r for r in recs if r["type"] == "exception_record"]  # nothing for it to undo: stored
+    png = decode_png(shots[-1].read_bytes())
+    for i in range(5):  # every PII row is MASK_COLOR across its text
+        for x in (5, 60, 200, 400):
+            assert pixel(png, x, i * 20 + 10) == MASK, (i, x)
+    assert pixel(png, 700, 10) == WHITE  # the paint is where the rows are, not everywhere
+
+
+def test_a_page_whose_pii_keeps_moving_gets_no_screenshot_stored(tmp_path: Path, ev: Path, server: TestServer) -> None:
+    # Every frame moves the rows down a pixel: the rectangles read after the capture are never the
+    # ones read before it, so no painted image can be trusted to cover them.
+    rows = "".join(f'<p style="{ROW}">Email: {_email(i)}</p>' for i in range(5))
+    mover = """<script>
+  let n = 0;
+  const step = () => { document.body.style.paddingTop = (++n % 400) + 'px'; requestAnimationFrame(step); };
+  requestAnimationFrame(step);
+</script>"""
+    server.set_content("/moving", _page(rows + mover))
+    code, res, recs, out = _run(tmp_path, ev, server, "/moving")
+    assert code == 0, out
+    assert res is not None
+    assert _shots(res) == []
+    exc = [r for r in recs if r["type"] == "exception_record" and r["category"] == "screenshot"]
+    assert exc and "moved during the capture" in exc[0]["message"], exc
+
+
+def test_an_animated_pii_block_is_masked_where_the_capture_shows_it(
+    tmp_path: Path, ev: Path, server: TestServer
+) -> None:
+    # The capture settles animations (an infinite one is cancelled: the block drops back to its own
+    # left:0); measured mid-animation (at left:400px) the paint would miss it. A red block: no red
+    # pixel may be left anywhere in the stored image.
+    css = ("@keyframes mv{0%{left:400px}0.01%{left:0}100%{left:0}}"
+           "#pii{position:absolute;top:0;left:0;animation:mv 1000s infinite;background:#ff0000}")
+    block = f'<style>{css}</style><p id="pii" style="{ROW}">Email: {_email(0)}</p>'
+    server.set_content("/animated", _page(block))
+    code, res, recs, out = _run(tmp_path, ev, server, "/animated")
+    assert code == 0, out
+    assert res is not None
+    shots = _shots(res)
+    assert shots, [r for r in recs if r["type"] == "exception_record"]
+    png = decode_png(shots[-1].read_bytes())
+    width, height, _rows = png
+    red = [(x, y) for y in range(0, min(height, 60), 2) for x in range(0, width, 4) if pixel(png, x, y) == (255, 0, 0)]
+    assert red == []
+    assert pixel(png, 60, 10) == MASK

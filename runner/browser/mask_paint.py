@@ -1,0 +1,152 @@
+"""Screenshot masks painted into the image by Warden, not drawn in the page.
+
+Why: Playwright's ``mask`` is an overlay element (``x-pw-glass``) inside the page's DOM during the
+capture; a hostile page can remove it (a MutationObserver) or hide it (page CSS ``!important``) and
+have its PII captured in clear. Here the marked elements' rectangles are read in Warden's isolated
+world (the page's scripts cannot redefine what it calls): ``getBoundingClientRect`` united with the
+box of the element's own contents (text overflowing the element is covered too), offset through
+same-origin frames (each frame's content box clips what is inside it; a transformed frame, or one
+that cannot be entered, is masked whole), clipped to the viewport, or in page coordinates for a
+full-page capture. The capture is taken without Playwright's mask (in memory only) and the
+rectangles are painted ``MASK_COLOR`` onto it here; the unmasked image is never written anywhere.
+The rectangles are read again after the capture: if anything moved the image is discarded.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image, ImageDraw
+from playwright.sync_api import Page
+
+from runner.browser.mask_marks import Marks, MasksTampered
+from runner.browser.page_reading import evaluate_isolated
+
+# The rectangles (CSS px) of every element marked by mask_marks.MARK_JS, in the coordinates of
+# the capture: the viewport, or the page (``full``). Returns {rects, dpr, w, h, sx, sy} or {error}.
+RECTS_JS = r"""
+(o) => {
+  const s = globalThis.__wardenMasks;
+  if (!s || s.nonce !== o.nonce) return {error: 'the marks are gone'};
+  // Animations as Playwright's animations="disabled" leaves them for the capture, BEFORE measuring:
+  // finite ones finished, infinite ones cancelled (played again after the second reading). Else
+  // the capture would show an animated element where it was not measured.
+  const docs = new Set([document]);
+  for (const fes of s.fes.values()) for (const fe of fes) {
+    try { if (fe.contentDocument) docs.add(fe.contentDocument); } catch (e) { /* masked whole */ }
+  }
+  if (o.freeze) {
+    s.cancelled = [];
+    for (const d of docs) for (const a of d.getAnimations()) {
+      if (a.playState === 'finished' || a.playState === 'idle') continue;
+      try {
+        if (a.effect && a.effect.getComputedTiming().endTime !== Infinity) { a.finish(); continue; }
+      } catch (e) {}
+      a.cancel();
+      s.cancelled.push(a);
+    }
+  }
+  const de = document.documentElement;
+  const sx = o.full ? scrollX : 0, sy = o.full ? scrollY : 0;
+  const W = o.full ? Math.max(de.scrollWidth, innerWidth) : innerWidth;
+  const H = o.full ? Math.max(de.scrollHeight, innerHeight) : innerHeight;
+  const boxes = new Map();  // frame element -> [content box in its parent's viewport, whole?]
+  const box = (fe) => {
+    let b = boxes.get(fe);
+    if (b) return b;
+    const r = fe.getBoundingClientRect(), cs = getComputedStyle(fe);
+    const px = (v) => parseFloat(v) || 0;
+    const l = r.left + fe.clientLeft + px(cs.paddingLeft), t = r.top + fe.clientTop + px(cs.paddingTop);
+    // A transformed frame's inside does not map 1:1 onto the page: mask it whole.
+    const whole = Math.abs(r.width - fe.offsetWidth) > 0.5 || Math.abs(r.height - fe.offsetHeight) > 0.5;
+    b = [[l, t, l + fe.clientWidth - px(cs.paddingLeft) - px(cs.paddingRight),
+          t + fe.clientHeight - px(cs.paddingTop) - px(cs.paddingBottom)], whole, r];
+    boxes.set(fe, b);
+    return b;
+  };
+  const cut = (a, b) => [Math.max(a[0], b[0]), Math.max(a[1], b[1]), Math.min(a[2], b[2]), Math.min(a[3], b[3])];
+  const rects = [];
+  for (const el of s.els) {
+    let ox = 0, oy = 0, clip = [-Infinity, -Infinity, Infinity, Infinity], r = null;
+    for (const fe of (s.fes.get(el) || [])) {
+      const [b, whole, fr] = box(fe);
+      if (whole) { r = [fr.left + ox, fr.top + oy, fr.right + ox, fr.bottom + oy]; break; }
+      const c = [b[0] + ox, b[1] + oy, b[2] + ox, b[3] + oy];
+      clip = cut(clip, c);
+      ox = c[0]; oy = c[1];
+    }
+    if (r === null) {
+      const e = el.getBoundingClientRect();
+      r = [e.left, e.top, e.right, e.bottom];
+      if (!/^i?frame$/i.test(el.tagName)) {
+        const range = el.ownerDocument.createRange();
+        range.selectNodeContents(el);
+        const c = range.getBoundingClientRect();
+        if (c.width > 0 || c.height > 0) {
+          r = e.width > 0 || e.height > 0
+            ? [Math.min(r[0], c.left), Math.min(r[1], c.top), Math.max(r[2], c.right), Math.max(r[3], c.bottom)]
+            : [c.left, c.top, c.right, c.bottom];
+        }
+      }
+      r = cut([r[0] + ox, r[1] + oy, r[2] + ox, r[3] + oy], clip);
+    }
+    r = cut([r[0] + sx, r[1] + sy, r[2] + sx, r[3] + sy], [0, 0, W, H]);
+    if (r[2] > r[0] && r[3] > r[1]) rects.push(r);
+  }
+  const out = {rects, dpr: devicePixelRatio, w: W, h: H, sx: scrollX, sy: scrollY};
+  if (o.replay) for (const a of (s.cancelled || [])) { try { a.play(); } catch (e) {} }
+  return out;
+}
+"""
+
+
+@dataclass(frozen=True)
+class MaskRects:
+    """Where to paint, in image pixels, and what the page looked like (scroll, size) when read."""
+
+    rects: tuple[tuple[int, int, int, int], ...]
+    size: tuple[int, int]
+    scroll: tuple[float, float]
+
+
+def read_rects(page: Page, marks: Marks, *, full_page: bool, after: bool = False) -> MaskRects:
+    """The marked elements' rectangles (see ``RECTS_JS``); ``MasksTampered`` when the marks are gone.
+
+    Before the capture (``after`` false) animations are settled first; after it they play again."""
+    raw: Any = evaluate_isolated(
+        page, RECTS_JS, {"nonce": marks.nonce, "full": full_page, "freeze": not after, "replay": after}
+    )
+    if not isinstance(raw, dict) or raw.get("error") or not isinstance(raw.get("rects"), list):
+        why = raw.get("error") if isinstance(raw, dict) else None
+        raise MasksTampered(f"screenshot discarded: the PII masks could not be measured ({why or 'unexpected result'})")
+    dpr = float(raw["dpr"])
+    rects = tuple(
+        (math.floor(x0 * dpr), math.floor(y0 * dpr), math.ceil(x1 * dpr), math.ceil(y1 * dpr))
+        for x0, y0, x1, y1 in raw["rects"]
+    )
+    size = (round(float(raw["w"]) * dpr), round(float(raw["h"]) * dpr))
+    return MaskRects(rects=rects, size=size, scroll=(float(raw["sx"]), float(raw["sy"])))
+
+
+def paint(png: bytes, masks: MaskRects, color: str, *, full_page: bool) -> bytes:
+    """``png`` with every rectangle filled ``color``; ``MasksTampered`` if the image is not the page measured."""
+    with Image.open(io.BytesIO(png)) as im:
+        im.load()
+        w, h = im.size
+        # Larger than measured: part of the image was never measured. A viewport capture must match.
+        if w > masks.size[0] + 1 or h > masks.size[1] + 1 or (
+            not full_page and (w < masks.size[0] - 1 or h < masks.size[1] - 1)
+        ):
+            raise MasksTampered(
+                f"screenshot discarded: the image ({w}x{h}) is not the page the PII masks were measured on "
+                f"({masks.size[0]}x{masks.size[1]})"
+            )
+        draw = ImageDraw.Draw(im)
+        for x0, y0, x1, y1 in masks.rects:
+            draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=color)
+        out = io.BytesIO()
+        im.save(out, format="PNG", compress_level=3)
+    return out.getvalue()
