@@ -61,6 +61,9 @@ def _masked(page: Page, full_page: bool, selectors: list[str], style: str) -> by
 
     The unmasked capture stays in memory and is dropped unless its masks are painted over it."""
     marks = mark_masks(page, selectors)
+    if marks.count == 0:  # nothing on the page matches: the same image as painting no rectangle, cheaper
+        check_marks(page, marks)
+        return _capture(page, full_page, style)
     try:
         before = read_rects(page, marks, full_page=full_page)
         png = _capture(page, full_page, style)
