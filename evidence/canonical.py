@@ -29,33 +29,6 @@ _MAX_SAFE_INT = 2**53 - 1  # rfc8785 refuses integers outside the IEEE 754 exact
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False).encode
 
 
-def _plain(obj: Any) -> bool:
-    """True when the fast encoder's output equals JCS for ``obj`` (see the module docstring)."""
-    stack = [obj]
-    pop, push = stack.pop, stack.append
-    while stack:
-        v = pop()
-        t = type(v)
-        if t is str or v is None or t is bool:
-            continue
-        if t is int:
-            if -_MAX_SAFE_INT <= v <= _MAX_SAFE_INT:
-                continue
-            return False
-        if t is dict:
-            for k, item in v.items():
-                # Surrogate code units of a non-BMP key sort differently in UTF-16; str(k) > U+FFFF.
-                if type(k) is not str or (not k.isascii() and max(k) > "\uffff"):
-                    return False
-                push(item)
-            continue
-        if t is list:
-            stack.extend(v)
-            continue
-        return False  # float, tuple, subclasses, anything else: the reference encoder decides
-    return True
-
-
 _PLAIN, _INTEGRAL, _REFERENCE = 0, 1, 2
 
 
@@ -106,6 +79,11 @@ def _kind(obj: Any) -> int:
             continue
         return _REFERENCE
     return kind
+
+
+def _plain(obj: Any) -> bool:
+    """True when the fast encoder's output equals JCS for ``obj`` as it is (see ``_kind``)."""
+    return _kind(obj) == _PLAIN
 
 
 def _ints(obj: Any) -> Any:
