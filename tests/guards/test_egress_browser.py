@@ -398,3 +398,21 @@ def test_the_run_closing_the_page_is_no_way_out(tmp_path: Path, ev: Path, server
     assert "/leak-fetch" not in got and "/leak-beacon" not in got, got
     assert code == 0  # every step had run: the refusal after the last one is recorded, not a stop
     assert {f["action"] for f in findings(recs, "request")} == {"blocked"}
+
+
+def test_unload_bodies_in_other_shapes_are_read_too(tmp_path: Path, ev: Path, server: TestServer) -> None:
+    """The browser layer reads the body whatever its shape: a Blob, FormData, URLSearchParams."""
+    ssn = json.dumps(SSN[3].value)
+    url = _page(server, "/shapes", f"""addEventListener('pagehide', () => {{
+      navigator.sendBeacon('/leak-blob', new Blob(['v=' + {ssn}], {{type: 'text/plain'}}));
+      const f = new FormData(); f.append('v', {ssn}); navigator.sendBeacon('/leak-form', f);
+      fetch('/leak-params', {{method: 'POST', body: new URLSearchParams({{v: {ssn}}}), keepalive: true}});
+      navigator.sendBeacon('/ok-blob', new Blob(['n=1'])); }});""")
+    steps = [f"goto: {json.dumps(url)}", "wait_for: {seconds: 0.3}",
+             f"goto: {json.dumps(server.url('allowed.localhost', '/done'))}", "wait_for: {seconds: 1}"]
+    code, _, recs, _ = run(tmp_path, mission(steps, pii=pii_block(on_request="block"), domains=DOMAINS), ev)
+    got = _routes(server)
+    assert "/ok-blob" in got, got
+    assert not {"/leak-blob", "/leak-form", "/leak-params"} & set(got), got
+    assert code == 3
+    assert {f["action"] for f in findings(recs, "request")} == {"blocked"}
