@@ -14,163 +14,19 @@ Errors propagate (PiiScanError): the writer then refuses to write, never writes 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from urllib.parse import unquote_plus
 
 from guards.pii.finding import Finding
+from guards.pii.known_values import KnownValueRedactor, _bounded, encoded_forms, marker
 from guards.pii.scanner import PiiScanner, _glued
-from kernel import spellings
 
-try:  # the regex engine's own lower case and extra case-insensitive equivalences (private modules)
-    _TOLOWER: Callable[[int], int] = importlib.import_module("_sre").unicode_tolower
-    _EXTRA_CASES: dict[int, tuple[int, ...]] = importlib.import_module("re._casefix")._EXTRA_CASES
-    _FOLD = True
-except (ImportError, AttributeError):  # pragma: no cover - another Python: one key for all (correct, slower)
-    _EXTRA_CASES, _FOLD = {}, False
+__all__ = ["KnownValueRedactor", "PiiRedactor", "_bounded", "encoded_forms", "marker", "replace_spans"]
 
-_LABEL = re.compile(r"[^A-Z0-9_]")
 _URL_DELIMS = re.compile(r"[/?&=#;]")
-_MIN_VALUE_LEN = 4
-
-
-def marker(entity_type: str) -> str:
-    return f"«pii:{_LABEL.sub('_', entity_type.upper())}»"
-
-
-def encoded_forms(value: str) -> list[str]:
-    """The spellings of a value that commonly land in logs: raw, URL-encoded, JSON- and HTML-escaped."""
-    return spellings.encoded_forms(value)
-
-
-def _bounded(form: str) -> str:
-    """``form`` as a regex that does not match inside a longer alphanumeric token: a known value
-    "cafe" must not rewrite the middle of a sha256 in a record (which would also break its schema)."""
-    rx = re.escape(form)
-    if form[:1].isalnum():
-        rx = "(?<![A-Za-z0-9])" + rx
-    if form[-1:].isalnum():
-        rx += "(?![A-Za-z0-9])"
-    return rx
-
-
-def _fold_key(ch: str) -> int:
-    """A character's class under ``re.IGNORECASE`` (sre's lower case plus its extra equivalences, e.g.
-    ``ſ``/``s``, ``K``/``k``): two characters the regex engine matches case-insensitively share a key."""
-    if not _FOLD:  # pragma: no cover
-        return 0
-    lo = _TOLOWER(ord(ch))
-    return min((lo, *_EXTRA_CASES.get(lo, ())))
-
-
-class _Index:
-    """The known values' alternatives (same regexes, same order as one big alternation) bucketed by
-    the case-folded first two characters of a literal form (first character of a digit pattern).
-
-    At a text position only the alternatives whose key matches the text there can match, so the
-    alternation tried there is a small one, compiled once per key and cached. Same result as the
-    big alternation (same regexes in the same relative order, matched at the same positions with
-    the whole text as context), without its cost of text length × number of values."""
-
-    def __init__(self, alts: list[tuple[str, str, tuple[str, ...]]]) -> None:
-        self.labels = {f"g{i}": label for i, (_, label, _) in enumerate(alts)}
-        self._rx = [rx for rx, _, _ in alts]
-        self._two: dict[tuple[int, int], list[int]] = {}
-        self._one: dict[int, list[int]] = {}
-        for i, (_, _, lead) in enumerate(alts):
-            keys = tuple(_fold_key(c) for c in lead)
-            if len(keys) >= 2:
-                self._two.setdefault((keys[0], keys[1]), []).append(i)
-            else:
-                self._one.setdefault(keys[0], []).append(i)
-        self.firsts = {k for k, _ in self._two} | set(self._one)
-        self._sub: dict[tuple[int, int], re.Pattern[str] | None] = {}
-        self._keys: dict[str, int] = {}
-
-    def _pattern_at(self, k1: int, k2: int) -> re.Pattern[str] | None:
-        key = (k1, k2)
-        if key in self._sub:
-            return self._sub[key]
-        idx = sorted({*self._two.get(key, ()), *self._one.get(k1, ())})
-        pat = re.compile("|".join(f"(?P<g{i}>{self._rx[i]})" for i in idx), re.IGNORECASE) if idx else None
-        self._sub[key] = pat
-        return pat
-
-    def matches(self, text: str) -> Iterator[re.Match[str]]:
-        """The big alternation's ``finditer`` matches (non-overlapping, leftmost, first alternative)."""
-        keys = self._keys
-        ks = [keys[c] if c in keys else keys.setdefault(c, _fold_key(c)) for c in text]
-        firsts, n, pos = self.firsts, len(text), 0
-        while pos < n:
-            k1 = ks[pos]
-            if k1 in firsts:
-                pat = self._pattern_at(k1, ks[pos + 1] if pos + 1 < n else -1)
-                m = pat.match(text, pos) if pat is not None else None
-                if m is not None:
-                    yield m
-                    pos = m.end()
-                    continue
-            pos += 1
-
-
-class KnownValueRedactor:
-    """Replaces exact values seen earlier in the run (and their encodings and digit spellings)."""
-
-    def __init__(self) -> None:
-        self._values: dict[str, str] = {}
-        self._index: _Index | None = None
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def add(self, value: str, label: str) -> None:
-        v = value.strip()
-        if len(v) < _MIN_VALUE_LEN:
-            return
-        with self._lock:
-            if self._values.get(v) == label:
-                return
-            self._values[v] = label
-            self._index = None
-
-    def _compile(self) -> _Index | None:
-        with self._lock:
-            if self._index is not None or not self._values:
-                return self._index
-            alts: list[tuple[str, str, tuple[str, ...]]] = []  # (regex, label, its leading literal characters)
-            for v, label in self._values.items():
-                for form in encoded_forms(v):
-                    alts.append((_bounded(form), label, tuple(form[:2])))
-                digits = re.sub(r"\D", "", v)
-                if len(digits) >= 7 and re.fullmatch(r"[\d\s().+/-]+", v):
-                    # Any spelling of the same digits: 4111111111111111, 4111-1111-..., +44 20 7946 ...
-                    alts.append(("(?<!\\d)" + r"[\s().+/-]{0,3}".join(digits) + "(?!\\d)", label, (digits[0],)))
-            alts.sort(key=lambda a: -len(a[0]))
-            self._index = _Index(alts)
-            return self._index
-
-    def redact(self, text: str) -> str:
-        index = self._compile()
-        if index is None or not text:
-            return text
-        parts, pos = [], 0
-        for m in index.matches(text):
-            parts.append(text[pos:m.start()])
-            parts.append(marker(index.labels[m.lastgroup or ""]))
-            pos = m.end()
-        if not parts:
-            return text
-        parts.append(text[pos:])
-        return "".join(parts)
-
-    def contains_known(self, text: str) -> bool:
-        """Whether ``redact`` would change ``text``; stops at the first known value."""
-        index = self._compile()
-        return index is not None and bool(text) and next(index.matches(text), None) is not None
 
 
 class PiiRedactor:

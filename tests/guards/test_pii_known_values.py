@@ -80,3 +80,54 @@ def test_many_values_one_large_text_same_as_oracle() -> None:
     out = _known(values).redact(text)
     assert out == oracle(values, text)
     assert "customer" not in out.lower()
+
+
+# Digits, every separator a digit spelling allows (and a few it does not), a non-ASCII digit.
+_DIGIT_ALPHABET = "0123456789012345 -().+/x_٣"
+_digit_value = st.text("0123456789 -().+/٣", min_size=7, max_size=16).map(str.strip).filter(
+    lambda v: sum(c.isdecimal() for c in v) >= 7)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_digit_value, st.sampled_from(["CREDIT_CARD", "PHONE_NUMBER"]), min_size=1, max_size=5),
+       st.lists(st.text(_DIGIT_ALPHABET, max_size=10), max_size=8), st.data())
+def test_digit_spellings_same_as_the_big_alternation(values: dict[str, str], pieces: list[str],
+                                                     data: st.DataObject) -> None:
+    # Values' digits re-spelled with other separators, glued to noise digits on either side.
+    gaps = st.sampled_from(["", " ", "-", "  ", "().", "    "])
+    respelled = ["".join(c + data.draw(gaps) for c in v if c.isdecimal()) for v in values]
+    text = "".join(data.draw(st.permutations(pieces + respelled + list(values))))
+    k = _known(values)
+    expected = oracle(values, text)
+    assert k.redact(text) == expected
+    assert k.contains_known(text) == (expected != text)
+
+
+def test_values_learnt_between_calls_same_as_the_oracle() -> None:
+    first = {"ana.lima@example.org": "EMAIL_ADDRESS", "4111 1111 1111 1111": "CREDIT_CARD"}
+    later = {"ana.lima@example.org.br": "EMAIL_ADDRESS", "4111 1111 1111 11112": "X", "Ana Lima": "PERSON"}
+    text = "ANA.LIMA@EXAMPLE.ORG.BR, ana.lima%40example.org; 4111-1111-1111-1111 / 4111111111111111 1112; ana lima"
+    k = _known(first)
+    assert k.redact(text) == oracle(first, text)
+    for v, label in later.items():
+        k.add(v, label)
+    k.add("ana.lima@example.org", "TYPED_VALUE")  # relabelled: keeps its place in the order
+    everything = first | later | {"ana.lima@example.org": "TYPED_VALUE"}
+    assert k.redact(text) == oracle(everything, text)
+    assert "lima" not in k.redact(text).lower()
+
+
+def test_a_customer_table_same_as_the_oracle() -> None:
+    # The shape of a PII-heavy page (benchmarks/bench_site.py): many values sharing long prefixes
+    # (one mail domain, one phone exchange, card prefixes), every one of them known.
+    values: dict[str, str] = {}
+    rows = []
+    for i in range(40):
+        cells = [f"ada.archer{i}@example.com", f"(212) 555-01{i % 100:02d}", f"4{i:03d} 1111 2222 {i * 37 % 10000:04d}",
+                 f"{101 + i:03d}-45-{1000 + i:04d}", f"DE{10 + i} 3704 0044 0532 0130 {i:02d}", f"192.0.2.{i + 1}"]
+        values |= dict.fromkeys(cells, "X")
+        rows.append("<tr>" + "".join(f"<td>{c.upper() if i % 3 else c}</td>" for c in cells) + "</tr>")
+    text = "\n".join(rows) + " 212-555-0101 ada.archer1%40example.com 41111111222200370"
+    out = _known(values).redact(text)
+    assert out == oracle(values, text)
+    assert "archer" not in out.lower() and "555" not in out
