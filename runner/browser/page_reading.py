@@ -21,11 +21,11 @@ from runner.browser.messages import short_message
 from runner.browser.page_scripts import (
     FRAME_SEP,
     ISOLATED_RESOLVE_JS,
+    MARK_AND_RESOLVE_JS,
     MARK_ATTR,
     MAX_SCAN_MS,
     MAX_TEXT_BLOCKS,
     MAX_TEXT_CHARS,
-    RESOLVE_JS,
     TEXT_BLOCKS_JS,
     TOO_BIG,
     element_info,
@@ -76,23 +76,34 @@ def find_target_element(
 
 
 def describe_element(handle: ElementHandle, *, focused: bool, selectors: Sequence[str]) -> ElementInfo:
-    """What ``handle`` is, as the page shows it now (``RESOLVE_JS``); the handle is disposed,
-    unless it is the judged element the action will act on (``targets.remember_judged``).
+    """What ``handle`` is, as the page shows it now (``RESOLVE_JS``, in the page's world and again in
+    Warden's isolated world); the handle is disposed, unless it is the judged element the action will
+    act on (``targets.remember_judged``).
 
     ``focused``: the element has the focus rather than being named by the step; inside a frame its
     element cannot be seen, so it is reported as not found.
+
+    Four round trips: the page-world reading and the mark (``MARK_AND_RESOLVE_JS``), the mark's check,
+    the element's frame, the isolated reading, which takes the mark off; only when it could not, is the
+    mark taken off again from the page's world (a fifth).
     """
+    nonce = secrets.token_hex(16)
+    unmarked = False  # the isolated reading took the mark off the element
     try:
-        data = handle.evaluate(RESOLVE_JS, {"selectors": list(selectors)})
+        data = handle.evaluate(MARK_AND_RESOLVE_JS, {"selectors": list(selectors), "attr": MARK_ATTR, "nonce": nonce})
         if not isinstance(data, dict):
             return ElementInfo(found=False, error="cannot describe the target")
         if focused and data.get("tag") in _FRAME_TAGS:
             frame = data.get("tag")
             return ElementInfo(found=False, error=f"the focus is inside an <{frame}>: its element cannot be seen")
-        isolated = _read_isolated(handle, selectors)
+        isolated = _read_isolated(handle, nonce, selectors)
+        unmarked = isinstance(isolated, ElementInfo)
     except PlaywrightError as exc:  # detached, navigated away, ...: cannot say what it is
         return ElementInfo(found=False, error=f"cannot describe the target: {short_message(exc)}")
     finally:
+        if not unmarked:
+            with contextlib.suppress(PlaywrightError):
+                handle.evaluate("(el, a) => Element.prototype.removeAttribute.call(el, a)", MARK_ATTR)
         if not is_judged(handle):
             with contextlib.suppress(PlaywrightError):
                 handle.dispose()
@@ -101,29 +112,25 @@ def describe_element(handle: ElementHandle, *, focused: bool, selectors: Sequenc
     return merge_views(isolated, element_info(data))
 
 
-def _read_isolated(handle: ElementHandle, selectors: Sequence[str]) -> ElementInfo | str:
+def _read_isolated(handle: ElementHandle, nonce: str, selectors: Sequence[str]) -> ElementInfo | str:
     """``RESOLVE_JS`` on the same element, run in Warden's isolated world (the page's scripts cannot
     redefine what it reads), or why it cannot be (a string: the caller fails closed).
 
     The isolated world is handed the element through the DOM: a one-time random mark attribute,
-    set from the page's world (whose ``setAttribute`` the page may have redefined) and then checked
-    on the handle by Playwright's ``get_attribute`` (its utility world, out of the page's reach):
-    the isolated reading describes the element carrying the mark only when the handle carries it
-    and exactly one element does, i.e. the very element the action acts on.
+    set from the page's world (whose ``setAttribute`` the page may have redefined; ``describe_element``
+    set it with the page-world reading) and checked here on the handle by Playwright's
+    ``get_attribute`` (its utility world, out of the page's reach): the isolated reading describes the
+    element carrying the mark only when the handle carries it, the handle is in the main frame (the
+    isolated world's) and exactly one element does, i.e. the very element the action acts on. The
+    isolated reading takes the mark off every element it finds carrying it.
     """
-    nonce = secrets.token_hex(16)
-    try:
-        handle.evaluate("(el, [a, n]) => Element.prototype.setAttribute.call(el, a, n)", [MARK_ATTR, nonce])
-        if handle.get_attribute(MARK_ATTR) != nonce:
-            return "the page did not let the element be marked"
-        page = handle.owner_frame()
-        if page is None or page.parent_frame is not None:
-            return "the element is not in the main frame"
-        raw = evaluate_isolated(page.page, ISOLATED_RESOLVE_JS,
-                                {"attr": MARK_ATTR, "nonce": nonce, "selectors": list(selectors)})
-    finally:
-        with contextlib.suppress(PlaywrightError):
-            handle.evaluate("(el, a) => Element.prototype.removeAttribute.call(el, a)", MARK_ATTR)
+    if handle.get_attribute(MARK_ATTR) != nonce:
+        return "the page did not let the element be marked"
+    page = handle.owner_frame()
+    if page is None or page.parent_frame is not None:
+        return "the element is not in the main frame"
+    raw = evaluate_isolated(page.page, ISOLATED_RESOLVE_JS,
+                            {"attr": MARK_ATTR, "nonce": nonce, "selectors": list(selectors)})
     if not isinstance(raw, dict) or raw.get("error") or not raw.get("tag"):
         return str(raw.get("error") if isinstance(raw, dict) else "no description") or "no description"
     return element_info(raw)

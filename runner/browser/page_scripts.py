@@ -256,6 +256,15 @@ RESOLVE_JS = r"""
 """
 
 MARK_ATTR = "data-warden-judged"  # set for the moment of the isolated reading (page_reading.describe_element)
+# RESOLVE_JS in the page's world, then the one-time mark on the element (one round trip for both):
+# the page's reading comes first, so it does not see the mark.
+MARK_AND_RESOLVE_JS = r"""
+(el, opts) => {
+  const out = (""" + RESOLVE_JS.strip() + r""")(el, opts);
+  Element.prototype.setAttribute.call(el, opts.attr, opts.nonce);
+  return out;
+}
+"""
 # RESOLVE_JS again, in Warden's isolated world (the page's redefinitions of getAttribute, textContent,
 # innerText, closest, ... are not what it calls): finds the one element carrying the mark (through
 # open shadow roots), removes the mark, and describes it. {error} when it is not exactly one element.
