@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, NoReturn, cast
+from typing import Any, ClassVar, Literal, NoReturn, cast
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from kernel.errors import MissionInvalid, UsageError, WardenError
-from runner.cli_options import db_option, err, evidence_dir_option, no_recovery
+from runner.cli_lazy import LazyGroup
+from runner.cli_options import db_option, deferred_recovery, err, evidence_dir_option, no_recovery, recovery_for
 from runner.exit_codes import ExitCode
 
 
@@ -39,9 +41,15 @@ def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-class _WardenGroup(click.Group):
+class _WardenGroup(LazyGroup):
     """Maps every ``WardenError`` a command raises to its message and exit code, in one place,
-    and Ctrl-C outside a run's evidence (a run closes its own, exit 130) to exit 130 as well."""
+    and Ctrl-C outside a run's evidence (a run closes its own, exit 130) to exit 130 as well.
+    The approvals queue and the fleet (docs/fleet.md) are imported only when named."""
+
+    lazy_commands: ClassVar[Mapping[str, str]] = {
+        "approvals": "runner.cli_approvals:approvals", "submit": "runner.fleet.cli:submit",
+        "worker": "runner.fleet.cli:worker", "jobs": "runner.fleet.cli:jobs",
+    }
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -73,6 +81,7 @@ def main() -> None:
 @cli.command()
 @click.argument("mission", type=click.Path(path_type=Path))
 @evidence_dir_option
+@deferred_recovery  # done while Chromium launches, before this run's folder exists
 @click.option(
     "--approval",
     type=click.Choice(["prompt", "deny", "queue"]),
@@ -107,6 +116,7 @@ def run(
         headed=headed,
         approval=_approval_mode(approval),
         approver=approver,
+        recover=recovery_for(evidence_dir, db_url, quiet=quiet or as_json),
     )
     result = run_mission(opts, _reporter(quiet, as_json))
     sys.exit(result.exit_code)
@@ -399,16 +409,6 @@ def mcp(
         sys.exit(serve_http(opts, http_port))
     sys.exit(serve_stdio(opts))
 
-
-from runner.cli_approvals import approvals  # noqa: E402 - registered once `cli` exists
-
-cli.add_command(approvals)
-
-from runner.fleet.cli import jobs, submit, worker  # noqa: E402 - the fleet (docs/fleet.md)
-
-cli.add_command(submit)
-cli.add_command(worker)
-cli.add_command(jobs)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

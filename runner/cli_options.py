@@ -4,7 +4,9 @@ A command that writes the evidence dir anyway (``warden run``, ``warden demo``, 
 ``evidence reindex|report``) first closes the runs whose process died (``evidence.recovery``; signed
 when ``WARDEN_SIGNING_KEY`` is at hand) and expires queued approvals whose runner is gone — never
 approving them. Read-only commands are marked ``no_recovery`` (``evidence list|show|verify|query|
-export``): they change no file; ``warden evidence recover`` is the explicit step.
+export``): they change no file; ``warden evidence recover`` is the explicit step. ``warden run``
+(``deferred_recovery``) hands its recovery to the run, which does it while Chromium launches and
+before its own run folder exists (``recovery_for``, ``RunOptions.recover``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,17 @@ def no_recovery(fn: F) -> F:
     """Mark a read-only command: it runs no crash recovery and writes nothing (apply below ``evidence_dir_option``)."""
     fn._no_recovery = True  # type: ignore[attr-defined]
     return fn
+
+
+def deferred_recovery(fn: F) -> F:
+    """Mark a command that runs the recovery itself (``recovery_for``), off its critical path
+    (apply below ``evidence_dir_option``)."""
+    return no_recovery(fn)
+
+
+def recovery_for(evidence_dir: Path, db_url: str | None, *, quiet: bool) -> Callable[[], None]:
+    """The crash recovery ``evidence_dir_option`` would have done first, to be called later (best effort)."""
+    return functools.partial(_recover, evidence_dir, db_url, quiet=quiet)
 
 
 def _recovering(fn: F) -> F:

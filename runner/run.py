@@ -21,19 +21,19 @@ from typing import TYPE_CHECKING, Literal
 
 from kernel.errors import EvidenceUnavailable, GuardrailStop, Interrupted, StepFailed, WardenError
 from missions.loader import LoadedMission, load_mission
-from runner.approvals.human import ApprovalOptions
 from runner.assembly import PreparedRun, assemble, complete, domain_policy
 from runner.browser.driver import Driver
 from runner.interrupts import sigterm_as_interrupt
 from runner.launch import build_while_launching, open_sandbox, sandbox_config
-from runner.lifecycle import RunEvidence, try_quietly
-from runner.network import QUARANTINE_DIR, NetworkGate
 from runner.preflight import preflight, refuse_denied_risk
 from runner.progress import Reporter
-from runner.steps import RunState, StepExecutor
 
 if TYPE_CHECKING:
     from runner.browser.playwright_driver import LaunchedBrowser
+    from runner.network import NetworkGate
+
+# The evidence stack, the step loop and the approval desk (SQLAlchemy, pydantic records, ...) are
+# imported by ``_prepare``, in the build thread while Chromium launches, not before the launch.
 
 __all__ = ["RunOptions", "RunResult", "preflight", "run_mission"]
 
@@ -50,6 +50,9 @@ class RunOptions:
     approval: Literal["prompt", "deny", "queue"] | None = None  # None: prompt when /dev/tty opens, else deny
     approver: str | None = None  # --approver NAME, recorded beside the OS user
     run_id: str | None = None  # chosen by `warden submit` (the fleet prints it before the run exists)
+    # The CLI's crash recovery of the evidence dir (best effort, never raises): done in the build
+    # thread while Chromium launches, so finished before this run's folder exists.
+    recover: Callable[[], None] | None = None
     # The fleet's graceful stop: asked before each step; a reason stops the run there (exit 130). When
     # set, SIGTERM is left to the caller (it finishes the current step) instead of interrupting at once.
     stop_requested: Callable[[], str | None] | None = None
@@ -80,13 +83,27 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
     # worker thread while Chromium launches in this one. A PII engine error still wins (exit 2/5);
     # the browser is closed on every error path.
     prepared, launched = build_while_launching(
-        lambda: assemble(loaded, environ, evidence_dir=opts.evidence_dir),  # + the PII scanner, once per run
+        lambda: _prepare(opts, loaded, environ),
         sandbox_config(executable, domain_policy(loaded), headed=opts.headed),
     )
+    from runner.lifecycle import try_quietly
+
     try:
         return _run_launched(opts, reporter, loaded, environ, executable, prepared, launched)
     finally:
         try_quietly(launched.close)  # a no-op once the driver has taken the browser (it closes it itself)
+
+
+def _prepare(opts: RunOptions, loaded: LoadedMission, environ: Mapping[str, str]) -> PreparedRun:
+    """The build thread's work while Chromium launches: the crash recovery, the imports of what
+    runs after the launch, then the run's parts (+ the PII scanner, once per run)."""
+    if opts.recover is not None:
+        opts.recover()
+    import runner.approvals.human
+    import runner.lifecycle
+    import runner.steps  # noqa: F401 - the rest of the run, imported off the launch's path
+
+    return assemble(loaded, environ, evidence_dir=opts.evidence_dir)
 
 
 def _run_launched(
@@ -98,6 +115,11 @@ def _run_launched(
     prepared: PreparedRun,
     launched: LaunchedBrowser,
 ) -> RunResult:
+    from runner.approvals.human import ApprovalOptions
+    from runner.lifecycle import RunEvidence, try_quietly
+    from runner.network import QUARANTINE_DIR, NetworkGate
+    from runner.steps import RunState, StepExecutor
+
     mission = loaded.mission
     redactor = prepared.redactor
     reporter.redact = redactor.redact

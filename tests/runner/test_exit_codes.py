@@ -384,7 +384,9 @@ def test_spec_tables_are_the_exit_code_module() -> None:
 
 def _leaf_commands(group: click.Group, prefix: str = "") -> set[str]:
     out: set[str] = set()
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # the public API: lazily loaded commands too (runner/cli_lazy.py)
+        command = group.get_command(ctx, name)
         if isinstance(command, click.Group):
             out |= _leaf_commands(command, f"{prefix}{name} ")
         else:
