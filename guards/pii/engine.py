@@ -250,6 +250,18 @@ def _card_2_series() -> Any:
     )
 
 
+def _fast(recognizer: Any) -> Any:
+    """Presidio's phone recognizer becomes the one that skips unparsable candidates (same results:
+    guards/pii/prefilter_phone.py); every other recognizer is kept as it is."""
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    if type(recognizer) is PhoneRecognizer:
+        from guards.pii.prefilter_phone import fast_phone_recognizer
+
+        return fast_phone_recognizer(recognizer)
+    return recognizer
+
+
 def build_analyzer(entities: Sequence[str] | None = None, nlp_model: str | None = None) -> Any:
     """An AnalyzerEngine holding only the recognizers of ``entities`` (None = every supported one).
 
@@ -263,7 +275,7 @@ def build_analyzer(entities: Sequence[str] | None = None, nlp_model: str | None 
         registry.add_nlp_recognizer(nlp_engine=nlp_engine)
     if "CREDIT_CARD" in wanted:
         registry.add_recognizer(_card_2_series())
-    registry.recognizers = [r for r in registry.recognizers if wanted & set(r.supported_entities)]
+    registry.recognizers = [_fast(r) for r in registry.recognizers if wanted & set(r.supported_entities)]
     from presidio_analyzer import AnalyzerEngine
 
     return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=[LANGUAGE])

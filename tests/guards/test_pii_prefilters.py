@@ -1,0 +1,69 @@
+"""The pre-filters keep Presidio's results: the fast phone recognizer finds exactly what Presidio's
+PhoneRecognizer finds (same spans, scores and entity), on generated phone-like text and on Faker's
+phone numbers of every locale whose format Presidio knows."""
+
+from __future__ import annotations
+
+import pytest
+from faker import Faker
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from guards.pii.engine import import_presidio
+from guards.pii.prefilter_phone import cannot_be_valid, fast_phone_recognizer
+
+LOCALES = ["en_US", "en_GB", "en_CA", "en_IN", "de_DE", "pt_BR", "he_IL", "fr_FR"]
+_FAKERS = {loc: Faker(loc) for loc in LOCALES}
+
+
+@pytest.fixture(scope="module")
+def recognizers() -> tuple[object, object]:
+    import_presidio()
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    presidio = PhoneRecognizer()
+    return presidio, fast_phone_recognizer(presidio)
+
+
+def _spans(rec: object, text: str) -> list[tuple[str, int, int, float]]:
+    found = rec.analyze(text, ["PHONE_NUMBER"], None)  # type: ignore[attr-defined]
+    return sorted((r.entity_type, r.start, r.end, r.score) for r in found)
+
+
+# Digits with the separators, brackets, plus signs and extension marks phone numbers are written with.
+_PIECES = st.sampled_from(
+    [*"0123456789", *"0123456789", " ", "-", ".", "/", "(", ")", "+", "00", "011", "1 ", "44 ", "49 ",
+     "x", " ext. ", "#", ",", ";", "~", "ab", "\n", "＋", "٣", "tel:", "  "]
+)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_PIECES, min_size=1, max_size=40).map("".join))
+def test_same_results_as_presidio_on_phone_like_text(recognizers: tuple[object, object], text: str) -> None:
+    presidio, fast = recognizers
+    assert _spans(fast, text) == _spans(presidio, text)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(locale=st.sampled_from(LOCALES), seed=st.integers(min_value=0, max_value=2**32 - 1))
+def test_same_results_as_presidio_on_fake_numbers(
+    recognizers: tuple[object, object], locale: str, seed: int
+) -> None:
+    fk = _FAKERS[locale]
+    fk.seed_instance(seed)
+    text = " / ".join([fk.phone_number(), fk.msisdn(), fk.phone_number(), fk.credit_card_number(), fk.iban()])
+    presidio, fast = recognizers
+    assert _spans(fast, text) == _spans(presidio, text)
+
+
+def test_skips_only_what_cannot_parse_as_valid(recognizers: tuple[object, object]) -> None:
+    """The skip rule itself: short groups and long digit runs are skipped where provably invalid,
+    never a candidate with a plus sign, a letter, an extension mark or R's international prefix."""
+    assert cannot_be_valid("4012", "US") and not cannot_be_valid("4012", "DE")  # DE has 4-digit numbers
+    assert cannot_be_valid("4111 1111 1111 1111", "US")  # 16 digits: more than 10 + 3 removable
+    assert not cannot_be_valid("4111 1111 1111 1111", "GB")  # GB's national prefix 180020: not bounded enough
+    assert not cannot_be_valid("212-555-0143", "US")
+    for text in ["+4012", "4012x", "011 40", "٤٠١٢", "+4111 1111 1111 1111", "4111 1111 1111 1111 # 1"]:
+        assert not cannot_be_valid(text, "US"), text
