@@ -3,11 +3,9 @@
 Why it is fast (a 50 KB page in a fraction of a raw Presidio call):
 
 * only the recognizers of the mission's entities are built (``engine.build_analyzer``);
-* a per-entity pre-filter (``PREFILTERS``) skips, for each text block, the entities that cannot
-  match it. Each pre-filter is a *necessary* condition of every pattern of that recognizer (read off
-  Presidio 2.2.366's regexes), so it never costs recall: e.g. an e-mail needs an ``@``, a card needs
-  12+ digits with at most one ``-``/space between them, an IPv6 needs two colons around ≤ 4 hex
-  digits. Entities without a known pre-filter (NER ones, custom ones) always run;
+* a per-entity pre-filter (``guards/pii/prefilter.py``) skips, for each text block, the entities that
+  cannot match it: a *necessary* condition of every pattern of that recognizer, so it never costs
+  recall. Entities without a known pre-filter (NER ones, custom ones) always run;
 * blocks that need the same entities are joined (one Presidio call, not one per block); a result
   that crosses a block boundary makes those blocks be rescanned one by one;
 * results are cached per block (blake2b of the text), and a page remembers which blocks it has
@@ -37,6 +35,7 @@ from guards.pii.engine import LANGUAGE, build_analyzer, check_entities
 from guards.pii.errors import PiiScanError
 from guards.pii.finding import Finding, Where
 from guards.pii.keyed import key_id, masked_preview, value_hmac
+from guards.pii.prefilter import entities_per_block
 from guards.pii.request_texts import request_texts
 
 if TYPE_CHECKING:
@@ -44,31 +43,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-_I = re.IGNORECASE
-# Necessary conditions per entity (see module docstring). None = no pre-filter: always scanned.
-PREFILTERS: dict[str, re.Pattern[str] | None] = {
-    "EMAIL_ADDRESS": re.compile(r"@"),
-    "PHONE_NUMBER": re.compile(r"\d(?:[^\w\n]*\d){5}"),  # = the span rule in _analyze_group
-    "CREDIT_CARD": re.compile(r"\d(?:[- ]?\d){11}"),
-    "US_SSN": re.compile(r"\d(?:[- .]?\d){8}"),
-    "US_ITIN": re.compile(r"9\d(?:[- ]?\d){7}"),
-    "US_BANK_NUMBER": re.compile(r"\d{8}"),
-    "US_PASSPORT": re.compile(r"\d{8}"),
-    # A letter next to a digit (the alphanumeric patterns), "]" then a digit (Presidio's typo
-    # alternative ``A-Z]{2}[0-9]...``), or 6+ digits (the digits pattern). Letters as any Unicode
-    # letter: Presidio matches [A-Z] case-insensitively, with its case folding.
-    "US_DRIVER_LICENSE": re.compile(r"[^\W\d_][0-9]|[0-9][^\W\d_]|\][0-9]|[0-9]{6}"),
-    "UK_NHS": re.compile(r"\d(?:[- ]?\d){9}"),
-    "IBAN_CODE": re.compile(r"[A-Z]{2}\d{2}", _I),
-    "IP_ADDRESS": re.compile(r"\d\.\d|:[0-9A-F]{0,4}:", _I),
-    "CRYPTO": re.compile(r"[13][^\W_]{25}"),  # (bc1|[13]) then 25+ address characters
-    "DATE_TIME": None,  # regex dates need digits, but an NER model finds "January" too
-    "MEDICAL_LICENSE": re.compile(r"\d{7}"),
-    "MAC_ADDRESS": re.compile(r"[0-9A-F]{2}[:-][0-9A-F]{2}|[0-9A-F]{4}\.[0-9A-F]{4}", _I),
-    "UUID": re.compile(r"[0-9A-F]{8}-", _I),
-    "URL": re.compile(r"[a-z0-9]\.[a-z]", _I),
-}
-_DIGIT_ONLY_DATE = re.compile(r"\d")
 _SEP = "\n\n"
 _WORD = re.compile(r"\w+")
 _EMAILISH = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
@@ -276,8 +250,9 @@ class PiiScanner:
         most len(entities) calls, each reading only the blocks that may hold that entity."""
         per_block: list[list[_Hit]] = [[] for _ in blocks]
         touched: set[int] = set()
+        candidates = entities_per_block(self.entities, list(blocks), self._own_context)
         for e in self.entities:
-            idxs = [i for i, b in enumerate(blocks) if _may_contain(e, b, self._own_context)]
+            idxs = candidates[e]
             if not idxs:
                 continue
             touched.update(idxs)
@@ -407,13 +382,6 @@ def _glued(text: str, start: int, end: int) -> bool:
     return (start > 0 and text[start - 1].isalnum() and text[start].isalnum()) or (
         end < len(text) and text[end].isalnum() and text[end - 1].isalnum()
     )
-
-
-def _may_contain(entity: str, block: str, no_model: bool) -> bool:
-    rx = PREFILTERS.get(entity)
-    if entity == "DATE_TIME" and no_model:
-        rx = _DIGIT_ONLY_DATE  # without a model only the regex DateRecognizer runs
-    return rx is None or rx.search(block) is not None
 
 
 def _dedupe_request_findings(found: list[tuple[int, Finding]]) -> list[Finding]:

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from guards.pii.engine import import_presidio
+from guards.pii.prefilter import CONDITIONS, entities_per_block, may_contain
 from guards.pii.prefilter_phone import cannot_be_valid, fast_phone_recognizer
 
 LOCALES = ["en_US", "en_GB", "en_CA", "en_IN", "de_DE", "pt_BR", "he_IL", "fr_FR"]
@@ -67,3 +68,45 @@ def test_skips_only_what_cannot_parse_as_valid(recognizers: tuple[object, object
     assert not cannot_be_valid("212-555-0143", "US")
     for text in ["+4012", "4012x", "011 40", "٤٠١٢", "+4111 1111 1111 1111", "4111 1111 1111 1111 # 1"]:
         assert not cannot_be_valid(text, "US"), text
+
+
+# Text that exercises every condition: digits, hex letters, the separators they look for, other letters.
+_BLOCK = st.text(alphabet=st.sampled_from([*"0123456789abcdefABCDEFxyzKL", *" .:-@]_\n", "ſ", "K", "١", "é"]),
+                 max_size=60)
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True)
+@given(block=_BLOCK, no_model=st.booleans())
+def test_fast_conditions_decide_as_the_stated_ones(block: str, no_model: bool) -> None:
+    """``may_contain`` (digit gate, look-behind searches) says what ``CONDITIONS`` say, entity by entity."""
+    for entity, rx in CONDITIONS.items():
+        stated = rx is None or rx.search(block) is not None
+        if entity == "DATE_TIME" and no_model:
+            stated = any(c.isdecimal() for c in block)
+        assert may_contain(entity, block, no_model) == stated, (entity, block)
+    assert may_contain("PERSON", block, no_model)  # an entity without a pre-filter always runs
+    per_block = entities_per_block(tuple(CONDITIONS), [block, "x"], no_model)
+    assert all((0 in per_block[e]) == may_contain(e, block, no_model) for e in CONDITIONS)
+
+
+def test_every_raw_presidio_finding_passes_its_prefilter() -> None:
+    """What raw Presidio finds, with every default recognizer, on the benchmark's page and on Faker
+    text, lies in a block its entity's pre-filter lets through (the filter is a necessary condition)."""
+    import_presidio()
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NoOpNlpEngine
+
+    nlp = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "no_op"}])
+    nlp.load()
+    raw = AnalyzerEngine(nlp_engine=nlp)
+    texts = []
+    for loc, fk in _FAKERS.items():
+        for seed in range(15):
+            fk.seed_instance(seed)
+            texts.append(" ".join([fk.phone_number(), fk.email(), fk.credit_card_number(), fk.ipv4(), fk.ipv6(),
+                                   fk.iban(), fk.date(), fk.url(), fk.ssn(), fk.mac_address(), fk.uuid4(),
+                                   fk.sentence(), fk.msisdn(), fk.license_plate(), loc]))
+    for text in texts:
+        for r in raw.analyze(text=text, language="en", score_threshold=0.0):
+            assert may_contain(r.entity_type, text, True), (r.entity_type, text[r.start:r.end])
+            assert may_contain(r.entity_type, text[r.start:r.end], True), (r.entity_type, text[r.start:r.end])
