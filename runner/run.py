@@ -10,10 +10,13 @@ run ended, Ctrl-C and SIGTERM included (exit 130, ``runner/interrupts.py``). Eac
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import shutil
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +72,18 @@ class RunResult:
 
 def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
     environ = os.environ if opts.environ is None else opts.environ
+    with _first_startup_without_gc():
+        loaded, executable, prepared, launched = _start(opts, environ)
+    from runner.lifecycle import try_quietly
+
+    try:
+        return _run_launched(opts, reporter, loaded, environ, executable, prepared, launched)
+    finally:
+        try_quietly(launched.close)  # a no-op once the driver has taken the browser (it closes it itself)
+
+
+def _start(opts: RunOptions, environ: Mapping[str, str]) -> tuple[LoadedMission, Path, PreparedRun, LaunchedBrowser]:
+    """Load and check the mission, then launch Chromium while the run's parts are prepared."""
     loaded = load_mission(opts.mission_path, cli_vars=dict(opts.cli_vars), environ=environ)
     preflight(loaded)
     refuse_denied_risk(loaded)
@@ -86,12 +101,36 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
         lambda: _prepare(opts, loaded, environ),
         sandbox_config(executable, domain_policy(loaded), headed=opts.headed),
     )
-    from runner.lifecycle import try_quietly
+    return loaded, executable, prepared, launched
 
+
+_startup_lock = threading.Lock()
+_startup_done = False
+
+
+@contextlib.contextmanager
+def _first_startup_without_gc() -> Iterator[None]:
+    """The cyclic collector off while the process's first run imports and builds its long-lived
+    state (Presidio, spaCy, SQLAlchemy, Playwright: ~280k tracked objects), then that state frozen
+    out of its reach (``gc.freeze``) and the collector back on.
+
+    Why: it would otherwise walk that growing heap ~380 times on the way to the first action (349
+    young, 31 middle, 2 full collections: ~0.1 s of CPU, on the build's critical path). What is
+    frozen is live state plus ~2,500 objects of import-time cyclic garbage, never collected. Once
+    per process: a later run (tests, a long-lived caller) is collected as usual.
+    """
+    global _startup_done
+    with _startup_lock:
+        first, _startup_done = not _startup_done, True
+    if not first or not gc.isenabled():
+        yield
+        return
+    gc.disable()
     try:
-        return _run_launched(opts, reporter, loaded, environ, executable, prepared, launched)
+        yield
     finally:
-        try_quietly(launched.close)  # a no-op once the driver has taken the browser (it closes it itself)
+        gc.freeze()
+        gc.enable()
 
 
 def _prepare(opts: RunOptions, loaded: LoadedMission, environ: Mapping[str, str]) -> PreparedRun:

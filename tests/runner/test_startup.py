@@ -91,3 +91,28 @@ def test_warden_run_recovers_a_dead_run_then_runs(tmp_path: Path, test_server: T
     assert closed[-1]["type"] == "run_record" and closed[-1]["outcome"] == "interrupted"
     assert not any(r["type"] == "exception_record" and r.get("category") == "crash_recovery"
                    for r in records(ev / "runs" / str(result.run_id)))  # the new run was never a dead one
+
+
+def test_the_collector_is_off_only_for_the_first_start_then_on_with_that_heap_frozen(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import gc, sys
+        from pathlib import Path
+        from kernel.errors import WardenError
+        from runner.progress import QuietReporter
+        from runner.run import RunOptions, run_mission
+        opts = RunOptions(mission_path=Path(sys.argv[1]) / "missing.yaml", evidence_dir=Path(sys.argv[1]))
+        counts = []
+        for _ in range(2):
+            try:
+                run_mission(opts, QuietReporter())
+            except WardenError:
+                pass
+            counts.append((gc.isenabled(), gc.get_freeze_count()))
+        print(counts[0][0], counts[1][0], counts[0][1] > 0, counts[1][1] == counts[0][1])
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True", "True", "True"]
