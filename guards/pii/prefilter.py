@@ -80,8 +80,9 @@ def may_contain(entity: str, block: str, no_model: bool, has_digit: bool | None 
     if entity == "DATE_TIME" and no_model:
         return (_DIGIT.search(block) is not None) if has_digit is None else has_digit
     fast = _FAST.get(entity)
-    if fast is None:
-        return CONDITIONS.get(entity) is None
+    if fast is None:  # no pre-filter, or one without a fast form: the stated condition
+        stated = CONDITIONS.get(entity)
+        return stated is None or stated.search(block) is not None
     needs_digit, rx = fast
     if needs_digit:
         if has_digit is None:
@@ -92,6 +93,19 @@ def may_contain(entity: str, block: str, no_model: bool, has_digit: bool | None 
 
 
 def entities_per_block(entities: tuple[str, ...], blocks: list[str], no_model: bool) -> dict[str, list[int]]:
-    """For each entity, the indexes of the blocks that may hold it (each block's digit test done once)."""
-    digits = [_DIGIT.search(b) is not None for b in blocks]
-    return {e: [i for i, b in enumerate(blocks) if may_contain(e, b, no_model, digits[i])] for e in entities}
+    """For each entity, the indexes of the blocks that may hold it: ``may_contain`` for every pair,
+    with each block's digit test done once and the digit conditions searched in digit blocks only."""
+    every = list(range(len(blocks)))
+    with_digit = [i for i in every if _DIGIT.search(blocks[i]) is not None]
+    out: dict[str, list[int]] = {}
+    for e in entities:
+        fast = _FAST.get(e)
+        if e == "DATE_TIME" and no_model:
+            out[e] = with_digit
+        elif fast is None:
+            out[e] = [i for i in every if may_contain(e, blocks[i], no_model)]
+        else:
+            needs_digit, rx = fast
+            search = rx.search
+            out[e] = [i for i in (with_digit if needs_digit else every) if search(blocks[i]) is not None]
+    return out
