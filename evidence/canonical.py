@@ -26,7 +26,28 @@ import rfc8785
 
 _CHUNK = 1 << 20
 _MAX_SAFE_INT = 2**53 - 1  # rfc8785 refuses integers outside the IEEE 754 exact range
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False).encode
+_REFERENCE_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False).encode
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_c_encoder = getattr(json.encoder, "c_make_encoder", None)
+# ``_REFERENCE_ENCODE`` builds the C encoder afresh on every call (and a dict of ids for its cycle
+# check); built once here, with the same arguments, it writes the same text (a test compares the
+# two). Without the cycle check a cyclic value raises RecursionError instead of ValueError: records
+# are trees, and either way nothing is written.
+_C_ENCODE = None if _c_encoder is None else _c_encoder(
+    None, _not_json, json.encoder.encode_basestring, None, ":", ",", True, False, False
+)
+
+
+def _encode(obj: Any) -> str:
+    """``json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)``."""
+    if _C_ENCODE is None or type(obj) is not dict:  # pragma: no cover - CPython always has the C encoder
+        return _REFERENCE_ENCODE(obj)
+    return "".join(_C_ENCODE(obj, 0))
 
 
 _PLAIN, _INTEGRAL, _REFERENCE = 0, 1, 2

@@ -7,6 +7,7 @@ which check that every line is byte-for-byte this serialisation of the record it
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -100,3 +101,14 @@ def is_gating(record_cls: type[Record], fields: Mapping[str, Any]) -> bool:
     if t == "decision_record":
         return fields.get("step") is not None
     return t != "pii_finding"
+
+
+def new_record_ids(n: int) -> list[str]:
+    """``[str(uuid.uuid4()) for _ in range(n)]`` from one ``os.urandom`` call: the same 122 random bits
+    and version/variant bits per id (RFC 4122 version 4), without a system call and a UUID object each."""
+    raw = bytearray(os.urandom(16 * n))
+    raw[6::16] = bytes(b & 0x0F | 0x40 for b in raw[6::16])
+    raw[8::16] = bytes(b & 0x3F | 0x80 for b in raw[8::16])
+    x = raw.hex()
+    return [f"{x[i:i + 8]}-{x[i + 8:i + 12]}-{x[i + 12:i + 16]}-{x[i + 16:i + 20]}-{x[i + 20:i + 32]}"
+            for i in range(0, 32 * n, 32)]

@@ -39,6 +39,8 @@ _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 def utc_timestamp(now: datetime | None = None) -> str:
     """RFC 3339 UTC with milliseconds and ``Z``: fixed width, so strings sort as times."""
     t = (now or datetime.now(UTC)).astimezone(UTC)
+    if t.year >= 1000:  # isoformat (C) writes the same digits; strftime pads years below 1000 differently
+        return t.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
     return f"{t:%Y-%m-%dT%H:%M:%S}.{t.microsecond // 1000:03d}Z"
 
 

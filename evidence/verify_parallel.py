@@ -31,13 +31,15 @@ def _cores() -> int:
 
 def _spare_cores() -> int:
     """Cores free right now (1-minute load average; this process's own counted as free): on a busy
-    machine a second process only competes with the first, so the file is scanned in one."""
+    machine a second process only competes with the first, so the file is scanned in one. Rounded,
+    not truncated: the load average trails this process's own work (reading the file, the run that
+    wrote it), so an idle 2-core machine reads 1.1 with only the verifier on it."""
     cores = _cores()
     try:
         load = os.getloadavg()[0]
     except OSError:
         return cores
-    return max(1, min(cores, int(cores - load + 1)))
+    return max(1, min(cores, round(cores - load + 1)))
 
 
 def ranges(path: str, parts: int) -> list[tuple[int, int | None]]:

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from hashlib import sha256 as _sha256
 
-from evidence.canonical import plain_json_text, record_hash
+from evidence.canonical import _encode, plain_json_text, record_hash
 from evidence.record_lines import HASH_PREFIX, hashed_line, jsonl_line
 from evidence.records import GENESIS_HASH, Record, RunRecord, record_class
 from evidence.runfolder import RunFolder
@@ -53,9 +53,6 @@ class Stream:
         """The run_records and the last line, in order: all the outcome checks look at."""
         assert self.last is not None
         return self.run_records if self.last in self.run_records else [*self.run_records, self.last]
-
-
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False).encode
 
 
 def _same_in_both(number: str) -> bool:
@@ -154,9 +151,12 @@ def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -
                     # gives both the hash input and the line it must be, byte for byte.
                     del data["hash"]
                     canonical = _encode(data)
-                    if (text[75:] != canonical[1:] and text != hashed_line(canonical, digest)) or text[:75] != (
-                        f'{HASH_PREFIX}{digest}",'
-                    ) or _sha256(canonical.encode()).hexdigest() != digest:
+                    # An ASCII canonical text has nothing for hashed_line to escape: the line is hash +
+                    # canonical. Otherwise U+2028, U+2029 and NEL are escaped in the line, raw in the hash input.
+                    same = text[75:] == canonical[1:] if canonical.isascii() else text == hashed_line(canonical, digest)
+                    if not same or text[:75] != f'{HASH_PREFIX}{digest}",' or (
+                        _sha256(canonical.encode()).hexdigest() != digest
+                    ):
                         raise Fallback
                 elif (record_hash(data, plain=not floats and plain_json_text(text)) != digest
                       or text != jsonl_line(data)):

@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import threading
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
@@ -45,6 +44,7 @@ from evidence.record_lines import (
     is_gating,
     jsonable,
     jsonl_line,
+    new_record_ids,
 )
 from evidence.records import GENESIS_HASH, RECORD_TYPES, Actor, Attachment, Record
 from evidence.redact import Redactor, redact_trees
@@ -87,6 +87,7 @@ class EvidenceWriter:
         self._sync_every = max(1, sync_every)
         self._failure: str | None = None
         self._closed = False
+        self._actors: dict[int, tuple[Actor, Any]] = {}
         try:
             self._fd = os.open(folder.records, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
         except OSError as e:
@@ -224,7 +225,7 @@ class EvidenceWriter:
             self._check_usable()
             trees: list[Any] = []
             for _, actor, _, fields in items:
-                trees += [jsonable(fields), actor.model_dump(mode="json")]
+                trees += [jsonable(fields), self._actor_data(actor)]
             try:
                 clean_trees = redact_trees(trees, self.redactor, self._cap)
             except Exception as e:
@@ -233,10 +234,11 @@ class EvidenceWriter:
             records: list[Record] = []
             lines: list[str] = []
             head, seq, sync = self._head, self._seq, False
+            record_ids = new_record_ids(len(items))
             for n, (record_cls, _, attachments, fields) in enumerate(items):
                 seq += 1
                 record, line = self._build(record_cls, clean_trees[2 * n], clean_trees[2 * n + 1], attachments,
-                                           seq, head)
+                                           seq, head, record_ids[n])
                 head = record.hash
                 records.append(record)
                 lines.append(line)
@@ -249,12 +251,12 @@ class EvidenceWriter:
 
     def _build(
         self, record_cls: type[Record], clean: Any, actor_data: Any, attachments: Sequence[Attachment],
-        seq: int, prev: str,
+        seq: int, prev: str, record_id: str,
     ) -> tuple[Record, str]:
         draft: dict[str, Any] = {
             **clean,
             "schema": record_cls.schema_id(),
-            "record_id": str(uuid.uuid4()),
+            "record_id": record_id,
             "run_id": self.run_id,
             "seq": seq,
             "type": record_cls.TYPE,
@@ -274,7 +276,20 @@ class EvidenceWriter:
         # The usual line: hash first, then the canonical JSON (one encoding serves hash and line).
         # A record only the reference encoder can write (an unusual float) keeps the model's order.
         line = hashed_line(canonical, digest) if fast else jsonl_line({**body, "hash": digest})
-        return model.model_copy(update={"hash": digest}), line
+        # The model was validated with a placeholder hash and is referenced nowhere else yet: its hash
+        # is set in place (what ``model_copy(update=...)`` gives, without copying the model).
+        model.__dict__["hash"] = digest
+        return model, line
+
+    def _actor_data(self, actor: Actor) -> Any:
+        """``actor.model_dump(mode="json")``, kept per actor object (frozen: its dump cannot change);
+        the object itself is held, so its id is never another's. ``redact_trees`` copies, never edits."""
+        hit = self._actors.get(id(actor))
+        if hit is None or hit[0] is not actor:
+            if len(self._actors) > 256:
+                self._actors.clear()
+            hit = self._actors[id(actor)] = (actor, actor.model_dump(mode="json"))
+        return hit[1]
 
     def _cap(self, text: str) -> str:
         return cap_string(text, self._max_string)

@@ -1,0 +1,171 @@
+"""The evidence chain's fast paths give what the slow ones give, and still reject every tampering.
+
+The oracles: ``json.JSONEncoder`` (for the encoder built once), RFC 8785 (``rfc8785``) for the
+canonical text, and the exact, in-memory verify pass for the streaming one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import rfc8785
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from evidence.canonical import _REFERENCE_ENCODE, _encode, canonical_bytes
+from evidence.record_lines import new_record_ids
+from evidence.records import Actor, DecisionRecord
+from evidence.runfolder import utc_timestamp
+from evidence.verify import verify_run
+from evidence.verify_stream import Fallback, scan_range
+
+_chars = st.one_of(
+    st.characters(blacklist_categories=("Cs",)),
+    st.characters(min_codepoint=0, max_codepoint=0x1F),
+    st.characters(min_codepoint=0x10000, max_codepoint=0x10FFFF),
+    st.sampled_from(list('"\\/\x7f\u2028\u2029\x85é')),
+)
+_text = st.text(_chars, max_size=8)
+_leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), _text)
+_trees = st.recursive(
+    _leaves,
+    lambda children: st.one_of(st.lists(children, max_size=5), st.dictionaries(_text, children, max_size=6)),
+    max_leaves=30,
+)
+
+
+def _outcome(f: Any, tree: Any) -> tuple[str, str]:
+    try:
+        return "ok", f(tree)
+    except (ValueError, TypeError) as e:
+        return "error", type(e).__name__
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(_text, _trees, max_size=8))
+def test_encoder_built_once_writes_what_json_writes(tree: dict[str, Any]) -> None:
+    assert _outcome(_encode, tree) == _outcome(_REFERENCE_ENCODE, tree)
+
+
+def test_encoder_built_once_refuses_what_json_refuses() -> None:
+    for bad in ({"a": math.nan}, {"a": math.inf}, {"a": object()}, {"a": {1, 2}}):
+        with pytest.raises((ValueError, TypeError)):
+            _encode(bad)
+        with pytest.raises((ValueError, TypeError)):
+            _REFERENCE_ENCODE(bad)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(_text, _trees, max_size=8))
+def test_canonical_bytes_still_equal_rfc8785(tree: dict[str, Any]) -> None:
+    try:
+        want = rfc8785.dumps(tree)
+    except rfc8785.CanonicalizationError:  # JCS cannot say (NaN, 2**60): neither may the fast path
+        with pytest.raises(ValueError):  # noqa: PT011 - the reference's own error, whichever it is
+            canonical_bytes(tree)
+        return
+    assert canonical_bytes(tree) == want
+
+
+def test_record_ids_are_uuid4_strings_and_unique() -> None:
+    ids = new_record_ids(5000)
+    assert len(set(ids)) == 5000
+    for rid in ids[:200]:
+        u = uuid.UUID(rid)
+        assert str(u) == rid and u.version == 4 and u.variant == uuid.RFC_4122
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 30),
+                    timezones=st.sampled_from([UTC, None])))
+def test_timestamp_fast_format_equals_the_strftime_one(t: datetime) -> None:
+    u = t.astimezone(UTC)
+    assert utc_timestamp(t) == f"{u:%Y-%m-%dT%H:%M:%S}.{u.microsecond // 1000:03d}Z"
+
+
+def test_timestamp_of_now_and_a_shifted_zone() -> None:
+    t = datetime(2026, 12, 4, 23, 59, 59, 999999, tzinfo=UTC)
+    assert utc_timestamp(t.astimezone(__import__("datetime").timezone(timedelta(hours=5)))) == (
+        "2026-12-04T23:59:59.999Z"
+    )
+    assert len(utc_timestamp()) == 24
+
+
+# -- the streaming verify pass on the writer's own lines -----------------------------------------
+
+
+def _lines(path: Path) -> list[bytes]:
+    return path.read_bytes().split(b"\n")[:-1]
+
+
+def _rewrite(path: Path, lines: list[bytes]) -> None:
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+
+
+def _rehashed(body: dict[str, Any], text_of: Any) -> bytes:
+    """A line holding ``body`` spelled by ``text_of`` with a hash recomputed over that spelling."""
+    body = {k: v for k, v in body.items() if k != "hash"}
+    text = text_of(body)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return f'{{"hash":"{digest}",{text[1:]}'.encode()
+
+
+def test_intact_run_passes_the_streaming_pass(make_run: Any) -> None:
+    h = make_run(steps=4)
+    part = scan_range(str(h.folder.records), h.run_id)
+    assert part.last is not None and part.last[0] == h.info.record_count
+    assert verify_run(h.folder.root, h.index).ok
+
+
+def test_a_line_break_character_escaped_in_the_line_passes(start_run: Any) -> None:
+    h = start_run()
+    h.writer.append(DecisionRecord, actor=Actor(type="policy", id="chain"), guard="chain", decision="allow",
+                    rationale="a\u2028b\u2029c\x85d é", step=1, kind="click")
+    h.finish()
+    assert b"\\u2028" in h.folder.records.read_bytes()
+    scan_range(str(h.folder.records), h.run_id)  # no Fallback: the writer's form
+    assert verify_run(h.folder.root, h.index).ok
+
+
+@pytest.mark.parametrize("attack", ["byte", "reordered keys", "whitespace", "removed", "raw line break",
+                                    "escaped letter"])
+def test_streaming_pass_rejects_and_the_exact_pass_names_it(make_run: Any, attack: str) -> None:
+    h = make_run(steps=3)
+    path = h.folder.records
+    lines = _lines(path)
+    k = 3
+    rec = json.loads(lines[k])
+    if attack == "byte":
+        lines[k] = lines[k].replace(b"click", b"clack", 1)
+    elif attack == "reordered keys":  # same values, keys in reverse order, hash over that text
+        lines[k] = _rehashed(rec, lambda b: json.dumps(dict(reversed(b.items())), ensure_ascii=False,
+                                                       separators=(",", ":")))
+    elif attack == "whitespace":
+        lines[k] = _rehashed(rec, lambda b: json.dumps(b, ensure_ascii=False, sort_keys=True,
+                                                       separators=(", ", ": ")))
+    elif attack == "removed":
+        del lines[k]
+    elif attack == "raw line break":  # hash over the canonical text, but the line not the writer's escaped form
+        rec = {**rec, "call": rec["call"] + "\u2028"}
+        body = {key: v for key, v in rec.items() if key != "hash"}
+        canonical = rfc8785.dumps(body).decode()
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        lines[k] = f'{{"hash":"{digest}",{canonical[1:]}'.encode()
+    elif attack == "escaped letter":  # the same record, "k" spelled \u006b, hash over that spelling
+        lines[k] = _rehashed(rec, lambda b: rfc8785.dumps(b).decode().replace('"kind":"', '"\\u006bind":"', 1))
+    _rewrite(path, lines)
+    with pytest.raises(Fallback):
+        scan_range(str(path), h.run_id)
+    if attack != "removed":  # the tampered line last in the range: its own form is what is refused
+        end = sum(len(line) + 1 for line in lines[:k + 1])
+        with pytest.raises(Fallback):
+            scan_range(str(path), h.run_id, 0, end)
+    report = verify_run(h.folder.root, h.index)
+    assert not report.ok and report.problems
