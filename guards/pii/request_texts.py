@@ -21,6 +21,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
@@ -163,8 +164,26 @@ def _header_value(source: str, value: str) -> Iterator[tuple[str, str, int]]:
         yield f"{source}.base64", dec, 1
 
 
+_HEADER_MEMO_CAP = 1024
+_header_memo: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str, int], ...]] = {}
+
+
 def header_texts(headers: Mapping[str, str]) -> Iterator[tuple[str, str, int]]:
-    """(source, text, fine) for each header value (and custom name) worth a PII scan."""
+    """(source, text, fine) for each header value (and custom name) worth a PII scan.
+
+    Kept per exact header set (names, values, order): a page's 200 images send the same headers,
+    read once. A pure function of that key, so a changed header is always read afresh."""
+    key = tuple(headers.items())
+    texts = _header_memo.get(key)
+    if texts is None:
+        texts = tuple(_header_texts(headers))  # an error is raised, and nothing kept
+        if len(_header_memo) >= _HEADER_MEMO_CAP:
+            _header_memo.clear()
+        _header_memo[key] = texts
+    return iter(texts)
+
+
+def _header_texts(headers: Mapping[str, str]) -> Iterator[tuple[str, str, int]]:
     for key, value in headers.items():
         name = key.lower()
         if name in _BROWSER_ONLY or not value:
@@ -195,7 +214,16 @@ def header_texts(headers: Mapping[str, str]) -> Iterator[tuple[str, str, int]]:
 
 def host_texts(url: str) -> Iterator[tuple[str, str, int]]:
     """(source, text, fine) for the labels of the URL's host that could hold a value."""
-    host = (urlsplit(url).hostname or "").rstrip(".")
+    yield from _host_label_texts((urlsplit(url).hostname or "").rstrip("."))
+
+
+@lru_cache(maxsize=256)
+def _host_label_texts(host: str) -> tuple[tuple[str, str, int], ...]:
+    """``host_texts`` of one host, read once per host (a pure function of it)."""
+    return tuple(_label_texts(host))
+
+
+def _label_texts(host: str) -> Iterator[tuple[str, str, int]]:
     if not host:
         return
     try:

@@ -47,6 +47,7 @@ _SEP = "\n\n"
 _WORD = re.compile(r"\w+")
 _EMAILISH = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 _CONTEXT_WINDOW_CHARS = 160
+_TEXT_MEMO_CAP = 2048
 
 _Raw = tuple[str, float, int, int]  # entity_type, score, start, end (relative to the block)
 _Hit = tuple[str, float, int, int, str, bool]  # + recognizer id, already context-enhanced
@@ -105,6 +106,7 @@ class PiiScanner:
         self._recognizer_sets: dict[tuple[str, ...], list[Any]] = {}
         self._cache: OrderedDict[bytes, tuple[_Raw, ...]] = OrderedDict()
         self._cache_size = cache_size
+        self._texts: dict[tuple[str, str, tuple[str, ...]], tuple[Finding, ...]] = {}
         self._pages: OrderedDict[str, set[bytes]] = OrderedDict()
         self._max_pages = max_pages
         self._lock = threading.RLock()
@@ -114,9 +116,17 @@ class PiiScanner:
     # ---------------------------------------------------------------- public API
 
     def scan_text(self, text: str, where: Where, *, context: Sequence[str] = ()) -> list[Finding]:
-        """Findings ≥ threshold in one text (an input value: pass its label/name as ``context``)."""
-        raws = self._analyze([text], context)[0]
-        return self._findings(text, raws, where, self.threshold)
+        """Findings ≥ threshold in one text (an input value: pass its label/name as ``context``).
+
+        Kept per exact (text, where, context): a request's header texts recur on every request."""
+        key = (text, where, tuple(context))
+        found = self._texts.get(key)
+        if found is None:
+            found = tuple(self._findings(text, self._analyze([text], context)[0], where, self.threshold))
+            if len(self._texts) >= _TEXT_MEMO_CAP:
+                self._texts.clear()
+            self._texts[key] = found
+        return list(found)
 
     def detect(self, text: str, threshold: float | None = None) -> list[Finding]:
         """Everything ≥ ``threshold`` (default: the policy's) that is a whole token, for redaction.
