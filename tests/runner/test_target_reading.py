@@ -1,7 +1,8 @@
-"""The target reading (``page_reading.describe_element``) leaves nothing on the page: the one-time
-mark it hands to the isolated world is gone afterwards, whether the isolated reading took it off
-(the usual case: no extra round trip) or could not (a decoy also carries it: the reading fails
-closed and the mark is taken off from the page's world)."""
+"""The target reading (``page_reading.find_target_element`` and ``describe_element``) leaves nothing
+on the page: the one-time mark and the page world's view it hands to the isolated world are gone
+afterwards, whether the isolated reading took them off (the usual case: no extra round trip) or
+could not (the element is in a frame: the reading fails closed and they are taken off from the
+page's world); a decoy that also carries the mark fails closed."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from runner.browser.driver import SandboxConfig
-from runner.browser.page_scripts import MARK_ATTR
+from runner.browser.page_scripts import MARK_ATTR, VIEW_ATTR
 from runner.browser.playwright_driver import PlaywrightDriver, open_driver
 from tests.server import TestServer
 
@@ -27,7 +28,8 @@ COPY_TO_DECOY = """
   Element.prototype.setAttribute = function (n, v) {
     sa.call(this, n, v); if (n.startsWith('data-warden')) sa.call(document.getElementById('decoy'), n, v); };
 """
-MARKED = f"() => document.querySelectorAll('[{MARK_ATTR}]').length"
+MARKED = f"() => document.querySelectorAll('[{MARK_ATTR}], [{VIEW_ATTR}]').length"
+FRAMED = "document.body.insertAdjacentHTML('beforeend', '<iframe id=f srcdoc=\"<button id=in>In</button>\"></iframe>');"
 
 
 @pytest.fixture
@@ -63,8 +65,19 @@ def test_a_mark_copied_to_a_decoy_fails_closed_and_is_taken_off_everywhere(
 def test_a_focus_inside_a_frame_is_not_described_and_left_unmarked(
     open_page: PlaywrightDriver, test_server: TestServer
 ) -> None:
-    load(open_page, test_server, "document.body.insertAdjacentHTML('beforeend', '<iframe id=f></iframe>');")
+    load(open_page, test_server, FRAMED)
     open_page.page.focus("#f")
     info = open_page.resolve("press", {"key": "Enter"}, 5)
     assert not info.found and "inside an <iframe>" in (info.error or "")
     assert open_page.page.evaluate(MARKED) == 0
+
+
+def test_a_target_inside_a_frame_fails_closed_and_is_left_unmarked(
+    open_page: PlaywrightDriver, test_server: TestServer
+) -> None:
+    load(open_page, test_server, FRAMED)
+    inner = open_page.page.frame_locator("#f").locator("#in")
+    inner.wait_for()
+    info = open_page.resolve("click", {"selector": "#f >> internal:control=enter-frame >> #in"}, 5)
+    assert not info.found and "not in the main frame" in (info.error or "")
+    assert inner.evaluate(MARKED.replace("() =>", "(e) =>").replace("document", "e.ownerDocument")) == 0
