@@ -42,6 +42,9 @@ from runner.browser.driver import EVENT_GATE_ERROR, EVENT_REQUEST_REFUSED, GateV
 # Measured: an unload beacon is ``Ping`` and an unload keepalive ``fetch`` is ``XHR``; ``Fetch`` is
 # paused too, so a Chromium that reports it by its own name is not a gap.
 PAUSED_TYPES = ("Ping", "XHR", "Fetch")
+# Playwright's resource types (Chromium's, lower-cased) of requests this layer never pauses: the route
+# keeps no verdict for them. Were one paused after all, it would be judged again, never let through.
+NEVER_PAUSED = frozenset({"document", "stylesheet", "image", "media", "font", "script", "texttrack", "manifest"})
 CACHE_TTL_S = 5.0
 CACHE_CAP = 4096
 _RESOURCE_TYPES = {"Ping": "ping", "XHR": "xhr", "Fetch": "fetch"}

@@ -30,7 +30,7 @@ from playwright.sync_api import BrowserContext, Dialog, Download, Page, Request,
 from playwright.sync_api import Error as PlaywrightError
 
 from guards.observed import RequestInfo, RequestKind
-from runner.browser.browser_fetch import JudgedCache, request_key
+from runner.browser.browser_fetch import NEVER_PAUSED, JudgedCache, request_key
 from runner.browser.chromium import host_matches, host_of
 from runner.browser.driver import (
     EVENT_DIALOG,
@@ -234,7 +234,8 @@ class ContextHooks:
                 body=request.post_data_buffer,
             )
             verdict = gate(info) if gate is not None else GateVerdict(True)
-            self.judged.put(request_key(info.method, info.url, info.headers, info.body), verdict)
+            if info.resource_type not in NEVER_PAUSED:  # what the browser layer may see again
+                self.judged.put(request_key(info.method, info.url, info.headers, info.body), verdict)
         except BaseException as exc:  # fail closed: a gate that cannot decide refuses
             verdict = GateVerdict(False, f"request gate error: {type(exc).__name__}")
             self._emit(EVENT_GATE_ERROR, {"url": request.url, "error": type(exc).__name__})
