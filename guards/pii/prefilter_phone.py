@@ -30,6 +30,10 @@ characters, in region R:
   a transform rule). The IDD check is conservative: whenever R's IDD pattern matches the start of
   the digits, the pair is parsed.
 
+A candidate written with "+" and a country code parses to the same number in every region (its
+country code and metadata come from the number, not the region): it is parsed once per text and
+position, not once per region.
+
 ``tests/guards/test_pii_prefilters.py`` checks it against Presidio's recognizer with hypothesis.
 """
 
@@ -120,18 +124,41 @@ def fast_phone_recognizer(base: Any) -> Any:
     from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
     class _Matcher(PhoneNumberMatcher):
+        def __init__(self, text: str, region: str, leniency: int, shared: dict[tuple[str, int], Any]) -> None:
+            super().__init__(text, region, leniency=leniency)
+            self._shared = shared if leniency == 1 else None  # Leniency.VALID: verify reads numobj, candidate
+
         def _parse_and_verify(self, candidate: str, offset: int) -> Any:
             if self.preferred_region is not None and cannot_be_valid(candidate, self.preferred_region):
                 return None
-            return super()._parse_and_verify(candidate, offset)
+            if self._shared is None or ("+" not in candidate and "\uff0b" not in candidate):
+                return super()._parse_and_verify(candidate, offset)
+            key = (candidate, offset)
+            if key in self._shared:
+                return self._shared[key]
+            found = super()._parse_and_verify(candidate, offset)
+            if _region_free(candidate):
+                self._shared[key] = found
+            return found
+
+    def _region_free(candidate: str) -> bool:
+        """Whether every region parses ``candidate`` as the same number: its country code is read after
+        the plus sign (parse without a region works). The checks before the parse read the text, not the
+        region, and VALID's verification reads only the number and the candidate."""
+        try:
+            parse_number(candidate, None, keep_raw_input=True)
+        except NumberParseException:
+            return False
+        return True
 
     class FastPhoneRecognizer(PhoneRecognizer):
         """``PhoneRecognizer.analyze`` of presidio-analyzer 2.2.366, with ``_Matcher``."""
 
         def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
             results = []
+            shared: dict[tuple[str, int], Any] = {}  # a "+" candidate's result, the same in every region
             for region in self.supported_regions:
-                for match in _Matcher(text, region, leniency=cast(int, self.leniency)):
+                for match in _Matcher(text, region, cast(int, self.leniency), shared):
                     try:  # as Presidio: the explanation's region (only) leaks into later matches
                         region = region_code_for_number(parse_number(text[match.start:match.end]))
                         results.append(self._get_recognizer_result(  # type: ignore[no-untyped-call]
