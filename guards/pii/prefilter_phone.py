@@ -157,15 +157,22 @@ def fast_phone_recognizer(base: Any) -> Any:
         def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
             results = []
             shared: dict[tuple[str, int], Any] = {}  # a "+" candidate's result, the same in every region
+            named: dict[str, tuple[bool, str | None]] = {}  # a match's text -> (parsed, its region)
             for region in self.supported_regions:
                 for match in _Matcher(text, region, cast(int, self.leniency), shared):
-                    try:  # as Presidio: the explanation's region (only) leaks into later matches
-                        region = region_code_for_number(parse_number(text[match.start:match.end]))
-                        results.append(self._get_recognizer_result(  # type: ignore[no-untyped-call]
-                            match, text, region, nlp_artifacts))
-                    except NumberParseException:
-                        results.append(self._get_recognizer_result(  # type: ignore[no-untyped-call]
-                            match, text, region, nlp_artifacts))
+                    # As Presidio: the explanation's region (only) leaks into later matches. The
+                    # region-less parse is a pure function of the matched text: done once per text.
+                    raw = text[match.start:match.end]
+                    if raw not in named:
+                        try:
+                            named[raw] = (True, region_code_for_number(parse_number(raw)))
+                        except NumberParseException:
+                            named[raw] = (False, None)
+                    parsed, found = named[raw]
+                    if parsed:
+                        region = found
+                    results.append(self._get_recognizer_result(  # type: ignore[no-untyped-call]
+                        match, text, region, nlp_artifacts))
             return list(EntityRecognizer.remove_duplicates(results))
 
     return FastPhoneRecognizer(

@@ -1,6 +1,6 @@
 """The pre-filters keep Presidio's results: the fast phone recognizer finds exactly what Presidio's
 PhoneRecognizer finds (same spans, scores and entity), on generated phone-like text and on Faker's
-phone numbers of every locale whose format Presidio knows."""
+phone numbers (explanations included) of every locale whose format Presidio knows."""
 
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ def recognizers() -> tuple[object, object]:
     return presidio, fast_phone_recognizer(presidio)
 
 
-def _spans(rec: object, text: str) -> list[tuple[str, int, int, float]]:
+def _spans(rec: object, text: str) -> list[tuple[str, int, int, float, str]]:
     found = rec.analyze(text, ["PHONE_NUMBER"], None)  # type: ignore[attr-defined]
-    return sorted((r.entity_type, r.start, r.end, r.score) for r in found)
+    return sorted((r.entity_type, r.start, r.end, r.score, r.analysis_explanation.textual_explanation) for r in found)
 
 
 # Digits with the separators, brackets, plus signs and extension marks phone numbers are written with.
