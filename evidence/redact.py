@@ -211,7 +211,18 @@ def _strings(value: Any, out: dict[str, None]) -> None:
         out[value] = None
     elif t in _LEAVES:
         return
-    elif t is dict or isinstance(value, Mapping):
+    elif t is dict:  # the usual case, with a record's string members taken here, not by a call each
+        for k, v in value.items():
+            if type(k) is not str:
+                k = str(k)
+            out[k] = None
+            tv = type(v)
+            if tv is str:
+                if k not in ID_FIELDS or not is_warden_id(k, v):
+                    out[v] = None
+            elif tv not in _LEAVES:
+                _strings(v, out)
+    elif isinstance(value, Mapping):
         for k, v in value.items():
             k = str(k)
             out[k] = None
@@ -230,14 +241,27 @@ def _rebuilt(value: Any, table: Mapping[str, str]) -> Any:
         return table[value]
     if t in _LEAVES:
         return value
-    if t is dict or isinstance(value, Mapping):
+    if t is dict:  # as the Mapping case below, with string and scalar members done here, not by a call each
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                k = str(k)
+            tv = type(v)
+            if tv is str:
+                out[table[k]] = v if k in ID_FIELDS and is_warden_id(k, v) else table[v]
+            elif tv in _LEAVES:
+                out[table[k]] = v
+            else:
+                out[table[k]] = _rebuilt(v, table)
+        return out
+    if isinstance(value, Mapping):
         return {
             table[str(k)]: v if type(v) is str and str(k) in ID_FIELDS and is_warden_id(str(k), v)
             else _rebuilt(v, table)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [_rebuilt(v, table) for v in value]
+        return [table[v] if type(v) is str else _rebuilt(v, table) for v in value]
     if isinstance(value, str):
         return table[value]
     return value

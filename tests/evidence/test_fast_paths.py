@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 from evidence.canonical import _REFERENCE_ENCODE, _encode, canonical_bytes
 from evidence.record_lines import new_record_ids
 from evidence.records import Actor, DecisionRecord
+from evidence.redact import is_warden_id
 from evidence.runfolder import utc_timestamp
 from evidence.verify import verify_run
 from evidence.verify_stream import Fallback, scan_range
@@ -74,12 +76,18 @@ def test_canonical_bytes_still_equal_rfc8785(tree: dict[str, Any]) -> None:
     assert canonical_bytes(tree) == want
 
 
-def test_record_ids_are_uuid4_strings_and_unique() -> None:
-    ids = new_record_ids(5000)
-    assert len(set(ids)) == 5000
-    for rid in ids[:200]:
+def test_record_ids_are_uuid7_strings_unique_and_in_order() -> None:
+    before = time.time_ns() // 1_000_000
+    ids = new_record_ids(4096)
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == 4096 and ids == sorted(ids)  # one millisecond, the counter orders them
+    for rid in ids[:300]:
         u = uuid.UUID(rid)
-        assert str(u) == rid and u.version == 4 and u.variant == uuid.RFC_4122
+        assert str(u) == rid and u.version == 7 and u.variant == uuid.RFC_4122
+        assert before <= u.int >> 80 <= after
+        assert is_warden_id("record_id", rid)  # kept verbatim by the redactor, as a UUID4 was
+    assert new_record_ids(0) == []
+    assert len({r[-17:] for r in new_record_ids(1000)}) == 1000  # the random part differs
 
 
 @settings(max_examples=300, deadline=None)
@@ -169,3 +177,49 @@ def test_streaming_pass_rejects_and_the_exact_pass_names_it(make_run: Any, attac
             scan_range(str(path), h.run_id, 0, end)
     report = verify_run(h.folder.root, h.index)
     assert not report.ok and report.problems
+
+
+# -- redact_trees: the walks with string members inlined give what the plain recursion gave -------
+
+
+def _reference_redact_trees(trees: list[Any], redact: Any) -> list[Any]:
+    """The walk as it was (one call per node): every string redacted, keys included, Warden ids kept."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return redact(value)
+        if isinstance(value, dict):
+            return {redact(str(k)): v if type(v) is str and is_warden_id(str(k), v) else walk(v)
+                    for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [walk(v) for v in value]
+        return value
+
+    return [walk(t) for t in trees]
+
+
+class _Marking:
+    """A redactor that visibly changes every text it is given (digits and the letter a)."""
+
+    def redact(self, text: str) -> str:
+        return "".join("#" if c.isdigit() else "A" if c == "a" else c for c in text)
+
+
+_id_keys = st.sampled_from(["record_id", "value_hmac", "approval_id", "key_id", "run_id", "x", "a1"])
+_id_values = st.sampled_from(["ab" * 32, "ap-0123456789abcdef", "0123456789abcdef", str(uuid.UUID(int=7)),
+                              "20261121T000000000Z-bench-0a1b2c", "a1", "not 4 an id"])
+_rtrees = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), _text, _id_values),
+    lambda children: st.one_of(st.lists(children, max_size=4), st.tuples(children, children),
+                               st.dictionaries(st.one_of(_text, _id_keys, st.integers()), children, max_size=5)),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_rtrees, max_size=4))
+def test_redact_trees_equals_the_plain_recursion(trees: list[Any]) -> None:
+    from evidence.redact import redact_trees
+
+    red = _Marking()
+    assert redact_trees(trees, red) == _reference_redact_trees(trees, red.redact)
