@@ -110,3 +110,34 @@ def test_every_raw_presidio_finding_passes_its_prefilter() -> None:
         for r in raw.analyze(text=text, language="en", score_threshold=0.0):
             assert may_contain(r.entity_type, text, True), (r.entity_type, text[r.start:r.end])
             assert may_contain(r.entity_type, text[r.start:r.end], True), (r.entity_type, text[r.start:r.end])
+
+
+def test_request_text_memos_follow_the_exact_input() -> None:
+    """The header and host memos answer a repeated input as a fresh read would, and a changed one
+    (one more header, another value, another host) is read afresh."""
+    from guards.pii import request_texts as rt
+
+    headers = {"referer": "http://a.example/p?email=jane%40example.com", "x-user": "123-45-6789"}
+    first = list(rt.header_texts(headers))
+    assert list(rt.header_texts(headers)) == first == list(rt._header_texts(headers))
+    changed = {**headers, "x-user": "987-65-4321"}
+    assert ("header[x-user]", "987-65-4321", 1) in list(rt.header_texts(changed))
+    assert ("header[x-user]", "987-65-4321", 1) not in first
+    assert list(rt.host_texts("http://123-45-6789.evil.example/")) == list(rt._label_texts("123-45-6789.evil.example"))
+    assert list(rt.host_texts("http://www.example.com/")) == []
+
+
+def test_scan_text_memo_is_keyed_by_the_exact_text() -> None:
+    """A remembered scan_text answer is the same as a fresh scan; another text, or the same text with
+    other context words, is scanned again."""
+    from guards.pii.scanner import PiiScanner
+    from missions.model import PiiPolicy
+
+    scanner = PiiScanner(PiiPolicy(entities=["US_SSN", "PHONE_NUMBER"], threshold=0.5), b"k" * 32)
+    text = "call 212-555-0143"
+    once = scanner.scan_text(text, "request")
+    calls = scanner.analyzer_calls
+    assert scanner.scan_text(text, "request") == once and scanner.analyzer_calls == calls
+    assert scanner.scan_text(text + " now", "request") != [] and scanner.analyzer_calls > calls
+    with_context = scanner.scan_text("212-555-0143", "request", context=["phone"])
+    assert [f.score for f in with_context] != [f.score for f in scanner.scan_text("212-555-0143", "request")]
