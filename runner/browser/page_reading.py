@@ -9,7 +9,6 @@ import json
 import secrets
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from playwright.sync_api import CDPSession, ElementHandle, Page
@@ -22,16 +21,13 @@ from runner.browser.messages import short_message
 from runner.browser.page_scripts import (
     FRAME_SEP,
     ISOLATED_RESOLVE_JS,
+    MARK_AND_RESOLVE_JS,
     MARK_ATTR,
-    MARK_FOCUSED_JS,
-    MARK_TARGET_JS,
     MAX_SCAN_MS,
     MAX_TEXT_BLOCKS,
     MAX_TEXT_CHARS,
     TEXT_BLOCKS_JS,
     TOO_BIG,
-    UNMARK_JS,
-    VIEW_ATTR,
     element_info,
     merge_views,
 )
@@ -48,39 +44,25 @@ class PageTooBig(ActionFailed):
     """The page did not fit in the scan's budget: the scan cannot decide (never a pass)."""
 
 
-@dataclass(frozen=True)
-class MarkedTarget:
-    """The element an action will hit, found and marked for its isolated reading (``describe_element``)."""
-
-    handle: ElementHandle
-    nonce: str
-    selectors: tuple[str, ...]
-
-
 def find_target_element(
-    page: Page, kind: str, args: Mapping[str, Any], timeout_s: float, *, selectors: Sequence[str] = ()
-) -> MarkedTarget | ElementInfo:
-    """The element ``kind`` would act on (the focused one for a ``press`` without target), read in the
-    page's world and marked for ``describe_element`` in the same round trip (``MARK_TARGET_JS``).
+    page: Page, kind: str, args: Mapping[str, Any], timeout_s: float
+) -> ElementHandle | ElementInfo:
+    """The element ``kind`` would act on (the focused one for a ``press`` without target).
 
-    An ``ElementInfo`` instead when there is nothing to describe (no target, or no element has the
-    focus). Raises ``ActionFailed`` when the action would fail to find it: none within the timeout,
-    or several.
+    An ``ElementInfo`` instead when there is nothing to describe (no target, or the page body has
+    the focus). Raises ``ActionFailed`` when the action would fail to find it: none within the
+    timeout, or several.
     """
     ms = max(1.0, float(timeout_s) * 1000.0)
-    nonce = secrets.token_hex(16)
-    opts = {"selectors": list(selectors), "attr": MARK_ATTR, "viewAttr": VIEW_ATTR, "nonce": nonce}
     handle: ElementHandle | None
     forget_judged(page)  # a new judgement: whatever was judged before is not what this step acts on
     try:
         if has_target(args):
-            # A locator's evaluate_handle is strict and waits like the action does: none within
-            # the timeout, or several, fails here exactly as the click would.
-            handle = locate_target(page, args).evaluate_handle(MARK_TARGET_JS, opts, timeout=ms).as_element()
-            if handle is None:
-                raise ActionFailed("target not found: the locator gave no element")
+            # element_handle() is strict and waits like the action does: none within the
+            # timeout, or several, fails here exactly as the click would.
+            handle = locate_target(page, args).element_handle(timeout=ms)
         elif kind == "press":
-            handle = page.evaluate_handle(MARK_FOCUSED_JS, opts).as_element()
+            handle = page.evaluate_handle("() => document.activeElement").as_element()
             if handle is None:
                 return ElementInfo(found=True, tag="body")
         else:
@@ -90,56 +72,53 @@ def find_target_element(
     except PlaywrightError as exc:
         raise ActionFailed(short_message(exc)) from None
     remember_judged(page, kind, args, handle)  # the action acts on this very element (targets.py)
-    return MarkedTarget(handle, nonce, tuple(selectors))
+    return handle
 
 
-def describe_element(target: MarkedTarget, *, focused: bool) -> ElementInfo:
-    """What the target is, as the page shows it now: ``RESOLVE_JS`` in Warden's isolated world, judged
-    also by the page world's reading (``merge_views``); the handle is disposed, unless it is the judged
-    element the action will act on (``targets.remember_judged``).
+def describe_element(handle: ElementHandle, *, focused: bool, selectors: Sequence[str]) -> ElementInfo:
+    """What ``handle`` is, as the page shows it now (``RESOLVE_JS``, in the page's world and again in
+    Warden's isolated world); the handle is disposed, unless it is the judged element the action will
+    act on (``targets.remember_judged``).
 
     ``focused``: the element has the focus rather than being named by the step; inside a frame its
     element cannot be seen, so it is reported as not found.
 
-    Three round trips after ``find_target_element``'s: the mark's check, the element's frame, the
-    isolated reading (which takes the mark off); only when it could not, is the mark taken off from
-    the page's world (a fourth).
+    Four round trips: the page-world reading and the mark (``MARK_AND_RESOLVE_JS``), the mark's check,
+    the element's frame, the isolated reading, which takes the mark off; only when it could not, is the
+    mark taken off again from the page's world (a fifth).
     """
-    handle = target.handle
+    nonce = secrets.token_hex(16)
     unmarked = False  # the isolated reading took the mark off the element
     try:
-        read = _read_isolated(handle, target.nonce, target.selectors)
-        unmarked = not isinstance(read, str)
+        data = handle.evaluate(MARK_AND_RESOLVE_JS, {"selectors": list(selectors), "attr": MARK_ATTR, "nonce": nonce})
+        if not isinstance(data, dict):
+            return ElementInfo(found=False, error="cannot describe the target")
+        if focused and data.get("tag") in _FRAME_TAGS:
+            frame = data.get("tag")
+            return ElementInfo(found=False, error=f"the focus is inside an <{frame}>: its element cannot be seen")
+        isolated = _read_isolated(handle, nonce, selectors)
+        unmarked = isinstance(isolated, ElementInfo)
     except PlaywrightError as exc:  # detached, navigated away, ...: cannot say what it is
         return ElementInfo(found=False, error=f"cannot describe the target: {short_message(exc)}")
     finally:
         if not unmarked:
             with contextlib.suppress(PlaywrightError):
-                handle.evaluate(UNMARK_JS, [MARK_ATTR, VIEW_ATTR])
+                handle.evaluate("(el, a) => Element.prototype.removeAttribute.call(el, a)", MARK_ATTR)
         if not is_judged(handle):
             with contextlib.suppress(PlaywrightError):
                 handle.dispose()
-    if isinstance(read, str):
-        return ElementInfo(found=False, error=f"cannot read the target in Warden's isolated world: {read}")
-    isolated, page_view = read
-    if page_view is None:
-        return ElementInfo(found=False, error="cannot describe the target")
-    tag = next((t for t in (isolated.tag, page_view.tag) if t in _FRAME_TAGS), None)
-    if focused and tag is not None:
-        return ElementInfo(found=False, error=f"the focus is inside an <{tag}>: its element cannot be seen")
-    return merge_views(isolated, page_view)
+    if isinstance(isolated, str):
+        return ElementInfo(found=False, error=f"cannot read the target in Warden's isolated world: {isolated}")
+    return merge_views(isolated, element_info(data))
 
 
-def _read_isolated(
-    handle: ElementHandle, nonce: str, selectors: Sequence[str]
-) -> tuple[ElementInfo, ElementInfo | None] | str:
+def _read_isolated(handle: ElementHandle, nonce: str, selectors: Sequence[str]) -> ElementInfo | str:
     """``RESOLVE_JS`` on the same element, run in Warden's isolated world (the page's scripts cannot
-    redefine what it reads), with the page world's reading handed over beside the mark (None when it
-    is unreadable); or why it cannot be (a string: the caller fails closed).
+    redefine what it reads), or why it cannot be (a string: the caller fails closed).
 
     The isolated world is handed the element through the DOM: a one-time random mark attribute,
-    set from the page's world (whose ``setAttribute`` the page may have redefined;
-    ``find_target_element`` set it) and checked here on the handle by Playwright's
+    set from the page's world (whose ``setAttribute`` the page may have redefined; ``describe_element``
+    set it with the page-world reading) and checked here on the handle by Playwright's
     ``get_attribute`` (its utility world, out of the page's reach): the isolated reading describes the
     element carrying the mark only when the handle carries it, the handle is in the main frame (the
     isolated world's) and exactly one element does, i.e. the very element the action acts on. The
@@ -147,15 +126,14 @@ def _read_isolated(
     """
     if handle.get_attribute(MARK_ATTR) != nonce:
         return "the page did not let the element be marked"
-    frame = handle.owner_frame()
-    if frame is None or frame.parent_frame is not None:
+    page = handle.owner_frame()
+    if page is None or page.parent_frame is not None:
         return "the element is not in the main frame"
-    raw = evaluate_isolated(frame.page, ISOLATED_RESOLVE_JS,
-                            {"attr": MARK_ATTR, "viewAttr": VIEW_ATTR, "nonce": nonce, "selectors": list(selectors)})
+    raw = evaluate_isolated(page.page, ISOLATED_RESOLVE_JS,
+                            {"attr": MARK_ATTR, "nonce": nonce, "selectors": list(selectors)})
     if not isinstance(raw, dict) or raw.get("error") or not raw.get("tag"):
         return str(raw.get("error") if isinstance(raw, dict) else "no description") or "no description"
-    view = raw.pop("page_view", None)
-    return element_info(raw), element_info(view) if isinstance(view, dict) and view.get("tag") else None
+    return element_info(raw)
 
 
 def evaluate_isolated(page: Page, script: str, arg: Any) -> Any:

@@ -256,36 +256,18 @@ RESOLVE_JS = r"""
 """
 
 MARK_ATTR = "data-warden-judged"  # set for the moment of the isolated reading (page_reading.describe_element)
-VIEW_ATTR = "data-warden-view"  # the page world's reading of the marked element, handed over with the mark
-# Found and marked in one round trip (``page_reading.find_target_element``, whose locator waits and is
-# strict as the action is): RESOLVE_JS in the page's world first (so it does not see the mark), its
-# reading as JSON in VIEW_ATTR ('' when the page broke it: the reading then fails closed), then the
-# one-time mark; returns the element itself (its handle is what the action acts on).
-_MARK_JS = r"""
+# RESOLVE_JS in the page's world, then the one-time mark on the element (one round trip for both):
+# the page's reading comes first, so it does not see the mark.
+MARK_AND_RESOLVE_JS = r"""
 (el, opts) => {
-  let view = '';
-  try { view = JSON.stringify((""" + RESOLVE_JS.strip() + r""")(el, opts)); } catch (e) { view = ''; }
-  try {
-    Element.prototype.setAttribute.call(el, opts.viewAttr, String(view));
-    Element.prototype.setAttribute.call(el, opts.attr, opts.nonce);
-  } catch (e) { /* not marked: the mark's check fails closed */ }
-  return el;
+  const out = (""" + RESOLVE_JS.strip() + r""")(el, opts);
+  Element.prototype.setAttribute.call(el, opts.attr, opts.nonce);
+  return out;
 }
 """
-MARK_TARGET_JS = _MARK_JS
-MARK_FOCUSED_JS = r"""
-(opts) => {
-  const el = document.activeElement;
-  if (el) (""" + _MARK_JS.strip() + r""")(el, opts);
-  return el;
-}
-"""
-# The mark and the view taken off from the page's world, when the isolated reading could not.
-UNMARK_JS = "(el, [a, v]) => { for (const n of [a, v]) Element.prototype.removeAttribute.call(el, n); }"
 # RESOLVE_JS again, in Warden's isolated world (the page's redefinitions of getAttribute, textContent,
 # innerText, closest, ... are not what it calls): finds the one element carrying the mark (through
-# open shadow roots), takes the mark and the page's view off, and describes it, with the page's view
-# (``page_view``: parsed here, null when it is not JSON). {error} when it is not exactly one element.
+# open shadow roots), removes the mark, and describes it. {error} when it is not exactly one element.
 ISOLATED_RESOLVE_JS = r"""
 (arg) => {
   const sel = '[' + arg.attr + '="' + arg.nonce + '"]';
@@ -295,14 +277,9 @@ ISOLATED_RESOLVE_JS = r"""
     for (const e of root.querySelectorAll('*')) if (e.shadowRoot) walk(e.shadowRoot);
   };
   walk(document);
-  const view = found.length === 1 ? found[0].getAttribute(arg.viewAttr) : null;
-  for (const e of found) { e.removeAttribute(arg.attr); e.removeAttribute(arg.viewAttr); }
+  for (const e of found) e.removeAttribute(arg.attr);
   if (found.length !== 1) return {error: found.length + ' elements carry the mark'};
-  let page = null;
-  try { page = JSON.parse(view || 'null'); } catch (e) { page = null; }
-  const out = (""" + RESOLVE_JS.strip() + r""")(found[0], arg);
-  out.page_view = page;
-  return out;
+  return (""" + RESOLVE_JS.strip() + r""")(found[0], arg);
 }
 """
 

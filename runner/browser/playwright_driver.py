@@ -213,12 +213,12 @@ class PlaywrightDriver:
         """The element the action will hit, as the page describes it now (see ``Driver.resolve``)."""
         page = self.page
         try:
-            found = find_target_element(page, kind, args, timeout_s, selectors=selectors)
+            found = find_target_element(page, kind, args, timeout_s)
         finally:
             self._hooks.raise_deferred()
         if isinstance(found, ElementInfo):
             return found
-        return describe_element(found, focused=not has_target(args))
+        return describe_element(found, focused=not has_target(args), selectors=selectors)
 
 
 def _new_sandbox_context(browser: Browser, config: SandboxConfig) -> BrowserContext:

@@ -1,8 +1,8 @@
-"""The target reading (``page_reading.find_target_element`` and ``describe_element``) leaves nothing
-on the page: the one-time mark and the page world's view it hands to the isolated world are gone
-afterwards, whether the isolated reading took them off (the usual case: no extra round trip) or
-could not (the element is in a frame: the reading fails closed and they are taken off from the
-page's world); a decoy that also carries the mark fails closed."""
+"""The target reading (``page_reading.describe_element``) leaves nothing on the page: the one-time
+mark it hands to the isolated world is gone afterwards, whether the isolated reading took it off
+(the usual case: no extra round trip) or could not (the element is in a frame, or has the focus
+inside one: the reading fails closed and the mark is taken off from the page's world); a decoy
+that also carries the mark fails closed."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from runner.browser.driver import SandboxConfig
-from runner.browser.page_scripts import MARK_ATTR, VIEW_ATTR
+from runner.browser.page_scripts import MARK_ATTR
 from runner.browser.playwright_driver import PlaywrightDriver, open_driver
 from tests.server import TestServer
 
@@ -28,7 +28,7 @@ COPY_TO_DECOY = """
   Element.prototype.setAttribute = function (n, v) {
     sa.call(this, n, v); if (n.startsWith('data-warden')) sa.call(document.getElementById('decoy'), n, v); };
 """
-MARKED = f"() => document.querySelectorAll('[{MARK_ATTR}], [{VIEW_ATTR}]').length"
+MARKED = f"() => document.querySelectorAll('[{MARK_ATTR}]').length"
 FRAMED = "document.body.insertAdjacentHTML('beforeend', '<iframe id=f srcdoc=\"<button id=in>In</button>\"></iframe>');"
 
 
