@@ -11,7 +11,8 @@ Why this module exists (see docs: platform notes §6):
 * Presidio is imported lazily, inside these functions, so importing ``guards.pii`` costs nothing;
   ``import_presidio`` skips the import-time *validation* compile of its predefined recognizers'
   patterns (173 regexes in 2.2.366, ~0.16 s of CPU on the launch's critical path; each one a
-  recognizer uses is compiled again, for real and with its flags, the first time it is used).
+  recognizer uses is compiled again, for real and with its flags, the first time it is used),
+  and spaCy, which Presidio imports, without its command line (``lazy_spacy_cli``, ~0.1 s).
   The first scan's other one-off costs (a pattern's compile, the phone library's metadata,
   tldextract's suffix list) are left to the first scan that needs them: paying them up front, on
   the launch's critical path, cost a mission whose pages hold no PII more than it saved.
@@ -82,7 +83,9 @@ def import_presidio() -> None:
 
         regex.compile = compile_
         try:
-            import presidio_analyzer  # noqa: F401
+            from guards.pii.lazy_spacy_cli import import_without_cli
+
+            import_without_cli("presidio_analyzer")  # spaCy without its command line (typer, weasel...)
         finally:
             regex.compile = real
 
