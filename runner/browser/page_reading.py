@@ -37,6 +37,7 @@ _FRAME_TAGS = ("iframe", "frame", "object", "embed")
 # One CDP session per page, kept (opening one costs ~80 ms; a read through it ~10 ms).
 _SESSIONS: weakref.WeakKeyDictionary[Page, CDPSession] = weakref.WeakKeyDictionary()
 _WORLDS: weakref.WeakKeyDictionary[Page, int] = weakref.WeakKeyDictionary()  # page -> isolated context id
+_FRAMES: weakref.WeakKeyDictionary[Page, str] = weakref.WeakKeyDictionary()  # page -> its main frame's CDP id
 WORLD_NAME = "warden-read"  # the isolated world Warden's page scan runs in (one per document, reused)
 
 
@@ -145,19 +146,25 @@ def evaluate_isolated(page: Page, script: str, arg: Any) -> Any:
     through CDP (``Page.createIsolatedWorld``, reused by name per document; ``Runtime.evaluate``).
     The world's execution context id is kept per page (one round trip per read instead of three):
     Chromium never reuses a context id, so once the document is gone the kept id fails (it cannot
-    reach another document's world) and the world is looked up again. Raises ``PlaywrightError``
-    when the script cannot run or throws.
+    reach another document's world) and the world is looked up again. The session's
+    ``Page.frameNavigated`` events (a new main-frame document) drop the kept id and give the main
+    frame's id before the next read, so a read after a navigation does not first fail on the old
+    id nor ask for the frame tree (two round trips per new document); an event that comes late
+    changes nothing (the old id fails as before). Raises ``PlaywrightError`` when the script
+    cannot run or throws.
     """
     expression = f"({script})({json.dumps(arg)})"
     reopened = False
     while True:
         session = _SESSIONS.get(page)
         if session is None:
-            session = _SESSIONS[page] = page.context.new_cdp_session(page)
             _WORLDS.pop(page, None)
+            _FRAMES.pop(page, None)
+            session = _SESSIONS[page] = _open_session(page)
         kept = _WORLDS.get(page)
+        frame = _FRAMES.get(page)
         try:
-            context_id = kept if kept is not None else _isolated_world(session)
+            context_id = kept if kept is not None else _isolated_world(page, session, frame)
             res = session.send("Runtime.evaluate", {
                 "expression": expression, "contextId": context_id, "returnByValue": True, "awaitPromise": False,
             })
@@ -167,6 +174,9 @@ def evaluate_isolated(page: Page, script: str, arg: Any) -> Any:
             _WORLDS.pop(page, None)
             if kept is not None:
                 continue  # the kept world's document is gone: look the world up again, same session
+            if frame is not None:
+                _FRAMES.pop(page, None)
+                continue  # the kept frame id is not the main frame's any more: ask for the frame tree
             _SESSIONS.pop(page, None)  # a detached session is opened again once; a page error is raised
             with contextlib.suppress(PlaywrightError):
                 session.detach()
@@ -178,9 +188,34 @@ def evaluate_isolated(page: Page, script: str, arg: Any) -> Any:
     return res.get("result", {}).get("value")
 
 
-def _isolated_world(session: CDPSession) -> int:
+def _open_session(page: Page) -> CDPSession:
+    """A CDP session for ``page`` whose main-frame navigations drop the kept world (``evaluate_isolated``)."""
+    session = page.context.new_cdp_session(page)
+    ref = weakref.ref(page)  # the session must not keep its page alive (both are weakly keyed)
+
+    def navigated(params: dict[str, Any]) -> None:
+        frame = params.get("frame") or {}
+        target = ref()
+        if target is None or frame.get("parentId") or not frame.get("id"):
+            return
+        _WORLDS.pop(target, None)
+        _FRAMES[target] = str(frame["id"])
+
+    session.on("Page.frameNavigated", navigated)
+    try:
+        session.send("Page.enable")
+    except PlaywrightError:
+        with contextlib.suppress(PlaywrightError):
+            session.detach()
+        raise
+    return session
+
+
+def _isolated_world(page: Page, session: CDPSession, frame_id: str | None) -> int:
     """The execution context id of Warden's isolated world in the main frame's current document."""
-    frame_id = session.send("Page.getFrameTree")["frameTree"]["frame"]["id"]
+    if frame_id is None:
+        frame_id = str(session.send("Page.getFrameTree")["frameTree"]["frame"]["id"])
+        _FRAMES[page] = frame_id
     world = session.send("Page.createIsolatedWorld", {"frameId": frame_id, "worldName": WORLD_NAME,
                                                       "grantUniveralAccess": False})
     return int(world["executionContextId"])

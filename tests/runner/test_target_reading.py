@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from runner.browser import page_reading
 from runner.browser.driver import SandboxConfig
 from runner.browser.page_scripts import MARK_ATTR
 from runner.browser.playwright_driver import PlaywrightDriver, open_driver
@@ -81,3 +82,31 @@ def test_a_target_inside_a_frame_fails_closed_and_is_left_unmarked(
     info = open_page.resolve("click", {"selector": "#f >> internal:control=enter-frame >> #in"}, 5)
     assert not info.found and "not in the main frame" in (info.error or "")
     assert inner.evaluate(MARKED.replace("() =>", "(e) =>").replace("document", "e.ownerDocument")) == 0
+
+
+# ----------------------------------------------------------------------------- the isolated world's kept id
+
+def test_a_navigation_drops_the_kept_world_and_the_next_read_is_of_the_new_document(
+    open_page: PlaywrightDriver, test_server: TestServer
+) -> None:
+    load(open_page, test_server)
+    title = "() => document.body.innerText.split('\\n')[0]"
+    assert page_reading.evaluate_isolated(open_page.page, title, None) == "Submit payment"
+    assert open_page.page in page_reading._WORLDS
+    test_server.set_content("/next", "<!doctype html><body><p>Next page</p></body>")
+    open_page.perform("goto", {"url": test_server.url(HOST, "/next")}, 10)
+    assert open_page.page not in page_reading._WORLDS  # dropped by the session's Page.frameNavigated
+    assert page_reading.evaluate_isolated(open_page.page, title, None) == "Next page"
+
+
+def test_a_wrong_kept_frame_id_is_looked_up_again_on_the_same_session(
+    open_page: PlaywrightDriver, test_server: TestServer
+) -> None:
+    load(open_page, test_server)
+    page = open_page.page
+    page_reading.evaluate_isolated(page, "() => 1", None)
+    session = page_reading._SESSIONS[page]
+    page_reading._WORLDS.pop(page)
+    page_reading._FRAMES[page] = "0123456789ABCDEF0123456789ABCDEF"
+    assert page_reading.evaluate_isolated(page, "() => document.querySelectorAll('button').length", None) == 2
+    assert page_reading._SESSIONS[page] is session and page_reading._FRAMES[page] != "0123456789ABCDEF0123456789ABCDEF"
