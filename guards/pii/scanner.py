@@ -139,11 +139,13 @@ class PiiScanner:
         raws = tuple(r for r in raws if not _glued(text, r[2], r[3]))
         return self._findings(text, raws, "page", self.threshold if threshold is None else threshold)
 
-    def scan_page(self, page_key: str, texts: Sequence[str]) -> list[Finding]:
-        """Findings in the blocks this page has not shown before (each Finding has its ``block`` index).
+    def scan_page(self, page_key: str, texts: Sequence[str], *, threshold: float | None = None) -> list[Finding]:
+        """Findings ≥ ``threshold`` (default: the policy's) in the blocks this page has not shown before
+        (each Finding has its ``block`` index).
 
         An unchanged rescan returns [] without calling Presidio. A block seen on another page is
-        reported again for this one, from the cache."""
+        reported again for this one, from the cache (raw scores: any threshold). A block is reported
+        once per page, so a caller uses one threshold per page key (the runtime: the redaction one)."""
         with self._lock:
             digests = [_digest(t) for t in texts]
             seen = self._pages.get(page_key)
@@ -160,7 +162,8 @@ class PiiScanner:
             raws = self._analyze([texts[i] for i in new], (), digests=[digests[i] for i in new])
             out: list[Finding] = []
             for i, r in zip(new, raws, strict=True):
-                out.extend(self._findings(texts[i], r, "page", self.threshold, block=i))
+                out.extend(self._findings(texts[i], r, "page", self.threshold if threshold is None else threshold,
+                                          block=i))
             seen.update(digests[i] for i in new)
             return out
 
