@@ -29,7 +29,7 @@ from evidence.verify import verify_run
 from evidence.verify_stream import Fallback, scan_range
 
 _chars = st.one_of(
-    st.characters(blacklist_categories=("Cs",)),
+    st.characters(exclude_categories=["Cs"]),
     st.characters(min_codepoint=0, max_codepoint=0x1F),
     st.characters(min_codepoint=0x10000, max_codepoint=0x10FFFF),
     st.sampled_from(list('"\\/\x7f\u2028\u2029\x85é')),
@@ -223,3 +223,46 @@ def test_redact_trees_equals_the_plain_recursion(trees: list[Any]) -> None:
 
     red = _Marking()
     assert redact_trees(trees, red) == _reference_redact_trees(trees, red.redact)
+
+
+# -- the fsync beside the index inserts -----------------------------------------------------------
+
+
+def test_a_failed_fsync_beside_the_index_indexes_nothing(start_run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from evidence.records import ActionRecord
+    from kernel.errors import EvidenceUnavailable
+
+    h = start_run()
+    good, head = h.folder.records.read_bytes(), h.index.head(h.run_id)
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(5, "Input/output error")))
+    with pytest.raises(EvidenceUnavailable, match="Input/output error"):
+        h.writer.append(ActionRecord, actor=Actor(type="runner", id="w"), phase="intent", step=1, kind="click",
+                        call="locator('#a').click()")
+    monkeypatch.undo()
+    assert h.folder.records.read_bytes() == good  # cut back off
+    assert h.index.head(h.run_id) == head  # and never indexed
+    assert len(h.index.records(h.run_id)) == 1
+
+
+def test_a_gating_group_is_durable_and_indexed_when_it_returns(start_run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from evidence.records import ActionRecord
+
+    h = start_run()
+    order: list[str] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (order.append("fsync"), real_fsync(fd))[1])
+    real_add = h.index.add_records
+
+    def add(rows: Any, **kw: Any) -> None:
+        before = kw.get("before_commit")
+        real_add(rows, before_commit=lambda: (before() if before else None, order.append("commit")))
+
+    monkeypatch.setattr(h.index, "add_records", add)
+    rec = h.writer.append(ActionRecord, actor=Actor(type="runner", id="w"), phase="intent", step=1, kind="click",
+                          call="locator('#a').click()")
+    assert order == ["fsync", "commit"]  # the commit waited for the fsync
+    assert h.index.head(h.run_id) == rec.hash
