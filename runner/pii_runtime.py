@@ -14,7 +14,10 @@ which fields hold it):
 * the step loop's hooks (``before_screenshot`` / ``screenshot_masks`` / ``pending_stop``): after
   each action, before its screenshot, the page's visible text and field values are scanned
   incrementally; ``pii.on_page``: record → go on, approve or block → the run stops after this step
-  (the page already shows it; there is no action left to gate).
+  (the page already shows it; there is no action left to gate). Two thresholds
+  (``guards/pii/thresholds.py``): everything scored at the redaction threshold, min(policy, 0.4), is
+  masked and learnt as a known value — a record would redact it, so no screenshot may show it —
+  while only what reaches the policy threshold is a finding (recorded, gated).
 
 Fail closed: a page that cannot be read or scanned takes no screenshot (its masks are unknown) and,
 unless ``on_page: record``, stops the run — with an ``exception_record`` that says why.
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from evidence.records import ACTION_RANK, Actor, ExceptionRecord, PiiFinding
 from guards.base import Decision, Observation
 from guards.pii.errors import PiiError, PiiScanError
+from guards.pii.thresholds import redaction_threshold
 from guards.pii_guards import Policy, action_for, judge
 from guards.secrets import SecretSet
 from guards.urlmatch import page_without_query
@@ -80,6 +84,7 @@ class PiiRuntime:
         self.known = known
         self.secrets = secrets
         self.redaction_scanner = redaction_scanner  # evidence redaction (a wider entity set)
+        self.mask_threshold = redaction_threshold(scanner.threshold)  # masks and learning; gating: the policy's
         self.recorder: RunRecorder | None = None
         self._gate_pending: Callable[[], Decision | None] | None = None
         self._stop: Decision | None = None
@@ -222,15 +227,15 @@ class PiiRuntime:
             else:
                 texts.append(b.text)
         try:
-            findings = self.scanner.scan_page(pk, texts)
+            found = self.scanner.scan_page(pk, texts, threshold=self.mask_threshold)
         except PiiScanError as exc:
             self._masks_unknown = True
             self.exception(step=step, message=f"{exc}: the page could not be scanned; no screenshot is taken; "
                                               "the run stops (fail closed)")
             self.request_stop(Decision.deny("pii.page", f"{exc} (fail closed)", "pii.scan_error"))
             return
-        self._learn(findings)
-        for f in findings:
+        self._learn(found)  # masked and known from the redaction threshold on: nothing written shows them
+        for f in found:
             if f.block is not None:
                 self._sensitive_blocks.add(_digest(texts[f.block]))
         known_pattern = len(self.known) > 0
@@ -241,6 +246,9 @@ class PiiRuntime:
             if d in self._sensitive_blocks or (known_pattern and self.known.contains_known(text)):
                 self._sensitive_blocks.add(d)
                 masks.add(b.selector)
+        # Findings (recorded, gated per pii.on_page) from the policy threshold on. The score read is the
+        # finding's (4 decimals), the one its record shows.
+        findings = [f for f in found if f.score >= self.scanner.threshold]
         page = page_without_query(url)
         observed = []
         for f in findings:

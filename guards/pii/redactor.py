@@ -6,8 +6,9 @@ percent-decoded form of a text (a logged URL holds ``x%40y.com``) and then repla
 spellings of what it found. Every value it detects is remembered by a ``KnownValueRedactor``, so the
 same value echoed later where detection misses (other surroundings, split digits) is still caught.
 
-The redaction threshold defaults to min(policy threshold, 0.4): gating a run on a context-less phone
-number (score 0.4) is the policy's call, writing it to disk is not.
+The redaction threshold defaults to min(policy threshold, 0.4) (``guards/pii/thresholds.py``; the
+screenshots' masks use the same): gating a run on a context-less phone number (score 0.4) is the
+policy's call, writing it to disk is not.
 Errors propagate (PiiScanError): the writer then refuses to write, never writes raw.
 """
 
@@ -23,6 +24,7 @@ from urllib.parse import unquote_plus
 from guards.pii.finding import Finding
 from guards.pii.known_values import KnownValueRedactor, _bounded, encoded_forms, marker
 from guards.pii.scanner import PiiScanner, _glued
+from guards.pii.thresholds import redaction_threshold
 
 __all__ = ["KnownValueRedactor", "PiiRedactor", "_bounded", "encoded_forms", "marker", "replace_spans"]
 
@@ -38,7 +40,7 @@ class PiiRedactor:
     ) -> None:
         self.scanner = scanner
         self.known = known if known is not None else KnownValueRedactor()
-        self.threshold = min(scanner.threshold, 0.4) if threshold is None else threshold
+        self.threshold = redaction_threshold(scanner.threshold) if threshold is None else threshold
         self._cache: OrderedDict[bytes, str] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
