@@ -225,7 +225,12 @@ def _extract(page: Page, args: Mapping[str, Any], ms: float) -> tuple[str | None
         if value is None:
             raise ActionFailed(f"the element has no attribute {attribute!r}")
         return value, f"{target}.get_attribute({quote(attribute)})"
-    tag = str(loc.evaluate("e => e.tagName.toLowerCase()", timeout=ms))
+    # The tag of what is there now, in one round trip (a locator's evaluate waits: three); only
+    # when nothing matches yet does the read wait for the element as before.
+    tags = loc.evaluate_all("els => els.map(e => e.tagName.toLowerCase())")
+    tag = str(tags[0]) if isinstance(tags, list) and len(tags) == 1 else None
+    if tag is None:  # none yet (or several: the strict read below fails as it always did)
+        tag = str(loc.evaluate("e => e.tagName.toLowerCase()", timeout=ms))
     if tag in _FORM_FIELDS:
         return loc.input_value(timeout=ms), f"{target}.input_value()"
     return loc.inner_text(timeout=ms), f"{target}.inner_text()"

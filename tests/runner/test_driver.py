@@ -254,6 +254,22 @@ def test_extract_text_attribute_textarea_select(form: PlaywrightDriver) -> None:
     assert form.perform("extract", args(selector="#sel", as_="s"), 2).value == "a"
 
 
+def test_extract_waits_for_a_field_that_appears_later_and_reads_its_value(form: PlaywrightDriver) -> None:
+    form.page.evaluate(
+        "() => setTimeout(() => { const t = document.createElement('textarea'); t.id = 'late-ta';"
+        " t.textContent = 'initial'; document.body.append(t); t.value = 'typed later'; }, 200)"
+    )
+    outcome = form.perform("extract", args(selector="#late-ta", as_="t"), 3)
+    assert (outcome.value, outcome.call) == ("typed later", 'page.locator("#late-ta").input_value()')
+
+
+def test_extract_of_several_elements_fails_as_strict(form: PlaywrightDriver) -> None:
+    form.page.evaluate("() => { for (const x of ['one', 'two']) { const p = document.createElement('p');"
+                       " p.className = 'twice'; p.textContent = x; document.body.append(p); } }")
+    with pytest.raises(ActionFailed, match="strict mode violation"):
+        form.perform("extract", args(selector="p.twice", as_="x"), 1)
+
+
 def test_extract_missing_attribute_fails(form: PlaywrightDriver) -> None:
     with pytest.raises(ActionFailed, match="no attribute 'nope'"):
         form.perform("extract", args(selector="#link", attribute="nope", as_="x"), 1)
