@@ -266,3 +266,30 @@ def test_a_gating_group_is_durable_and_indexed_when_it_returns(start_run: Any, m
                           call="locator('#a').click()")
     assert order == ["fsync", "commit"]  # the commit waited for the fsync
     assert h.index.head(h.run_id) == rec.hash
+
+
+def test_a_bulk_group_leaves_the_collector_as_it_found_it(start_run: Any) -> None:
+    import gc
+
+    from evidence.records import ActionRecord
+    from evidence.writer import BULK_GROUP
+
+    h = start_run()
+    actor = Actor(type="runner", id="w")
+    group = [(ActionRecord, actor, (), {"phase": "outcome", "step": n, "kind": "click", "call": "c", "outcome": "ok"})
+             for n in range(BULK_GROUP)]
+    assert gc.isenabled()
+    h.writer.append_many(group[: BULK_GROUP // 2])
+    h.writer.append_many(group)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        h.writer.append_many(group)
+        assert not gc.isenabled()  # a caller's choice is not undone
+    finally:
+        gc.enable()
+    with pytest.raises(TypeError):  # a refused group restores it too
+        h.writer.append_many([*group, (ActionRecord, actor, (), {"seq": 3})])
+    assert gc.isenabled()
+    h.finish()
+    assert verify_run(h.folder.root, h.index).ok
