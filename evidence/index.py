@@ -17,7 +17,7 @@ text of a run row: it goes through ``redactor`` when the index is given one (the
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -233,13 +233,8 @@ class EvidenceIndex:
         """
         self.add_records([(record, body)])
 
-    def add_records(
-        self, items: Iterable[tuple[Record, str | None]], *, before_commit: Callable[[], None] | None = None
-    ) -> None:
-        """Batch form of ``add_record`` (one commit); the head moves to the last record given.
-
-        ``before_commit`` runs after the inserts, inside the transaction: if it raises, nothing is
-        indexed (the writer waits there for the fsync it started beside the inserts)."""
+    def add_records(self, items: Iterable[tuple[Record, str | None]]) -> None:
+        """Batch form of ``add_record`` (one commit); the head moves to the last record given."""
         rows = [_record_row(rec, body) for rec, body in items]
         if not rows:
             return
@@ -255,8 +250,6 @@ class EvidenceIndex:
                 raise LookupError(f"run {last['run_id']!r} is not registered in the index (upsert_run first)")
             if not insert_rows(conn, rows):
                 conn.execute(_INSERT_RECORD, rows)
-            if before_commit is not None:
-                before_commit()
 
     def _mission_of(self, run_id: str) -> str | None:
         if run_id not in self._missions:

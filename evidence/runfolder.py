@@ -17,7 +17,6 @@ import fcntl
 import os
 import re
 import secrets
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -118,33 +117,6 @@ def write_all(fd: int, data: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
-
-
-class FsyncBeside:
-    """``fsync_fd(fd)`` started in a thread (the fsync releases the GIL): the caller works meanwhile,
-    then calls the object to wait for it — it raises what the fsync raised. ``error()`` waits too and
-    returns that error instead (None: durable)."""
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="evidence-fsync", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            fsync_fd(self._fd)
-        except BaseException as e:  # handed to the waiting thread
-            self._error = e
-
-    def error(self) -> BaseException | None:
-        self._thread.join()
-        return self._error
-
-    def __call__(self) -> None:
-        error = self.error()
-        if error is not None:
-            raise error
 
 
 def fsync_fd(fd: int) -> None:

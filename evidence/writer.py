@@ -246,15 +246,9 @@ class EvidenceWriter:
                 sync = sync or (is_gating(record_cls, fields) if durable is None else durable)
             sync = sync or self._unsynced + len(items) >= self._sync_every
             rows: list[tuple[Record, str | None]] = list(zip(records, lines, strict=True))
-            if sync and self.index is not None:
-                start = self._offset
-                self._write_lines(lines, False)
-                self._seq, self._head = seq, head
-                self._index_while_syncing(rows, start)
-            else:
-                self._write_lines(lines, sync)
-                self._seq, self._head = seq, head
-                self._index(rows)
+            self._write_lines(lines, sync)
+            self._seq, self._head = seq, head
+            self._index(rows)
             return records
 
     def _build(
@@ -312,27 +306,6 @@ class EvidenceWriter:
             self.index.add_records(rows)
         except Exception as e:
             raise self._fail(f"evidence index failed ({type(e).__name__}: {e})", e) from e
-
-    def _index_while_syncing(self, rows: list[tuple[Record, str | None]], start: int) -> None:
-        """The fsync of what was just written, in a thread beside the index inserts (it releases the
-        GIL, and so do SQLite's steps); the index commits only once the fsync succeeded, and this
-        returns only then: the group is durable, then indexed, before ``append`` returns. A failed
-        fsync cuts the lines back off and indexes nothing, as a failed write does."""
-        assert self.index is not None
-        synced = _io.FsyncBeside(self._fd)
-        try:
-            self.index.add_records(rows, before_commit=synced)
-        except BaseException as e:
-            failed = synced.error()
-            if failed is not None:  # the file is not durable: cut the group off (``start``: where it began)
-                self._offset = start
-                tail = "" if self._rollback() else "; could not truncate the partial line"
-                raise self._fail(f"cannot write {self.folder.records}: {_oserror_text(failed)}{tail}",
-                                 failed) from failed
-            if isinstance(e, Exception):
-                raise self._fail(f"evidence index failed ({type(e).__name__}: {e})", e) from e
-            raise
-        self._unsynced = 0
 
     def _write_lines(self, lines: Sequence[str], sync: bool) -> None:
         data = "".join(line + "\n" for line in lines).encode("utf-8")

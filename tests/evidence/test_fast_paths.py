@@ -225,10 +225,10 @@ def test_redact_trees_equals_the_plain_recursion(trees: list[Any]) -> None:
     assert redact_trees(trees, red) == _reference_redact_trees(trees, red.redact)
 
 
-# -- the fsync beside the index inserts -----------------------------------------------------------
+# -- durability before the index -----------------------------------------------------------------
 
 
-def test_a_failed_fsync_beside_the_index_indexes_nothing(start_run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_fsync_indexes_nothing(start_run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
     from evidence.records import ActionRecord
@@ -257,14 +257,14 @@ def test_a_gating_group_is_durable_and_indexed_when_it_returns(start_run: Any, m
     monkeypatch.setattr(os, "fsync", lambda fd: (order.append("fsync"), real_fsync(fd))[1])
     real_add = h.index.add_records
 
-    def add(rows: Any, **kw: Any) -> None:
-        before = kw.get("before_commit")
-        real_add(rows, before_commit=lambda: (before() if before else None, order.append("commit")))
+    def add(rows: Any) -> None:
+        order.append("index")
+        real_add(rows)
 
     monkeypatch.setattr(h.index, "add_records", add)
     rec = h.writer.append(ActionRecord, actor=Actor(type="runner", id="w"), phase="intent", step=1, kind="click",
                           call="locator('#a').click()")
-    assert order == ["fsync", "commit"]  # the commit waited for the fsync
+    assert order == ["fsync", "index"]  # durable, then indexed, before append returns
     assert h.index.head(h.run_id) == rec.hash
 
 
