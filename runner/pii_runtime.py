@@ -85,6 +85,10 @@ class PiiRuntime:
         self.secrets = secrets
         self.redaction_scanner = redaction_scanner  # evidence redaction (a wider entity set)
         self.mask_threshold = redaction_threshold(scanner.threshold)  # masks and learning; gating: the policy's
+        # Entities the records redact that the mission does not scan for (pii.entities narrower than
+        # the defaults): the page is also scanned for them, for the masks and known values only.
+        wider = redaction_scanner is not None and not set(redaction_scanner.entities) <= set(scanner.entities)
+        self._mask_only_scanner = redaction_scanner if wider else None
         self.recorder: RunRecorder | None = None
         self._gate_pending: Callable[[], Decision | None] | None = None
         self._stop: Decision | None = None
@@ -227,6 +231,11 @@ class PiiRuntime:
             else:
                 texts.append(b.text)
         try:
+            # The mask-only scan first: if the page scan then fails, its blocks are still unseen (a
+            # rescan finds, records and gates them); what this one found is noted already.
+            if self._mask_only_scanner is not None:
+                self._note_sensitive(self._mask_only_scanner.scan_page(
+                    pk, texts, threshold=redaction_threshold(self._mask_only_scanner.threshold)), texts)
             found = self.scanner.scan_page(pk, texts, threshold=self.mask_threshold)
         except PiiScanError as exc:
             self._masks_unknown = True
@@ -234,10 +243,7 @@ class PiiRuntime:
                                               "the run stops (fail closed)")
             self.request_stop(Decision.deny("pii.page", f"{exc} (fail closed)", "pii.scan_error"))
             return
-        self._learn(found)  # masked and known from the redaction threshold on: nothing written shows them
-        for f in found:
-            if f.block is not None:
-                self._sensitive_blocks.add(_digest(texts[f.block]))
+        self._note_sensitive(found, texts)
         known_pattern = len(self.known) > 0
         for b, text in zip(scannable, texts, strict=True):
             if not text:
@@ -261,6 +267,13 @@ class PiiRuntime:
         if verdict.verdict != "allow":
             how = "approval is not available for page findings: denied" if on_page == "approve" else "blocked"
             self.request_stop(Decision.deny("pii.page", f"{verdict.reason}; {how}; the run stops", "pii.on_page"))
+
+    def _note_sensitive(self, found: Iterable[Finding], texts: Sequence[str]) -> None:
+        """Learn what scored at the redaction threshold and mark its blocks: nothing written shows them."""
+        for f in found:
+            self.known.add(f.value, f.entity_type)
+            if f.block is not None:
+                self._sensitive_blocks.add(_digest(texts[f.block]))
 
     def screenshot_masks(self, url: str) -> list[str] | None:
         """Selectors to mask on this page; None when the page could not be scanned (take no screenshot)."""

@@ -135,3 +135,19 @@ def test_a_phone_with_its_context_word_is_a_finding_and_blocks_as_before(
     png = _shot(res, 1)
     assert pixel(png, 500, 40) == MASK
     assert pixel(png, 500, 90) == WHITE
+
+
+def test_an_entity_the_mission_does_not_scan_for_is_still_masked_as_records_redact_it(
+    tmp_path: Path, ev: Path, server: TestServer
+) -> None:
+    # pii.entities narrower than the defaults: the phone gates nothing (not the mission's entity), but
+    # records redact every default entity, so the screenshot masks it too.
+    text = _mission(server, "/context", "/done", on_page="block", entities=["EMAIL_ADDRESS"])
+    code, res, recs, out = run(tmp_path, text, ev)
+    assert code == 0, out
+    assert _received(server, "/done") == 1
+    assert findings(recs, "page") == []
+    assert res is not None
+    png = _shot(res, 1)
+    assert pixel(png, 500, 40) == MASK
+    assert pixel(png, 500, 90) == WHITE
