@@ -33,5 +33,6 @@ def test_a_later_executor_freezes_nothing_more() -> None:
     frozen = gc.get_freeze_count()
     later = [[i] for i in range(5000)]  # objects of a later run: the collector still sees them
     executor()
-    assert gc.get_freeze_count() == frozen
+    # a frozen object freed since leaves the count (so not ==); freezing again would add the 5,000
+    assert gc.get_freeze_count() <= frozen
     assert all(gc.is_tracked(x) for x in later[:10])
