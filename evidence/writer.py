@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import gc
 import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -50,6 +49,7 @@ from evidence.record_lines import (
 from evidence.records import GENESIS_HASH, RECORD_TYPES, Actor, Attachment, Record
 from evidence.redact import Redactor, redact_trees
 from evidence.runfolder import DIR_MODE, FILE_MODE, RunFolder, fsync_dir, safe_relpath, utc_timestamp
+from kernel.collector import collector_paused
 from kernel.errors import EvidenceUnavailable
 
 __all__ = ["MAX_STRING", "SYNC_EVERY", "EvidenceWriter", "cap_string", "is_gating", "jsonl_line"]
@@ -222,7 +222,7 @@ class EvidenceWriter:
                 raise TypeError(f"envelope fields are filled by the writer: {', '.join(sorted(reserved))}")
         if not items:
             return []
-        with self._lock, _collector_paused(len(items) >= BULK_GROUP):
+        with self._lock, collector_paused(len(items) >= BULK_GROUP):
             self._check_usable()
             trees: list[Any] = []
             for _, actor, _, fields in items:
@@ -403,22 +403,6 @@ class EvidenceWriter:
 
 BULK_GROUP = 64
 """Groups this large (recovery, reindexing, bulk writes; not a run's steps) pause the cyclic GC."""
-
-
-@contextlib.contextmanager
-def _collector_paused(pause: bool) -> Iterator[None]:
-    """The cyclic garbage collector paused while a large group is built: its records, trees and rows
-    are freed by reference counting (no cycles), but their allocations would trigger collections
-    that walk every object of the process (the PII engine's included: ~15 µs per record measured).
-    Restored as it was; objects allocated meanwhile are collected by the next collection as usual."""
-    if not pause or not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _oserror_text(e: BaseException) -> str:

@@ -11,7 +11,6 @@ run ended, Ctrl-C and SIGTERM included (exit 130, ``runner/interrupts.py``). Eac
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import shutil
 import threading
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from kernel.collector import collector_paused
 from kernel.errors import EvidenceUnavailable, GuardrailStop, Interrupted, StepFailed, WardenError
 from missions.loader import LoadedMission, load_mission
 from runner.assembly import PreparedRun, assemble, complete, domain_policy
@@ -122,15 +122,8 @@ def _first_startup_without_gc() -> Iterator[None]:
     global _startup_done
     with _startup_lock:
         first, _startup_done = not _startup_done, True
-    if not first or not gc.isenabled():
+    with collector_paused(first, freeze_after=True):
         yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        gc.enable()
 
 
 def _prepare(opts: RunOptions, loaded: LoadedMission, environ: Mapping[str, str]) -> PreparedRun:
