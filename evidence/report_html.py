@@ -19,13 +19,22 @@ _WARN = {"require_approval", "approval_required", "stopped", "interrupted", "ret
 
 
 def clean(value: Any, *, keep_newlines: bool = False) -> str:
-    """Text with control/format (bidi) characters shown as escapes; not yet HTML-escaped."""
+    """Text with control/format (bidi) characters shown as escapes; not yet HTML-escaped.
+
+    Every Cc/Cf/Zl/Zp character is one ``str.isprintable`` rejects, so a printable text (nearly every
+    value of a report) is returned as it is without a look at each character."""
     text = "" if value is None else str(value)
+    if text.isprintable():
+        return text
+    if keep_newlines and "\n" in text:
+        return "\n".join(line if line.isprintable() else _escaped(line) for line in text.split("\n"))
+    return _escaped(text)
+
+
+def _escaped(text: str) -> str:
+    """``text`` with each Cc/Cf/Zl/Zp character (newlines too) as an escape."""
     out = []
     for ch in text:
-        if keep_newlines and ch == "\n":
-            out.append(ch)
-            continue
         if unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"}:
             out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
         else:
