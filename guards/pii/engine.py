@@ -255,11 +255,11 @@ def _card_2_series() -> Any:
 
 def _fast(recognizer: Any) -> Any:
     """Presidio's phone recognizer becomes the one that skips unparsable candidates (same results:
-    guards/pii/prefilter_phone.py); every other recognizer is kept as it is."""
+    guards/pii/phone_walk.py); every other recognizer is kept as it is."""
     from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
     if type(recognizer) is PhoneRecognizer:
-        from guards.pii.prefilter_phone import fast_phone_recognizer
+        from guards.pii.phone_walk import fast_phone_recognizer
 
         return fast_phone_recognizer(recognizer)
     return recognizer

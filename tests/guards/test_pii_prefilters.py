@@ -9,9 +9,11 @@ from faker import Faker
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from guards.pii import prefilter_phone
 from guards.pii.engine import import_presidio
+from guards.pii.phone_walk import fast_phone_recognizer, walk_matches
 from guards.pii.prefilter import CONDITIONS, entities_per_block, may_contain
-from guards.pii.prefilter_phone import cannot_be_valid, fast_phone_recognizer
+from guards.pii.prefilter_phone import cannot_be_valid
 
 LOCALES = ["en_US", "en_GB", "en_CA", "en_IN", "de_DE", "pt_BR", "he_IL", "fr_FR"]
 _FAKERS = {loc: Faker(loc) for loc in LOCALES}
@@ -60,14 +62,137 @@ def test_same_results_as_presidio_on_fake_numbers(
 
 
 def test_skips_only_what_cannot_parse_as_valid(recognizers: tuple[object, object]) -> None:
-    """The skip rule itself: short groups and long digit runs are skipped where provably invalid,
-    never a candidate with a plus sign, a letter, an extension mark or R's international prefix."""
-    assert cannot_be_valid("4012", "US") and not cannot_be_valid("4012", "DE")  # DE has 4-digit numbers
-    assert cannot_be_valid("4111 1111 1111 1111", "US")  # 16 digits: more than 10 + 3 removable
-    assert not cannot_be_valid("4111 1111 1111 1111", "GB")  # GB's national prefix 180020: not bounded enough
-    assert not cannot_be_valid("212-555-0143", "US")
+    """The skip rule itself: short groups and long digit runs are skipped where provably invalid, and
+    a number no reading of which is valid (or is written without the national prefix its format
+    asks for); never a candidate with a plus sign, a letter, an extension mark or R's IDD prefix."""
+    assert cannot_be_valid("4012", "US") and cannot_be_valid("4111 1111 1111 1111", "US")  # lengths
+    assert cannot_be_valid("4111 1111 1111 1111", "GB")  # long, but no reading has a number type
+    assert not cannot_be_valid("212-555-0143", "US") and not cannot_be_valid("030 901820", "DE")
+    assert cannot_be_valid("(212) 555-0143", "DE")  # a valid German number, but written without its 0
     for text in ["+4012", "4012x", "011 40", "٤٠١٢", "+4111 1111 1111 1111", "4111 1111 1111 1111 # 1"]:
         assert not cannot_be_valid(text, "US"), text
+
+
+# The regions Presidio uses, and others with unusual metadata: several regions per country code (GB's
+# 44 with GG/IM/JE, IT's with VA), a transform rule (AR, MX, BR), national prefixes to strip (RU, JP).
+_REGIONS = ["US", "GB", "DE", "FR", "IL", "IN", "CA", "BR", "IT", "AR", "MX", "RU", "JP", "AU", "SM", "JE"]
+
+
+def _parse_and_verify(candidate: str, region: str) -> bool:
+    """phonenumbers' own parse + VALID verification of a candidate (what the matcher accepts)."""
+    import phonenumbers
+    from phonenumbers.phonenumbermatcher import _verify
+
+    try:
+        number = phonenumbers.parse(candidate, region, keep_raw_input=True)
+    except phonenumbers.NumberParseException:
+        return False
+    return bool(_verify(1, number, candidate, None))
+
+
+def _written_forms() -> list[str]:
+    """Every example number phonenumbers knows for those regions, written the ways pages write them:
+    national format, international without the plus, E.164 digits, with 00 or 011, bare NSN."""
+    import phonenumbers
+    from phonenumbers import PhoneNumberFormat, PhoneNumberType
+
+    out = []
+    for region in _REGIONS:
+        for kind in (PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE, PhoneNumberType.TOLL_FREE,
+                     PhoneNumberType.PREMIUM_RATE, PhoneNumberType.VOIP, PhoneNumberType.UAN):
+            n = phonenumbers.example_number_for_type(region, kind)
+            if n is None:
+                continue
+            nsn = phonenumbers.national_significant_number(n)
+            intl = phonenumbers.format_number(n, PhoneNumberFormat.INTERNATIONAL)
+            out += [phonenumbers.format_number(n, PhoneNumberFormat.NATIONAL), intl.lstrip("+"), nsn,
+                    f"{n.country_code}{nsn}", f"00{n.country_code}{nsn}", f"011 {intl.lstrip('+')}", f"0{nsn}",
+                    f"1{nsn}", nsn[:-1], nsn + "0"]
+    return out
+
+
+def test_skip_is_sound_on_every_example_number() -> None:
+    """No written form of a real example number is skipped in a region where phonenumbers accepts it."""
+    import_presidio()
+    forms = _written_forms()
+    accepted = 0
+    for candidate in forms:
+        for region in _REGIONS:
+            if cannot_be_valid(candidate, region):
+                assert not _parse_and_verify(candidate, region), (candidate, region)
+            else:
+                accepted += _parse_and_verify(candidate, region)
+    assert accepted > 200  # the forms do hold valid numbers
+
+
+_DIGITS = st.text(alphabet="0123456789", min_size=1, max_size=18)
+_CANDIDATE = st.lists(st.sampled_from([*"0123456789", *"0123456789", " ", "-", ".", "(", ")", "/", "1", "0",
+                                       "00", "011", "44", "49", "55", "0549", "#", ","]),
+                      min_size=1, max_size=24).map("".join)
+
+
+@settings(max_examples=3000, deadline=None, derandomize=True)
+@given(candidate=st.one_of(_CANDIDATE, _DIGITS), region=st.sampled_from(_REGIONS))
+def test_skip_is_sound_on_generated_candidates(candidate: str, region: str) -> None:
+    """Whenever a pair is skipped, phonenumbers' parse + VALID verification fails on it."""
+    import_presidio()
+    if cannot_be_valid(candidate, region):
+        assert not _parse_and_verify(candidate, region), (candidate, region)
+
+
+@settings(max_examples=2000, deadline=None, derandomize=True)
+@given(nsn=_DIGITS, region=st.sampled_from(_REGIONS))
+def test_number_types_and_formats_read_as_phonenumbers_does(nsn: str, region: str) -> None:
+    """The precompiled reading of the metadata: ``_typed`` is "some region of the code gives it a type"
+    (``_number_type_helper``) and ``_prefix_required`` is what the main region's chosen format asks."""
+    import phonenumbers
+    from phonenumbers import PhoneMetadata
+    from phonenumbers.phonenumberutil import (
+        PhoneNumberType,
+        _choose_formatting_pattern_for_number,
+        _formatting_rule_has_first_group_only,
+        _number_type_helper,
+    )
+
+    facts = prefilter_phone._region_facts(region)
+    if facts is None:
+        return
+    cc = int(facts.cc)
+    metas = [PhoneMetadata.metadata_for_region(r) for r in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[cc]]
+    typed = any(_number_type_helper(nsn, m) != PhoneNumberType.UNKNOWN for m in metas)
+    assert prefilter_phone._typed(nsn, facts) == typed
+    main = PhoneMetadata.metadata_for_region(phonenumbers.region_code_for_country_code(cc))
+    rule = _choose_formatting_pattern_for_number(main.number_format, nsn)
+    expected = None if rule is None else bool(
+        rule.national_prefix_formatting_rule and not rule.national_prefix_optional_when_formatting
+        and not _formatting_rule_has_first_group_only(rule.national_prefix_formatting_rule))
+    assert prefilter_phone._prefix_required(nsn, facts.main_formats) == expected
+
+
+# Text for the shared walk: numbers, the dates, time stamps, page references, brackets and neighbouring
+# letters or signs the matcher refuses, and the separators of inner matches (slash, " - ", ". ", space).
+_WALK_PIECES = st.sampled_from(
+    [*"0123456789", *"0123456789", " ", "-", " - ", ". ", "/", "(", ")", "+", "$", "%", "€", "a", "é", "\n",
+     "2012-01-02 08:00", "3/10/2011", "211-227 (2003)", "(650) 223 3345 (754) 223 3321", "212-555-0143",
+     "+44 20 7946 0958", "030 901820", "4012 8888 8888 1881", "0800 123 4567", "x12", "#", "–"]
+)
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(text=st.lists(_WALK_PIECES, min_size=1, max_size=30).map("".join), max_tries=st.integers(1, 12),
+       leniency=st.sampled_from([0, 1, 2, 3]))
+def test_shared_walk_matches_each_region_like_phonenumbers(text: str, max_tries: int, leniency: int) -> None:
+    """Every region's matches through the shared walk are phonenumbers' own, at every leniency and with
+    few tries left (``max_tries`` counted the same way, the one-step refusal of hopeless candidates)."""
+    import_presidio()
+    from phonenumbers import PhoneNumberMatcher
+
+    regions = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR")
+    for tries in (max_tries, 65535):
+        shared = walk_matches(text, regions, leniency, tries)
+        for region, got in zip(regions, shared, strict=True):
+            want = list(PhoneNumberMatcher(text, region, leniency=leniency, max_tries=tries))
+            assert [(m.start, m.end, m.number) for m in got] == [(m.start, m.end, m.number) for m in want], region
 
 
 # Text that exercises every condition: digits, hex letters, the separators they look for, other letters.

@@ -1,0 +1,272 @@
+"""Presidio's PhoneRecognizer with phonenumbers' matcher walk shared by its 8 regions.
+
+Why: the recognizer runs ``PhoneNumberMatcher`` once per region, and each run walks the same text
+the same way: the same candidate search, the same trimming, the same date and time-stamp checks,
+the same inner groups ("4012 8888 8888 1881" whole, then "8888", ...), the same bracket and
+neighbouring-letter checks. Only the parse of a candidate depends on the region (and, through
+which candidates matched, where the walk resumes). ``_Walk`` computes the region-free steps once
+per text; each region's ``_Matcher`` runs phonenumbers' own control flow (``_find``,
+``_extract_match``, ``_extract_inner_match`` of phonenumbers 9.x, ``max_tries`` counted the same
+way) on them, and parses only the pairs ``prefilter_phone`` cannot rule out.
+
+Exactly Presidio's results: ``tests/guards/test_pii_prefilters.py`` compares them with hypothesis.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, cast
+
+from guards.pii.prefilter_phone import plain_cannot_be_valid, plain_digits
+
+_Attempts = tuple[tuple[str, int], ...]  # (group, offset in the candidate) tried in one loop turn
+
+
+class _Walk:
+    """The region-free steps of phonenumbers' matcher over one text, each computed once."""
+
+    def __init__(self, text: str, leniency: int, regions: tuple[str, ...]) -> None:
+        self.text = text
+        self.leniency = leniency
+        self.regions = regions
+        self._next: dict[int, tuple[int, str] | None] = {}
+        self._excluded: dict[tuple[str, int], bool] = {}
+        self._inner: dict[str, tuple[tuple[_Attempts, ...], ...]] = {}
+        self._checked: dict[tuple[str, int], bool] = {}
+        self._plain: dict[str, tuple[str, bool] | None] = {}
+        self._skips: dict[tuple[str, bool, str], bool] = {}
+        self._hopeless: dict[tuple[str, int], tuple[int, frozenset[str]]] = {}
+
+    def next_candidate(self, index: int) -> tuple[int, str] | None:
+        """``_find``'s search from ``index``: (start, candidate trimmed before a second number)."""
+        if index not in self._next:
+            from phonenumbers.phonenumbermatcher import _PATTERN
+            from phonenumbers.phonenumberutil import _SECOND_NUMBER_START_PATTERN
+
+            m = _PATTERN.search(self.text, index)
+            if m is None:
+                self._next[index] = None
+            else:
+                candidate = self.text[m.start():m.end()]
+                second = _SECOND_NUMBER_START_PATTERN.search(candidate)
+                self._next[index] = (m.start(), candidate[:second.start()] if second else candidate)
+        return self._next[index]
+
+    def excluded(self, candidate: str, offset: int) -> bool:
+        """``_extract_match``'s refusal of a slash date or a time stamp."""
+        key = (candidate, offset)
+        if key not in self._excluded:
+            from phonenumbers.phonenumbermatcher import _SLASH_SEPARATED_DATES, _TIME_STAMPS, _TIME_STAMPS_SUFFIX
+
+            self._excluded[key] = bool(_SLASH_SEPARATED_DATES.search(candidate)) or bool(
+                _TIME_STAMPS.search(candidate)
+                and _TIME_STAMPS_SUFFIX.match(self.text[offset + len(candidate):]))
+        return self._excluded[key]
+
+    def inner(self, candidate: str) -> tuple[tuple[_Attempts, ...], ...]:
+        """``_extract_inner_match``'s attempts: per inner pattern, its loop turns in order."""
+        if candidate not in self._inner:
+            from phonenumbers.phonenumbermatcher import _INNER_MATCHES
+            from phonenumbers.phonenumberutil import _UNWANTED_END_CHAR_PATTERN
+
+            def trim(group: str) -> str:
+                m = _UNWANTED_END_CHAR_PATTERN.search(group)
+                return group[:m.start()] if m else group
+
+            per_pattern = []
+            for pattern in _INNER_MATCHES:
+                turns: list[_Attempts] = []
+                m = pattern.search(candidate)
+                while m:
+                    group = ((trim(m.group(1)), m.start(1)),)
+                    turns.append(((trim(candidate[:m.start()]), 0), *group) if not turns else group)
+                    m = pattern.search(candidate, m.start() + 1)
+                per_pattern.append(tuple(turns))
+            self._inner[candidate] = tuple(per_pattern)
+        return self._inner[candidate]
+
+    def passes_checks(self, matcher: Any, candidate: str, offset: int) -> bool:
+        """``_parse_and_verify``'s tests before its parse: brackets, page references and (VALID or
+        stricter) a Latin letter, ``%`` or currency sign just before or after the candidate."""
+        key = (candidate, offset)
+        if key not in self._checked:
+            from phonenumbers.phonenumbermatcher import _LEAD_PATTERN, _MATCHING_BRACKETS, _PUB_PAGES
+            from phonenumbers.re_util import fullmatch
+
+            ok = bool(fullmatch(_MATCHING_BRACKETS, candidate)) and not _PUB_PAGES.search(candidate)
+            if ok and self.leniency >= 1:
+                text = self.text
+                if offset > 0 and not _LEAD_PATTERN.match(candidate):
+                    ok = not _bad_neighbour(matcher, text[offset - 1])
+                end = offset + len(candidate)
+                if ok and end < len(text):
+                    ok = not _bad_neighbour(matcher, text[end])
+            self._checked[key] = ok
+        return self._checked[key]
+
+    def cannot_match(self, matcher: Any, candidate: str, offset: int, region: str | None) -> bool:
+        """Whether ``_parse_and_verify`` provably returns None in ``region``, without a parse: the
+        checks before the parse fail, or ``prefilter_phone`` proves the number invalid there."""
+        if not self.passes_checks(matcher, candidate, offset):
+            return True
+        if self.leniency < 1 or region is None:
+            return False
+        if candidate not in self._plain:
+            self._plain[candidate] = plain_digits(candidate)
+        plain = self._plain[candidate]
+        if plain is None:
+            return False
+        key = (plain[0], plain[1], region)
+        if key not in self._skips:
+            self._skips[key] = plain_cannot_be_valid(plain[0], plain[1], region)
+        return self._skips[key]
+
+    def hopeless(self, matcher: Any, candidate: str, offset: int) -> tuple[int, frozenset[str]]:
+        """(how many inner attempts the candidate has, the regions in which none of its attempts,
+        whole or inner, can match): there ``_extract_match`` fails after counting them all as tries."""
+        key = (candidate, offset)
+        if key not in self._hopeless:
+            attempts = [(candidate, offset)] + [
+                (group, offset + at) for turns in self.inner(candidate) for turn in turns for group, at in turn]
+            self._hopeless[key] = (len(attempts) - 1, frozenset(
+                r for r in self.regions if all(self.cannot_match(matcher, g, o, r) for g, o in attempts)))
+        return self._hopeless[key]
+
+
+def _bad_neighbour(matcher: Any, char: str) -> bool:
+    return bool(matcher._is_invalid_punctuation_symbol(char) or matcher._is_latin_letter(char))
+
+
+@lru_cache(maxsize=1)
+def matcher_class() -> Any:
+    """``_Matcher(walk, region, shared, max_tries=65535)``: phonenumbers' matcher for one region,
+    reading the shared ``walk``; ``shared`` holds the "+" candidates' results across regions."""
+    from phonenumbers import NumberParseException, PhoneNumberMatcher
+    from phonenumbers import parse as parse_number
+
+    class _Matcher(PhoneNumberMatcher):
+        """phonenumbers' matcher for one region, reading the shared walk."""
+
+        def __init__(self, walk: _Walk, region: str, shared: dict[tuple[str, int], Any],
+                     max_tries: int = 65535) -> None:
+            super().__init__(walk.text, region, leniency=walk.leniency, max_tries=max_tries)
+            self._walk = walk
+            self._shared = shared if walk.leniency == 1 else None  # VALID: verify reads numobj, candidate
+
+        def _find(self, index: int) -> Any:
+            walk = self._walk
+            found = walk.next_candidate(index)
+            while self._max_tries > 0 and found is not None:
+                start, candidate = found
+                if len(candidate) >= self._min_candidate_length:
+                    match = self._extract_match(candidate, start)
+                    if match is not None:
+                        return match
+                    self._max_tries -= 1
+                found = walk.next_candidate(start + len(candidate))
+            return None
+
+        def _extract_match(self, candidate: str, offset: int) -> Any:
+            if self._walk.excluded(candidate, offset):
+                return None
+            tries, hopeless_in = self._walk.hopeless(self, candidate, offset)
+            if self.preferred_region in hopeless_in and self._max_tries > tries:
+                # Every attempt fails and each turn of the inner loop still sees a try left: the
+                # same outcome as walking them, in one step.
+                self._max_tries -= tries
+                return None
+            match = self._parse_and_verify(candidate, offset)
+            if match is not None:
+                return match
+            return self._extract_inner_match(candidate, offset)
+
+        def _extract_inner_match(self, candidate: str, offset: int) -> Any:
+            for turns in self._walk.inner(candidate):
+                for attempts in turns:
+                    if self._max_tries <= 0:
+                        break
+                    for group, at in attempts:
+                        match = self._parse_and_verify(group, offset + at)
+                        if match is not None:
+                            return match
+                        self._max_tries -= 1
+            return None
+
+        def _parse_and_verify(self, candidate: str, offset: int) -> Any:
+            if self._walk.cannot_match(self, candidate, offset, self.preferred_region):
+                return None
+            if self._shared is None or ("+" not in candidate and "\uff0b" not in candidate):
+                return super()._parse_and_verify(candidate, offset)
+            key = (candidate, offset)
+            if key in self._shared:
+                return self._shared[key]
+            found = super()._parse_and_verify(candidate, offset)
+            if _region_free(candidate):
+                self._shared[key] = found
+            return found
+
+    def _region_free(candidate: str) -> bool:
+        """Whether every region parses ``candidate`` as the same number: its country code is read after
+        the plus sign (parse without a region works). The checks before the parse read the text, not the
+        region, and VALID's verification reads only the number and the candidate."""
+        try:
+            parse_number(candidate, None, keep_raw_input=True)
+        except NumberParseException:
+            return False
+        return True
+
+    return _Matcher
+
+
+def walk_matches(text: str, regions: tuple[str, ...], leniency: int = 1, max_tries: int = 65535) -> list[Any]:
+    """Every region's matches over ``text``, one walk shared (what the recognizer reads; for tests)."""
+    walk = _Walk(text, leniency, regions)
+    shared: dict[tuple[str, int], Any] = {}
+    return [list(matcher_class()(walk, region, shared, max_tries)) for region in regions]
+
+
+@lru_cache(maxsize=1)
+def _recognizer_class() -> Any:
+    from phonenumbers import NumberParseException, region_code_for_number
+    from phonenumbers import parse as parse_number
+    from presidio_analyzer import EntityRecognizer
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    matcher = matcher_class()
+
+    class FastPhoneRecognizer(PhoneRecognizer):
+        """``PhoneRecognizer.analyze`` of presidio-analyzer 2.2.366, with ``_Matcher``."""
+
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
+            results = []
+            walk = _Walk(text, cast(int, self.leniency), tuple(self.supported_regions))
+            shared: dict[tuple[str, int], Any] = {}  # a "+" candidate's result, the same in every region
+            named: dict[str, tuple[bool, str | None]] = {}  # a match's text -> (parsed, its region)
+            for region in self.supported_regions:
+                for match in matcher(walk, region, shared):
+                    # As Presidio: the explanation's region (only) leaks into later matches. The
+                    # region-less parse is a pure function of the matched text: done once per text.
+                    raw = text[match.start:match.end]
+                    if raw not in named:
+                        try:
+                            named[raw] = (True, region_code_for_number(parse_number(raw)))
+                        except NumberParseException:
+                            named[raw] = (False, None)
+                    parsed, found = named[raw]
+                    if parsed:
+                        region = found
+                    results.append(self._get_recognizer_result(  # type: ignore[no-untyped-call]
+                        match, text, region, nlp_artifacts))
+            return list(EntityRecognizer.remove_duplicates(results))
+
+    return FastPhoneRecognizer
+
+
+def fast_phone_recognizer(base: Any) -> Any:
+    """A PhoneRecognizer that finds what ``base`` (Presidio's) finds: same regions, leniency, context
+    and name; the walk shared, the unparsable pairs skipped, a "+" candidate parsed once."""
+    return _recognizer_class()(
+        context=list(base.context), supported_language=base.supported_language,
+        supported_entity=base.supported_entities[0], supported_regions=tuple(base.supported_regions),
+        leniency=base.leniency, name=base.name,
+    )
