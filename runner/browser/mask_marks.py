@@ -18,6 +18,7 @@ document, discards the image (``MasksTampered``).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,8 +87,10 @@ MARK_JS = r"""
     const key = chain.join(',');
     if (!groups.has(key)) groups.set(key, chain);
   };
+  // The selectors come packed (``pack_selectors``): [head index, last step] each, every head once.
+  const selectors = o.tails.map(([h, t]) => (h >= 0 ? o.heads[h] + ' > ' + t : t));
   try {
-    for (const s of o.selectors) {
+    for (const s of selectors) {
       const path = s.split(o.sep);
       const css = path.pop();
       let scopes = [[document, [], []]];
@@ -149,21 +152,54 @@ class Marks:
     count: int
 
 
-def mark_masks(page: Page, selectors: list[str]) -> Marks:
-    """Mark every element of ``selectors`` (see ``MARK_JS``); raises ``ActionFailed`` when it cannot."""
+def pack_selectors(selectors: Sequence[str]) -> tuple[list[str], list[tuple[int, str]]]:
+    """``selectors`` as (heads, [(head index or -1, last step)]): a row's cells share one head, sent once.
+
+    Why: a PII-heavy page's ~1,800 selectors are ~180 KB of nth-of-type paths, most of it the same
+    few hundred row paths; the script rebuilds each one exactly (``head + ' > ' + step``)."""
+    index: dict[str, int] = {}
+    tails: list[tuple[int, str]] = []
+    for s in selectors:
+        head, sep, tail = s.rpartition(" > ")
+        if not sep:
+            tails.append((-1, s))
+            continue
+        i = index.get(head)
+        if i is None:
+            i = index[head] = len(index)
+        tails.append((i, tail))
+    return list(index), tails
+
+
+def mark_args(selectors: Sequence[str]) -> dict[str, Any]:
+    """``MARK_JS``'s argument for one capture: the packed selectors and a fresh one-time nonce."""
     nonce = secrets.token_hex(8)
-    attr, frame_attr = MASK_ATTR_PREFIX + nonce, FRAME_ATTR_PREFIX + nonce
-    raw: Any = evaluate_isolated(page, MARK_JS, {"selectors": selectors, "sep": FRAME_SEP, "attr": attr,
-                                                 "frameAttr": frame_attr, "nonce": nonce})
+    heads, tails = pack_selectors(selectors)
+    return {"heads": heads, "tails": tails, "sep": FRAME_SEP, "attr": MASK_ATTR_PREFIX + nonce,
+            "frameAttr": FRAME_ATTR_PREFIX + nonce, "nonce": nonce}
+
+
+def marks_set(raw: Any, nonce: str) -> Marks:
+    """The ``Marks`` ``MARK_JS`` answered ``raw``; ``ActionFailed`` when it could not set them."""
     if not isinstance(raw, dict) or raw.get("error") or not isinstance(raw.get("groups"), list):
         why = raw.get("error") if isinstance(raw, dict) else None
         raise ActionFailed(f"screenshot masks could not be set: {why or 'unexpected result'}")
     return Marks(nonce=nonce, count=int(raw.get("count") or 0))
 
 
+def mark_masks(page: Page, selectors: Sequence[str]) -> Marks:
+    """Mark every element of ``selectors`` (see ``MARK_JS``); raises ``ActionFailed`` when it cannot."""
+    arg = mark_args(selectors)
+    return marks_set(evaluate_isolated(page, MARK_JS, arg), arg["nonce"])
+
+
 def check_marks(page: Page, marks: Marks) -> None:
     """After the capture: raise ``MasksTampered`` unless every mark stayed as set (and remove them)."""
-    raw: Any = evaluate_isolated(page, CHECK_JS, {"nonce": marks.nonce})
+    marks_intact(evaluate_isolated(page, CHECK_JS, {"nonce": marks.nonce}), marks)
+
+
+def marks_intact(raw: Any, marks: Marks) -> None:
+    """Raise ``MasksTampered`` unless ``CHECK_JS`` answered ``raw`` that every mark stayed as set."""
     if not isinstance(raw, dict) or not raw.get("intact"):
         lost = raw.get("lost") if isinstance(raw, dict) else None
         changed = raw.get("changed") if isinstance(raw, dict) else None

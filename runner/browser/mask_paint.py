@@ -14,15 +14,28 @@ The rectangles are read again after the capture: if anything moved the image is 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image, ImageDraw
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
-from runner.browser.mask_marks import Marks, MasksTampered
+from runner.browser.driver import ActionFailed
+from runner.browser.mask_marks import (
+    CHECK_JS,
+    MARK_JS,
+    Marks,
+    MasksTampered,
+    check_marks,
+    mark_args,
+    marks_intact,
+    marks_set,
+)
 from runner.browser.page_reading import evaluate_isolated
 
 # The rectangles (CSS px) of every element marked by mask_marks.MARK_JS, in the coordinates of
@@ -69,6 +82,7 @@ RECTS_JS = r"""
   };
   const cut = (a, b) => [Math.max(a[0], b[0]), Math.max(a[1], b[1]), Math.min(a[2], b[2]), Math.min(a[3], b[3])];
   const rects = [];
+  const ranges = new Map();  // document -> one Range, moved onto each element in turn (not one per element)
   for (const el of s.els) {
     let ox = 0, oy = 0, clip = [-Infinity, -Infinity, Infinity, Infinity], r = null;
     for (const fe of (s.fes.get(el) || [])) {
@@ -82,7 +96,8 @@ RECTS_JS = r"""
       const e = el.getBoundingClientRect();
       r = [e.left, e.top, e.right, e.bottom];
       if (!/^i?frame$/i.test(el.tagName)) {
-        const range = el.ownerDocument.createRange();
+        let range = ranges.get(el.ownerDocument);
+        if (!range) { range = el.ownerDocument.createRange(); ranges.set(el.ownerDocument, range); }
         range.selectNodeContents(el);
         const c = range.getBoundingClientRect();
         if (c.width > 0 || c.height > 0) {
@@ -103,6 +118,29 @@ RECTS_JS = r"""
 """
 
 
+# One round trip before the capture: the marks set (``MARK_JS``), then, if any element carries one, the
+# rectangles read (``RECTS_JS``, animations settled first) in the same synchronous task: the page cannot
+# run in between. Nothing marked: the marks' state is dropped again (``CHECK_JS``).
+MARK_AND_MEASURE_JS = (
+    "(o) => {\n  const mark = (" + MARK_JS.strip() + ")(o);\n"
+    "  if (!mark || mark.error) return {mark};\n"
+    "  if (!mark.count) return {mark, check: (" + CHECK_JS.strip() + ")({nonce: o.nonce})};\n"
+    "  const rects = (" + RECTS_JS.strip() + ")({nonce: o.nonce, full: o.full, freeze: true, replay: false});\n"
+    "  return {mark, rects};\n}"
+)
+# One round trip after the capture: the rectangles read again (animations played again), then the marks
+# checked and taken off (``CHECK_JS``), whatever the reading gave.
+MEASURE_AND_CHECK_JS = (
+    "(o) => {\n  let rects;\n"
+    "  try {\n"
+    "    rects = (" + RECTS_JS.strip() + ")({nonce: o.nonce, full: o.full, freeze: false, replay: true});\n"
+    "  } catch (e) {\n"
+    "    rects = {error: 'the masks could not be measured: ' + String(e && e.name || e)};\n"
+    "  }\n"
+    "  return {rects, check: (" + CHECK_JS.strip() + ")({nonce: o.nonce})};\n}"
+)
+
+
 @dataclass(frozen=True)
 class MaskRects:
     """Where to paint, in image pixels, and what the page looked like (scroll, size) when read."""
@@ -119,6 +157,38 @@ def read_rects(page: Page, marks: Marks, *, full_page: bool, after: bool = False
     raw: Any = evaluate_isolated(
         page, RECTS_JS, {"nonce": marks.nonce, "full": full_page, "freeze": not after, "replay": after}
     )
+    return _mask_rects(raw)
+
+
+def mark_and_measure(page: Page, selectors: Sequence[str], *, full_page: bool) -> tuple[Marks, MaskRects | None]:
+    """Mark ``selectors`` and read their rectangles, one round trip (``MARK_AND_MEASURE_JS``); None
+    when no element matches (then no mark is left). ``ActionFailed`` / ``MasksTampered`` when it cannot."""
+    arg = mark_args(selectors)
+    try:
+        raw: Any = evaluate_isolated(page, MARK_AND_MEASURE_JS, {**arg, "full": full_page})
+        marks = marks_set(raw.get("mark") if isinstance(raw, dict) else None, arg["nonce"])
+        if marks.count == 0:
+            marks_intact(raw.get("check"), marks)
+            return marks, None
+        return marks, _mask_rects(raw.get("rects"))
+    except (PlaywrightError, ActionFailed):
+        with contextlib.suppress(PlaywrightError, ActionFailed):  # take whatever marks were set off again
+            check_marks(page, Marks(nonce=arg["nonce"], count=0))
+        raise
+
+
+def measure_and_check(page: Page, marks: Marks, *, full_page: bool) -> MaskRects:
+    """After the capture: the rectangles again and the marks checked and removed, one round trip
+    (``MEASURE_AND_CHECK_JS``); ``MasksTampered`` when a mark was touched or the reading failed."""
+    raw: Any = evaluate_isolated(page, MEASURE_AND_CHECK_JS, {"nonce": marks.nonce, "full": full_page})
+    if not isinstance(raw, dict):
+        raise MasksTampered("screenshot discarded: the PII masks could not be checked (unexpected result)")
+    marks_intact(raw.get("check"), marks)
+    return _mask_rects(raw.get("rects"))
+
+
+def _mask_rects(raw: Any) -> MaskRects:
+    """``RECTS_JS``'s answer in image pixels; ``MasksTampered`` when it is an error."""
     if not isinstance(raw, dict) or raw.get("error") or not isinstance(raw.get("rects"), list):
         why = raw.get("error") if isinstance(raw, dict) else None
         raise MasksTampered(f"screenshot discarded: the PII masks could not be measured ({why or 'unexpected result'})")

@@ -28,6 +28,7 @@ from runner.browser.page_scripts import (
     MAX_TEXT_CHARS,
     TEXT_BLOCKS_JS,
     TOO_BIG,
+    decode_blocks,
     element_info,
     merge_views,
 )
@@ -239,12 +240,11 @@ def read_text_blocks(page: Page) -> list[TextBlock]:
             with contextlib.suppress(PlaywrightError):
                 page.wait_for_load_state("domcontentloaded", timeout=5000)
             continue
-        if not isinstance(raw, dict):
+        data = decode_blocks(raw)
+        if data is None:
             break
-        if not raw.get("complete"):
-            raise PageTooBig(f"{TOO_BIG} ({raw.get('reason') or 'over budget'})")
-        return [
-            TextBlock(text=str(b[0]), selector=str(b[1]), kind="input" if b[2] else "text", password=bool(b[3]))
-            for b in raw.get("blocks") or ()
-        ]
+        if not data["complete"]:
+            raise PageTooBig(f"{TOO_BIG} ({data['reason'] or 'over budget'})")
+        blocks: list[TextBlock] = data["blocks"]
+        return blocks
     raise ActionFailed(f"page text could not be read: {short_message(last) if last else 'unexpected result'}")

@@ -7,11 +7,12 @@ scan runs in an isolated world (``page_reading``), where the page's scripts cann
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from guards.observed import ElementInfo
+from guards.observed import ElementInfo, TextBlock
 
 # The page scan's budget. A page that does not fit in it is "cannot decide" (``complete: false``):
 # the caller must treat it as a scan failure (exception record, no screenshot), never as a pass.
@@ -30,11 +31,14 @@ FRAME_SEP = " |> "
 # title, alt, aria-label, placeholder of rendered elements. Each block carries a selector that finds
 # the element again to mask it: CSS (id when unique in the document, else an nth-of-type path; a
 # shadow root's content is addressed through its host, which Playwright's CSS pierces), prefixed by
-# the frame path joined with FRAME_SEP. Returns {complete, reason, frames_unread, blocks:
-# [text, selector, is_input, password]}; over the budget: complete = false, never a partial pass.
+# the frame path joined with FRAME_SEP. Returns, as one JSON string (one value to hand over, not
+# thousands), {complete, reason, frames_unread, heads, blocks: [text, head, tail, is_input, password]}:
+# a block's selector is heads[head] + ' > ' + tail (tail alone when head is -1; ``decode_blocks``);
+# over the budget: complete = false, never a partial pass.
 TEXT_BLOCKS_JS = r"""
 (lim) => {
   const out = [];
+  const heads = new Map();  // selector head -> its index in `heads`
   const t0 = performance.now();
   let chars = 0, over = '', framesUnread = 0;
   const add = (text, selector, isInput, password) => {
@@ -43,7 +47,17 @@ TEXT_BLOCKS_JS = r"""
     if (out.length >= lim.maxBlocks) over = 'more than ' + lim.maxBlocks + ' text blocks';
     else if (chars > lim.maxChars) over = 'more than ' + lim.maxChars + ' characters of text';
     else if (performance.now() - t0 > lim.maxMs) over = 'reading took longer than ' + lim.maxMs + ' ms';
-    else out.push([text, selector, isInput, password]);
+    else {
+      // The selector as [its head's index, its last step]: each head (a row's path) is sent once.
+      const cut = selector.lastIndexOf(' > ');
+      let head = -1;
+      if (cut >= 0) {
+        const h = selector.slice(0, cut);
+        head = heads.get(h);
+        if (head === undefined) { head = heads.size; heads.set(h, head); }
+      }
+      out.push([text, head, cut >= 0 ? selector.slice(cut + 3) : selector, isInput ? 1 : 0, password ? 1 : 0]);
+    }
   };
   const SKIP = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE', 'TEXTAREA', 'SELECT', 'OPTION']);
   const NOVALUE = new Set(['hidden', 'checkbox', 'radio', 'submit', 'button', 'reset', 'image', 'file',
@@ -64,18 +78,32 @@ TEXT_BLOCKS_JS = r"""
     return nths.get(e);
   };
   // The CSS path of el inside its root (a document or a shadow root); `prefix` addresses the root.
+  // Each element's path is kept (the DOM cannot change during this synchronous read): a block's path
+  // extends its parent's, so a row of cells looks its ancestors up once, not once per cell.
+  const paths = new Map();  // prefix -> Map(element -> its path inside its root)
   const sel = (el, prefix) => {
+    let memo = paths.get(prefix);
+    if (!memo) { memo = new Map(); paths.set(prefix, memo); }
     const root = el.getRootNode();
-    const parts = [];
+    const chain = [];
+    let base = '';
     for (let e = el; e && e.nodeType === 1; e = e.parentElement) {
+      const known = memo.get(e);
+      if (known !== undefined) { base = known; break; }
       if (!prefix && e.id && root.querySelectorAll('#' + CSS.escape(e.id)).length === 1) {
-        parts.unshift('#' + CSS.escape(e.id));
-        return parts.join(' > ');
+        base = '#' + CSS.escape(e.id);
+        memo.set(e, base);
+        break;
       }
-      if (e === root.documentElement) { parts.unshift('html'); break; }
-      parts.unshift(e.tagName.toLowerCase() + ':nth-of-type(' + nth(e) + ')');
+      if (e === root.documentElement) { base = 'html'; memo.set(e, base); break; }
+      chain.push(e);
     }
-    return (prefix ? prefix + ' > ' : '') + parts.join(' > ');
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const step = chain[i].tagName.toLowerCase() + ':nth-of-type(' + nth(chain[i]) + ')';
+      base = base ? base + ' > ' + step : step;
+      memo.set(chain[i], base);
+    }
+    return (prefix ? prefix + ' > ' : '') + base;
   };
   const visible = (el) => {
     if (el.checkVisibility) return el.checkVisibility({checkOpacity: true, checkVisibilityCSS: true});
@@ -97,7 +125,9 @@ TEXT_BLOCKS_JS = r"""
         if (n.shadowRoot) nested.push(['shadow', n]);
         if (FRAMES.has(n.tagName)) nested.push(['frame', n]);
         if (FIELDS.has(n.tagName)) fields.push(n);
-        for (const a of ATTRS) if (n.hasAttribute(a) && (n.getAttribute(a) || '').trim()) { attrs.push(n); break; }
+        if (n.hasAttributes()) {
+          for (const a of ATTRS) if (n.hasAttribute(a) && (n.getAttribute(a) || '').trim()) { attrs.push(n); break; }
+        }
         continue;
       }
       const t = n.nodeValue;
@@ -135,7 +165,8 @@ TEXT_BLOCKS_JS = r"""
     }
   };
   if (document.body) walk(document.body, '', '');
-  return {complete: !over, reason: over, frames_unread: framesUnread, blocks: over ? [] : out};
+  return JSON.stringify({complete: !over, reason: over, frames_unread: framesUnread, blocks: over ? [] : out,
+                         heads: over ? [] : Array.from(heads.keys())});
 }
 """
 
@@ -282,6 +313,23 @@ ISOLATED_RESOLVE_JS = r"""
   return (""" + RESOLVE_JS.strip() + r""")(found[0], arg);
 }
 """
+
+
+def decode_blocks(raw: Any) -> dict[str, Any] | None:
+    """``TEXT_BLOCKS_JS``'s JSON answer as {complete, reason, blocks: [TextBlock...]}; None if it is not one."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        data = json.loads(raw)
+        heads = [str(x) for x in data.get("heads") or ()]
+        blocks = [
+            TextBlock(text=str(text), selector=f"{heads[head]} > {tail}" if head >= 0 else str(tail),
+                      kind="input" if is_input else "text", password=bool(password))
+            for text, head, tail, is_input, password in data.get("blocks") or ()
+        ]
+    except (ValueError, TypeError, IndexError, AttributeError):
+        return None
+    return {"complete": bool(data.get("complete")), "reason": data.get("reason"), "blocks": blocks}
 
 
 def element_info(data: Mapping[str, Any]) -> ElementInfo:

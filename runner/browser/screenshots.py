@@ -13,8 +13,8 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
 from runner.browser.driver import ActionFailed
-from runner.browser.mask_marks import MasksTampered, check_marks, mark_masks
-from runner.browser.mask_paint import paint, read_rects
+from runner.browser.mask_marks import MasksTampered, check_marks
+from runner.browser.mask_paint import mark_and_measure, measure_and_check, paint
 from runner.browser.messages import short_message
 from runner.browser.page_scripts import OUTLINE_CSS
 
@@ -59,20 +59,19 @@ def take_screenshot(
 def _masked(page: Page, full_page: bool, selectors: list[str], style: str) -> bytes:
     """One capture with the masks painted in by Warden (``mask_paint``); ``MasksTampered`` to retake.
 
-    The unmasked capture stays in memory and is dropped unless its masks are painted over it."""
-    marks = mark_masks(page, selectors)
-    if marks.count == 0:  # nothing on the page matches: the same image as painting no rectangle, cheaper
-        check_marks(page, marks)
+    Two round trips besides the capture: the marks set and measured, then measured again, checked
+    and taken off. The unmasked capture stays in memory and is dropped unless its masks are painted
+    over it."""
+    marks, before = mark_and_measure(page, selectors, full_page=full_page)
+    if before is None:  # nothing on the page matches: the same image as painting no rectangle, cheaper
         return _capture(page, full_page, style)
     try:
-        before = read_rects(page, marks, full_page=full_page)
         png = _capture(page, full_page, style)
-        after = read_rects(page, marks, full_page=full_page, after=True)
-    except (PlaywrightError, ActionFailed):
+        after = measure_and_check(page, marks, full_page=full_page)
+    except PlaywrightError:
         with contextlib.suppress(PlaywrightError, ActionFailed):  # take the marks off again
             check_marks(page, marks)
         raise
-    check_marks(page, marks)
     if after != before:
         del png
         raise MasksTampered(
