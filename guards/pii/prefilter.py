@@ -34,7 +34,7 @@ CONDITIONS: dict[str, re.Pattern[str] | None] = {
     "US_DRIVER_LICENSE": re.compile(r"[^\W\d_][0-9]|[0-9][^\W\d_]|\][0-9]|[0-9]{6}"),
     "UK_NHS": re.compile(r"\d(?:[- ]?\d){9}"),
     "IBAN_CODE": re.compile(r"[A-Z]{2}\d{2}", _I),
-    "IP_ADDRESS": re.compile(r"\d\.\d|:[0-9A-F]{0,4}:", _I),
+    "IP_ADDRESS": re.compile(r"\d\.\d{1,3}\.\d|:[0-9A-F]{0,4}:", _I),  # three dotted octets, or IPv6's colons
     "CRYPTO": re.compile(r"[13][^\W_]{25}"),  # (bc1|[13]) then 25+ address characters
     "DATE_TIME": None,  # regex dates need digits, but an NER model finds "January" too
     "MEDICAL_LICENSE": re.compile(r"\d{7}"),
@@ -68,7 +68,7 @@ _FAST: dict[str, tuple[bool, tuple[_Alt, ...]]] = {
     "US_DRIVER_LICENSE": (True, (("", re.compile(r"[0-9](?:(?<=[^\W\d_][0-9])|(?<=\][0-9])|[^\W\d_]|[0-9]{5})")),)),
     "UK_NHS": (True, (("", _same("UK_NHS")),)),
     "IBAN_CODE": (True, (("", re.compile(r"\d(?<=[A-Z]{2}\d)\d", _I)),)),
-    "IP_ADDRESS": (False, ((".", re.compile(r"\.(?<=\d\.)\d")), (":", re.compile(r":[0-9A-F]{0,4}:", _I)))),
+    "IP_ADDRESS": (False, ((".", re.compile(r"\.(?<=\d\.)\d{1,3}\.\d")), (":", re.compile(r":[0-9A-F]{0,4}:", _I)))),
     "CRYPTO": (True, (("13", _same("CRYPTO")),)),
     "MEDICAL_LICENSE": (True, (("", _same("MEDICAL_LICENSE")),)),
     "MAC_ADDRESS": (False, ((":-", re.compile(r"[:-](?<=[0-9A-F]{2}[:-])[0-9A-F]{2}", _I)),

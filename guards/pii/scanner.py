@@ -35,6 +35,7 @@ from guards.pii.engine import LANGUAGE, build_analyzer, check_entities
 from guards.pii.errors import PiiScanError
 from guards.pii.finding import Finding, Where
 from guards.pii.keyed import key_id, masked_preview, value_hmac
+from guards.pii.pieces import BREAKS, phone_spans, pieces
 from guards.pii.prefilter import entities_per_block
 from guards.pii.request_texts import request_texts
 
@@ -51,18 +52,6 @@ _TEXT_MEMO_CAP = 2048
 
 _Raw = tuple[str, float, int, int]  # entity_type, score, start, end (relative to the block)
 _Hit = tuple[str, float, int, int, str, bool]  # + recognizer id, already context-enhanced
-# A phone candidate: 6+ digits joined by non-letters, plus an extension as phonenumbers reads one
-# ("x31143", " ext. 12", "#5"): cutting the extension off would leave a match glued to a letter,
-# which is dropped below, so the number would be lost (raw Presidio finds "453-272-3975x31143").
-_PHONE_SPAN = re.compile(
-    r"[+(（]?\d(?:[^\w\n]*\d){5,}"
-    r"(?:[^\S\n]*[,;]?[^\S\n]*(?:e?xt(?:ension|n|\.)?|x|#|~|int\.?|anexo|доб\.?)[^\S\n]*[:.=]?[^\S\n]*\d{1,7})?",
-    re.IGNORECASE,
-)
-# Candidates that are never phone numbers (see PHONE in _analyze_blocks): a slash date (12/5/2024,
-# 2024/05/12) or a number with a decimal part (1,234.56; 1.234,56) — no dialling plan writes those.
-_NOT_PHONE = re.compile(r"\d{1,4}/\d{1,2}/\d{1,4}|\d{1,3}(?:,\d{3})*\.\d{1,2}|\d{1,3}(?:\.\d{3})*,\d{1,2}")
-
 
 def _digest(text: str, salt: str = "") -> bytes:
     h = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16)
@@ -97,6 +86,8 @@ class PiiScanner:
         else:  # a given analyzer and no list: every entity that analyzer's recognizers support
             self.entities = tuple(sorted({e for r in analyzer.registry.recognizers for e in r.supported_entities}))
         self.analyzer: Any = None
+        # Pieces instead of whole blocks: only for the recognizers build_analyzer makes without a model.
+        self._pieces = analyzer is None and policy.nlp_model is None
         if self.entities:
             self.analyzer = analyzer if analyzer is not None else build_analyzer(self.entities, policy.nlp_model)
         self._own_context = policy.nlp_model is None
@@ -272,14 +263,9 @@ class PiiScanner:
             texts = [blocks[i] for i in idxs]
             hits: list[list[_Hit]] = [[] for _ in idxs]
             if e == "PHONE_NUMBER" and self._own_context:
-                # Phone numbers: phonenumbers' matcher parses every digit run for 8 regions (most of a
-                # raw scan's cost). It only sees spans of 6+ digits joined by non-letters, cut out of the
-                # block: no letters can sit inside a number, and the shortest valid international number
-                # has 6 digits (+43/+49 and a 4-digit number). The one recall cost: a German local number
-                # of 4-5 digits written without its area code (e.g. "123.45" parses as one) is not seen.
-                spans = [[(m.start(), m.end()) for m in _PHONE_SPAN.finditer(t) if not _NOT_PHONE.fullmatch(m.group())]
-                         for t in texts]
-                self._joined_pass((e,), texts, spans, hits, context)
+                self._joined_pass((e,), texts, [phone_spans(t) for t in texts], hits, context)
+            elif self._pieces and e in BREAKS:  # the runs a match can lie in (guards/pii/pieces.py)
+                self._joined_pass((e,), texts, [pieces(e, t) for t in texts], hits, context)
             else:
                 self._joined_pass((e,), texts, [(0, len(t)) for t in texts], hits, context)
             for k, h in zip(idxs, hits, strict=True):
