@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from evidence.index import EvidenceIndex
-from evidence.report_html import _dict, _facts, _kv, _section, _table, _ts, badge, h
+from evidence.report_html import _dict, _facts, _kv, _section, _table, _ts, badge, h, pretty_json
 from evidence.runfolder import RunFolder, RunInfo, utc_timestamp
 from evidence.timeline import finding_count, finding_summary
 from evidence.verify import VerifyReport, verify_run
@@ -269,24 +269,54 @@ def _approvals(run: _Run) -> str:
 
 
 def _pii(run: _Run) -> str:
-    """One row per value found; a scan's record (v2) spreads over its values' rows."""
+    """One row per value found; a scan's record (v2) spreads over its values' rows.
+
+    A PII-heavy run has thousands of rows sharing a few dozen strings (entity, action, page, element):
+    the record's own cells are escaped once per record and each repeated string once (``_Escapes``)."""
     rows = []
+    esc = _Escapes()
     for p in run.of("pii_finding"):
         values = p.get("values")
         entries = values if isinstance(values, list) else [p]  # v1: the record is its one value
+        time, step = _ts(p.get("time")), h(p.get("step") if p.get("step") is not None else "—")
+        where_found, policy, place = h(p.get("where")), h(p.get("policy")), _dict(p.get("location"))
         for v in entries:
             v = v if isinstance(v, dict) else {}
-            where = {**_dict(p.get("location")), **_dict(v.get("location"))} if v is not p else _dict(p.get("location"))
+            where = {**place, **_dict(v.get("location"))} if v is not p else place
             seen = v.get("occurrences")
             rows.append([
-                _ts(p.get("time")), h(p.get("step") if p.get("step") is not None else "—"), h(v.get("entity_type")),
-                h(v.get("score")), h(p.get("where")), f'<span class="mono">{h(v.get("preview"))}</span>'
+                time, step, esc(v.get("entity_type")), h(v.get("score")), where_found,
+                f'<span class="mono">{h(v.get("preview"))}</span>'
                 + (f" ×{h(seen)}" if isinstance(seen, int) and seen > 1 else ""),
-                h(p.get("policy")), badge(v.get("action")), _kv(where),
+                policy, esc.badge(v.get("action")), _kv(where, esc),
             ])
     table = _table(["time", "step", "entity", "score", "where", "preview (masked)", "policy", "action", "location"],
                    rows, "No PII finding recorded.")
     return _section("PII findings (as recorded: masked, values never stored)", table, len(rows), "pii")
+
+
+class _Escapes:
+    """``h`` and ``badge`` of strings, each distinct string escaped once (same output as calling them)."""
+
+    def __init__(self) -> None:
+        self._h: dict[str, str] = {}
+        self._badges: dict[str, str] = {}
+
+    def __call__(self, value: Any) -> str:
+        if type(value) is not str:
+            return h(value)
+        out = self._h.get(value)
+        if out is None:
+            out = self._h[value] = h(value)
+        return out
+
+    def badge(self, value: Any) -> str:
+        if type(value) is not str:
+            return badge(value)
+        out = self._badges.get(value)
+        if out is None:
+            out = self._badges[value] = badge(value)
+        return out
 
 
 def _exceptions(run: _Run) -> str:
@@ -315,7 +345,7 @@ def _versions(run: _Run) -> str:
 def _appendix(run: _Run) -> str:
     items = []
     for r in run.records:
-        pretty = json.dumps(r, ensure_ascii=False, indent=2)
+        pretty = pretty_json(r)
         items.append(
             f'<details class="record"><summary><span class="mono">#{h(r.get("seq"))}</span> {h(r.get("time"))} '
             f"<b>{h(r.get('type'))}</b></summary><pre>{h(pretty, keep_newlines=True)}</pre></details>"

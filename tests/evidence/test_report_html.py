@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import unicodedata
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evidence.report_html import clean, h
+from evidence.report_html import clean, h, pretty_json
 
 
 def _oracle(text: str, keep_newlines: bool) -> str:
@@ -53,3 +55,21 @@ def test_bidi_override_and_controls_never_reach_the_page_raw() -> None:
     assert h("a\u202eb<i>\x00") == "a\\u202eb&lt;i&gt;\\x00"
     assert clean("one\ntwo\u2028", keep_newlines=True) == "one\ntwo\\u2028"
     assert clean(None) == ""
+
+
+JSON_TREES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(alphabet=st.characters(), max_size=12),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids, max_size=4),
+    max_leaves=30,
+)
+
+
+@given(JSON_TREES)
+def test_pretty_json_is_json_dumps_with_an_indent(tree: Any) -> None:
+    assert pretty_json(tree) == json.dumps(tree, ensure_ascii=False, indent=2)
+
+
+def test_pretty_json_hands_what_json_loads_never_gives_to_json_dumps() -> None:
+    for odd in ({1: "a", "b": [1.5]}, ("t", 1), {"k": ("t",)}):
+        assert pretty_json(odd) == json.dumps(odd, ensure_ascii=False, indent=2)
