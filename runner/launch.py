@@ -1,27 +1,33 @@
 """Starting the sandbox: Chromium launches while the PII engine builds, then the driver opens on it.
 
-Launching is not an action: no browser context and no page exist until the evidence is open
-(``open_sandbox``, called by the run once its first records are durable). The sandbox's launch
-fields come from the mission's domain policy (the resolver allowlist) and ``--headed``; the
-request gate, the network events and the downloads folder are added when the driver opens.
+Launching is not an action, nor is opening the context and its blank page: both happen while the
+PII engine builds (``start_while_building``), the context's routes already installed and bound to
+a ``LateGate``, which refuses every request (fail closed) until ``open_sandbox`` binds it to the
+run's request gate, once the evidence is open. Nothing navigates before then: the first
+navigation is step 1's action, after its intent record is durable. The sandbox's launch fields
+come from the mission's domain policy (the resolver allowlist) and ``--headed``; a mission with
+quarantined downloads opens its context only once the evidence folder exists (its staging folder
+is in there).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from guards.observed import RequestInfo
 from guards.urlmatch import DomainPolicy, resolvable_patterns
 from kernel.errors import SandboxUnavailable
-from runner.browser.driver import Driver, SandboxConfig
+from runner.browser.driver import Driver, GateVerdict, SandboxConfig
 
 if TYPE_CHECKING:
     from runner.assembly import RunServices
-    from runner.browser.playwright_driver import LaunchedBrowser
+    from runner.browser.playwright_driver import LaunchedBrowser, PlaywrightDriver
+    from runner.network import NetworkGate
 
 T = TypeVar("T")
 
@@ -60,10 +66,70 @@ def sandbox_config(executable: Path, policy: DomainPolicy, *, headed: bool = Fal
 
 
 def build_while_launching(build: Callable[[], T], launch_config: SandboxConfig) -> tuple[T, LaunchedBrowser]:
-    """``build()`` in a worker thread while the browser launches in this one; the build's error first.
+    """``build()`` in a worker thread while the browser launches in this one; the build's error first."""
+    built, launched, _ = start_while_building(build, launch_config, None)
+    return built, launched
+
+
+class LateGate:
+    """The request gate of a context opened before the run's gate exists (while the PII engine builds).
+
+    Until ``bind``: every request is refused as a gate error (the hooks then refuse it, report it and
+    raise the error after the next action: fail closed), and the events seen are kept, then handed
+    to the run's gate when bound, so they are recorded as if the gate had been there. None is
+    expected: the page stays blank until step 1's action.
+    """
+
+    def __init__(self) -> None:
+        self._gate: NetworkGate | None = None
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def bound(self) -> bool:
+        return self._gate is not None
+
+    def bind(self, gate: NetworkGate) -> None:
+        with self._lock:
+            if self._gate is not None:
+                raise SandboxUnavailable("the sandbox's request gate is already bound")
+            self._gate, pending, self._pending = gate, self._pending, []
+        for name, data in pending:
+            gate.on_event(name, data)
+
+    def __call__(self, request: RequestInfo) -> GateVerdict:
+        gate = self._gate
+        if gate is None:
+            raise SandboxUnavailable("a request before the run's request gate was open: refused")
+        return gate(request)
+
+    def on_event(self, name: str, data: Mapping[str, Any]) -> None:
+        with self._lock:
+            gate = self._gate
+            if gate is None:
+                self._pending.append((name, dict(data)))
+                return
+        gate.on_event(name, data)
+
+
+def open_early(launched: LaunchedBrowser, launch_config: SandboxConfig) -> tuple[PlaywrightDriver, LateGate]:
+    """The driver (context, routes, blank page) on a launched browser, its gate bound later."""
+    from runner.browser.playwright_driver import open_driver
+
+    late = LateGate()
+    config = replace(launch_config, request_gate=late, on_event=late.on_event)
+    return open_driver(config, launched=launched), late
+
+
+def start_while_building(
+    build: Callable[[], T], launch_config: SandboxConfig, early: bool | None = True
+) -> tuple[T, LaunchedBrowser, tuple[PlaywrightDriver, LateGate] | None]:
+    """``build()`` in a worker thread while the browser launches in this one — and, with ``early``,
+    while the context and its blank page open on it (``open_early``); the build's error first.
 
     (Sync Playwright is bound to its thread, so the browser launches here.) A build error wins
-    over a launch error, as when the build ran first; the browser is closed on every error path.
+    over a launch or open error, as when the build ran first; the browser is closed on every
+    error path.
     """
     from runner.browser.playwright_driver import launch_browser
 
@@ -78,9 +144,12 @@ def build_while_launching(build: Callable[[], T], launch_config: SandboxConfig) 
     worker = threading.Thread(target=work, name="warden-pii-build", daemon=True)
     worker.start()
     launched: LaunchedBrowser | None = None
+    opened: tuple[PlaywrightDriver, LateGate] | None = None
     try:
         try:
             launched = launch_browser(launch_config)
+            if early:
+                opened = open_early(launched, launch_config)  # closes the browser itself when it fails
         except Exception:  # (Ctrl-C goes straight out: the daemon worker is abandoned)
             worker.join()
             if "error" in box:  # the PII engine's error is reported, as when it was built first
@@ -90,11 +159,13 @@ def build_while_launching(build: Callable[[], T], launch_config: SandboxConfig) 
         if "error" in box:
             raise box["error"]
     except BaseException:
+        if opened is not None:
+            opened[0].close()
         if launched is not None:
             launched.close()
         raise
     built: T = box["built"]
-    return built, launched
+    return built, launched, opened
 
 
 def open_sandbox(
@@ -104,8 +175,12 @@ def open_sandbox(
     headed: bool = False,
     downloads_dir: Path | None = None,
     launched: LaunchedBrowser | None = None,
+    early: tuple[PlaywrightDriver, LateGate] | None = None,
 ) -> Driver:
-    """The driver on the launched browser, every request routed through the run's request gate."""
+    """The driver on the launched browser, every request routed through the run's request gate.
+
+    ``early``: the driver ``start_while_building`` opened, whose ``LateGate`` is bound here to the
+    run's gate (the same sandbox: no downloads folder, the resolver allowlist of this policy)."""
     from runner.browser.playwright_driver import open_driver
 
     gate = services.request_gate
@@ -117,4 +192,10 @@ def open_sandbox(
         downloads_dir=downloads_dir,
         on_event=gate.on_event,
     )
+    if early is not None:
+        driver, late = early
+        if downloads_dir is not None or list(driver.config.resolvable_hosts) != list(config.resolvable_hosts):
+            raise SandboxUnavailable("the opened browser does not match the sandbox config: not used")
+        late.bind(gate)
+        return driver
     return open_driver(config, launched=launched)

@@ -1,7 +1,8 @@
 """A run's evidence from first record to last: opening, the start records, the closing ``run_record``.
 
-The evidence opens before the browser is touched (a dir that cannot be written is exit 5, nothing
-executed) and closes last, whatever happened: the end ``run_record``, the final ``run.json``
+The evidence opens before anything navigates (a dir that cannot be written is exit 5, nothing
+executed) and closes once the browser's context has (alongside the browser's own shutdown,
+``runner/run.py``), whatever happened: the end ``run_record``, the final ``run.json``
 (signed when ``WARDEN_SIGNING_KEY`` is set), the index row and ``report.html`` say how the run
 ended. ``OUTCOMES`` maps each exit code of the run to the status they record.
 """

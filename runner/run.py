@@ -1,11 +1,12 @@
 """A whole run: load → preflight → sandbox → evidence → steps → close, with SPEC §3's exit codes.
 
 Nothing runs before the mission is valid and every preflight guard allows it (exit 2 otherwise,
-nothing written: ``runner/preflight.py``). Chromium launches while the PII engine builds
-(``runner/launch.py``); the evidence opens before the browser is touched and closes last,
-whatever happened (``runner/lifecycle.py``): the end ``run_record`` and ``run.json`` say how the
-run ended, Ctrl-C and SIGTERM included (exit 130, ``runner/interrupts.py``). Each step runs in
-``runner/steps.py``.
+nothing written: ``runner/preflight.py``). Chromium launches, and its context and blank page open,
+while the PII engine builds (``runner/launch.py``: every request refused until the run's request
+gate is bound); the evidence opens before anything navigates and closes after the browser's
+context, whatever happened (``runner/lifecycle.py``; in a helper thread while the browser itself
+shuts down): the end ``run_record`` and ``run.json`` say how the run ended, Ctrl-C and SIGTERM
+included (exit 130, ``runner/interrupts.py``). Each step runs in ``runner/steps.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from kernel.collector import collector_paused
 from kernel.errors import EvidenceUnavailable, GuardrailStop, Interrupted, StepFailed, WardenError
@@ -27,18 +28,23 @@ from missions.loader import LoadedMission, load_mission
 from runner.assembly import PreparedRun, assemble, complete, domain_policy
 from runner.browser.driver import Driver
 from runner.interrupts import sigterm_as_interrupt
-from runner.launch import build_while_launching, open_sandbox, sandbox_config
+from runner.launch import open_sandbox, sandbox_config, start_while_building
 from runner.preflight import preflight, refuse_denied_risk
 from runner.progress import Reporter
 
 if TYPE_CHECKING:
-    from runner.browser.playwright_driver import LaunchedBrowser
+    from runner.browser.playwright_driver import LaunchedBrowser, PlaywrightDriver
+    from runner.launch import LateGate
     from runner.network import NetworkGate
+
+    Early = tuple[PlaywrightDriver, LateGate] | None
 
 # The evidence stack, the step loop and the approval desk (SQLAlchemy, pydantic records, ...) are
 # imported by ``_prepare``, in the build thread while Chromium launches, not before the launch.
 
 __all__ = ["RunOptions", "RunResult", "preflight", "run_mission"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -73,17 +79,22 @@ class RunResult:
 def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
     environ = os.environ if opts.environ is None else opts.environ
     with _first_startup_without_gc():
-        loaded, executable, prepared, launched = _start(opts, environ)
+        loaded, executable, prepared, launched, early = _start(opts, environ)
     from runner.lifecycle import try_quietly
 
     try:
-        return _run_launched(opts, reporter, loaded, environ, executable, prepared, launched)
+        return _run_launched(opts, reporter, loaded, environ, executable, prepared, launched, early)
     finally:
+        if early is not None:
+            try_quietly(early[0].close)  # idempotent: the run closed it already unless it failed first
         try_quietly(launched.close)  # a no-op once the driver has taken the browser (it closes it itself)
 
 
-def _start(opts: RunOptions, environ: Mapping[str, str]) -> tuple[LoadedMission, Path, PreparedRun, LaunchedBrowser]:
-    """Load and check the mission, then launch Chromium while the run's parts are prepared."""
+def _start(
+    opts: RunOptions, environ: Mapping[str, str]
+) -> tuple[LoadedMission, Path, PreparedRun, LaunchedBrowser, Early]:
+    """Load and check the mission, then launch Chromium (and open its context, unless downloads are
+    quarantined: their staging folder is in the run's folder) while the run's parts are prepared."""
     loaded = load_mission(opts.mission_path, cli_vars=dict(opts.cli_vars), environ=environ)
     preflight(loaded)
     refuse_denied_risk(loaded)
@@ -97,11 +108,12 @@ def _start(opts: RunOptions, environ: Mapping[str, str]) -> tuple[LoadedMission,
     # The PII engine (Presidio import + offline analyzer: the slow part of startup) is built in a
     # worker thread while Chromium launches in this one. A PII engine error still wins (exit 2/5);
     # the browser is closed on every error path.
-    prepared, launched = build_while_launching(
+    prepared, launched, early = start_while_building(
         lambda: _prepare(opts, loaded, environ),
         sandbox_config(executable, domain_policy(loaded), headed=opts.headed),
+        early=loaded.mission.boundaries.downloads != "quarantine",
     )
-    return loaded, executable, prepared, launched
+    return loaded, executable, prepared, launched, early
 
 
 _startup_lock = threading.Lock()
@@ -138,6 +150,35 @@ def _prepare(opts: RunOptions, loaded: LoadedMission, environ: Mapping[str, str]
     return assemble(loaded, environ, evidence_dir=opts.evidence_dir)
 
 
+def _alongside(work: Callable[[], T], here: Callable[[], None] | None) -> T:
+    """``work()`` in a helper thread while ``here()`` (best effort) runs in this one; ``work``'s result.
+
+    Why: the run's evidence closes (end record, run.json, index, report.html: Python work) while the
+    browser and the Playwright driver shut down (waiting on their processes; sync Playwright is bound
+    to this thread). The context is closed before: the counts ``work`` records are final. The helper
+    is not a daemon: an interrupted wait here still lets the evidence close."""
+    from runner.lifecycle import try_quietly
+
+    if here is None:
+        return work()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["out"] = work()
+        except BaseException as exc:  # re-raised here
+            box["error"] = exc
+
+    helper = threading.Thread(target=run, name="warden-evidence-close")
+    helper.start()
+    try_quietly(here)
+    helper.join()
+    if "error" in box:
+        raise box["error"]
+    out: T = box["out"]
+    return out
+
+
 def _run_launched(
     opts: RunOptions,
     reporter: Reporter,
@@ -146,6 +187,7 @@ def _run_launched(
     executable: Path,
     prepared: PreparedRun,
     launched: LaunchedBrowser,
+    early: Early = None,
 ) -> RunResult:
     from runner.approvals.human import ApprovalOptions
     from runner.lifecycle import RunEvidence, try_quietly
@@ -164,6 +206,7 @@ def _run_launched(
     driver: Driver | None = None
     gate: NetworkGate | None = None
     staging: Path | None = None
+    escaped = True  # an exception other than a WardenError leaves this function: close everything here
     try:
         with sigterm_as_interrupt() if opts.stop_requested is None else nullcontext():
             try:
@@ -184,7 +227,7 @@ def _run_launched(
                 if mission.boundaries.downloads == "quarantine":  # staged here, kept as quarantine/ attachments
                     staging = run.folder.root / QUARANTINE_DIR / ".incoming"
                 driver = open_sandbox(
-                    executable, services, headed=opts.headed, downloads_dir=staging, launched=launched
+                    executable, services, headed=opts.headed, downloads_dir=staging, launched=launched, early=early
                 )
                 executor = StepExecutor(
                     driver, services.chain, run.recorder, reporter, run.attach_screenshot,
@@ -203,13 +246,18 @@ def _run_launched(
                             gate.flush()
             except KeyboardInterrupt:
                 raise Interrupted("interrupted by the user (Ctrl-C)") from None
+        escaped = False
     except WardenError as exc:
         exit_code, message = exc.exit_code, str(exc)
         if not isinstance(exc, EvidenceUnavailable | GuardrailStop | StepFailed):
             run.record_abort(exc)
+        escaped = False
     finally:
-        if driver is not None:
-            try_quietly(driver.close)
+        if driver is None and early is not None:
+            driver = early[0]  # opened while the PII engine built; closed before the evidence, as any driver
+        close_context: Callable[[], None] | None = getattr(driver, "close_context", None)
+        if driver is not None:  # the context now (no request after it); the browser's teardown below
+            try_quietly(driver.close if escaped or close_context is None else close_context)
         if prepared.pii is not None:
             try_quietly(prepared.pii.close)
         if gate is not None:
@@ -220,7 +268,10 @@ def _run_launched(
     counts = {**dict(run.recorder.counts), "steps_executed": state.executed, "retries": state.retries_total}
     if gate is not None:
         counts.update(gate.counts())
-    exit_code, outcome, message = run.close(exit_code, message, counts, reporter)
+    final = (exit_code, message)
+    exit_code, outcome, message = _alongside(
+        lambda: run.close(*final, counts, reporter), driver.close if driver is not None else None
+    )
     reporter.event(
         "run_finished",
         run_id=run.run_id,

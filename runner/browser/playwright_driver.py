@@ -113,20 +113,35 @@ class PlaywrightDriver:
         if self._closed:
             return
         self._closed = True
-        context, pw, browser = self._context, self._pw, self._browser
-        self._context = self._page = self._pw = self._browser = None
-        if context is not None:
-            browser = context.browser or browser
-            # Each step is best effort: a dead driver or browser has nothing left to close.
-            for page in list(context.pages):  # a page's last words (pagehide) reach the gate before the end
-                with contextlib.suppress(Exception):
-                    page.goto("about:blank", wait_until="commit", timeout=LAST_WORDS_MS)
-                    page.wait_for_timeout(50)
-            with contextlib.suppress(Exception):
-                context.close()
+        self.close_context()
+        pw, browser = self._pw, self._browser
+        self._pw = self._browser = None
         _close_browser(browser, pw)
 
+    def close_context(self) -> None:
+        """The pages' last words, then the context closed: no request, download or event after this.
+
+        The browser and the Playwright driver stay up until ``close`` (their teardown is only
+        waiting: the run closes its evidence meanwhile). Idempotent; never raises."""
+        context, self._context, self._page = self._context, None, None
+        if context is None:
+            return
+        if context.browser is not None:
+            self._browser = context.browser
+        # Each step is best effort: a dead driver or browser has nothing left to close.
+        for page in list(context.pages):  # a page's last words (pagehide) reach the gate before the end
+            with contextlib.suppress(Exception):
+                page.goto("about:blank", wait_until="commit", timeout=LAST_WORDS_MS)
+                page.wait_for_timeout(50)
+        with contextlib.suppress(Exception):
+            context.close()
+
     # ------------------------------------------------------------------ Driver protocol
+
+    @property
+    def config(self) -> SandboxConfig:
+        """The sandbox this driver was opened with."""
+        return self._config
 
     @property
     def page(self) -> Page:
@@ -250,8 +265,8 @@ class LaunchedBrowser:
     """Chromium launched with the sandbox's switches, and nothing else: no context, no page.
 
     Nothing can navigate from here (a page only exists once ``open_driver`` has made the context,
-    with its routes): ``run.py`` launches it while the PII engine is built, before the evidence
-    opens. Bound to the thread that launched it, like every sync Playwright object. ``close()`` is
+    with its routes): ``runner/launch.py`` launches it while the PII engine is built, before the
+    evidence opens. Bound to the thread that launched it, like every sync Playwright object. ``close()`` is
     idempotent; once ``open_driver`` has taken it, the driver owns (and closes) the browser.
     """
 

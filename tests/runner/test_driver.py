@@ -574,6 +574,27 @@ def test_close_is_idempotent_and_survives_a_dead_driver(
         d.perform("goto", {"url": test_server.url("allowed.localhost", "/")}, 1)
 
 
+def test_close_context_ends_the_pages_and_leaves_the_browser_to_close(
+    solo: None, sandbox_config: SandboxConfig, test_server: TestServer
+) -> None:
+    """The run closes its evidence between the two: after ``close_context`` nothing can act or
+    request (no page), the driver process still runs; ``close`` then ends it."""
+    test_server.set_content("/", "<h1>hi</h1>")
+    before = set(_driver_children())
+    d = open_driver(sandbox_config)
+    d.perform("goto", {"url": test_server.url("allowed.localhost", "/")}, 5)
+    d.close_context()
+    d.close_context()
+    with pytest.raises(ActionFailed, match="closed"):
+        d.perform("goto", {"url": test_server.url("allowed.localhost", "/")}, 1)
+    assert [p for p in _driver_children() if p not in before]
+    d.close()
+    deadline = time.monotonic() + 5
+    while [p for p in _driver_children() if p not in before] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [p for p in _driver_children() if p not in before] == []
+
+
 def test_a_bad_launch_is_sandbox_unavailable(solo: None, sandbox_config: SandboxConfig, tmp_path: Path) -> None:
     from kernel.errors import SandboxUnavailable
 
