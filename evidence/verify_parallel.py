@@ -6,7 +6,7 @@ each starts at the seq after the previous one's last, with that record's hash as
 and no record id appears in two of them. Workers are fresh interpreters (``python -m
 evidence.verify_parallel``: never a fork of a caller that may hold threads) answering on a pipe,
 started only for files large enough to pay for their start-up, and only as many as there are idle
-cores (on a loaded machine they would only compete with this process).
+cores (on a loaded machine they would only compete with this process): see ``_spare_cores``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 
 from evidence.verify_stream import Fallback, Part, scan_range
 
@@ -22,19 +23,49 @@ PARALLEL_MIN_BYTES = 96 << 20
 """Smaller files are scanned in this process: a worker costs about a second to start."""
 
 
-def _cores() -> int:
+IDLE_SAMPLE_S = 0.1
+"""How long ``_spare_cores`` watches the cores (a few scheduler ticks each; 10 at 100 Hz)."""
+
+
+def _idle_ticks(cpus: set[int]) -> tuple[int, int] | None:
+    """(idle, total) jiffies of ``cpus`` from /proc/stat (idle + iowait count as idle), or None."""
+    idle = total = 0
     try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        with open("/proc/stat", "rb") as f:
+            for line in f:
+                if not line.startswith(b"cpu") or line[3:4] == b" ":
+                    continue
+                name, *fields = line.split()
+                if int(name[3:]) not in cpus:
+                    continue
+                ticks = [int(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal
+                idle += ticks[3] + ticks[4]
+                total += sum(ticks)
+    except (OSError, ValueError, IndexError):
+        return None
+    return (idle, total) if total else None
 
 
 def _spare_cores() -> int:
-    """Cores free right now (1-minute load average; this process's own counted as free): on a busy
-    machine a second process only competes with the first, so the file is scanned in one. Rounded,
-    not truncated: the load average trails this process's own work (reading the file, the run that
-    wrote it), so an idle 2-core machine reads 1.1 with only the verifier on it."""
-    cores = _cores()
+    """Cores idle right now, this process's own counted as idle: on a busy machine a second process
+    only competes with the first, so the file is scanned in one. Measured by a short /proc/stat
+    sample over the cores this process may run on (it sleeps meanwhile), not by the 1-minute load
+    average: that trails the work just done (the run or benchmark that wrote the file) and read ~1
+    on an idle 2-core machine, so verify ran on one core. Without /proc: the load average, rounded."""
+    try:
+        cpus = set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = set(range(os.cpu_count() or 1))
+    cores = len(cpus)
+    if cores < 2:
+        return 1
+    before = _idle_ticks(cpus)
+    if before is not None:
+        time.sleep(IDLE_SAMPLE_S)
+        after = _idle_ticks(cpus)
+        if after is not None and after[1] > before[1]:
+            idle = cores * (after[0] - before[0]) / (after[1] - before[1])
+            return max(1, min(cores, round(idle)))
     try:
         load = os.getloadavg()[0]
     except OSError:
@@ -42,13 +73,20 @@ def _spare_cores() -> int:
     return max(1, min(cores, round(cores - load + 1)))
 
 
-def ranges(path: str, parts: int) -> list[tuple[int, int | None]]:
-    """``parts`` byte ranges of ``path``, each starting at a line start (the last open-ended)."""
+HEAD_START = 8 << 20
+"""Bytes more for the range this process scans: a worker starts (imports) and hands its answer
+back (pickle, pipe) while this process is already scanning, about 0.3-0.5 s on an idle core."""
+
+
+def ranges(path: str, parts: int, head_start: int = 0) -> list[tuple[int, int | None]]:
+    """``parts`` byte ranges of ``path``, each starting at a line start (the last open-ended); the
+    first ``head_start`` bytes longer than the others."""
     size = os.path.getsize(path)
+    head_start = min(head_start, size // 2)
     cuts = [0]
     with open(path, "rb") as f:
         for k in range(1, parts):
-            f.seek(max(cuts[-1], size * k // parts))
+            f.seek(max(cuts[-1], head_start + (size - head_start) * k // parts))
             f.readline()  # to the next line start
             at = f.tell()
             if at >= size:
@@ -62,10 +100,12 @@ def scan_parts(path: str, run_id: str) -> list[Part]:
     """``scan_range`` of the whole file: in this process for a small file or one core, else one
     range here and the others in worker processes; ``Fallback`` from any of them propagates. A
     worker that cannot run or dies leaves its range to this process (slower, never less checked)."""
-    cores = min(_spare_cores(), 4)
-    if cores < 2 or os.path.getsize(path) < PARALLEL_MIN_BYTES:
+    if os.path.getsize(path) < PARALLEL_MIN_BYTES:  # before the idle sample: it costs 0.1 s
         return [scan_range(path, run_id)]
-    spans = ranges(path, cores)
+    cores = min(_spare_cores(), 4)
+    if cores < 2:
+        return [scan_range(path, run_id)]
+    spans = ranges(path, cores, HEAD_START)
     if len(spans) < 2:
         return [scan_range(path, run_id)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}

@@ -7,10 +7,13 @@ At the first thing out of the ordinary it raises ``Fallback`` and the exact pass
 from __future__ import annotations
 
 import json
+import json.scanner
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from hashlib import sha256 as _sha256
+from typing import Any
 
-from evidence.canonical import _encode, plain_json_text, record_hash
+from evidence.canonical import _C_ENCODE, _encode, plain_json_text, record_hash
 from evidence.record_lines import HASH_PREFIX, hashed_line, jsonl_line
 from evidence.records import GENESIS_HASH, Record, RunRecord, record_class
 from evidence.runfolder import RunFolder
@@ -81,6 +84,28 @@ class Part:
     torn: int = 0
 
 
+def _scanner(parse_float: Callable[[str], float], parse_int: Callable[[str], int]) -> Callable[[str], Any]:
+    """A JSON decoder of one whole line: the C scanner called directly (``JSONDecoder.decode`` adds
+    two whitespace regex matches per line; a line the writer wrote has no whitespace around it, so
+    any there is refused like trailing data)."""
+    decoder = json.JSONDecoder(parse_float=parse_float, parse_int=parse_int, parse_constant=parse_float)
+    make = getattr(json.scanner, "c_make_scanner", None)
+    if make is None:  # pragma: no cover - CPython always has the C scanner
+        return decoder.decode
+    scan = make(decoder)
+
+    def decode(text: str) -> Any:
+        try:
+            value, at = scan(text, 0)
+        except StopIteration as e:
+            raise ValueError("not JSON") from e
+        if at != len(text):
+            raise ValueError("data after the JSON value")
+        return value
+
+    return decode
+
+
 def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -> Part:
     """The streaming checks over the lines in bytes [start, end) of ``path`` (``start`` at a line
     start). The first line's seq and prev_hash are taken as given (the caller checks them); from
@@ -98,10 +123,14 @@ def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -
             floats.append(s)
         return int(s)
 
-    decode = json.JSONDecoder(parse_float=saw_float, parse_int=saw_int, parse_constant=saw_float).decode
+    decode = _scanner(saw_float, saw_int)
+    # The model's own validator (what ``model_validate`` calls, minus its Python wrapper), per class.
+    validators: dict[tuple[Any, Any], Callable[[Any], Any]] = {}
     seen_ids = out.ids
     add_id = seen_ids.add
     hashes = out.hashes
+    sha256 = _sha256
+    encode = _encode if _C_ENCODE is None else lambda obj: "".join(_C_ENCODE(obj, 0))
     prev: str | None = None
     seq = 0
     pos = start
@@ -116,7 +145,8 @@ def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -
                 break
             try:
                 text = chunk[:-1].decode("utf-8")
-                floats.clear()
+                if floats:
+                    floats.clear()
                 data = decode(text)
             except ValueError as e:
                 raise Fallback from e
@@ -140,22 +170,29 @@ def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -
                 or type(digest) is not str
             ):
                 raise Fallback
-            cls = record_class(data)
-            if cls is None:
-                raise Fallback
+            key = (get("schema"), get("type"))
+            named = type(key[0]) is str and type(key[1]) is str
+            validate = validators.get(key) if named else None
+            if validate is None:
+                cls = record_class(data)
+                if cls is None:
+                    raise Fallback
+                validate = cls.__pydantic_validator__.validate_python
+                if named:
+                    validators[key] = validate
             try:
-                record = cls.model_validate(data)
+                record = validate(data)
                 plain = not floats or all(_same_in_both(x) for x in floats)
                 if plain and text.startswith(HASH_PREFIX) and (text.isascii() or plain_json_text(text)):
                     # A line as the writer writes it: hash, then the canonical JSON. One encoding
                     # gives both the hash input and the line it must be, byte for byte.
                     del data["hash"]
-                    canonical = _encode(data)
+                    canonical = encode(data)
                     # An ASCII canonical text has nothing for hashed_line to escape: the line is hash +
                     # canonical. Otherwise U+2028, U+2029 and NEL are escaped in the line, raw in the hash input.
                     same = text[75:] == canonical[1:] if canonical.isascii() else text == hashed_line(canonical, digest)
                     if not same or text[:75] != f'{HASH_PREFIX}{digest}",' or (
-                        _sha256(canonical.encode()).hexdigest() != digest
+                        sha256(canonical.encode()).hexdigest() != digest
                     ):
                         raise Fallback
                 elif (record_hash(data, plain=not floats and plain_json_text(text)) != digest
@@ -192,7 +229,7 @@ def stream_lines(folder: RunFolder, run_id: str) -> Stream:
 
     parts = scan_parts(str(folder.records), run_id)
     out = Stream()
-    seen: set[str] = set()
+    id_sets: list[set[str]] = []  # each range's ids: checked pairwise, never copied into one set
     expect_seq, expect_prev = 1, GENESIS_HASH
     for part in parts:
         if part.last is None:
@@ -201,9 +238,9 @@ def stream_lines(folder: RunFolder, run_id: str) -> Stream:
             continue
         if part.first_seq != expect_seq or part.first_prev != expect_prev:
             raise Fallback
-        if seen and not part.ids.isdisjoint(seen):
+        if any(not part.ids.isdisjoint(ids) for ids in id_sets):
             raise Fallback
-        seen |= part.ids
+        id_sets.append(part.ids)
         out.hashes += part.hashes
         out.run_records += part.run_records
         out.linked += part.linked
