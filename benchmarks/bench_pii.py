@@ -8,7 +8,8 @@ score_threshold 0.5). Warden = PiiScanner with every entity those recognizers de
 cache each time. Findings are compared (entity, start, end on the page): Warden must find every one
 raw Presidio finds (it may find more: it restores the context-word boost a model-less Presidio
 loses). Targets (issue 13): first scan ≤ 0.2x raw with the same findings; unchanged rescan ≤ 2 ms.
-Also shown: the scan with the runtime's default entities (``engine.default_entities``).
+Also shown: the scan with the runtime's default entities (``engine.default_entities``), and in each
+row's detail the CPU-time ratio of the same runs (the scanner's timeout thread included) and the load.
 """
 
 from __future__ import annotations
@@ -63,17 +64,32 @@ def page_blocks(target: int = 50_000, seed: int = 7) -> list[str]:
     return blocks
 
 
-def alternating_ms(a: Callable[[], object], b: Callable[[], object], runs: int) -> tuple[list[float], list[float]]:
-    """Times of ``a`` and ``b``, run in alternating order (a shared, noisy machine drifts)."""
+def alternating_ms(
+    a: Callable[[], object], b: Callable[[], object], runs: int, cpu: list[tuple[float, float]] | None = None,
+) -> tuple[list[float], list[float]]:
+    """Wall times of ``a`` and ``b``, run in alternating order (a shared, noisy machine drifts); the
+    pairs' CPU times (process_time: less moved by other work on the CPUs) go to ``cpu`` if given."""
     a(), b()  # warm-up
     ta: list[float] = []
     tb: list[float] = []
+    ca: list[float] = []
+    cb: list[float] = []
     for i in range(runs):
-        for fn, out in ((a, ta), (b, tb)) if i % 2 == 0 else ((b, tb), (a, ta)):
-            t = time.perf_counter()
+        for fn, out, cout in ((a, ta, ca), (b, tb, cb)) if i % 2 == 0 else ((b, tb, cb), (a, ta, ca)):
+            c, t = time.process_time(), time.perf_counter()
             fn()
             out.append((time.perf_counter() - t) * 1000)
+            cout.append((time.process_time() - c) * 1000)
+    if cpu is not None:
+        cpu.extend(zip(ca, cb, strict=True))
     return ta, tb
+
+
+def _load() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
 
 
 def median_ms(fn: Callable[[], object], runs: int) -> float:
@@ -125,7 +141,9 @@ def main() -> None:
             return list(raw.analyze(text=text, language="en", entities=ents, score_threshold=THRESHOLD))
 
         scanner = PiiScanner(PiiPolicy(entities=entities, threshold=THRESHOLD), b"\x01" * 32)
-        t, raw_t = alternating_ms(cold(scanner), raw_scan, args.runs)
+        cpu: list[tuple[float, float]] = []
+        t, raw_t = alternating_ms(cold(scanner), raw_scan, args.runs, cpu)
+        cpu_ms = statistics.median(c for c, _ in cpu), statistics.median(c for _, c in cpu)
         ms, raw_ms = statistics.median(t), statistics.median(raw_t)
         pair = statistics.median(x / y for x, y in zip(t, raw_t, strict=True))
         raw_found = {(r.entity_type, r.start, r.end) for r in raw_scan()}
@@ -138,11 +156,14 @@ def main() -> None:
             "value": ms / raw_ms, "unit": "x", "goal": goal,
             "detail": f"{ms:.1f} ms / {raw_ms:.1f} ms (medians of {args.runs} alternating; median of the pairs' "
                       f"ratios {pair:.3f}; warden {min(t):.1f}–{max(t):.1f}, "
-                      f"raw {min(raw_t):.1f}–{max(raw_t):.1f}); of raw's {len(raw_found)} findings {len(missed)} "
+                      f"raw {min(raw_t):.1f}–{max(raw_t):.1f}; CPU time {cpu_ms[0]:.1f} / {cpu_ms[1]:.1f} ms = "
+                      f"{cpu_ms[0] / cpu_ms[1]:.3f}; load {_load()}); of raw's {len(raw_found)} findings {len(missed)} "
                       f"missed; {len(extra)} more found by warden (context words)"})
         if len(table) == 1:
             calls = scanner.analyzer_calls
-            rescan_ms = median_ms(lambda s=scanner: s.scan_page("bench", blocks), max(args.runs, 50))
+            def rescan(s: PiiScanner = scanner) -> list[Any]:
+                return s.scan_page("bench", blocks)
+            rescan_ms = median_ms(rescan, max(args.runs, 50))
             assert scanner.analyzer_calls == calls, "unchanged rescan called the analyzer"
             changed = list(blocks)
             changed[len(changed) // 2] += " Call 212-555-0188."
@@ -157,8 +178,8 @@ def main() -> None:
         print(f"  {row['figure']:<66} {row['value']:8.3f} {row['unit']:<2} (goal {row['goal']})")
         print(f"      {row['detail']}")
     for name, diff in diffs:
-        for e, a, b in sorted(diff, key=lambda d: d[1]):
-            print(f"  {name}: {e} {text[a:b]!r}")
+        for entity, start, end in sorted(diff, key=lambda d: d[1]):
+            print(f"  {name}: {entity} {text[start:end]!r}")
 
 
 if __name__ == "__main__":
