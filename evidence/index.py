@@ -69,24 +69,31 @@ class RunRow(Base):
     record_count: Mapped[int] = mapped_column(Integer, default=0)
 
 
+def _partial(column: str) -> dict[str, Any]:
+    """An index over the rows where ``column`` is set (SQLite and PostgreSQL alike)."""
+    where = text(f"{column} IS NOT NULL")
+    return {"sqlite_where": where, "postgresql_where": where}
+
+
 class RecordRow(Base):
     __tablename__ = "records"
     # Indexes for the common audit filters (evidence/query.py): every query is ordered by time, so
     # each filter column leads an index that continues with the sort key ``time, run_id, seq``: a filtered,
     # limited query is an index range scan that stops at the limit, with no sort.
+    # A column most records leave NULL (decision: not on actions; entity_type, approval_id, guard,
+    # subject_host: a few types) has a partial index: a record without it costs no insert there, and
+    # ``col = value`` implies ``col IS NOT NULL``, so SQLite and PostgreSQL still use it.
     __table_args__ = (
         Index("ix_records_time", "time", "run_id", "seq"),
         Index("ix_records_type_time", "type", "time", "run_id", "seq"),
-        Index("ix_records_type_decision_time", "type", "decision", "time", "run_id", "seq"),
+        Index("ix_records_type_decision_time", "type", "decision", "time", "run_id", "seq", **_partial("decision")),
         Index("ix_records_mission_time", "mission_id", "time", "run_id", "seq"),
-        Index("ix_records_kind_time", "kind", "time", "run_id", "seq"),
-        Index("ix_records_entity_type", "entity_type"),
-        Index("ix_records_approval_id", "approval_id"),
-        # Decision records by guard, and by the host they judged: partial, so other records cost nothing.
-        Index("ix_records_guard_time", "type", "guard", "time", "run_id", "seq",
-              sqlite_where=text("guard IS NOT NULL"), postgresql_where=text("guard IS NOT NULL")),
+        Index("ix_records_kind_time", "kind", "time", "run_id", "seq", **_partial("kind")),
+        Index("ix_records_entity_type", "entity_type", **_partial("entity_type")),
+        Index("ix_records_approval_id", "approval_id", **_partial("approval_id")),
+        Index("ix_records_guard_time", "type", "guard", "time", "run_id", "seq", **_partial("guard")),
         Index("ix_records_subject_host_time", "type", "subject_host", "time", "run_id", "seq",
-              sqlite_where=text("subject_host IS NOT NULL"), postgresql_where=text("subject_host IS NOT NULL")),
+              **_partial("subject_host")),
     )
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id"), primary_key=True)

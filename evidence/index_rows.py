@@ -21,6 +21,7 @@ _ROW_VALUES = itemgetter(*ROW_COLUMNS)
 
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}")
 """What a denormalised record column may hold: an identifier token, never free text."""
+_FULLMATCH = _TOKEN.fullmatch
 
 
 def _fields(record: Record) -> dict[str, Any]:
@@ -62,27 +63,39 @@ def subject_host(data: Any) -> str | None:
 
 
 def _record_row(record: Record, body: str | None) -> dict[str, Any]:
+    # One dict lookup per column (this runs for every record a run writes): what ``_token`` /
+    # ``_entity_types`` / ``token_of`` give, without a call chain per column.
     fields = _fields(record)
-    step = fields.get("step")
-    decision_record = fields.get("type") == "decision_record"
+    get = fields.get
+    step = get("step")
+    decision_record = get("type") == "decision_record"
+    counts = get("counts")
     return {
         "run_id": record.run_id,
         "seq": record.seq,
         "record_id": record.record_id,
         "type": record.type,
         "time": record.time,
-        "decision": _token(record, "decision"),
-        "phase": _token(record, "phase"),
-        "kind": _token(record, "kind"),
+        "decision": _tok(get("decision")),
+        "phase": _tok(get("phase")),
+        "kind": _tok(get("kind")),
         "step": step if isinstance(step, int) else None,
-        "mission_id": _token(record, "mission_id"),  # run_record's own; the index fills the run's for others
-        "entity_type": _entity_types(record),
-        "approval_id": _token(record, "approval_id"),
-        "guard": token_of(fields.get("guard")) if decision_record else None,
+        "mission_id": _tok(get("mission_id")),  # run_record's own; the index fills the run's for others
+        "entity_type": _tok(get("entity_type")) if counts is None else _entity_types(record),
+        "approval_id": _tok(get("approval_id")),
+        "guard": token_of(get("guard")) if decision_record else None,
         "subject_host": subject_host(fields) if decision_record else None,
         "hash": record.hash,
         "body": body if body is not None else record.model_dump_json(by_alias=True),
     }
+
+
+def _tok(value: Any) -> str | None:
+    """``_token`` of a field's value."""
+    if value is None:
+        return None
+    text = value if type(value) is str else str(value)
+    return text if _FULLMATCH(text) else None
 
 
 def insert_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> bool:

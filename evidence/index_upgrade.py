@@ -49,5 +49,24 @@ def upgrade_schema(engine: Engine, table: Table) -> None:
                      "a": data.get("approval_id"), "g": token_of(data.get("guard")),
                      "h": subject_host(data), "r": run_id, "s": seq},
                 )
+    _make_partial(engine, table)
     for ix in table.indexes:
         ix.create(engine, checkfirst=True)
+
+
+def _make_partial(engine: Engine, table: Table) -> None:
+    """Indexes that are partial now (``WHERE col IS NOT NULL``) but full in an older index: dropped,
+    so the loop above recreates them partial (same name, same columns, the same queries use them)."""
+    partial = {ix.name for ix in table.indexes if ix.dialect_options[engine.dialect.name].get("where") is not None}
+    if engine.dialect.name == "sqlite":
+        found = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'records'"
+    elif engine.dialect.name == "postgresql":
+        found = ("SELECT indexname, indexdef FROM pg_indexes "
+                 "WHERE tablename = 'records' AND schemaname = current_schema()")
+    else:
+        return
+    with engine.begin() as conn:
+        full = [name for name, ddl in conn.execute(text(found))
+                if name in partial and " WHERE " not in str(ddl or "").upper()]
+        for name in full:
+            conn.execute(text(f'DROP INDEX "{name}"'))

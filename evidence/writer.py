@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
@@ -78,7 +79,8 @@ class EvidenceWriter:
         self.run_id = run_id
         self.redactor = redactor
         self.index = index
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock
+        self._second: tuple[int, str] = (-1, "")  # the default clock's current second, as text
         self._max_string = max_string
         self._lock = threading.RLock()
         self._seq = 0
@@ -236,9 +238,12 @@ class EvidenceWriter:
             lines: list[str] = []
             head, seq, sync = self._head, self._seq, False
             record_ids = new_record_ids(len(items))
-            for n, (record_cls, _, attachments, fields) in enumerate(items):
+            for n, (record_cls, actor, attachments, fields) in enumerate(items):
                 seq += 1
-                record, line = self._build(record_cls, clean_trees[2 * n], clean_trees[2 * n + 1], attachments,
+                actor_data = clean_trees[2 * n + 1]
+                if type(actor) is Actor and actor_data == self._actor_data(actor):
+                    actor_data = actor  # redaction left it as it is: the (validated, frozen) model itself
+                record, line = self._build(record_cls, clean_trees[2 * n], actor_data, attachments,
                                            seq, head, record_ids[n])
                 head = record.hash
                 records.append(record)
@@ -262,7 +267,7 @@ class EvidenceWriter:
             "run_id": self.run_id,
             "seq": seq,
             "type": record_cls.TYPE,
-            "time": utc_timestamp(self._clock()),
+            "time": self._now(),
             "actor": actor_data,
             "prev_hash": prev,
             "hash": GENESIS_HASH,
@@ -270,8 +275,9 @@ class EvidenceWriter:
         }
         # Validated once against its schema; the only field set afterwards is ``hash``, a
         # SHA-256 hex computed here, so the copy below is as valid as the model it copies.
-        model = record_cls.model_validate(draft)
-        body = model.model_dump(mode="json", by_alias=True)
+        # ``model_validate`` / ``model_dump(mode="json", by_alias=True)``, without their Python wrappers.
+        model = record_cls.__pydantic_validator__.validate_python(draft)
+        body = record_cls.__pydantic_serializer__.to_python(model, mode="json", by_alias=True)
         del body["hash"]
         canonical, fast = canonical_form(body)
         digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -282,6 +288,19 @@ class EvidenceWriter:
         # is set in place (what ``model_copy(update=...)`` gives, without copying the model).
         model.__dict__["hash"] = digest
         return model, line
+
+    def _now(self) -> str:
+        """``utc_timestamp`` of the clock; the default clock's text is kept per second (the
+        milliseconds are formatted per record, truncated as ``isoformat`` truncates them)."""
+        if self._clock is not None:
+            return utc_timestamp(self._clock())
+        ms = time.time_ns() // 1_000_000
+        second, text = self._second
+        if ms // 1000 != second:
+            second = ms // 1000
+            text = utc_timestamp(datetime.fromtimestamp(second, UTC))[:-5]  # without ".mmmZ"
+            self._second = (second, text)
+        return f"{text}.{ms % 1000:03d}Z"
 
     def _actor_data(self, actor: Actor) -> Any:
         """``actor.model_dump(mode="json")``, kept per actor object (frozen: its dump cannot change);
