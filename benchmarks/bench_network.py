@@ -2,12 +2,13 @@
 
     .venv/bin/python benchmarks/bench_network.py [--reps 7] [--n 200] [--json]
 
-Two sandboxes in the same run, alternating per repetition: ``on`` = resolver allowlist + context
-route + WebSocket route + the request gate a run really gets (``runner.assembly.build_request_gate``
-for a mission allowing those hosts: the domain guard, secrets, the PII scan of every request's path,
-query and body with the real scanner, the danger zones' backstop); ``off`` = the same browser
-switches, no route. Each repetition loads the page in a fresh page and waits for ``load`` (every
-image fetched). Prints medians, the ratio (target <= 1.2x) and the route handler's own cost per request.
+Two sandboxes in the same run, alternating per repetition: ``on`` = resolver allowlist + the
+browser-level Fetch layer (runner/browser/browser_fetch.py) + context and WebSocket routes + the
+request gate a run really gets (``runner.assembly.build_request_gate`` for a mission allowing
+those hosts: the domain guard, secrets, the PII scan of every request's path, query and body with
+the real scanner, the danger zones' backstop); ``off`` = the same browser switches, no
+interception. Each repetition loads the page in a fresh page and waits for ``load`` (every
+image fetched). Prints medians, the ratio (target <= 1.2x) and the gate's own cost per request.
 """
 
 from __future__ import annotations
@@ -90,10 +91,30 @@ def _page(server: TestServer, n: int) -> str:
     return f"<!doctype html><title>bench</title>{imgs}"
 
 
-def _load(d: PlaywrightDriver, url: str) -> float:
-    t = time.perf_counter()
+def _load(d: PlaywrightDriver, url: str) -> tuple[float, float]:
+    """Wall seconds of the load, and the CPU seconds it took in this process, node and Chromium."""
+    c, t = _cpu_s(), time.perf_counter()
     d.page.goto(url, wait_until="load", timeout=60_000)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, _cpu_s() - c
+
+
+def _cpu_s() -> float:
+    """User + system CPU of this process and every descendant (Playwright's node, Chromium), from /proc."""
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parent[int(name)], ticks[int(name)] = int(fields[1]), int(fields[11]) + int(fields[12])
+    mine, todo = set(), [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        mine.add(pid)
+        todo.extend(c for c, p in parent.items() if p == pid and c not in mine)
+    return sum(ticks.get(p, 0) for p in mine) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
@@ -119,6 +140,7 @@ def main() -> int:
     exe = find_chromium(os.environ)
     timed = TimedGate(gate)
     results: dict[str, list[float]] = {"on": [], "off": []}
+    cpu: dict[str, list[float]] = {"on": [], "off": []}
     route_s: list[float] = []
     for rep in range(args.reps + 1):  # rep 0 warms up both
         for mode in ("on", "off") if rep % 2 else ("off", "on"):
@@ -130,7 +152,7 @@ def main() -> int:
             with open_driver(config) as d:
                 before_s, before_calls = timed.seconds, timed.calls
                 t_total = time.perf_counter()
-                elapsed = _load(d, server.url("allowed.localhost", f"/page?r={rep}{mode}"))
+                elapsed, cpu_s = _load(d, server.url("allowed.localhost", f"/page?r={rep}{mode}"))
                 t_total = time.perf_counter() - t_total
                 if mode == "on":
                     calls = timed.calls - before_calls
@@ -138,6 +160,7 @@ def main() -> int:
                     route_s.append((timed.seconds - before_s) / calls)
             if rep:
                 results[mode].append(elapsed)
+                cpu[mode].append(cpu_s)
     server.stop()
     shutil.rmtree(work, ignore_errors=True)
     on, off = statistics.median(results["on"]), statistics.median(results["off"])
@@ -145,24 +168,30 @@ def main() -> int:
     ms_off = [round(x * 1000) for x in results["off"]]
     ms_on = [round(x * 1000) for x in results["on"]]
     pairs = statistics.median(a / b for a, b in zip(results["on"], results["off"], strict=True))
+    cpu_on, cpu_off = statistics.median(cpu["on"]), statistics.median(cpu["off"])
+    extra_ms = (cpu_on - cpu_off) / (args.n + 1) * 1000
+    cpu_line = (f"CPU (this process + node + Chromium) per load: on {cpu_on * 1000:.0f} ms, "
+                f"off {cpu_off * 1000:.0f} ms, ratio {cpu_on / cpu_off:.2f}x, {extra_ms:.2f} ms/request extra")
     if args.json:
         print(json.dumps({"rows": [{
             "figure": f"page with {args.n} subresources, enforcement on ÷ off", "value": on / off, "unit": "x",
             "goal": "≤ 1.2",
             "detail": f"medians {on * 1000:.0f} / {off * 1000:.0f} ms of {args.reps} alternating reps (on {ms_on}, "
                       f"off {ms_off}); median of the pairs' ratios {pairs:.2f}; {per_req_wall * 1000:.2f} ms/request "
-                      f"extra, of which the gate's decision {statistics.median(route_s) * 1000:.3f} ms",
+                      f"extra, of which the gate's decision {statistics.median(route_s) * 1000:.3f} ms; {cpu_line}",
         }]}))
         return 0
     print(f"page: {args.n} images from {len(HOSTS)} allowed hosts; {args.reps} reps alternating; load event")
     print(f"enforcement off (resolver rules, no route): median {off * 1000:8.1f} ms  {ms_off}")
-    print(f"enforcement on  (rules + route + gate):     median {on * 1000:8.1f} ms  {ms_on}")
+    print(f"enforcement on  (rules + Fetch layer + gate): median {on * 1000:8.1f} ms  {ms_on}")
     print(f"ratio on/off: {on / off:.2f}x (target <= 1.2x); median of the pairs' ratios {pairs:.2f}x")
-    print(f"route handler, extra wall time per request: {per_req_wall * 1000:.3f} ms/request")
+    print(f"interception, extra wall time per request: {per_req_wall * 1000:.3f} ms/request")
     print(
         f"  of which the gate's Python decision (the run's request chain + NetworkGate): "
         f"{statistics.median(route_s) * 1000:.4f} ms/request"
     )
+    print(cpu_line)
+    print(f"load average: {Path('/proc/loadavg').read_text().strip()}")
     return 0
 
 

@@ -1,15 +1,15 @@
-"""The in-browser request gate: every request the context routes passes an ordered list of request guards.
+"""The in-browser request gate: every request the browser makes passes an ordered list of request guards.
 
 This is the second layer of domain enforcement (the first is Chromium's resolver allowlist, which
-stops what the route never sees: redirect hops, keepalive, the browser's own traffic). Beacons
-and keepalive fetches a page sends while it unloads, which the route never sees, reach this same
-gate from the driver's browser-level Fetch layer (runner/browser/browser_fetch.py), once per
-request. Here each request walks the ``RequestChain`` (guards/base.py: the same loop as the step chain; a guard that
-raises denies); a deny aborts it in the browser and becomes a ``decision_record`` (repeated
-refusals of the same host on the same page are counted, not written a thousand times). A refusal
-that ``stops_run`` (a PII or secret leak attempt) also asks the run to stop: the step loop checks
-``stop_requested`` after each action. What the guards found (PII in a request) goes to the
-``observe`` callback, which records it (runner/pii_runtime.py).
+also stops the browser's own traffic). Every http(s) request, redirect hops and the beacons and
+keepalive fetches a page sends while it unloads included, reaches this gate once, from the
+driver's browser-level Fetch layer (runner/browser/browser_fetch.py); WebSockets and their messages
+from the context's WebSocket route. Here each request walks the ``RequestChain`` (guards/base.py:
+the same loop as the step chain; a guard that raises denies); a deny aborts it in the browser and
+becomes a ``decision_record`` (repeated refusals of the same host on the same page are counted,
+not written a thousand times). A refusal that ``stops_run`` (a PII or secret leak attempt) also
+asks the run to stop: the step loop checks ``stop_requested`` after each action. What the guards
+found (PII in a request) goes to the ``observe`` callback, which records it (runner/pii_runtime.py).
 
 The driver's ``on_event`` callback feeds ``NetworkGate.on_event``: refusals the route never saw
 (a redirect hop or a popup that failed at the resolver, reported from ``requestfailed``) and
@@ -168,7 +168,7 @@ class NetworkGate:
         self._seen: dict[tuple[str, str, str, str], int] = {}  # (page, host, kind, rule) -> refusals not yet written
         self._dialogs: dict[tuple[str, str, str, str], int] = {}  # (page, type, handled, message) -> repeats
 
-    # ------------------------------------------------------------------ the route's gate
+    # ------------------------------------------------------------------ the browser's gate
 
     def __call__(self, request: RequestInfo) -> GateVerdict:
         ctx = RequestContext(self.step, request.frame_url or self.page_url)

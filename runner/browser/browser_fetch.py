@@ -1,26 +1,30 @@
-"""The second interception layer: a browser-level CDP ``Fetch`` handler behind the context route.
+"""Where the request gate judges every http(s) request: a browser-level CDP ``Fetch`` handler.
 
-Why: a beacon or keepalive fetch sent while a page unloads (``pagehide``/``unload``) is issued by
-Chromium after the page's target is gone, so Playwright's context route never sees it; to an
-*allowed* host it would leave unscanned and unrecorded. Measured (Chromium 1xx, Playwright sync):
-a session from ``browser.new_browser_cdp_session()`` with ``Fetch.enable`` sees them
-(``resourceType`` ``Ping`` for a beacon, ``XHR`` for an unload keepalive fetch, ``POST`` with
-``postData``) and can fail or continue them. Requests the route sees reach this layer too,
-*after* the route continued them (they carry a ``networkId``; the unload ones carry none).
+Why here and not in Playwright's context route: one protocol round trip per request. The route cost
+~1.1-1.5 ms of CPU per request (Playwright's Route and Request objects, in node and in Python)
+against the gate's own 0.28 ms; a paused ``Fetch.requestPaused`` event answered with
+``Fetch.continueRequest`` costs about half as much (benchmarks/bench_network.py). And this layer sees
+what the route never sees: a beacon or keepalive fetch sent while a page unloads (``pagehide``/
+``unload``) is issued after the page's target is gone (measured: ``Ping`` for a beacon, ``XHR`` for
+a keepalive fetch, no ``networkId``), and every hop of a redirect (the same ``networkId`` again).
 
-What it does: each paused request becomes a ``RequestInfo`` and goes through the same
-``request_gate``; a refusal fails it with ``BlockedByClient``, a handler error fails it too (fail
-closed). A request the route already judged is not judged (nor recorded) twice: the route puts
-its verdict in a ``JudgedCache`` keyed by (method, URL, sha256 of the body) for a few seconds,
-and this layer reuses it. A host outside the resolver allowlist (the route allowed it: a gate
-sidestepped) is failed here and reported as a resolver refusal, since a request paused here is
-reported to Playwright as ``ERR_ABORTED``, not as the resolver's ``ERR_NAME_NOT_RESOLVED``.
-Paused: ``Ping`` (beacons), ``XHR`` and ``Fetch`` — the only kinds a document can still send while it
-unloads (``keepalive``); documents, images, scripts and styles never pay for this layer. A live fetch
-is paused here after the route continued it and answered from the cache: like the route itself, this
-handler runs only while a Playwright call is in progress on the run's thread (the sync API's
-dispatcher), so a page's request waits for Warden's next browser call — measured the same for the
-route alone — and the step loop makes one after every action (its page scan and screenshot).
+What it does: each paused request becomes a ``RequestInfo`` and goes through the ``request_gate``;
+a refusal fails it with ``BlockedByClient`` (reported as ``request_refused``, layer ``gate``), a
+handler error fails it too (fail closed). Kind and frame, as the route told them: a ``Document`` in
+a page's main frame (Chromium gives it the page target's id; pages are known from
+``Target.targetCreated``) is a ``navigation``, or a ``popup`` for the first document of a page that
+is not the run's first; a document in another frame is a ``subresource``; a hop is a ``redirect``
+for documents, beacons and fetches (navigation rules), its own kind otherwise; ``frame_url`` is the
+last document allowed in that frame. A host outside the resolver allowlist that the gate allowed
+(a gate sidestepped), a redirect hop or an unload request to such a host, is failed here and
+reported as a resolver refusal, since a request paused here is reported to Playwright as
+``ERR_ABORTED``, not as the resolver's ``ERR_NAME_NOT_RESOLVED``. What the context route judged
+(only what is not http(s)) is not judged twice: the route puts its verdict in a ``JudgedCache``
+keyed by (method, URL, page-set headers, sha256 of the body) for a few seconds.
+
+Like the route, this handler runs only while a Playwright call is in progress on the run's thread
+(the sync API's dispatcher), so a page's request waits for Warden's next browser call, and the step
+loop makes one after every action (its page scan and screenshot).
 """
 
 from __future__ import annotations
@@ -39,15 +43,15 @@ from guards.observed import RequestInfo, RequestKind
 from runner.browser.chromium import host_matches, host_of
 from runner.browser.driver import EVENT_GATE_ERROR, EVENT_REQUEST_REFUSED, GateVerdict, SandboxConfig
 
-# Measured: an unload beacon is ``Ping`` and an unload keepalive ``fetch`` is ``XHR``; ``Fetch`` is
-# paused too, so a Chromium that reports it by its own name is not a gap.
+# Every http(s) request of every target, at the request stage: this layer is where the gate judges
+# them, once each (the context route takes only what is not http(s), so nothing is judged twice).
+PATTERNS = [{"urlPattern": "http://*", "requestStage": "Request"},
+            {"urlPattern": "https://*", "requestStage": "Request"}]
+# Kinds whose redirect hops are judged as ``redirect`` (navigation rules), as before this layer took
+# every request: an unload beacon's or fetch's hop. A hop of an image or script keeps its own kind.
 PAUSED_TYPES = ("Ping", "XHR", "Fetch")
-# Playwright's resource types (Chromium's, lower-cased) of requests this layer never pauses: the route
-# keeps no verdict for them. Were one paused after all, it would be judged again, never let through.
-NEVER_PAUSED = frozenset({"document", "stylesheet", "image", "media", "font", "script", "texttrack", "manifest"})
 CACHE_TTL_S = 5.0
 CACHE_CAP = 4096
-_RESOURCE_TYPES = {"Ping": "ping", "XHR": "xhr", "Fetch": "fetch"}
 
 Key = tuple[str, str, str]
 # Forbidden request headers (a page cannot set them) that only one of the two views shows.
@@ -80,6 +84,7 @@ class JudgedCache:
     """Verdicts the route gave in the last ``CACHE_TTL_S`` seconds, so the browser layer reuses them."""
 
     def __init__(self, ttl_s: float = CACHE_TTL_S) -> None:
+        self.frames = FrameBook()  # shared too: the context's pages report what their frames show
         self._ttl = ttl_s
         self._items: dict[Key, tuple[float, GateVerdict]] = {}
         self._lock = threading.Lock()
@@ -104,6 +109,76 @@ class JudgedCache:
             return hit[1]
 
 
+def _resource_type(cdp_type: str, headers: Mapping[str, Any]) -> str:
+    """Playwright's name for it (Chromium's, lower-cased). Measured: this layer reports an
+    ``EventSource`` as ``XHR``; its ``Accept: text/event-stream`` tells it apart (a label only)."""
+    if cdp_type == "XHR" and any(k.lower() == "accept" and v == "text/event-stream" for k, v in headers.items()):
+        return "eventsource"
+    return cdp_type.lower()
+
+
+def _put(book: OrderedDict[str, str], key: str, value: str) -> None:
+    if key:
+        book[key] = value
+        book.move_to_end(key)
+        if len(book) > CACHE_CAP:
+            book.popitem(last=False)
+
+
+class FrameBook:
+    """Which frame ids are pages' main frames, and the last document each frame was sent to.
+
+    Chromium gives a page's main frame the id of its target, so ``Target.getTargets`` (asked only
+    when a document comes from a frame not seen yet) tells a main frame from an iframe. The first
+    page seen is the run's main page; another page's first document is a popup's.
+    """
+
+    def __init__(self) -> None:
+        self._urls: OrderedDict[str, str] = OrderedDict()  # frame id -> last document URL allowed there
+        self._committed: OrderedDict[str, str] = OrderedDict()  # frame id -> URL it shows (Page.frameNavigated)
+        self._pages: dict[str, bool] = {}  # page target id -> its first document is still to come (a popup)
+        self._iframes: OrderedDict[str, None] = OrderedDict()  # frame ids known not to be a main frame
+        self._main: str | None = None
+
+    def url(self, frame_id: str) -> str | None:
+        """The document the frame shows, as its page reported it; else the last one sent to it. A
+        document that never commits (a 204, a download) leaves a zone page a zone page."""
+        if not frame_id:
+            return None
+        return self._committed.get(frame_id) or self._urls.get(frame_id)
+
+    def document(self, frame_id: str, url: str) -> None:
+        _put(self._urls, frame_id, url)
+
+    def committed(self, frame_id: str, url: str) -> None:
+        _put(self._committed, frame_id, url)
+
+    def page(self, target_id: str, opened: bool) -> None:
+        """A page target exists (``Target.targetCreated``, or listed by ``Target.getTargets``)."""
+        if target_id not in self._pages:
+            if self._main is None and not opened:
+                self._main = target_id
+            self._pages[target_id] = target_id != self._main
+
+    def top(self, frame_id: str, pages: Callable[[], list[tuple[str, bool]]]) -> bool | None:
+        """``None``: not a main frame; ``True``: a popup's first document; ``False``: a navigation."""
+        if not frame_id:
+            return False  # a document from no frame: top-level rules (the stricter ones)
+        if frame_id in self._iframes:
+            return None
+        if frame_id not in self._pages:  # an iframe, or a page whose creation was not reported yet
+            for target_id, opened in sorted(pages(), key=lambda p: p[1]):  # a page nobody opened first
+                self.page(target_id, opened)
+            if frame_id not in self._pages:
+                self._iframes[frame_id] = None
+                if len(self._iframes) > CACHE_CAP:
+                    self._iframes.popitem(last=False)
+                return None
+        first = self._pages[frame_id]
+        self._pages[frame_id] = False
+        return first
+
+
 class BrowserFetch:
     """Installed once per browser (``install``); reports gate errors through ``emit``/``defer``."""
 
@@ -120,15 +195,29 @@ class BrowserFetch:
         self._defer = defer
         self._cdp: CDPSession | None = None
         self._network_ids: OrderedDict[str, None] = OrderedDict()  # seen here: a repeat is a redirect hop
+        self._frames = cache.frames
         self.judged = 0  # requests this layer judged itself (the route had not)
         self.reused = 0  # requests the route had judged: its verdict reused, nothing recorded again
 
     def install(self, browser: Browser) -> None:
         cdp = browser.new_browser_cdp_session()
         cdp.on("Fetch.requestPaused", self._on_paused)
-        patterns = [{"urlPattern": "*", "resourceType": t, "requestStage": "Request"} for t in PAUSED_TYPES]
-        cdp.send("Fetch.enable", {"patterns": patterns})
+        cdp.on("Target.targetCreated", self._on_target)
+        cdp.on("Target.targetInfoChanged", self._on_target_changed)
+        cdp.send("Target.setDiscoverTargets", {"discover": True})  # pages known before their first request
+        cdp.send("Fetch.enable", {"patterns": PATTERNS})
         self._cdp = cdp
+
+    def _on_target(self, event: dict[str, Any]) -> None:
+        info = event.get("targetInfo") or {}
+        if info.get("type") == "page":
+            self._frames.page(str(info.get("targetId")), bool(info.get("openerId")))
+
+    def _on_target_changed(self, event: dict[str, Any]) -> None:
+        """A page's URL changed: the document its main frame shows (committed; a 204 changes nothing)."""
+        info = event.get("targetInfo") or {}
+        if info.get("type") == "page" and info.get("url"):
+            self._frames.committed(str(info.get("targetId")), str(info.get("url")))
 
     def _on_paused(self, event: dict[str, Any]) -> None:
         request_id = str(event.get("requestId", ""))
@@ -154,16 +243,18 @@ class BrowserFetch:
         request = event["request"]
         url = str(request["url"]) + str(request.get("urlFragment") or "")
         method = str(request.get("method") or "GET")
+        cdp_type = str(event.get("resourceType") or "Other")
+        resource_type = _resource_type(cdp_type, request.get("headers") or {})
+        hop, kind, frame_url = self._where(event, cdp_type)
         host = host_of(url)
-        kind = self._kind(event)
-        if not host_matches(host, self._config.resolvable_hosts):
-            # The resolver would refuse it, but once paused here Playwright reports it as ERR_ABORTED
-            # (measured), so requestfailed cannot record it: refuse it here, as the resolver would.
-            self._emit(EVENT_REQUEST_REFUSED, {
-                "url": url, "method": method, "kind": kind,
-                "resource_type": _RESOURCE_TYPES.get(str(event.get("resourceType")), "other"), "frame_url": None,
-                "reason": f"{host!r} is not in the resolver allowlist", "layer": "resolver",
-            })
+        resolvable = host_matches(host, self._config.resolvable_hosts)
+        refusal = {"url": url, "method": method, "kind": "redirect" if hop else kind,
+                   "resource_type": resource_type, "frame_url": frame_url}
+        if not resolvable and (hop or not event.get("networkId")):
+            # What the route never saw (a redirect hop, an unload beacon): the resolver would refuse
+            # it, but once paused here Playwright reports it as ERR_ABORTED (measured), so
+            # requestfailed cannot record it: refuse it here, as the resolver would.
+            self._resolver_refusal(refusal, host)
             return False
         body = self._body(event)
         headers = {str(k): str(v) for k, v in (request.get("headers") or {}).items()}
@@ -172,33 +263,60 @@ class BrowserFetch:
             self.reused += 1
             return known.allow  # the route judged (and recorded) it already
         gate = self._config.request_gate
-        if gate is None:
-            return True
-        info = RequestInfo(
-            url=url,
-            method=method,
-            kind=kind,
-            resource_type=_RESOURCE_TYPES.get(str(event.get("resourceType")), "other"),
-            is_navigation=False,
-            frame_url=None,  # the page is gone: the gate uses the page the run was on
-            headers=headers,
-            body=body,
-        )
-        self.judged += 1
-        return gate(info).allow
+        verdict = GateVerdict(True)
+        if gate is not None:
+            info = RequestInfo(
+                url=url, method=method, kind=kind, resource_type=resource_type,
+                is_navigation=cdp_type == "Document", frame_url=frame_url, headers=headers, body=body,
+            )
+            self.judged += 1
+            verdict = gate(info)
+        if not verdict.allow:
+            self._emit(EVENT_REQUEST_REFUSED, {**refusal, "reason": verdict.reason or "refused by the request gate",
+                                               "layer": "gate"})  # decided (and recorded) by the gate
+            return False
+        if not resolvable:  # the gate allowed a host the resolver would refuse (a gate sidestepped)
+            self._resolver_refusal(refusal, host)
+            return False
+        if cdp_type == "Document":
+            self._frames.document(str(event.get("frameId") or ""), url)
+        return True
 
-    def _kind(self, event: Mapping[str, Any]) -> RequestKind:
-        """A hop of a redirect chain (measured: it keeps the first request's ``networkId``; the route does
-        not see a fetch's redirects) or a request of its own."""
+    def _resolver_refusal(self, refusal: Mapping[str, Any], host: str) -> None:
+        self._emit(EVENT_REQUEST_REFUSED, {**refusal, "reason": f"{host!r} is not in the resolver allowlist",
+                                           "layer": "resolver"})
+
+    def _where(self, event: Mapping[str, Any], cdp_type: str) -> tuple[bool, RequestKind, str | None]:
+        """Whether it is a redirect hop, its kind and the URL of the frame that sent it, as the route told them.
+
+        A document in a page's main frame (Chromium: the main frame's id is its target's id) is a
+        navigation, or a popup when it is the first one of a page that is not the run's first; a
+        document in another frame is a subresource. A request with no frame is a worker's.
+        """
         network_id = str(event.get("networkId") or "")
-        if not network_id:
-            return "subresource"
-        if network_id in self._network_ids:
-            return "redirect"
-        self._network_ids[network_id] = None
-        if len(self._network_ids) > CACHE_CAP:
-            self._network_ids.popitem(last=False)
-        return "subresource"
+        frame_id = str(event.get("frameId") or "")
+        hop = bool(network_id) and network_id in self._network_ids
+        if network_id and not hop:
+            self._network_ids[network_id] = None
+            if len(self._network_ids) > CACHE_CAP:
+                self._network_ids.popitem(last=False)
+        frame_url = self._frames.url(frame_id)
+        if hop and (cdp_type == "Document" or cdp_type in PAUSED_TYPES):
+            return hop, "redirect", frame_url
+        if cdp_type != "Document":
+            return hop, ("subresource" if frame_id or not network_id else "worker"), frame_url
+        top = self._frames.top(frame_id, self._page_targets)
+        if top is None:
+            return hop, "subresource", frame_url
+        return hop, ("popup" if top else "navigation"), frame_url
+
+    def _page_targets(self) -> list[tuple[str, bool]]:
+        """The browser's page targets (id, opened by another page) as Chromium lists them now."""
+        if self._cdp is None:
+            return []
+        got = self._cdp.send("Target.getTargets")
+        return [(str(t.get("targetId")), bool(t.get("openerId")))
+                for t in got.get("targetInfos", []) if t.get("type") == "page"]
 
     def _body(self, event: dict[str, Any]) -> bytes | None:
         request = event["request"]

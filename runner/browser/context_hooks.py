@@ -1,13 +1,12 @@
 """The browser context's routes and listeners: what the sandbox does with traffic and page events.
 
-* With a ``request_gate``, every request the context routes (and every WebSocket, and then each
-  message the page sends on it) is put to it; refused ones are aborted with ``blockedbyclient``
-  (a WebSocket is closed with 1008, a refused message is dropped first). A gate
-  that raises refuses (fail closed) and its error surfaces after the current action.
-* Redirect hops and keepalive/unload fetches are *not* shown to routes by Playwright: they are
-  held by the resolver allowlist (a hop that fails there is reported from ``requestfailed``), and
-  beacons/keepalive fetches to an allowed host by the browser-level layer (``browser_fetch``),
-  which reuses the route's verdict (``judged``) for what the route already saw.
+* With a ``request_gate``, every http(s) request is put to it once, by the browser-level layer
+  (``browser_fetch``: one protocol round trip per request, redirect hops and unload beacons
+  included); the context route takes what is not http(s), and every WebSocket, then each message
+  the page sends on it. Refused ones are aborted with ``blockedbyclient`` (a WebSocket is closed
+  with 1008, a refused message is dropped first). A gate that raises refuses (fail closed) and its
+  error surfaces after the current action. A name the resolver allowlist refused is reported from
+  ``requestfailed``.
 * Popups, downloads (refused, or saved to ``downloads_dir``), dialogs (alert/confirm/prompt
   dismissed, beforeunload accepted) and page crashes are reported through ``on_event``, under the
   ``EVENT_*`` names of ``driver``; the network gate makes each a record.
@@ -30,7 +29,7 @@ from playwright.sync_api import BrowserContext, Dialog, Download, Page, Request,
 from playwright.sync_api import Error as PlaywrightError
 
 from guards.observed import RequestInfo, RequestKind
-from runner.browser.browser_fetch import NEVER_PAUSED, JudgedCache, request_key
+from runner.browser.browser_fetch import JudgedCache, request_key
 from runner.browser.chromium import host_matches, host_of
 from runner.browser.driver import (
     EVENT_DIALOG,
@@ -51,6 +50,10 @@ from runner.browser.driver import (
 )
 from runner.browser.messages import short_message
 
+# What the context route takes: whatever Chromium lets it see that is not http(s) (the browser-level
+# Fetch layer pauses every http(s) request). Installed, Playwright's own page-level interception
+# stays on for every page; measured, it holds what a script writes into an about:blank popup.
+NOT_HTTP = re.compile(r"^(?!https?://)", re.IGNORECASE)
 DIALOG_TEXT_CAP = 500  # characters of a dialog's message kept (the writer redacts them)
 
 
@@ -75,7 +78,7 @@ class ContextHooks:
         context.on("page", self._on_page)
         context.on("requestfailed", self._on_request_failed)
         if self._config.request_gate is not None:
-            context.route("**/*", self._on_route)
+            context.route(NOT_HTTP, self._on_route)  # http(s): judged once, by the browser layer
             context.route_web_socket(re.compile(r".*"), self._on_websocket)
 
     # ------------------------------------------------------------------ for the driver
@@ -108,6 +111,9 @@ class ContextHooks:
         self._defer(exc)
 
     def emit(self, name: str, data: Mapping[str, Any]) -> None:
+        if name == EVENT_REQUEST_REFUSED:  # the browser layer's refusals explain a failed goto too
+            with self._lock:
+                self._refusals[str(data.get("url") or "")] = str(data.get("reason") or "refused by the request gate")
         self._emit(name, data)
 
     def _defer(self, exc: BaseException) -> None:
@@ -127,10 +133,13 @@ class ContextHooks:
 
     def _on_page(self, page: Page) -> None:
         self.pages.append(page)
+        main = self._main_page() is None and len(self.pages) == 1  # before any call: open_driver may set it
         page.on("download", self._on_download)
         page.on("dialog", self._on_dialog)
         page.on("crash", lambda p: self._emit(EVENT_PAGE_CRASHED, {"url": p.url, "main": p is self._main_page()}))
-        if self._main_page() is None and len(self.pages) == 1:
+        if self._config.request_gate is not None:
+            self._watch_frames(page)
+        if main:
             return  # the main page, being created by open_driver
         opener: Page | None = None
         try:
@@ -138,6 +147,24 @@ class ContextHooks:
         except PlaywrightError:
             opener = None
         self._emit(EVENT_POPUP, {"url": page.url, "opener_url": opener.url if opener is not None else None})
+
+    def _watch_frames(self, page: Page) -> None:
+        """What each frame of ``page`` shows (``Page.frameNavigated``: committed), for the browser
+        layer's ``frame_url``; a session that cannot be made fails the run after this action."""
+        frames = self.judged.frames
+
+        def navigated(event: dict[str, Any]) -> None:
+            frame = event.get("frame") or {}
+            url = str(frame.get("url") or "") + str(frame.get("urlFragment") or "")
+            frames.committed(str(frame.get("id") or ""), url)
+
+        try:
+            cdp = page.context.new_cdp_session(page)
+            cdp.on("Page.frameNavigated", navigated)
+            cdp.send("Page.enable")
+        except PlaywrightError as exc:
+            if not page.is_closed():
+                self._defer(exc)
 
     def _on_dialog(self, dialog: Dialog) -> None:
         """Answered first (the page waits on it), then reported with what happened to it.
@@ -234,8 +261,7 @@ class ContextHooks:
                 body=request.post_data_buffer,
             )
             verdict = gate(info) if gate is not None else GateVerdict(True)
-            if info.resource_type not in NEVER_PAUSED:  # what the browser layer may see again
-                self.judged.put(request_key(info.method, info.url, info.headers, info.body), verdict)
+            self.judged.put(request_key(info.method, info.url, info.headers, info.body), verdict)
         except BaseException as exc:  # fail closed: a gate that cannot decide refuses
             verdict = GateVerdict(False, f"request gate error: {type(exc).__name__}")
             self._emit(EVENT_GATE_ERROR, {"url": request.url, "error": type(exc).__name__})

@@ -327,7 +327,8 @@ def test_browser_layer_judges_only_what_the_route_missed_and_fails_closed(
             except RuntimeError as exc:  # the gate's error, deferred: surfaces after the action
                 errors.append(str(exc))
         assert errors == ["gate broke"]
-    assert sorted(calls) == sorted([("layer", "document", None), ("live", "ping", b"a=1"), ("f", "fetch", b"b"),
+    # ("f", "xhr"): the browser-level layer judges every request now; Chromium reports fetch() to it as XHR
+    assert sorted(calls) == sorted([("layer", "document", None), ("live", "ping", b"a=1"), ("f", "xhr", b"b"),
                                     ("done", "document", None), ("beacon", "ping", b"c=deny"),
                                     ("api", "xhr", b"d")])
     got = _routes(server)
