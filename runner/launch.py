@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from guards.observed import RequestInfo
 from guards.urlmatch import DomainPolicy, resolvable_patterns
@@ -112,6 +112,11 @@ class LateGate:
         gate.on_event(name, data)
 
 
+Opened: TypeAlias = "tuple[PlaywrightDriver, LateGate] | SandboxUnavailable | None"
+"""What ``start_while_building`` opened early: the driver and its gate, the error that refused it
+(raised by ``open_sandbox`` once the evidence is open, so the refusal is recorded), or nothing."""
+
+
 def open_early(launched: LaunchedBrowser, launch_config: SandboxConfig) -> tuple[PlaywrightDriver, LateGate]:
     """The driver (context, routes, blank page) on a launched browser, its gate bound later."""
     from runner.browser.playwright_driver import open_driver
@@ -123,7 +128,7 @@ def open_early(launched: LaunchedBrowser, launch_config: SandboxConfig) -> tuple
 
 def start_while_building(
     build: Callable[[], T], launch_config: SandboxConfig, early: bool | None = True
-) -> tuple[T, LaunchedBrowser, tuple[PlaywrightDriver, LateGate] | None]:
+) -> tuple[T, LaunchedBrowser, Opened]:
     """``build()`` in a worker thread while the browser launches in this one — and, with ``early``,
     while the context and its blank page open on it (``open_early``); the build's error first.
 
@@ -144,12 +149,15 @@ def start_while_building(
     worker = threading.Thread(target=work, name="warden-pii-build", daemon=True)
     worker.start()
     launched: LaunchedBrowser | None = None
-    opened: tuple[PlaywrightDriver, LateGate] | None = None
+    opened: Opened = None
     try:
         try:
             launched = launch_browser(launch_config)
             if early:
-                opened = open_early(launched, launch_config)  # closes the browser itself when it fails
+                try:
+                    opened = open_early(launched, launch_config)  # closes the browser itself when it fails
+                except SandboxUnavailable as exc:  # raised by open_sandbox, once the evidence records it
+                    opened = exc
         except Exception:  # (Ctrl-C goes straight out: the daemon worker is abandoned)
             worker.join()
             if "error" in box:  # the PII engine's error is reported, as when it was built first
@@ -159,7 +167,7 @@ def start_while_building(
         if "error" in box:
             raise box["error"]
     except BaseException:
-        if opened is not None:
+        if isinstance(opened, tuple):
             opened[0].close()
         if launched is not None:
             launched.close()
@@ -175,7 +183,7 @@ def open_sandbox(
     headed: bool = False,
     downloads_dir: Path | None = None,
     launched: LaunchedBrowser | None = None,
-    early: tuple[PlaywrightDriver, LateGate] | None = None,
+    early: Opened = None,
 ) -> Driver:
     """The driver on the launched browser, every request routed through the run's request gate.
 
@@ -192,6 +200,8 @@ def open_sandbox(
         downloads_dir=downloads_dir,
         on_event=gate.on_event,
     )
+    if isinstance(early, SandboxUnavailable):  # the early open failed: the run is refused, on record
+        raise early
     if early is not None:
         driver, late = early
         if downloads_dir is not None or list(driver.config.resolvable_hosts) != list(config.resolvable_hosts):

@@ -33,11 +33,11 @@ from runner.preflight import preflight, refuse_denied_risk
 from runner.progress import Reporter
 
 if TYPE_CHECKING:
-    from runner.browser.playwright_driver import LaunchedBrowser, PlaywrightDriver
-    from runner.launch import LateGate
+    from runner.browser.playwright_driver import LaunchedBrowser
+    from runner.launch import Opened
     from runner.network import NetworkGate
 
-    Early = tuple[PlaywrightDriver, LateGate] | None
+    Early = Opened
 
 # The evidence stack, the step loop and the approval desk (SQLAlchemy, pydantic records, ...) are
 # imported by ``_prepare``, in the build thread while Chromium launches, not before the launch.
@@ -85,7 +85,7 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
     try:
         return _run_launched(opts, reporter, loaded, environ, executable, prepared, launched, early)
     finally:
-        if early is not None:
+        if isinstance(early, tuple):
             try_quietly(early[0].close)  # idempotent: the run closed it already unless it failed first
         try_quietly(launched.close)  # a no-op once the driver has taken the browser (it closes it itself)
 
@@ -253,7 +253,7 @@ def _run_launched(
             run.record_abort(exc)
         escaped = False
     finally:
-        if driver is None and early is not None:
+        if driver is None and isinstance(early, tuple):
             driver = early[0]  # opened while the PII engine built; closed before the evidence, as any driver
         close_context: Callable[[], None] | None = getattr(driver, "close_context", None)
         if driver is not None:  # the context now (no request after it); the browser's teardown below
