@@ -27,9 +27,8 @@ import hashlib
 import json
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -80,7 +79,7 @@ class EvidenceWriter:
         self.redactor = redactor
         self.index = index
         self._clock = clock
-        self._second: tuple[int, str] = (-1, "")  # the default clock's current second, as text
+        self._stamps = _io.SecondStamps()  # the default clock's
         self._max_string = max_string
         self._lock = threading.RLock()
         self._seq = 0
@@ -290,17 +289,7 @@ class EvidenceWriter:
         return model, line
 
     def _now(self) -> str:
-        """``utc_timestamp`` of the clock; the default clock's text is kept per second (the
-        milliseconds are formatted per record, truncated as ``isoformat`` truncates them)."""
-        if self._clock is not None:
-            return utc_timestamp(self._clock())
-        ms = time.time_ns() // 1_000_000
-        second, text = self._second
-        if ms // 1000 != second:
-            second = ms // 1000
-            text = utc_timestamp(datetime.fromtimestamp(second, UTC))[:-5]  # without ".mmmZ"
-            self._second = (second, text)
-        return f"{text}.{ms % 1000:03d}Z"
+        return self._stamps.now() if self._clock is None else utc_timestamp(self._clock())
 
     def _actor_data(self, actor: Actor) -> Any:
         """``actor.model_dump(mode="json")``, kept per actor object (frozen: its dump cannot change);

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from evidence.canonical import canonical_bytes, record_hash, sha256_file
-from evidence.runfolder import RunFolder, RunInfo, new_run_id, utc_timestamp
+from evidence.runfolder import RunFolder, RunInfo, SecondStamps, new_run_id, utc_timestamp
 from kernel.errors import EvidenceUnavailable
 from tests.evidence.conftest import make_read_only
 
@@ -31,6 +31,17 @@ def test_run_id_converts_to_utc() -> None:
     local = datetime(2026, 1, 1, 1, 0, 0, tzinfo=timezone(timedelta(hours=2)))
     assert new_run_id("m", local).startswith("20251231T230000000Z-m-")
     assert utc_timestamp(local) == "2025-12-31T23:00:00.000Z"
+
+
+def test_second_stamps_read_as_utc_timestamp_of_now() -> None:
+    """The kept second's text plus the milliseconds: the same fixed-width form, between two readings."""
+    stamps = SecondStamps()
+    for _ in range(2000):  # across at least one millisecond (and so the kept text in use)
+        before = utc_timestamp()
+        now = stamps.now()
+        after = utc_timestamp()
+        assert before <= now <= after
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", now)
 
 
 def test_create_makes_folder_tree(tmp_path: Path) -> None:
