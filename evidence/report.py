@@ -18,6 +18,7 @@ import hashlib
 import json
 import string
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -303,20 +304,20 @@ class _Escapes:
         self._badges: dict[str, str] = {}
 
     def __call__(self, value: Any) -> str:
-        if type(value) is not str:
-            return h(value)
-        out = self._h.get(value)
-        if out is None:
-            out = self._h[value] = h(value)
-        return out
+        return _kept(self._h, h, value)
 
     def badge(self, value: Any) -> str:
-        if type(value) is not str:
-            return badge(value)
-        out = self._badges.get(value)
-        if out is None:
-            out = self._badges[value] = badge(value)
-        return out
+        return _kept(self._badges, badge, value)
+
+
+def _kept(cache: dict[str, str], escape: Callable[[Any], str], value: Any) -> str:
+    """``escape(value)``, kept in ``cache`` for a string (other values are escaped each time)."""
+    if type(value) is not str:
+        return escape(value)
+    out = cache.get(value)
+    if out is None:
+        out = cache[value] = escape(value)
+    return out
 
 
 def _exceptions(run: _Run) -> str:
