@@ -18,9 +18,9 @@ for documents, beacons and fetches (navigation rules), its own kind otherwise; `
 last document allowed in that frame. A host outside the resolver allowlist that the gate allowed
 (a gate sidestepped), a redirect hop or an unload request to such a host, is failed here and
 reported as a resolver refusal, since a request paused here is reported to Playwright as
-``ERR_ABORTED``, not as the resolver's ``ERR_NAME_NOT_RESOLVED``. What the context route judged
-(only what is not http(s)) is not judged twice: the route puts its verdict in a ``JudgedCache``
-keyed by (method, URL, page-set headers, sha256 of the body) for a few seconds.
+``ERR_ABORTED``, not as the resolver's ``ERR_NAME_NOT_RESOLVED``. The context route judges only
+what is not http(s), which this layer never pauses: nothing is judged twice, and no verdict is
+reused (a verdict depends on the kind and the frame, not only on the request's bytes).
 
 Like the route, this handler runs only while a Playwright call is in progress on the run's thread
 (the sync API's dispatcher), so a page's request waits for Warden's next browser call, and the step
@@ -30,9 +30,6 @@ loop makes one after every action (its page scan and screenshot).
 from __future__ import annotations
 
 import base64
-import hashlib
-import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -50,63 +47,7 @@ PATTERNS = [{"urlPattern": "http://*", "requestStage": "Request"},
 # Kinds whose redirect hops are judged as ``redirect`` (navigation rules), as before this layer took
 # every request: an unload beacon's or fetch's hop. A hop of an image or script keeps its own kind.
 PAUSED_TYPES = ("Ping", "XHR", "Fetch")
-CACHE_TTL_S = 5.0
 CACHE_CAP = 4096
-
-Key = tuple[str, str, str]
-# Forbidden request headers (a page cannot set them) that only one of the two views shows.
-_BROWSER_ADDED = frozenset({"user-agent", "accept-encoding", "connection", "host", "content-length"})
-
-
-def request_key(method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> Key:
-    """What makes two sightings the same request: method, URL, headers and body (a keepalive fetch that
-    repeats a judged one with one more header is a different request, judged again)."""
-    digest = hashlib.sha256(body or b"")
-    for name, value in _page_set(headers):
-        digest.update(b"\0" + name.encode("utf-8", "surrogatepass") + b"\0" + value.encode("utf-8", "surrogatepass"))
-    return (method.upper(), url.split("#", 1)[0], digest.hexdigest())
-
-
-def _page_set(headers: Mapping[str, str]) -> list[tuple[str, str]]:
-    """The headers a page can set, sorted: the two views differ only in what the browser adds itself
-    (measured: the browser layer also sees ``Accept: */*``, ``User-Agent``, ``sec-ch-ua-*``). A header
-    the page set and the other view lacks makes a different key: judged again, never skipped."""
-    out = []
-    for name, value in headers.items():
-        low = name.lower()
-        if low in _BROWSER_ADDED or low.startswith(("sec-", "proxy-")) or (low == "accept" and value == "*/*"):
-            continue
-        out.append((low, value))
-    return sorted(out)
-
-
-class JudgedCache:
-    """Verdicts the route gave in the last ``CACHE_TTL_S`` seconds, so the browser layer reuses them."""
-
-    def __init__(self, ttl_s: float = CACHE_TTL_S) -> None:
-        self.frames = FrameBook()  # shared too: the context's pages report what their frames show
-        self._ttl = ttl_s
-        self._items: dict[Key, tuple[float, GateVerdict]] = {}
-        self._lock = threading.Lock()
-
-    def put(self, key: Key, verdict: GateVerdict) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._items) >= CACHE_CAP:
-                self._items = {k: v for k, v in self._items.items() if now - v[0] < self._ttl}
-                if len(self._items) >= CACHE_CAP:
-                    self._items.clear()
-            self._items[key] = (now, verdict)
-
-    def get(self, key: Key) -> GateVerdict | None:
-        with self._lock:
-            hit = self._items.get(key)
-            if hit is None:
-                return None
-            if time.monotonic() - hit[0] >= self._ttl:
-                del self._items[key]
-                return None
-            return hit[1]
 
 
 def _resource_type(cdp_type: str, headers: Mapping[str, Any]) -> str:
@@ -185,19 +126,17 @@ class BrowserFetch:
     def __init__(
         self,
         config: SandboxConfig,
-        cache: JudgedCache,
+        frames: FrameBook,
         emit: Callable[[str, Mapping[str, Any]], None],
         defer: Callable[[BaseException], None],
     ) -> None:
         self._config = config
-        self._cache = cache
         self._emit = emit
         self._defer = defer
         self._cdp: CDPSession | None = None
         self._network_ids: OrderedDict[str, None] = OrderedDict()  # seen here: a repeat is a redirect hop
-        self._frames = cache.frames
-        self.judged = 0  # requests this layer judged itself (the route had not)
-        self.reused = 0  # requests the route had judged: its verdict reused, nothing recorded again
+        self._frames = frames  # shared with the context's hooks: they report what iframes show
+        self.judged = 0  # requests this layer put to the gate
 
     def install(self, browser: Browser) -> None:
         cdp = browser.new_browser_cdp_session()
@@ -258,10 +197,6 @@ class BrowserFetch:
             return False
         body = self._body(event)
         headers = {str(k): str(v) for k, v in (request.get("headers") or {}).items()}
-        known = self._cache.get(request_key(method, url, headers, body))
-        if known is not None:
-            self.reused += 1
-            return known.allow  # the route judged (and recorded) it already
         gate = self._config.request_gate
         verdict = GateVerdict(True)
         if gate is not None:

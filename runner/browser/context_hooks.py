@@ -29,7 +29,7 @@ from playwright.sync_api import BrowserContext, Dialog, Download, Page, Request,
 from playwright.sync_api import Error as PlaywrightError
 
 from guards.observed import RequestInfo, RequestKind
-from runner.browser.browser_fetch import JudgedCache, request_key
+from runner.browser.browser_fetch import FrameBook
 from runner.browser.chromium import host_matches, host_of
 from runner.browser.driver import (
     EVENT_DIALOG,
@@ -61,10 +61,10 @@ class ContextHooks:
     """Installed once on the context (``install``); reads the driver's main page through ``main_page``."""
 
     def __init__(
-        self, config: SandboxConfig, main_page: Callable[[], Page | None], judged: JudgedCache | None = None
+        self, config: SandboxConfig, main_page: Callable[[], Page | None], frames: FrameBook | None = None
     ) -> None:
         self._config = config
-        self.judged = judged if judged is not None else JudgedCache()  # shared with the browser layer
+        self.frames = frames if frames is not None else FrameBook()  # shared with the browser layer
         self._main_page = main_page
         self.pages: list[Page] = []  # every page of the context, the main one first
         self.failed_navigation: str | None = None  # last main-frame navigation that failed to resolve
@@ -151,7 +151,7 @@ class ContextHooks:
     def _watch_frames(self, page: Page) -> None:
         """What each frame of ``page`` shows (``Page.frameNavigated``: committed), for the browser
         layer's ``frame_url``; a session that cannot be made fails the run after this action."""
-        frames = self.judged.frames
+        frames = self.frames
 
         def navigated(event: dict[str, Any]) -> None:
             frame = event.get("frame") or {}
@@ -261,7 +261,6 @@ class ContextHooks:
                 body=request.post_data_buffer,
             )
             verdict = gate(info) if gate is not None else GateVerdict(True)
-            self.judged.put(request_key(info.method, info.url, info.headers, info.body), verdict)
         except BaseException as exc:  # fail closed: a gate that cannot decide refuses
             verdict = GateVerdict(False, f"request gate error: {type(exc).__name__}")
             self._emit(EVENT_GATE_ERROR, {"url": request.url, "error": type(exc).__name__})

@@ -65,7 +65,7 @@ class PlaywrightDriver:
         self._context: BrowserContext | None = None
         self._page: Page | None = None
         self._hooks = ContextHooks(config, lambda: self._page)
-        self._fetch_layer = BrowserFetch(config, self._hooks.judged, self._hooks.emit, self._hooks.defer)
+        self._fetch_layer = BrowserFetch(config, self._hooks.frames, self._hooks.emit, self._hooks.defer)
         self._start(extra_args, launched)
 
     # ------------------------------------------------------------------ lifecycle
