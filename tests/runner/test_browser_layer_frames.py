@@ -65,3 +65,25 @@ def test_kinds_and_frames_as_the_page_shows_them(chromium_path: Path, test_serve
                      ("subresource", "image", "fr.gif"), ("subresource", "image", "p2.gif")], seen  # once each
     frames = {s[2]: s[3] for s in seen}
     assert frames["fr.gif"] == test_server.url(HOST, "/fr") and frames["p2.gif"] == test_server.url(HOST, "/p2")
+
+
+SAME_POST = """<!doctype html><html><body><h1>{title}</h1><script>
+addEventListener('load', () => setTimeout(() => fetch('/track', {{method: 'POST', body: 'seen'}}), 100));
+</script></body></html>"""
+
+
+def test_the_same_post_from_a_zone_page_is_judged_again(tmp_path: Path, test_server: TestServer) -> None:
+    """Byte-identical requests (method, URL, headers, body) from a plain page, then from a zone page:
+    the first arrives, the second is refused (a verdict is never reused across kinds or frames)."""
+    serve(test_server)
+    test_server.set_content("/plain", SAME_POST.format(title="Plain"))
+    test_server.set_content("/checkout/same", SAME_POST.format(title="Pay here"))
+    m = mission(tmp_path, test_server, [
+        "wait_for: {text: Plain}", "wait_for: {seconds: 1}",
+        f"goto: {test_server.url(HOST, '/checkout/same')}", "wait_for: {text: Pay here}", "wait_for: {seconds: 1}",
+    ], page="/plain")
+    code, _ = run(m, tmp_path / "ev", approval="deny")
+    assert posts(test_server) == ["/track"]  # the plain page's, once
+    (refusal,) = backstop(records(only_run(tmp_path / "ev")))
+    assert refusal["rule"] == "state_change.zone_page"
+    assert code == 0, code
