@@ -3,8 +3,9 @@ baseline (plain Playwright, raw Presidio, enforcement off) in the same run, alte
 
 Each benchmark is a subprocess printing ``{"rows": [{"figure", "value", "unit", "goal", ...}]}``
 with ``--json``; one that does not support the flag is run as it is and its output printed under
-the table. The machine (cores, load average before and after) is printed with it: the figures
-move with other work on the CPUs, so read the spread in each row's detail.
+the table. Before each benchmark it waits (up to a minute) for the CPUs to go quiet, and each row
+says how busy they were when it started. The machine (cores, load average before and after) is
+printed with it: the figures move with other work on the CPUs, so read the spread in each row's detail.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 TIMEOUT = 30 * 60
+SETTLE_MAX_S = 60.0  # how long to wait for the CPUs to go quiet before a benchmark
+QUIET_BUSY = 0.10  # "quiet": at most this share of the CPUs busy over one second
 RUNS: list[tuple[str, list[str]]] = [
     ("warden run vs plain Playwright (20 steps), 8 in parallel, peak memory",
      ["bench_run.py", "--reps", "5", "--warmup", "1", "--parallel", "8", "--rss"]),
@@ -36,6 +39,33 @@ def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor() or "?")
     return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, load average {load}"
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat's first line."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_share(interval: float = 1.0) -> float:
+    """The share of the CPUs busy over the next ``interval`` seconds (0..1)."""
+    b0, t0 = _cpu_times()
+    time.sleep(interval)
+    b1, t1 = _cpu_times()
+    return (b1 - b0) / max(1, t1 - t0)
+
+
+def settle() -> str:
+    """Wait (at most SETTLE_MAX_S) until the CPUs are quiet, so one benchmark's leftovers (browsers
+    shutting down, page cache writeback) do not land in the next one's figures. The load average
+    is no guide: it is a one-minute decaying mean and still shows the last benchmark long after
+    the CPUs went idle. Returns what it saw, for the table."""
+    started = time.monotonic()
+    share = busy_share()
+    while share > QUIET_BUSY and time.monotonic() - started < SETTLE_MAX_S:
+        share = busy_share()
+    return f"CPUs {share:.0%} busy after {time.monotonic() - started:.0f} s of settling"
 
 
 def supports_json(script: Path) -> bool:
@@ -90,7 +120,11 @@ def main() -> int:
     for title, argv in RUNS:
         if only and argv[0] not in only:
             continue
+        quiet = settle()
+        print(f"    ({quiet})", file=sys.stderr, flush=True)
         got, text = run(title, argv)
+        for row in got:
+            row["detail"] = f"{row['detail']}; {quiet}" if row.get("detail") else quiet
         rows += got
         if text:
             texts.append(text)
