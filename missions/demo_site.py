@@ -15,16 +15,15 @@ import re
 import secrets
 import sys
 import threading
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from missions.demo_parts import DemoState, Expense, RecordedRequest, alert, mask_iban, page, render, site_dir
 
 DEMO_HOST = "portal.localhost"
 SESSION_COOKIE = "acme_session"
@@ -37,58 +36,10 @@ _STATIC: Mapping[str, str] = MappingProxyType({
     "favicon.svg": "image/svg+xml",
 })
 _EXPENSE_PATH = re.compile(r"^/expenses/(EXP-\d{4}-\d{4,})/(confirmation|archive)$")
-_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _MAX_BODY = 64 * 1024
 _RAW_ERR = frozenset({"error"})  # templates whose {{error}} is an already-escaped alert
 # Same-origin only: the page itself proves the demo needs no external resource.
 _CSP = "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; form-action 'self'"
-
-
-def site_dir() -> Path:
-    """The bundled site folder (templates and static files), next to this module."""
-    return Path(__file__).resolve().parent / "demo" / "site"
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request as the server received it. ``form`` is the decoded urlencoded body (POST) or query (GET)."""
-
-    method: str
-    path: str
-    host: str
-    form: Mapping[str, str] = field(default_factory=dict)
-    cookies: Mapping[str, str] = field(default_factory=dict)
-    status: int = 0
-
-
-@dataclass
-class Expense:
-    """A submitted claim, kept in memory for the confirmation page."""
-
-    expense_id: str
-    fields: Mapping[str, str]
-    archived: bool = False
-
-
-class _State:
-    """Sessions, expenses and the request log, shared by the handler threads under one lock."""
-
-    def __init__(self, password: str | None, first_number: int) -> None:
-        self.password = password
-        self.lock = threading.Lock()
-        self.log: list[RecordedRequest] = []
-        self.errors: list[str] = []
-        self.sessions: dict[str, str] = {}
-        self.expenses: dict[str, Expense] = {}
-        self.next_number = first_number
-
-    def new_expense(self, fields: Mapping[str, str]) -> Expense:
-        with self.lock:
-            expense_id = f"EXP-{time.gmtime().tm_year}-{self.next_number:04d}"
-            self.next_number += 1
-            expense = Expense(expense_id, dict(fields))
-            self.expenses[expense_id] = expense
-            return expense
 
 
 class _DemoServer(ThreadingHTTPServer):
@@ -101,34 +52,9 @@ class _DemoServer(ThreadingHTTPServer):
         with self.state.lock:
             self.state.errors.append(repr(exc))
 
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: DemoState) -> None:
         self.state = state
         super().__init__(("127.0.0.1", 0), _Handler)
-
-
-def _render(name: str, values: Mapping[str, str], raw: frozenset[str] = frozenset()) -> str:
-    """Fill ``{{key}}`` placeholders; every value is HTML-escaped unless its key is in ``raw``."""
-    template = site_dir().joinpath(name).read_text(encoding="utf-8")
-
-    def sub(m: re.Match[str]) -> str:
-        key = m.group(1)
-        value = values.get(key, "")
-        return value if key in raw else html.escape(value)
-
-    return _PLACEHOLDER.sub(sub, template)
-
-
-def _page(title: str, content: str, user: str = "") -> str:
-    return _render("layout.html", {"title": title, "content": content, "user": user}, raw=frozenset({"content"}))
-
-
-def _alert(message: str) -> str:
-    return f'<div class="alert error" role="alert">{html.escape(message)}</div>' if message else ""
-
-
-def _mask_iban(iban: str) -> str:
-    compact = iban.replace(" ", "")
-    return f"{compact[:4]} •••• {compact[-4:]}" if len(compact) > 8 else "••••"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -188,7 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _html(self, status: int, title: str, content: str, user: str = "",
               headers: Mapping[str, str] | None = None) -> int:
-        self._send(status, _page(title, content, user).encode("utf-8"), "text/html; charset=utf-8", headers)
+        self._send(status, page(title, content, user).encode("utf-8"), "text/html; charset=utf-8", headers)
         return status
 
     def _redirect(self, location: str, headers: Mapping[str, str] | None = None) -> int:
@@ -196,7 +122,7 @@ class _Handler(BaseHTTPRequestHandler):
         return HTTPStatus.SEE_OTHER
 
     def _not_found(self) -> int:
-        return self._html(HTTPStatus.NOT_FOUND, "Not found", _render("not_found.html", {}))
+        return self._html(HTTPStatus.NOT_FOUND, "Not found", render("not_found.html", {}))
 
     def _read_form(self) -> dict[str, str] | None:
         """The urlencoded body as a flat dict (last value wins); None when it is too large or malformed."""
@@ -248,7 +174,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/expenses/new":
             if user is None:
                 return self._redirect("/login")
-            return self._html(HTTPStatus.OK, "New expense", _render("new_expense.html", {"error": ""}, raw=_RAW_ERR),
+            return self._html(HTTPStatus.OK, "New expense", render("new_expense.html", {"error": ""}, raw=_RAW_ERR),
                               user)
         m = _EXPENSE_PATH.match(path)
         if m and m.group(2) == "confirmation":
@@ -277,7 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self._not_found()
 
     def _login_page(self, status: int, error: str) -> int:
-        return self._html(status, "Sign in", _render("login.html", {"error": _alert(error)}, raw=_RAW_ERR))
+        return self._html(status, "Sign in", render("login.html", {"error": alert(error)}, raw=_RAW_ERR))
 
     def _login(self, form: Mapping[str, str]) -> int:
         username = form.get("username", "").strip()
@@ -310,7 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
         if form.get("confirm") != "on":
             problems.append("Please confirm the claim is accurate.")
         if problems:
-            content = _render("new_expense.html", {"error": _alert(" ".join(problems))}, raw=_RAW_ERR)
+            content = render("new_expense.html", {"error": alert(" ".join(problems))}, raw=_RAW_ERR)
             return self._html(HTTPStatus.BAD_REQUEST, "New expense", content, user)
         expense = self.server.state.new_expense(form)
         return self._redirect(f"/expenses/{expense.expense_id}/confirmation")
@@ -326,18 +252,17 @@ class _Handler(BaseHTTPRequestHandler):
             f'<form method="post" action="/expenses/{html.escape(expense_id)}/archive">'
             '<button type="submit" id="archive" class="secondary">Archive</button></form>'
         )
-        content = _render("confirmation.html", {
+        content = render("confirmation.html", {
             "expense_id": expense_id,
             "employee_name": f.get("employee_name", ""),
             "amount": f"EUR {float(f.get('amount', '0').replace(',', '.')):,.2f}",
             "category": CATEGORIES.get(f.get("category", ""), ""),
-            "iban_masked": _mask_iban(f.get("iban", "")),
+            "iban_masked": mask_iban(f.get("iban", "")),
             "status": "Archived" if archived else "Paid",
             "status_class": "archived" if archived else "paid",
             "archive_form": archive_form,
         }, raw=frozenset({"archive_form"}))
         return self._html(HTTPStatus.OK, "Confirmation", content, user)
-
 
 
 class DemoSite:
@@ -351,7 +276,7 @@ class DemoSite:
 
     def __init__(self, *, password: str | None = None, host: str = DEMO_HOST, first_number: int = 42) -> None:
         self.host = host
-        self._state = _State(password, first_number)
+        self._state = DemoState(password, first_number)
         self._server: _DemoServer | None = None
         self._thread: threading.Thread | None = None
 
