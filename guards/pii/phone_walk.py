@@ -34,7 +34,6 @@ class _Walk:
         self._inner: dict[str, tuple[tuple[_Attempts, ...], ...]] = {}
         self._checked: dict[tuple[str, int], bool] = {}
         self._plain: dict[str, tuple[str, bool] | None] = {}
-        self._skips: dict[tuple[str, bool, str], bool] = {}
         self._hopeless: dict[tuple[str, int], tuple[int, frozenset[str]]] = {}
 
     def next_candidate(self, index: int) -> tuple[int, str] | None:
@@ -87,22 +86,17 @@ class _Walk:
 
     def passes_checks(self, matcher: Any, candidate: str, offset: int) -> bool:
         """``_parse_and_verify``'s tests before its parse: brackets, page references and (VALID or
-        stricter) a Latin letter, ``%`` or currency sign just before or after the candidate."""
+        stricter) a Latin letter, ``%`` or currency sign just before or after the candidate. A pure
+        function of the candidate and the characters around it: kept across texts (``_checks``)."""
         key = (candidate, offset)
-        if key not in self._checked:
-            from phonenumbers.phonenumbermatcher import _LEAD_PATTERN, _MATCHING_BRACKETS, _PUB_PAGES
-            from phonenumbers.re_util import fullmatch
-
-            ok = bool(fullmatch(_MATCHING_BRACKETS, candidate)) and not _PUB_PAGES.search(candidate)
-            if ok and self.leniency >= 1:
-                text = self.text
-                if offset > 0 and not _LEAD_PATTERN.match(candidate):
-                    ok = not _bad_neighbour(matcher, text[offset - 1])
-                end = offset + len(candidate)
-                if ok and end < len(text):
-                    ok = not _bad_neighbour(matcher, text[end])
+        ok = self._checked.get(key)
+        if ok is None:
+            text = self.text
+            end = offset + len(candidate)
+            ok = _checks(candidate, text[offset - 1] if offset > 0 else "", text[end] if end < len(text) else "",
+                         self.leniency, matcher)
             self._checked[key] = ok
-        return self._checked[key]
+        return ok
 
     def cannot_match(self, matcher: Any, candidate: str, offset: int, region: str | None) -> bool:
         """Whether ``_parse_and_verify`` provably returns None in ``region``, without a parse: the
@@ -116,21 +110,85 @@ class _Walk:
         plain = self._plain[candidate]
         if plain is None:
             return False
-        key = (plain[0], plain[1], region)
-        if key not in self._skips:
-            self._skips[key] = plain_cannot_be_valid(plain[0], plain[1], region)
-        return self._skips[key]
+        return _skip(plain[0], plain[1], region)
 
     def hopeless(self, matcher: Any, candidate: str, offset: int) -> tuple[int, frozenset[str]]:
         """(how many inner attempts the candidate has, the regions in which none of its attempts,
-        whole or inner, can match): there ``_extract_match`` fails after counting them all as tries."""
+        whole or inner, can match): there ``_extract_match`` fails after counting them all as tries.
+
+        The regions where every attempt so far ``cannot_match`` narrow attempt by attempt. Every
+        attempt lies inside the candidate, so what the text adds is the characters just before and
+        after it: the answer is kept across texts under those (``_HOPELESS``)."""
         key = (candidate, offset)
-        if key not in self._hopeless:
-            attempts = [(candidate, offset)] + [
-                (group, offset + at) for turns in self.inner(candidate) for turn in turns for group, at in turn]
-            self._hopeless[key] = (len(attempts) - 1, frozenset(
-                r for r in self.regions if all(self.cannot_match(matcher, g, o, r) for g, o in attempts)))
-        return self._hopeless[key]
+        got = self._hopeless.get(key)
+        if got is None:
+            text = self.text
+            end = offset + len(candidate)
+            shared = (candidate, text[offset - 1] if offset > 0 else "", text[end] if end < len(text) else "",
+                      self.leniency, self.regions)
+            got = _HOPELESS.get(shared)
+            if got is None:
+                got = self._narrowed(matcher, candidate, offset)
+                if len(_HOPELESS) >= _CACHE_CAP:
+                    _HOPELESS.clear()
+                _HOPELESS[shared] = got
+            self._hopeless[key] = got
+        return got
+
+    def _narrowed(self, matcher: Any, candidate: str, offset: int) -> tuple[int, frozenset[str]]:
+        attempts = [(candidate, offset)] + [
+            (group, offset + at) for turns in self.inner(candidate) for turn in turns for group, at in turn]
+        left = self.regions
+        for g, o in attempts:
+            if not left:
+                break
+            if not self.passes_checks(matcher, g, o):
+                continue  # cannot match in any region
+            if self.leniency < 1:
+                left = ()
+                break
+            plain = self._plain.get(g, _UNSET)
+            if plain is _UNSET:
+                plain = self._plain[g] = plain_digits(g)
+            if plain is None:
+                left = ()
+                break
+            left = tuple(r for r in left if _skip(plain[0], plain[1], r))
+        return len(attempts) - 1, frozenset(left)
+
+
+_UNSET: Any = object()
+# Kept across texts (pure functions of their keys; each cleared whole when full).
+_CACHE_CAP = 1 << 16
+_CHECKS: dict[tuple[str, str, str, int], bool] = {}
+_HOPELESS: dict[tuple[str, str, str, int, tuple[str, ...]], tuple[int, frozenset[str]]] = {}
+_VERIFIED: dict[tuple[str, str | None], Any] = {}  # (candidate, region) -> parsed number or None (VALID)
+
+
+def _checks(candidate: str, before: str, after: str, leniency: int, matcher: Any) -> bool:
+    """``passes_checks`` on the candidate and the characters just before and after it ("" at an end)."""
+    key = (candidate, before, after, leniency)
+    ok = _CHECKS.get(key)
+    if ok is None:
+        from phonenumbers.phonenumbermatcher import _LEAD_PATTERN, _MATCHING_BRACKETS, _PUB_PAGES
+
+        ok = _MATCHING_BRACKETS.fullmatch(candidate) is not None and not _PUB_PAGES.search(candidate)
+        if ok and leniency >= 1:
+            if before and not _LEAD_PATTERN.match(candidate):
+                ok = not _bad_neighbour(matcher, before)
+            if ok and after:
+                ok = not _bad_neighbour(matcher, after)
+        if len(_CHECKS) >= _CACHE_CAP:
+            _CHECKS.clear()
+        _CHECKS[key] = ok
+    return ok
+
+
+@lru_cache(maxsize=1 << 16)
+def _skip(digits: str, extension_mark: bool, region: str) -> bool:
+    """``plain_cannot_be_valid``, kept across texts: a pure function of the digits and the region's
+    (static) metadata; a page's short groups ("555", "0124", "2024") recur on every page."""
+    return plain_cannot_be_valid(digits, extension_mark, region)
 
 
 def _bad_neighbour(matcher: Any, char: str) -> bool:
@@ -141,7 +199,7 @@ def _bad_neighbour(matcher: Any, char: str) -> bool:
 def matcher_class() -> Any:
     """``_Matcher(walk, region, shared, max_tries=65535)``: phonenumbers' matcher for one region,
     reading the shared ``walk``; ``shared`` holds the "+" candidates' results across regions."""
-    from phonenumbers import NumberParseException, PhoneNumberMatcher
+    from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberMatch, PhoneNumberMatcher
     from phonenumbers import parse as parse_number
 
     class _Matcher(PhoneNumberMatcher):
@@ -195,7 +253,27 @@ def matcher_class() -> Any:
         def _parse_and_verify(self, candidate: str, offset: int) -> Any:
             if self._walk.cannot_match(self, candidate, offset, self.preferred_region):
                 return None
-            if self._shared is None or ("+" not in candidate and "\uff0b" not in candidate):
+            if self._shared is None:
+                return super()._parse_and_verify(candidate, offset)
+            # VALID, the checks before the parse passed (cannot_match): the outcome is parse and
+            # verify of the candidate in the region alone, kept across texts.
+            key = (candidate, self.preferred_region)
+            if key in _VERIFIED:
+                number = _VERIFIED[key]
+                if number is None:
+                    return None
+                copy = PhoneNumber()
+                copy.merge_from(number)  # a match's number is its own, as a parse would give
+                return PhoneNumberMatch(offset, candidate, copy)
+            found = self._verified(candidate, offset)
+            if len(_VERIFIED) >= _CACHE_CAP:
+                _VERIFIED.clear()
+            _VERIFIED[key] = None if found is None else found.number
+            return found
+
+        def _verified(self, candidate: str, offset: int) -> Any:
+            assert self._shared is not None
+            if "+" not in candidate and "\uff0b" not in candidate:
                 return super()._parse_and_verify(candidate, offset)
             key = (candidate, offset)
             if key in self._shared:

@@ -195,6 +195,19 @@ def test_shared_walk_matches_each_region_like_phonenumbers(text: str, max_tries:
             assert [(m.start, m.end, m.number) for m in got] == [(m.start, m.end, m.number) for m in want], region
 
 
+def test_results_kept_across_texts_follow_the_neighbours(recognizers: tuple[object, object]) -> None:
+    """The walk's answers kept across texts (checks, hopeless candidates, parses) are keyed by the
+    candidate and the characters around it: the same digits next to a letter, a currency sign, a
+    percent sign or nothing are judged afresh, as Presidio does, in any order."""
+    presidio, fast = recognizers
+    texts = []
+    for number in ("212-555-0143", "(650) 223 3345", "+44 20 7946 0958", "030 901820", "4012 8888 8888 1881"):
+        for before, after in (("", ""), ("a", ""), ("", "b"), ("$", ""), ("", "%"), ("call ", " now"), ("x", "y")):
+            texts.append(f"{before}{number}{after}")
+    for text in texts + texts[::-1]:
+        assert _spans(fast, text) == _spans(presidio, text), text
+
+
 # Text that exercises every condition: digits, hex letters, the separators they look for, other letters.
 _BLOCK = st.text(alphabet=st.sampled_from([*"0123456789abcdefABCDEFxyzKL", *" .:-@]_\n", "ſ", "K", "١", "é"]),
                  max_size=60)
