@@ -43,6 +43,7 @@ from runner.browser.chromium import check_no_proxy, launch_args
 from runner.browser.context_hooks import ContextHooks
 from runner.browser.driver import ActionFailed, AriaSnapshot, SandboxConfig, StepOutcome
 from runner.browser.messages import short_message
+from runner.browser.node_cache import use_compile_cache
 from runner.browser.page_reading import describe_element, find_target_element, read_text_blocks
 from runner.browser.screenshots import MASK_COLOR, take_screenshot
 from runner.browser.targets import has_target
@@ -317,6 +318,7 @@ def launch_browser(config: SandboxConfig, *, extra_args: Sequence[str] = ()) -> 
             "another Playwright session or asyncio loop is running on this thread: "
             "open one driver per thread at a time"
         )
+    use_compile_cache()  # the driver's bundles compiled once per machine, not per run (node_cache)
     try:
         pw = sync_playwright().start()
     except Exception as exc:
