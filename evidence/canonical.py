@@ -147,6 +147,26 @@ def canonical_form(obj: Any) -> tuple[str, bool]:
     return rfc8785.dumps(obj).decode("utf-8"), False
 
 
+def canonical_form_of(obj: dict[str, Any], walked: tuple[str, ...]) -> tuple[str, bool]:
+    """``canonical_form(obj)`` for a dict whose keys are ASCII strings and whose members not named in
+    ``walked`` are already known to be ``_plain`` (a validated record's members of string, literal,
+    bool or null type, or lists / models of those: ``records.walked_fields``): only the members
+    named in ``walked`` are walked, the others are never looked at."""
+    kind = _PLAIN
+    for name in walked:
+        v = obj.get(name)
+        t: type = type(v)
+        if t is str or v is None or t is bool or (t is int and -_MAX_SAFE_INT <= v <= _MAX_SAFE_INT):
+            continue
+        k = _kind(v)
+        if k == _REFERENCE:
+            return rfc8785.dumps(obj).decode("utf-8"), False
+        kind = kind or k
+    if kind == _PLAIN:
+        return _encode(obj), True
+    return _encode(_ints(obj)), True
+
+
 def canonical_text(obj: Any, *, plain: bool = False) -> str:
     """``canonical_bytes`` as text (what a writer's line holds, hash aside)."""
     kind = _PLAIN if plain else _kind(obj)

@@ -12,7 +12,9 @@ through the redactor first. Nothing else constructs them for writing.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+import functools
+import types
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -267,3 +269,41 @@ def parse_record(data: dict[str, Any]) -> Record:
     if cls is None:
         raise ValueError(f"unknown record type {data.get('type')!r}")
     return cls.model_validate(data)
+
+
+def _plain_type(tp: Any) -> bool:
+    """Does every value of type ``tp`` dump (JSON mode) to strings, bools, nulls and lists / dicts of
+    them with ASCII keys? Anything not recognised here is not (ints, floats, dicts, JsonValue...)."""
+    if tp is str or tp is bool or tp is type(None):
+        return True
+    origin = get_origin(tp)
+    if origin is Literal:
+        return all(a is None or type(a) is str or type(a) is bool for a in get_args(tp))
+    if origin is Annotated or origin is Union or origin is types.UnionType:
+        args = get_args(tp)
+        return all(_plain_type(a) for a in (args[:1] if origin is Annotated else args))
+    if origin is list:
+        return all(_plain_type(a) for a in get_args(tp))
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return _plain_model(tp)
+    return False
+
+
+def _plain_model(cls: type[BaseModel]) -> bool:
+    return cls.model_config.get("extra") == "forbid" and not cls.model_computed_fields and all(
+        (f.alias or name).isascii() and _plain_type(f.annotation) for name, f in cls.model_fields.items()
+    )
+
+
+@functools.cache
+def walked_fields(cls: type[BaseModel]) -> tuple[str, ...] | None:
+    """The members of ``cls``'s JSON-mode dump (by alias) whose values the canonical encoder must
+    look at (``canonical.canonical_form_of``): every field whose type is not plain (``_plain_type``:
+    strings, literals, bools, nulls, lists and models of those). None when a member's name is not
+    ASCII or the model keeps extra fields: then the whole dump is walked."""
+    if cls.model_config.get("extra") != "forbid" or cls.model_computed_fields:
+        return None
+    names = [(f.alias or name, f) for name, f in cls.model_fields.items()]
+    if not all(alias.isascii() for alias, _ in names):
+        return None
+    return tuple(alias for alias, f in names if not _plain_type(f.annotation))

@@ -18,6 +18,7 @@ number). Two structural exemptions, neither of which weakens detection of anythi
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -285,6 +286,76 @@ def redact_trees(
         done = [finish(t) for t in done]
     table = dict(zip(texts, done, strict=True))
     return [_rebuilt(tree, table) for tree in trees]
+
+
+def _native_strings(value: Any, out: list[str]) -> bool:
+    """Append what ``_strings`` collects of ``value`` to ``out``, in its order, when ``value`` is a
+    JSON-native tree (dicts with str keys, lists, str, int, float, bool, None: exactly these types,
+    so ``jsonable`` and ``_rebuilt`` under an identity table give an equal tree); False (``out`` then
+    partial) as soon as a node is anything else."""
+    t = type(value)
+    if t is str:
+        out.append(value)
+        return True
+    if t in _LEAVES:
+        return True
+    if t is dict:
+        append = out.append
+        for k, v in value.items():
+            if type(k) is not str:
+                return False
+            append(k)
+            tv = type(v)
+            if tv is str:
+                if k not in ID_FIELDS or not is_warden_id(k, v):
+                    append(v)
+            elif tv not in _LEAVES and not _native_strings(v, out):
+                return False
+        return True
+    if t is list:
+        for v in value:
+            if type(v) is str:
+                out.append(v)
+            elif type(v) not in _LEAVES and not _native_strings(v, out):
+                return False
+        return True
+    return False
+
+
+def redact_native(
+    trees: Sequence[Any], redactor: Redactor, finish: Callable[[str], str] | None, convert: Callable[[Any], Any]
+) -> list[Any]:
+    """``redact_trees([convert(t) for t in trees], redactor, finish)`` — the same strings redacted in
+    the same batch, the same trees out — except that a JSON-native tree (``_native_strings``) is not
+    converted, and one none of whose strings the redaction and ``finish`` changed is returned as it
+    is (the same object: the caller must not edit it). ``convert`` (the writer's ``jsonable``) must
+    give a tree equal to a JSON-native one as it is."""
+    work: list[Any] = []
+    found: list[list[str]] = []
+    native: list[bool] = []
+    for tree in trees:
+        strs: list[str] = []
+        if _native_strings(tree, strs):
+            work.append(tree)
+            native.append(True)
+        else:
+            tree = convert(tree)
+            seen: dict[str, None] = {}
+            _strings(tree, seen)
+            strs = list(seen)
+            work.append(tree)
+            native.append(False)
+        found.append(strs)
+    texts = list(dict.fromkeys(itertools.chain.from_iterable(found)))
+    done = redact_many(redactor, texts)
+    if finish is not None:
+        done = [finish(t) for t in done]
+    table = dict(zip(texts, done, strict=True))
+    changed = {t for t, d in zip(texts, done, strict=True) if d is not t and d != t}
+    return [
+        tree if is_native and (not changed or changed.isdisjoint(strs)) else _rebuilt(tree, table)
+        for tree, strs, is_native in zip(work, found, native, strict=True)
+    ]
 
 
 def redact_tree(value: Any, redactor: Redactor) -> Any:

@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from evidence import runfolder as _io
-from evidence.canonical import canonical_form, record_hash, sha256_bytes
+from evidence.canonical import canonical_form, canonical_form_of, record_hash, sha256_bytes
 from evidence.index import EvidenceIndex
 from evidence.record_lines import (
     ENVELOPE_FIELDS,
@@ -46,8 +46,8 @@ from evidence.record_lines import (
     jsonl_line,
     new_record_ids,
 )
-from evidence.records import GENESIS_HASH, RECORD_TYPES, Actor, Attachment, Record
-from evidence.redact import Redactor, redact_trees
+from evidence.records import GENESIS_HASH, RECORD_TYPES, Actor, Attachment, Record, walked_fields
+from evidence.redact import Redactor, redact_native
 from evidence.runfolder import DIR_MODE, FILE_MODE, RunFolder, fsync_dir, safe_relpath, utc_timestamp
 from kernel.collector import collector_paused
 from kernel.errors import EvidenceUnavailable
@@ -227,9 +227,9 @@ class EvidenceWriter:
             self._check_usable()
             trees: list[Any] = []
             for _, actor, _, fields in items:
-                trees += [jsonable(fields), self._actor_data(actor)]
+                trees += [fields, self._actor_data(actor)]
             try:
-                clean_trees = redact_trees(trees, self.redactor, self._cap)
+                clean_trees = redact_native(trees, self.redactor, self._cap, jsonable)
             except Exception as e:
                 # The message of a redactor failure may quote the very text it failed on: not repeated.
                 raise self._fail(f"redaction failed ({type(e).__name__}): record not written", e) from e
@@ -278,7 +278,8 @@ class EvidenceWriter:
         model = record_cls.__pydantic_validator__.validate_python(draft)
         body = record_cls.__pydantic_serializer__.to_python(model, mode="json", by_alias=True)
         del body["hash"]
-        canonical, fast = canonical_form(body)
+        walked = walked_fields(record_cls)  # only members of number or dict type can need the reference
+        canonical, fast = canonical_form(body) if walked is None else canonical_form_of(body, walked)
         digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
         # The usual line: hash first, then the canonical JSON (one encoding serves hash and line).
         # A record only the reference encoder can write (an unusual float) keeps the model's order.
@@ -293,7 +294,7 @@ class EvidenceWriter:
 
     def _actor_data(self, actor: Actor) -> Any:
         """``actor.model_dump(mode="json")``, kept per actor object (frozen: its dump cannot change);
-        the object itself is held, so its id is never another's. ``redact_trees`` copies, never edits."""
+        the object itself is held, so its id is never another's. ``redact_native`` never edits a tree."""
         hit = self._actors.get(id(actor))
         if hit is None or hit[0] is not actor:
             if len(self._actors) > 256:

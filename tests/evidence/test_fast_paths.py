@@ -225,6 +225,43 @@ def test_redact_trees_equals_the_plain_recursion(trees: list[Any]) -> None:
     assert redact_trees(trees, red) == _reference_redact_trees(trees, red.redact)
 
 
+class _Digits:
+    """A redactor that changes only texts holding a 7 (so most trees pass through unchanged)."""
+
+    def redact(self, text: str) -> str:
+        return text.replace("7", "#")
+
+
+_ntrees = st.one_of(_rtrees, st.builds(lambda a, b: Actor(type="runner", id=a + b), _text, _id_values))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(_ntrees, st.dictionaries(_text, _ntrees, max_size=4)), max_size=5),
+       st.sampled_from([_Marking(), _Digits()]))
+def test_redact_native_equals_redact_trees_of_jsonable(trees: list[Any], red: Any) -> None:
+    from evidence.record_lines import jsonable
+    from evidence.redact import redact_native, redact_trees
+
+    def cap(t: str) -> str:
+        return t[:5]
+
+    out = redact_native(trees, red, cap, jsonable)
+    assert out == redact_trees([jsonable(t) for t in trees], red, cap)
+    for tree, got in zip(trees, out, strict=True):
+        if got is tree:  # handed back as it is: it was JSON-native and the redaction changed none of it
+            assert jsonable(tree) == tree and redact_trees([tree], red, cap) == [tree]
+
+
+def test_redact_native_hands_back_unchanged_trees_and_copies_changed_ones() -> None:
+    from evidence.record_lines import jsonable
+    from evidence.redact import redact_native
+
+    kept, changed, odd = {"a": ["x", {"b": 1.5}]}, {"a": "call 7"}, {"a": ("x",)}
+    out = redact_native([kept, changed, odd], _Digits(), None, jsonable)
+    assert out[0] is kept and out == [kept, {"a": "call #"}, {"a": ["x"]}]
+    assert changed == {"a": "call 7"}  # the inputs are never edited
+
+
 # -- durability before the index -----------------------------------------------------------------
 
 
