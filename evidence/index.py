@@ -12,137 +12,51 @@ when they are identifier tokens (types, decisions, phases, kinds, entity types, 
 ``_token``), so free text never reaches an indexed column. ``runs`` holds Warden's own ids, hashes,
 times, paths and counts, the mission id (a slug by schema) and the mission version, the one free
 text of a run row: it goes through ``redactor`` when the index is given one (the run's redactor).
+
+A SQLite index (the default) is written through the standard library (``evidence.index_sqlite``,
+no SQLAlchemy on a run's way to its first action); reads, other databases and an index to upgrade
+use SQLAlchemy, imported when first needed (models: ``evidence.index_models``, importable from here).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import (
-    Engine,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    bindparam,
-    create_engine,
-    event,
-    insert,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from typing import TYPE_CHECKING, Any
 
 from evidence.index_rows import _TOKEN, _record_row, insert_rows
-from evidence.index_upgrade import upgrade_schema
+from evidence.index_sqlite import PRAGMAS, RunFacts, SqliteIndexWriter, connect, sqlite_file, url_for
 from evidence.records import Record
 from evidence.redact import Redactor
 from evidence.runfolder import RunInfo
 from kernel.errors import UsageError
 
-__all__ = ["Base", "EvidenceIndex", "RecordRow", "RunRow", "_record_row"]
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from evidence.index_models import Base, RecordRow, RunRow
+
+__all__ = ["Base", "EvidenceIndex", "RecordRow", "RunFacts", "RunRow", "_record_row"]
+
+_MODELS = frozenset({"Base", "RecordRow", "RunRow"})
 
 
-class Base(DeclarativeBase):
-    pass
+def __getattr__(name: str) -> Any:
+    """``Base``, ``RunRow`` and ``RecordRow``, from ``evidence.index_models`` (SQLAlchemy) when asked for."""
+    if name in _MODELS:
+        from evidence import index_models
 
-
-class RunRow(Base):
-    __tablename__ = "runs"
-
-    run_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    mission_id: Mapped[str] = mapped_column(String(200), index=True)
-    mission_version: Mapped[str] = mapped_column(String(100))
-    mission_sha256: Mapped[str] = mapped_column(String(64))
-    started_at: Mapped[str] = mapped_column(String(32), index=True)
-    ended_at: Mapped[str | None] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(32))
-    exit_code: Mapped[int | None] = mapped_column(Integer)
-    folder: Mapped[str] = mapped_column(Text)  # absolute path of the run folder
-    chain_head: Mapped[str] = mapped_column(String(64))
-    record_count: Mapped[int] = mapped_column(Integer, default=0)
-
-
-def _partial(column: str) -> dict[str, Any]:
-    """An index over the rows where ``column`` is set (SQLite and PostgreSQL alike)."""
-    where = text(f"{column} IS NOT NULL")
-    return {"sqlite_where": where, "postgresql_where": where}
-
-
-class RecordRow(Base):
-    __tablename__ = "records"
-    # Indexes for the common audit filters (evidence/query.py): every query is ordered by time, so
-    # each filter column leads an index that continues with the sort key ``time, run_id, seq``: a filtered,
-    # limited query is an index range scan that stops at the limit, with no sort.
-    # A column most records leave NULL (decision: not on actions; entity_type, approval_id, guard,
-    # subject_host: a few types) has a partial index: a record without it costs no insert there, and
-    # ``col = value`` implies ``col IS NOT NULL``, so SQLite and PostgreSQL still use it.
-    __table_args__ = (
-        Index("ix_records_time", "time", "run_id", "seq"),
-        Index("ix_records_type_time", "type", "time", "run_id", "seq"),
-        Index("ix_records_type_decision_time", "type", "decision", "time", "run_id", "seq", **_partial("decision")),
-        Index("ix_records_mission_time", "mission_id", "time", "run_id", "seq"),
-        Index("ix_records_kind_time", "kind", "time", "run_id", "seq", **_partial("kind")),
-        Index("ix_records_entity_type", "entity_type", **_partial("entity_type")),
-        Index("ix_records_approval_id", "approval_id", **_partial("approval_id")),
-        Index("ix_records_guard_time", "type", "guard", "time", "run_id", "seq", **_partial("guard")),
-        Index("ix_records_subject_host_time", "type", "subject_host", "time", "run_id", "seq",
-              **_partial("subject_host")),
-    )
-
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id"), primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    record_id: Mapped[str] = mapped_column(String(64), unique=True)
-    type: Mapped[str] = mapped_column(String(64))
-    time: Mapped[str] = mapped_column(String(32))
-    decision: Mapped[str | None] = mapped_column(String(32))
-    phase: Mapped[str | None] = mapped_column(String(32))
-    kind: Mapped[str | None] = mapped_column(String(64))
-    step: Mapped[int | None] = mapped_column(Integer)
-    mission_id: Mapped[str | None] = mapped_column(String(200))  # the run's, denormalised for --mission
-    entity_type: Mapped[str | None] = mapped_column(Text)  # pii_finding: its entity types, space-separated
-    approval_id: Mapped[str | None] = mapped_column(String(100))  # approval_request / approval_record
-    guard: Mapped[str | None] = mapped_column(String(100))  # decision_record
-    subject_host: Mapped[str | None] = mapped_column(String(255))  # decision_record: subject.host
-    hash: Mapped[str] = mapped_column(String(64))
-    body: Mapped[str] = mapped_column(Text)  # the record's JSON, exactly as in records.jsonl
-
-    def data(self) -> dict[str, Any]:
-        loaded: dict[str, Any] = json.loads(self.body)
-        return loaded
+        return getattr(index_models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     try:
-        cur.execute("PRAGMA busy_timeout = 15000")
-        cur.execute("PRAGMA journal_mode = WAL")
-        cur.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable enough; the folder is the truth
-        cur.execute("PRAGMA foreign_keys = ON")
-        # Overwrite freed content with zeros: a row rewritten redacted (the approvals queue's
-        # scrub) must not leave its earlier bytes in the file's free space.
-        cur.execute("PRAGMA secure_delete = ON")
+        for pragma in PRAGMAS:
+            cur.execute(pragma)
     finally:
         cur.close()
-
-
-def _url_for(url_or_path: str | Path) -> str:
-    raw = str(url_or_path)
-    if raw.startswith(("postgresql://", "postgres://")):
-        # psycopg 3 is the driver Warden ships with (SQLAlchemy's bare scheme means psycopg2).
-        return "postgresql+psycopg://" + raw.split("://", 1)[1]
-    if "://" in raw:
-        return raw
-    path = Path(raw)
-    if path.is_dir() or not path.suffix:
-        path = path / "warden.db"
-    return f"sqlite:///{path.absolute()}"
 
 
 class EvidenceIndex:
@@ -151,19 +65,44 @@ class EvidenceIndex:
     def __init__(
         self, url_or_path: str | Path, *, engine: Engine | None = None, redactor: Redactor | None = None
     ) -> None:
-        self.url = _url_for(url_or_path)
+        self.url = url_for(url_or_path)
         self.redactor = redactor  # for the run row's free text (mission_version); records come redacted
-        if engine is None:
-            if self.url.startswith("sqlite:///"):
-                Path(self.url.removeprefix("sqlite:///")).parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+        self._engine = engine
+        self._fast: SqliteIndexWriter | None = None
+        self._missions: dict[str, str] = {}  # run_id -> mission_id, for the records' denormalised column
+        path = sqlite_file(self.url) if engine is None else None
+        if path is not None:
+            Path(path).parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+            self._fast = SqliteIndexWriter(connect(path))
+            try:
+                if self._fast.create_schema():
+                    return
+            except BaseException:
+                self._fast.close()
+                raise
+        try:
+            self._create_schema()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (created, and SQLAlchemy imported, on first use)."""
+        if self._engine is None:
+            from sqlalchemy import create_engine, event
+
             engine = create_engine(self.url)
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)
-        self.engine = engine
-        self._missions: dict[str, str] = {}  # run_id -> mission_id, for the records' denormalised column
-        self._create_schema()
+            self._engine = engine
+        return self._engine
 
     def _create_schema(self) -> None:
+        from sqlalchemy.exc import OperationalError
+
+        from evidence.index_models import Base
+
         # Two runs starting at once may race on CREATE TABLE; the loser just retries the check.
         for attempt in range(3):
             try:
@@ -175,10 +114,16 @@ class EvidenceIndex:
                     raise
 
     def _upgrade_schema(self) -> None:
+        from evidence.index_models import RecordRow
+        from evidence.index_upgrade import upgrade_schema
+
         upgrade_schema(self.engine, RecordRow.__table__)  # type: ignore[arg-type]
 
     def close(self) -> None:
-        self.engine.dispose()
+        if self._fast is not None:
+            self._fast.close()
+        if self._engine is not None:
+            self._engine.dispose()
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -213,6 +158,14 @@ class EvidenceIndex:
         if record_count is not None:
             values["record_count"] = record_count
         self._missions[run_id] = mission_id
+        if self._fast is not None:
+            self._fast.upsert_run(run_id, values)
+            return
+        from sqlalchemy import update
+        from sqlalchemy.orm import Session
+
+        from evidence.index_models import RunRow
+
         with Session(self.engine) as s, s.begin():
             done = s.execute(update(RunRow).where(RunRow.run_id == run_id).values(**values))
             if getattr(done, "rowcount", 0) == 0:
@@ -249,25 +202,46 @@ class EvidenceIndex:
         mission_id = self._mission_of(str(last["run_id"]))
         for row in rows:
             row["mission_id"] = mission_id if row["run_id"] == last["run_id"] else self._mission_of(row["run_id"])
+        if self._fast is not None:
+            self._fast.add_records(str(last["run_id"]), str(last["hash"]), int(last["seq"]), rows)
+            return
+        from evidence.index_models import INSERT_RECORD, MOVE_HEAD
+
         # Prebuilt Core statements on one connection: this runs once per record of every run
         # (the writer indexes each record as it is written), so no per-call statement building.
         with self.engine.begin() as conn:
-            done = conn.execute(_MOVE_HEAD, {"rid": last["run_id"], "head": last["hash"], "cnt": last["seq"]})
+            done = conn.execute(MOVE_HEAD, {"rid": last["run_id"], "head": last["hash"], "cnt": last["seq"]})
             if getattr(done, "rowcount", 0) != 1:
                 raise LookupError(f"run {last['run_id']!r} is not registered in the index (upsert_run first)")
             if not insert_rows(conn, rows):
-                conn.execute(_INSERT_RECORD, rows)
+                conn.execute(INSERT_RECORD, rows)
 
     def _mission_of(self, run_id: str) -> str | None:
         if run_id not in self._missions:
-            with Session(self.engine) as s:
-                found = s.scalar(select(RunRow.mission_id).where(RunRow.run_id == run_id))
+            if self._fast is not None:
+                found = self._fast.mission_of(run_id)
+            else:
+                from sqlalchemy import select
+                from sqlalchemy.orm import Session
+
+                from evidence.index_models import RunRow
+
+                with Session(self.engine) as s:
+                    found = s.scalar(select(RunRow.mission_id).where(RunRow.run_id == run_id))
             if found is None:
                 return None
             self._missions[run_id] = found
         return self._missions[run_id]
 
     def set_head(self, run_id: str, chain_head: str, record_count: int) -> None:
+        if self._fast is not None:
+            self._fast.set_head(run_id, chain_head, record_count)
+            return
+        from sqlalchemy import update
+        from sqlalchemy.orm import Session
+
+        from evidence.index_models import RunRow
+
         with Session(self.engine) as s, s.begin():
             s.execute(
                 update(RunRow).where(RunRow.run_id == run_id).values(chain_head=chain_head, record_count=record_count)
@@ -277,6 +251,11 @@ class EvidenceIndex:
 
     def list_runs(self, limit: int | None = None) -> list[RunRow]:
         """Runs, newest first."""
+        from sqlalchemy import select
+        from sqlalchemy.orm import Session
+
+        from evidence.index_models import RunRow
+
         stmt = select(RunRow).order_by(RunRow.started_at.desc(), RunRow.run_id.desc())
         if limit is not None:
             stmt = stmt.limit(limit)
@@ -284,11 +263,20 @@ class EvidenceIndex:
             return list(s.scalars(stmt))
 
     def get_run(self, run_id: str) -> RunRow | None:
+        from sqlalchemy.orm import Session
+
+        from evidence.index_models import RunRow
+
         with Session(self.engine, expire_on_commit=False) as s:
             return s.get(RunRow, run_id)
 
     def find_run(self, prefix: str) -> RunRow:
         """The run whose id is ``prefix`` or uniquely starts with it; ``UsageError`` otherwise."""
+        from sqlalchemy import select
+        from sqlalchemy.orm import Session
+
+        from evidence.index_models import RunRow
+
         if not prefix:
             raise UsageError("empty run id")
         exact = self.get_run(prefix)
@@ -306,12 +294,22 @@ class EvidenceIndex:
         return found[0]
 
     def records(self, run_id: str) -> list[RecordRow]:
+        from sqlalchemy import select
+        from sqlalchemy.orm import Session
+
+        from evidence.index_models import RecordRow
+
         stmt = select(RecordRow).where(RecordRow.run_id == run_id).order_by(RecordRow.seq)
         with Session(self.engine, expire_on_commit=False) as s:
             return list(s.scalars(stmt))
 
     def head(self, run_id: str) -> str | None:
         """The chain head the index last saw for the run (None: run unknown)."""
+        from sqlalchemy import select
+        from sqlalchemy.orm import Session
+
+        from evidence.index_models import RunRow
+
         with Session(self.engine) as s:
             return s.scalar(select(RunRow.chain_head).where(RunRow.run_id == run_id))
 
@@ -326,6 +324,11 @@ class EvidenceIndex:
         limit: int | None = None,
     ) -> list[RecordRow]:
         """Records across runs filtered on indexed columns (``where`` keys: decision/phase/kind/step)."""
+        from sqlalchemy import select
+        from sqlalchemy.orm import Session
+
+        from evidence.index_models import FILTERABLE, RecordRow
+
         stmt = select(RecordRow)
         if types:
             stmt = stmt.where(RecordRow.type.in_(list(types)))
@@ -336,9 +339,9 @@ class EvidenceIndex:
         if until is not None:
             stmt = stmt.where(RecordRow.time < until)
         for key, value in (where or {}).items():
-            if key not in _FILTERABLE:
-                raise UsageError(f"cannot filter on {key!r}: use one of {', '.join(sorted(_FILTERABLE))}")
-            col = _FILTERABLE[key]
+            if key not in FILTERABLE:
+                raise UsageError(f"cannot filter on {key!r}: use one of {', '.join(sorted(FILTERABLE))}")
+            col = FILTERABLE[key]
             stmt = stmt.where(col == (int(value) if key == "step" else value))
         stmt = stmt.order_by(RecordRow.time, RecordRow.run_id, RecordRow.seq)
         if limit is not None:
@@ -348,39 +351,32 @@ class EvidenceIndex:
 
     # -- integrity (evidence.versioning / evidence.recovery) ------------------------------------
 
-    def last_run_of_mission(self, mission_id: str, exclude_run_id: str | None = None) -> RunRow | None:
+    def last_run_of_mission(self, mission_id: str, exclude_run_id: str | None = None) -> RunFacts | None:
         """The most recently started run of ``mission_id`` (other than ``exclude_run_id``)."""
+        if self._fast is not None:
+            return self._fast.last_run_of_mission(mission_id, exclude_run_id)
+        from sqlalchemy import select
+        from sqlalchemy.orm import Session
+
+        from evidence.index_models import RunRow
+
         stmt = select(RunRow).where(RunRow.mission_id == mission_id)
         if exclude_run_id is not None:
             stmt = stmt.where(RunRow.run_id != exclude_run_id)
         stmt = stmt.order_by(RunRow.started_at.desc(), RunRow.run_id.desc()).limit(1)
         with Session(self.engine, expire_on_commit=False) as s:
-            return s.scalars(stmt).first()
+            row = s.scalars(stmt).first()
+        return None if row is None else RunFacts.of(row)
 
-    def runs_with_status(self, status: str) -> list[RunRow]:
+    def runs_with_status(self, status: str) -> list[RunFacts]:
         """Runs whose row says ``status`` (recovery looks for ``running`` rows of dead processes)."""
+        if self._fast is not None:
+            return self._fast.runs_with_status(status)
+        from sqlalchemy import select
+        from sqlalchemy.orm import Session
+
+        from evidence.index_models import RunRow
+
         stmt = select(RunRow).where(RunRow.status == status).order_by(RunRow.started_at)
         with Session(self.engine, expire_on_commit=False) as s:
-            return list(s.scalars(stmt))
-
-
-_MOVE_HEAD = (
-    update(RunRow)
-    .where(RunRow.run_id == bindparam("rid"))
-    .values(chain_head=bindparam("head"), record_count=bindparam("cnt"))
-)
-_INSERT_RECORD = insert(RecordRow)
-
-_FILTERABLE: dict[str, Any] = {
-    "decision": RecordRow.decision,
-    "phase": RecordRow.phase,
-    "kind": RecordRow.kind,
-    "step": RecordRow.step,
-    "type": RecordRow.type,
-    "mission_id": RecordRow.mission_id,
-    "entity_type": RecordRow.entity_type,
-    "approval_id": RecordRow.approval_id,
-    "guard": RecordRow.guard,
-}
-
-
+            return [RunFacts.of(row) for row in s.scalars(stmt)]

@@ -9,15 +9,18 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from operator import itemgetter
-from typing import Any
-
-from sqlalchemy import Connection
+from typing import TYPE_CHECKING, Any
 
 from evidence.records import Record
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 ROW_COLUMNS = ("run_id", "seq", "record_id", "type", "time", "decision", "phase", "kind", "step", "mission_id",
                "entity_type", "approval_id", "guard", "subject_host", "hash", "body")
 _ROW_VALUES = itemgetter(*ROW_COLUMNS)
+row_values = _ROW_VALUES
+"""A row's values in ``ROW_COLUMNS`` order (the parameters of one insert)."""
 
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}")
 """What a denormalised record column may hold: an identifier token, never free text."""

@@ -73,10 +73,12 @@ def _recover(evidence_dir: Path, db_url: str | None, *, quiet: bool) -> None:
     """Best effort: a store that cannot be recovered (read-only copy, ...) is said, never fatal."""
     from evidence.recovery import recover_evidence_dir
     from evidence.signing import signer_from_env
-    from runner.approvals.store import reap_existing
 
     try:  # queued approvals whose runner died or whose expiry passed: expired, never approved
-        reap_existing(evidence_dir, db_url)
+        if _may_have_pending_approvals(evidence_dir, db_url):
+            from runner.approvals.store import reap_existing  # the queue's ORM (SQLAlchemy): only when needed
+
+            reap_existing(evidence_dir, db_url)
     except Exception:  # noqa: S110 - best effort, like the recovery below
         pass
 
@@ -99,6 +101,30 @@ def _recover(evidence_dir: Path, db_url: str | None, *, quiet: bool) -> None:
             err.print(f"[yellow]recovered[/] run {escape(r.run_id)}: its process died; marked interrupted")
         elif r.problems:
             err.print(f"[yellow]warning:[/] run {escape(r.run_id)} not recovered: {escape('; '.join(r.problems))}")
+
+
+def _may_have_pending_approvals(evidence_dir: Path, db_url: str | None) -> bool:
+    """False only when the default SQLite index provably holds no pending approval (no file, no
+    ``approvals`` table, or no row of it ``pending``): the reap, which touches only pending rows,
+    would change nothing. Any other store, or any doubt (an error reading it), is True."""
+    if db_url is not None:
+        return True
+    path = evidence_dir / "warden.db"
+    if not path.is_file():
+        return False
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=15)
+        try:
+            table = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'approvals'")
+            if table.fetchone() is None:
+                return False
+            return conn.execute("SELECT 1 FROM approvals WHERE status = 'pending' LIMIT 1").fetchone() is not None
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return True
 
 
 def db_option(fn: F) -> F:

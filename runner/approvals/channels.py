@@ -9,7 +9,6 @@ from missions.model import Approvals
 from runner.approvals.base import ApprovalChannel, Channel
 from runner.approvals.deny import DenyChannel
 from runner.approvals.prompt import PromptChannel
-from runner.approvals.queue import QueueChannel
 
 TTY = "/dev/tty"
 
@@ -45,6 +44,8 @@ def make_channel(
     if chosen == "prompt":
         return PromptChannel(approver, tty_path, four_eyes=policy.four_eyes)
     if chosen == "queue":
+        from runner.approvals.queue import QueueChannel  # the queue's ORM (SQLAlchemy): only for --approval queue
+
         # The rows live in the database (shared by a fleet with --db); a four-eyes answer goes over the
         # approval socket in this machine's evidence dir, whichever database holds the rows.
         return QueueChannel(db_url or evidence_dir, approvers=policy.approvers, four_eyes=policy.four_eyes,
