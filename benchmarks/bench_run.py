@@ -4,7 +4,7 @@ Why: Warden puts every action through guards and writes evidence; this measures 
 against the same steps and screenshots done the plain way. One command:
 
     .venv/bin/python benchmarks/bench_run.py [--reps 5] [--warmup 1] [--variant plain|pii]
-        [--parallel 8] [--rss] [--json]
+        [--parallel 8] [--rss] [--cpu] [--json]
 
 It serves benchmarks/site/ (``bench_site.py``; ``--variant pii``: the same pages with a ~50 KB
 customer table each, and ``bench_mission_pii.yaml``) on 127.0.0.1, then alternates, as subprocesses
@@ -13,7 +13,10 @@ customer table each, and ``bench_mission_pii.yaml``) on 127.0.0.1, then alternat
 the medians of total wall time (spawn to exit) and of time-to-first-action (spawn to the end of
 step 1), for both, and the ratios. ``--parallel N``: then N warden runs at once, wall time ÷ (N × the
 median single run). ``--rss``: then one more run of each with its process tree's peak PSS sampled
-(Python, the Playwright driver and every Chromium process). ``--json``: ``{"rows": [...]}``.
+(Python, the Playwright driver and every Chromium process). ``--cpu``: then one more run of each
+with its CPU seconds by process kind (Python, node driver, Chromium's browser, renderer, GPU,
+utility processes), sampled from /proc while they live (``proctree.CpuSampler``; Chromium's
+processes are not all reaped into ``getrusage``). ``--json``: ``{"rows": [...]}``.
 
 Warden's first action comes from its ``--json`` event stream: ``{"event": "step_finished", "step": 1,
 "t": <epoch>}`` minus the spawn epoch. The raw script reports the same interval itself, from the
@@ -30,13 +33,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bench_site import serve_site
-from proctree import PeakSampler
+from proctree import CpuSampler, PeakSampler
 
 HERE = Path(__file__).resolve().parent
 MISSIONS = {"plain": HERE / "bench_mission.yaml", "pii": HERE / "bench_mission_pii.yaml"}
@@ -50,6 +53,7 @@ class Sample:
     total_s: float
     first_action_s: float
     peak_mb: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
 
 
 class BenchError(Exception):
@@ -72,17 +76,25 @@ def _tail(text: str, n: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-n:])
 
 
-def _spawn(cmd: list[str], rss: bool) -> tuple[subprocess.CompletedProcess[str], float, float]:
-    """Run ``cmd``; returns (completed process, spawn epoch, peak PSS of its tree in MB or 0)."""
+def _spawn(cmd: list[str], rss: bool, cpu: bool = False) -> tuple[subprocess.CompletedProcess[str], float, Sample]:
+    """Run ``cmd``; returns (completed process, spawn epoch, a Sample with only its peak PSS in MB
+    (``rss``) and CPU seconds by process kind (``cpu``) filled in)."""
     spawn = time.time()
-    if not rss:
+    extra = Sample(0.0, 0.0)
+    if not (rss or cpu):
         proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=RUN_TIMEOUT,
                               check=False)
-        return proc, spawn, 0.0
+        return proc, spawn, extra
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                          text=True) as p, PeakSampler(p.pid) as sampler:
-        out, err = p.communicate(timeout=RUN_TIMEOUT)
-    return subprocess.CompletedProcess(cmd, p.returncode, out, err), spawn, sampler.peak_mb
+                          text=True) as p:
+        sampler: PeakSampler | CpuSampler = PeakSampler(p.pid) if rss else CpuSampler(p.pid)
+        with sampler:
+            out, err = p.communicate(timeout=RUN_TIMEOUT)
+    if isinstance(sampler, PeakSampler):
+        extra.peak_mb = sampler.peak_mb
+    else:
+        extra.cpu = sampler.by_kind
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err), spawn, extra
 
 
 def warden_cmd(warden: str, mission: Path, base_url: str, evidence_dir: Path) -> list[str]:
@@ -113,23 +125,24 @@ def check_warden(proc: subprocess.CompletedProcess[str], spawn: float) -> float:
     return _epoch(first["t"]) - spawn
 
 
-def run_warden(warden: str, mission: Path, base_url: str, evidence_dir: Path, rss: bool = False) -> Sample:
-    proc, spawn, peak = _spawn(warden_cmd(warden, mission, base_url, evidence_dir), rss)
+def run_warden(warden: str, mission: Path, base_url: str, evidence_dir: Path, rss: bool = False,
+               cpu: bool = False) -> Sample:
+    proc, spawn, extra = _spawn(warden_cmd(warden, mission, base_url, evidence_dir), rss, cpu)
     total = time.time() - spawn
-    return Sample(total, check_warden(proc, spawn), peak)
+    return Sample(total, check_warden(proc, spawn), extra.peak_mb, extra.cpu)
 
 
-def run_raw(base_url: str, rss: bool = False) -> Sample:
+def run_raw(base_url: str, rss: bool = False, cpu: bool = False) -> Sample:
     spawn = time.time()
     cmd = [sys.executable, str(RAW_SCRIPT), "--base-url", base_url, "--start-epoch", repr(spawn)]
-    proc, spawn, peak = _spawn(cmd, rss)
+    proc, spawn, extra = _spawn(cmd, rss, cpu)
     total = time.time() - spawn
     if proc.returncode != 0:
         raise BenchError(f"raw Playwright script exited {proc.returncode}\nstderr:\n{_tail(proc.stderr)}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     if result.get("screenshots") != STEPS:
         raise BenchError(f"raw script took {result.get('screenshots')} screenshots, expected {STEPS}")
-    return Sample(total, float(result["first_action_s"]), peak)
+    return Sample(total, float(result["first_action_s"]), extra.peak_mb, extra.cpu)
 
 
 def run_parallel(warden: str, mission: Path, base_url: str, evidence_dir: Path, n: int) -> float:
@@ -158,7 +171,7 @@ def _spread(samples: list[Sample], attr: str) -> str:
 
 
 def rows(variant: str, warden: list[Sample], raw: list[Sample], parallel: tuple[int, float] | None,
-         rss: tuple[Sample, Sample] | None) -> list[dict[str, Any]]:
+         rss: tuple[Sample, Sample] | None, cpu: tuple[Sample, Sample] | None = None) -> list[dict[str, Any]]:
     """The figures of issue 13 this run measured, as {figure, value, unit, goal, detail}."""
     tag = "" if variant == "plain" else " (50 KB PII-heavy pages, pii.on_page: record)"
     out: list[dict[str, Any]] = []
@@ -183,6 +196,14 @@ def rows(variant: str, warden: list[Sample], raw: list[Sample], parallel: tuple[
         out.append({"figure": f"peak memory of a run (PSS of its process tree){tag}", "value": ws.peak_mb,
                     "unit": "MB", "goal": f"≤ raw + 150 = {rs.peak_mb + 150:.0f}",
                     "detail": f"raw Playwright {rs.peak_mb:.0f} MB; warden − raw = {ws.peak_mb - rs.peak_mb:+.0f} MB"})
+    if cpu is not None:
+        wc, rc = cpu
+        wt, rt = sum(wc.cpu.values()), sum(rc.cpu.values())
+        kinds = sorted(set(wc.cpu) | set(rc.cpu), key=lambda k: -(wc.cpu.get(k, 0.0) + rc.cpu.get(k, 0.0)))
+        split = ", ".join(f"{k} {wc.cpu.get(k, 0.0):.2f}/{rc.cpu.get(k, 0.0):.2f}" for k in kinds)
+        out.append({"figure": f"CPU of a run, all its processes, ÷ raw Playwright's{tag}",
+                    "value": wt / rt if rt else 0.0, "unit": "x", "goal": "(report)",
+                    "detail": f"{wt:.2f} s / {rt:.2f} s, warden/raw by process: {split}"})
     return out
 
 
@@ -203,6 +224,7 @@ def main() -> int:
     ap.add_argument("--variant", choices=sorted(MISSIONS), default="plain", help="plain pages or PII-heavy ones")
     ap.add_argument("--parallel", type=int, default=0, help="then N warden runs at once (0: skip)")
     ap.add_argument("--rss", action="store_true", help="then one run of each with its peak memory sampled")
+    ap.add_argument("--cpu", action="store_true", help="then one run of each with its CPU by process sampled")
     ap.add_argument("--raw-only", action="store_true", help="measure only the plain Playwright side")
     ap.add_argument("--keep", action="store_true", help="keep the evidence folder and print its path")
     ap.add_argument("--json", action="store_true", help='print {"rows": [...]} instead of the table')
@@ -221,6 +243,7 @@ def main() -> int:
     raw_samples: list[Sample] = []
     parallel: tuple[int, float] | None = None
     rss: tuple[Sample, Sample] | None = None
+    cpu: tuple[Sample, Sample] | None = None
     try:
         for i in range(args.warmup + args.reps):
             measured = i >= args.warmup
@@ -246,6 +269,12 @@ def main() -> int:
             rs = run_raw(base_url, rss=True)
             rss = (ws, rs)
             print(f"  peak PSS: warden {ws.peak_mb:.0f} MB, raw {rs.peak_mb:.0f} MB", file=sys.stderr, flush=True)
+        if warden is not None and args.cpu:
+            wc = run_warden(warden, mission, base_url, evidence_dir, cpu=True)
+            rc = run_raw(base_url, cpu=True)
+            cpu = (wc, rc)
+            print(f"  CPU: warden {sum(wc.cpu.values()):.2f} s, raw {sum(rc.cpu.values()):.2f} s", file=sys.stderr,
+                  flush=True)
     except (BenchError, subprocess.TimeoutExpired) as e:
         print(f"benchmark stopped: {e}", file=sys.stderr)
         return 1
@@ -256,7 +285,7 @@ def main() -> int:
             print(f"evidence kept in {evidence_dir}", file=sys.stderr)
         else:
             shutil.rmtree(evidence_dir, ignore_errors=True)
-    table = rows(args.variant, warden_samples, raw_samples, parallel, rss)
+    table = rows(args.variant, warden_samples, raw_samples, parallel, rss, cpu)
     if args.json:
         print(json.dumps({"rows": table}))
     else:

@@ -67,3 +67,92 @@ class PeakSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+# ----------------------------------------------------------------------------- CPU by process kind
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_kind(pid: int) -> str:
+    """What a process of a run is: ``python``, ``node`` (Playwright's driver), or Chromium's
+    ``browser``, ``renderer``, ``gpu-process``, ``zygote``, ``utility:<service>`` ("" if gone).
+
+    Chromium rewrites its children's command line into one string, so it is split on spaces."""
+    try:
+        argv = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    except OSError:
+        return ""
+    if len(argv) == 1:
+        argv = argv[0].split(" ")
+    if not argv:
+        return ""
+    exe = os.path.basename(argv[0])
+    if "python" in exe or exe == "warden":
+        return "python"
+    if exe == "node":
+        return "node"
+    if "chrom" in exe:
+        kind = next((a.split("=", 1)[1] for a in argv if a.startswith("--type=")), "browser")
+        if kind == "utility":
+            sub = next((a.split("=", 1)[1] for a in argv if a.startswith("--utility-sub-type=")), "")
+            return "utility:" + sub.split(".")[0]
+        return kind
+    return exe
+
+
+def _tree_ticks(root: int) -> dict[int, int]:
+    """utime + stime (clock ticks) of ``root`` and every descendant alive now."""
+    out: dict[int, int] = {}
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[pid] = int(fields[11]) + int(fields[12])
+            for task in os.listdir(f"/proc/{pid}/task"):
+                todo.extend(int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split())
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+class CpuSampler:
+    """CPU seconds of a process tree by process kind, sampled every ``interval`` s in a thread.
+
+    Why sampled: Chromium's processes are not all reaped into the run's ``getrusage`` (about a
+    third of a run's CPU was missing from it), so each process's own counters are read while it
+    lives. A process's last ``interval`` before it exits is missed: ``by_kind`` is a lower bound.
+    """
+
+    def __init__(self, root: int, interval: float = 0.05) -> None:
+        self.root, self.interval = root, interval
+        self._last: dict[int, int] = {}
+        self._kind: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="cpu-sampler", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            for pid, ticks in _tree_ticks(self.root).items():
+                self._last[pid] = ticks
+                kind = process_kind(pid)  # re-read: a zygote's fork becomes a renderer
+                if kind:
+                    self._kind[pid] = kind
+            self._stop.wait(self.interval)
+
+    @property
+    def by_kind(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for pid, ticks in self._last.items():
+            kind = self._kind.get(pid, "?")
+            out[kind] = out.get(kind, 0.0) + ticks / _TICK
+        return out
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
