@@ -161,6 +161,14 @@ def run_parallel(warden: str, mission: Path, base_url: str, evidence_dir: Path, 
     return wall
 
 
+def _load() -> str:
+    """The 1-minute load average, as /proc/loadavg gives it ("?" where there is none)."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
 def _med(samples: list[Sample], attr: str) -> float:
     return float(statistics.median(getattr(s, attr) for s in samples))
 
@@ -170,7 +178,7 @@ def _spread(samples: list[Sample], attr: str) -> str:
     return f"{min(vals):.2f}–{max(vals):.2f} s"
 
 
-def rows(variant: str, warden: list[Sample], raw: list[Sample], parallel: tuple[int, float] | None,
+def rows(variant: str, warden: list[Sample], raw: list[Sample], parallel: tuple[int, float, str] | None,
          rss: tuple[Sample, Sample] | None, cpu: tuple[Sample, Sample] | None = None) -> list[dict[str, Any]]:
     """The figures of issue 13 this run measured, as {figure, value, unit, goal, detail}."""
     tag = "" if variant == "plain" else " (50 KB PII-heavy pages, pii.on_page: record)"
@@ -187,10 +195,12 @@ def rows(variant: str, warden: list[Sample], raw: list[Sample], parallel: tuple[
                         "goal": "≤ 1.3", "detail": f"medians {wf:.2f} s / {rf:.2f} s; warden "
                         f"{_spread(warden, 'first_action_s')}, raw {_spread(raw, 'first_action_s')}"})
     if parallel is not None and warden:
-        n, wall = parallel
+        n, wall, load = parallel
         one = _med(warden, "total_s")
         out.append({"figure": f"{n} missions in parallel ÷ {n} × one{tag}", "value": wall / (n * one), "unit": "x",
-                    "goal": "≤ 0.6", "detail": f"{wall:.2f} s for {n} at once; one run {one:.2f} s (median)"})
+                    "goal": "≤ 0.6", "detail": f"{wall:.2f} s for {n} at once; one run {one:.2f} s (median); "
+                    f"1-min load before them {load} (others' load flatters this ratio: the {n} get more of "
+                    "the cores than one run did; take it on an idle machine)"})
     if rss is not None:
         ws, rs = rss
         out.append({"figure": f"peak memory of a run (PSS of its process tree){tag}", "value": ws.peak_mb,
@@ -241,7 +251,7 @@ def main() -> int:
     evidence_dir = Path(tempfile.mkdtemp(prefix="warden-bench-"))
     warden_samples: list[Sample] = []
     raw_samples: list[Sample] = []
-    parallel: tuple[int, float] | None = None
+    parallel: tuple[int, float, str] | None = None
     rss: tuple[Sample, Sample] | None = None
     cpu: tuple[Sample, Sample] | None = None
     try:
@@ -261,8 +271,9 @@ def main() -> int:
                 print(f"  {label:8} {side:6} total {s.total_s:6.2f}s  first action {s.first_action_s:5.2f}s",
                       file=sys.stderr, flush=True)
         if warden is not None and args.parallel:
+            load = _load()
             wall = run_parallel(warden, mission, base_url, evidence_dir, args.parallel)
-            parallel = (args.parallel, wall)
+            parallel = (args.parallel, wall, load)
             print(f"  {args.parallel} warden runs at once: {wall:.2f}s", file=sys.stderr, flush=True)
         if warden is not None and args.rss:
             ws = run_warden(warden, mission, base_url, evidence_dir, rss=True)
