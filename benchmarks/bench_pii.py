@@ -27,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from guards.pii import phone_walk  # noqa: E402
 from guards.pii.engine import prepare_environment  # noqa: E402
 from tests.guards.canaries import CANARIES  # noqa: E402
 
@@ -129,6 +130,8 @@ def main() -> None:
     def cold(scanner: PiiScanner) -> Callable[[], list[Any]]:
         def scan() -> list[Any]:
             scanner._cache.clear()
+            scanner._keyed.clear()
+            phone_walk.forget()  # what the phone walk keeps across texts: a cold scan starts without it
             scanner.forget_page("bench")
             return scanner.scan_page("bench", blocks)
         return scan

@@ -38,6 +38,7 @@ from guards.pii.thresholds import redaction_threshold
 from guards.pii_guards import Policy, action_for, judge
 from guards.secrets import SecretSet
 from guards.urlmatch import page_without_query
+from kernel.collector import collector_paused
 from runner.browser.driver import Driver, DriverError
 from runner.browser.page_scripts import TOO_BIG
 
@@ -54,6 +55,7 @@ TYPED_LABEL = "TYPED_VALUE"  # «pii:TYPED_VALUE»: a value the mission typed, r
 PASSWORD_MASK = "input[type=password i]"  # noqa: S105 - a CSS selector: password fields are always masked
 _PLAIN_NUMBER = re.compile(r"[+-]?\d{1,7}(?:[.,]\d{1,4})?")  # amounts, quantities: evidence keeps them
 _ACTOR = Actor(type="policy", id="pii-guard")
+_PAUSE_GC_BLOCKS = 200  # a page with this many blocks is scanned with the collector paused
 
 
 def page_key(url: str) -> str:
@@ -219,6 +221,13 @@ class PiiRuntime:
                 )
             return
         self._masks_unknown = False
+        # The collector paused while a page's blocks are scanned and its findings learnt and recorded:
+        # a PII-heavy page makes thousands of results, and each collection would walk them all again.
+        with collector_paused(len(blocks) >= _PAUSE_GC_BLOCKS):
+            self._scan_blocks(step, url, blocks)
+
+    def _scan_blocks(self, step: int, url: str, blocks: list[TextBlock]) -> None:
+        on_page: Policy = self.policy.on_page
         pk = page_key(url)
         masks = self._page_masks.setdefault(pk, set())
         scannable = [b for b in blocks if not b.password]
@@ -270,10 +279,12 @@ class PiiRuntime:
 
     def _note_sensitive(self, found: Iterable[Finding], texts: Sequence[str]) -> None:
         """Learn what scored at the redaction threshold and mark its blocks: nothing written shows them."""
+        blocks: set[int] = set()
         for f in found:
             self.known.add(f.value, f.entity_type)
             if f.block is not None:
-                self._sensitive_blocks.add(_digest(texts[f.block]))
+                blocks.add(f.block)
+        self._sensitive_blocks.update(_digest(texts[b]) for b in blocks)
 
     def screenshot_masks(self, url: str) -> list[str] | None:
         """Selectors to mask on this page; None when the page could not be scanned (take no screenshot)."""

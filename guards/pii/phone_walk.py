@@ -165,6 +165,14 @@ _HOPELESS: dict[tuple[str, str, str, int, tuple[str, ...]], tuple[int, frozenset
 _VERIFIED: dict[tuple[str, str | None], Any] = {}  # (candidate, region) -> parsed number or None (VALID)
 
 
+def forget() -> None:
+    """Drop what the walk keeps across texts (a benchmark's cold scan; a test)."""
+    _CHECKS.clear()
+    _HOPELESS.clear()
+    _VERIFIED.clear()
+    _skip.cache_clear()
+
+
 def _checks(candidate: str, before: str, after: str, leniency: int, matcher: Any) -> bool:
     """``passes_checks`` on the candidate and the characters just before and after it ("" at an end)."""
     key = (candidate, before, after, leniency)

@@ -49,6 +49,7 @@ _WORD = re.compile(r"\w+")
 _EMAILISH = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 _CONTEXT_WINDOW_CHARS = 160
 _TEXT_MEMO_CAP = 2048
+_KEYED_CAP = 20_000
 
 _Raw = tuple[str, float, int, int]  # entity_type, score, start, end (relative to the block)
 _Hit = tuple[str, float, int, int, str, bool]  # + recognizer id, already context-enhanced
@@ -98,6 +99,7 @@ class PiiScanner:
         self._cache: OrderedDict[bytes, tuple[_Raw, ...]] = OrderedDict()
         self._cache_size = cache_size
         self._texts: dict[tuple[str, str, tuple[str, ...]], tuple[Finding, ...]] = {}
+        self._keyed: dict[tuple[str, str], tuple[str, str]] = {}  # (entity, value) -> (HMAC, preview)
         self._pages: OrderedDict[str, set[bytes]] = OrderedDict()
         self._max_pages = max_pages
         self._lock = threading.RLock()
@@ -186,14 +188,21 @@ class PiiScanner:
         source: str = "text",
     ) -> list[Finding]:
         out = []
+        keyed = self._keyed
         for entity, score, start, end in raws:
             if score < threshold:
                 continue
             value = text[start:end]
+            got = keyed.get((entity, value))
+            if got is None:  # a value recurs (a phone, an IP on many rows): its HMAC is computed once
+                got = (value_hmac(self._key, entity, value), masked_preview(entity, value))
+                if len(keyed) >= _KEYED_CAP:
+                    keyed.clear()
+                keyed[(entity, value)] = got
             out.append(Finding(
                 entity_type=entity, score=round(score, 4), start=start, end=end, value=value,
-                value_hmac=value_hmac(self._key, entity, value), preview=masked_preview(entity, value),
-                where=where, allowed=entity in self.allow, block=block, source=source,
+                value_hmac=got[0], preview=got[1], where=where, allowed=entity in self.allow, block=block,
+                source=source,
             ))
         return out
 

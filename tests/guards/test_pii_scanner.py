@@ -186,3 +186,23 @@ def test_scan_error_on_timeout() -> None:
         s.scan_text("x@y.com", "page")
     assert time.perf_counter() - t < 0.9
     s.close()
+
+
+def test_keyed_fields_are_those_of_each_entity_and_key() -> None:
+    """The (entity, value) -> HMAC and preview memo gives what keyed.py computes, per entity and per
+    scanner key: the same digits found as a card and as a phone keep each type's preview, and two
+    scanners with different keys never share an HMAC."""
+    from guards.pii.keyed import masked_preview, value_hmac
+
+    text = "card 4111 1111 1111 1111, call (212) 555-0143, mail ada@example.com"
+    a = PiiScanner(PiiPolicy(), b"a" * 32, timeout_s=None)
+    b = PiiScanner(PiiPolicy(), b"b" * 32, timeout_s=None)
+    for _ in range(2):  # the second scan reads the memo
+        fa, fb = a.scan_text(text + " ", "page"), b.scan_text(text + "  ", "page")
+        assert {f.entity_type for f in fa} >= {"CREDIT_CARD", "PHONE_NUMBER", "EMAIL_ADDRESS"}
+        for found, key in ((fa, b"a" * 32), (fb, b"b" * 32)):
+            for f in found:
+                assert f.value_hmac == value_hmac(key, f.entity_type, f.value)
+                assert f.preview == masked_preview(f.entity_type, f.value)
+        assert not {f.value_hmac for f in fa} & {f.value_hmac for f in fb}
+        text += " again"
