@@ -55,8 +55,19 @@ def marker(entity_type: str) -> str:
     return f"«pii:{_LABEL.sub('_', entity_type.upper())}»"
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")  # what no URL, JSON or HTML encoding changes
+_EMAIL_PLAIN = re.compile(r"[A-Za-z0-9_.~-]+@[A-Za-z0-9_.~-]+")
+
+
 def encoded_forms(value: str) -> list[str]:
-    """The spellings of a value that commonly land in logs: raw, URL-encoded, JSON- and HTML-escaped."""
+    """The spellings of a value that commonly land in logs: raw, URL-encoded, JSON- and HTML-escaped.
+
+    ``spellings.encoded_forms``, with shortcuts for what a page's values mostly are: a value of unreserved
+    characters only (an IP, an SSN) is its only spelling; an e-mail of them adds "@" written ``%40``."""
+    if _UNRESERVED.fullmatch(value):
+        return [value]
+    if _EMAIL_PLAIN.fullmatch(value):
+        return [value, value.replace("@", "%40")]
     return spellings.encoded_forms(value)
 
 

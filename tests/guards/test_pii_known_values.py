@@ -131,3 +131,16 @@ def test_a_customer_table_same_as_the_oracle() -> None:
     out = _known(values).redact(text)
     assert out == oracle(values, text)
     assert "archer" not in out.lower() and "555" not in out
+
+
+@settings(max_examples=600, deadline=None, derandomize=True)
+@given(st.one_of(
+    st.text(alphabet=st.sampled_from([*"aZ09_.~-@ +%&<>\"'\\/é\n"]), min_size=1, max_size=12),
+    st.from_regex(r"[A-Za-z0-9_.~-]{1,8}@[A-Za-z0-9_.~-]{1,8}", fullmatch=True),
+    st.from_regex(r"[A-Za-z0-9_.~-]{1,12}", fullmatch=True),
+))
+def test_encoded_forms_shortcuts_are_the_kernel_spellings(value: str) -> None:
+    """The shortcuts (unreserved characters; a plain e-mail) give exactly the kernel's spellings."""
+    from kernel import spellings
+
+    assert encoded_forms(value) == spellings.encoded_forms(value)
