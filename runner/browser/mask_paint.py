@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
+from runner.browser.capture import FONTS_READY, PREPARE_BODY, RESTORE_BODY
 from runner.browser.driver import ActionFailed
 from runner.browser.mask_marks import (
     CHECK_JS,
@@ -37,6 +38,7 @@ from runner.browser.mask_marks import (
     marks_set,
 )
 from runner.browser.page_reading import evaluate_isolated
+from runner.browser.png_encode import encode_png
 
 # The rectangles (CSS px) of every element marked by mask_marks.MARK_JS, in the coordinates of
 # the capture: the viewport, or the page (``full``). Returns {rects, dpr, w, h, sx, sy} or {error}.
@@ -139,6 +141,14 @@ MEASURE_AND_CHECK_JS = (
     "  }\n"
     "  return {rects, check: (" + CHECK_JS.strip() + ")({nonce: o.nonce})};\n}"
 )
+# The same two round trips around Warden's own capture (``capture``): the page prepared (carets,
+# animations, fonts awaited) before the marks are set; the preparation undone after the check.
+PREPARED_MARK_AND_MEASURE_JS = (
+    "(o) => {\n" + PREPARE_BODY + "  return " + FONTS_READY + ".then(() => (" + MARK_AND_MEASURE_JS + ")(o));\n}"
+)
+MEASURE_CHECK_RESTORE_JS = (
+    "(o) => {\n  try {\n    return (" + MEASURE_AND_CHECK_JS + ")(o);\n  } finally {\n" + RESTORE_BODY + "  }\n}"
+)
 
 
 @dataclass(frozen=True)
@@ -150,22 +160,21 @@ class MaskRects:
     scroll: tuple[float, float]
 
 
-def read_rects(page: Page, marks: Marks, *, full_page: bool, after: bool = False) -> MaskRects:
-    """The marked elements' rectangles (see ``RECTS_JS``); ``MasksTampered`` when the marks are gone.
-
-    Before the capture (``after`` false) animations are settled first; after it they play again."""
-    raw: Any = evaluate_isolated(
-        page, RECTS_JS, {"nonce": marks.nonce, "full": full_page, "freeze": not after, "replay": after}
-    )
-    return _mask_rects(raw)
-
-
-def mark_and_measure(page: Page, selectors: Sequence[str], *, full_page: bool) -> tuple[Marks, MaskRects | None]:
+def mark_and_measure(
+    page: Page, selectors: Sequence[str], *, full_page: bool, shot: dict[str, Any] | None = None
+) -> tuple[Marks, MaskRects | None]:
     """Mark ``selectors`` and read their rectangles, one round trip (``MARK_AND_MEASURE_JS``); None
-    when no element matches (then no mark is left). ``ActionFailed`` / ``MasksTampered`` when it cannot."""
+    when no element matches (then no mark is left). ``ActionFailed`` / ``MasksTampered`` when it cannot.
+
+    ``shot`` (``capture.shot_args``): the page is first prepared for Warden's own capture in the same
+    round trip (``capture.PREPARE_BODY``, fonts awaited), then marked and measured in one task."""
     arg = mark_args(selectors)
     try:
-        raw: Any = evaluate_isolated(page, MARK_AND_MEASURE_JS, {**arg, "full": full_page})
+        if shot is None:
+            raw: Any = evaluate_isolated(page, MARK_AND_MEASURE_JS, {**arg, "full": full_page})
+        else:
+            raw = evaluate_isolated(page, PREPARED_MARK_AND_MEASURE_JS, {**arg, **shot, "full": full_page},
+                                    await_promise=True)
         marks = marks_set(raw.get("mark") if isinstance(raw, dict) else None, arg["nonce"])
         if marks.count == 0:
             marks_intact(raw.get("check"), marks)
@@ -177,10 +186,15 @@ def mark_and_measure(page: Page, selectors: Sequence[str], *, full_page: bool) -
         raise
 
 
-def measure_and_check(page: Page, marks: Marks, *, full_page: bool) -> MaskRects:
+def measure_and_check(page: Page, marks: Marks, *, full_page: bool, shot: dict[str, Any] | None = None) -> MaskRects:
     """After the capture: the rectangles again and the marks checked and removed, one round trip
-    (``MEASURE_AND_CHECK_JS``); ``MasksTampered`` when a mark was touched or the reading failed."""
-    raw: Any = evaluate_isolated(page, MEASURE_AND_CHECK_JS, {"nonce": marks.nonce, "full": full_page})
+    (``MEASURE_AND_CHECK_JS``); ``MasksTampered`` when a mark was touched or the reading failed.
+    ``shot``: the preparation of ``mark_and_measure`` is undone in the same round trip, whatever happens."""
+    arg = {"nonce": marks.nonce, "full": full_page}
+    if shot is None:
+        raw: Any = evaluate_isolated(page, MEASURE_AND_CHECK_JS, arg)
+    else:
+        raw = evaluate_isolated(page, MEASURE_CHECK_RESTORE_JS, {**arg, **shot})
     if not isinstance(raw, dict):
         raise MasksTampered("screenshot discarded: the PII masks could not be checked (unexpected result)")
     marks_intact(raw.get("check"), marks)
@@ -216,7 +230,9 @@ def paint(png: bytes, masks: MaskRects, color: str, *, full_page: bool) -> bytes
             )
         draw = ImageDraw.Draw(im)
         for x0, y0, x1, y1 in masks.rects:
-            draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=color)
+            draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=color)  # opaque: RGBA's alpha is 255 too
+        if im.mode in ("RGB", "RGBA"):  # what Chromium captures: one filter, fast zlib (png_encode)
+            return encode_png(im)
         out = io.BytesIO()
         im.save(out, format="PNG", compress_level=3)
     return out.getvalue()

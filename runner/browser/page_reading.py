@@ -138,8 +138,9 @@ def _read_isolated(handle: ElementHandle, nonce: str, selectors: Sequence[str]) 
     return element_info(raw)
 
 
-def evaluate_isolated(page: Page, script: str, arg: Any) -> Any:
-    """``script(arg)`` (a JS function's source) in an isolated world of the main frame, by value.
+def evaluate_isolated(page: Page, script: str, arg: Any, *, await_promise: bool = False) -> Any:
+    """``script(arg)`` (a JS function's source) in an isolated world of the main frame, by value
+    (``await_promise``: the value its promise resolves to).
 
     The page's scripts live in the main world: whatever they redefine there (``Node.prototype``
     getters, ``Element.prototype.getAttribute``, ``Array.prototype.map``, ``checkVisibility`` ...)
@@ -167,7 +168,7 @@ def evaluate_isolated(page: Page, script: str, arg: Any) -> Any:
         try:
             context_id = kept if kept is not None else _isolated_world(page, session, frame)
             res = session.send("Runtime.evaluate", {
-                "expression": expression, "contextId": context_id, "returnByValue": True, "awaitPromise": False,
+                "expression": expression, "contextId": context_id, "returnByValue": True, "awaitPromise": await_promise,
             })
             _WORLDS[page] = context_id
             break
@@ -187,6 +188,18 @@ def evaluate_isolated(page: Page, script: str, arg: Any) -> Any:
     if res.get("exceptionDetails"):
         raise PlaywrightError("the page scan script failed in its isolated world")
     return res.get("result", {}).get("value")
+
+
+def send_cdp(page: Page, method: str, params: Mapping[str, Any], *, timeout_s: float) -> dict[str, Any]:
+    """One CDP command on ``page``'s kept session (``evaluate_isolated``'s, opened if there is none),
+    answered within ``timeout_s``; raises ``PlaywrightError`` when it fails (the session is kept:
+    a detached one fails the next ``evaluate_isolated`` read, which opens another)."""
+    session = _SESSIONS.get(page)
+    if session is None:
+        _WORLDS.pop(page, None)
+        _FRAMES.pop(page, None)
+        session = _SESSIONS[page] = _open_session(page)
+    return dict(session.send(method, dict(params), timeout=timeout_s * 1000.0))
 
 
 def _open_session(page: Page) -> CDPSession:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from typing import Any
 
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
+from runner.browser.capture import capture_viewport, prepare, restore, shot_args
 from runner.browser.driver import ActionFailed
 from runner.browser.mask_marks import MasksTampered, check_marks
 from runner.browser.mask_paint import mark_and_measure, measure_and_check, paint
@@ -59,19 +61,27 @@ def take_screenshot(
 def _masked(page: Page, full_page: bool, selectors: list[str], style: str) -> bytes:
     """One capture with the masks painted in by Warden (``mask_paint``); ``MasksTampered`` to retake.
 
-    Two round trips besides the capture: the marks set and measured, then measured again, checked
-    and taken off. The unmasked capture stays in memory and is dropped unless its masks are painted
-    over it."""
-    marks, before = mark_and_measure(page, selectors, full_page=full_page)
-    if before is None:  # nothing on the page matches: the same image as painting no rectangle, cheaper
-        return _capture(page, full_page, style)
+    Two round trips besides the capture: the marks set and measured (the page prepared for the
+    capture first, when Warden takes it: ``capture``), then measured again, checked and taken off
+    (the preparation undone). The unmasked capture stays in memory and is dropped unless its masks
+    are painted over it."""
+    shot = shot_args() if _fast(full_page, style) else None
+    undone = False
     try:
-        png = _capture(page, full_page, style)
-        after = measure_and_check(page, marks, full_page=full_page)
-    except PlaywrightError:
-        with contextlib.suppress(PlaywrightError, ActionFailed):  # take the marks off again
-            check_marks(page, marks)
-        raise
+        marks, before = mark_and_measure(page, selectors, full_page=full_page, shot=shot)
+        if before is None:  # nothing on the page matches: the same image as painting no rectangle, cheaper
+            return _capture(page, full_page, style, prepared=shot)
+        try:
+            png = _capture(page, full_page, style, prepared=shot)
+            after = measure_and_check(page, marks, full_page=full_page, shot=shot)
+            undone = True
+        except PlaywrightError:
+            with contextlib.suppress(PlaywrightError, ActionFailed):  # take the marks off again
+                check_marks(page, marks)
+            raise
+    finally:
+        if shot is not None and not undone:
+            restore(page, shot)
     if after != before:
         del png
         raise MasksTampered(
@@ -80,7 +90,22 @@ def _masked(page: Page, full_page: bool, selectors: list[str], style: str) -> by
     return paint(png, before, MASK_COLOR, full_page=full_page)
 
 
-def _capture(page: Page, full_page: bool, style: str) -> bytes:
+def _fast(full_page: bool, style: str) -> bool:
+    """Warden's own capture (``capture``) for the viewport; Playwright's for full pages and stylesheets."""
+    return not full_page and not style
+
+
+def _capture(page: Page, full_page: bool, style: str, *, prepared: dict[str, Any] | None = None) -> bytes:
+    """A capture of ``page``; ``prepared``: the page is already prepared for Warden's own (``capture``)."""
+    if prepared is not None:
+        return capture_viewport(page, timeout_s=SCREENSHOT_TIMEOUT_S)
+    if _fast(full_page, style):
+        shot = shot_args()
+        try:
+            prepare(page, shot)
+            return capture_viewport(page, timeout_s=SCREENSHOT_TIMEOUT_S)
+        finally:
+            restore(page, shot)
     return page.screenshot(
         type="png", full_page=full_page, animations="disabled",
         caret="hide", timeout=SCREENSHOT_TIMEOUT_S * 1000, style=style or None,

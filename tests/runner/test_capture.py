@@ -1,0 +1,111 @@
+"""Warden's own viewport capture (runner/browser/capture.py) and its PNG writer (png_encode.py).
+
+The writer must give back exactly the pixels it was given (any decoder: Pillow and the tests' own);
+the capture must leave the page as it found it (carets, animations, no state left behind), whether
+masks were painted or not, and paint only where the masks are.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+
+import pytest
+from PIL import Image
+from playwright.sync_api import Page
+
+from runner.browser.capture import RESTORE_JS
+from runner.browser.mask_paint import MaskRects, paint
+from runner.browser.page_reading import evaluate_isolated
+from runner.browser.png_encode import encode_png
+from runner.browser.screenshots import MASK_COLOR, take_screenshot
+from tests.png import decode_png, pixel
+
+MASK = tuple(int(MASK_COLOR[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def _noise(mode: str, size: tuple[int, int], seed: int) -> Image.Image:
+    rnd = random.Random(seed)
+    n = size[0] * size[1] * len(mode)
+    return Image.frombytes(mode, size, bytes(rnd.getrandbits(8) for _ in range(n)))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+@pytest.mark.parametrize("size", [(37, 23), (1, 1), (64, 1), (1, 40)])
+def test_encode_png_gives_back_exactly_the_pixels(mode: str, size: tuple[int, int]) -> None:
+    im = _noise(mode, size, seed=size[0] * 1000 + size[1])
+    data = encode_png(im)
+    with Image.open(io.BytesIO(data)) as back:
+        back.load()
+        assert back.mode == mode and back.size == size
+        assert back.tobytes() == im.tobytes()
+    width, height, rows = decode_png(data)  # the tests' own decoder (every PNG filter)
+    assert (width, height) == size
+    assert b"".join(rows) == im.tobytes()
+
+
+def test_encode_png_refuses_other_modes() -> None:
+    with pytest.raises(ValueError, match="RGB or RGBA"):
+        encode_png(Image.new("L", (4, 4)))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_paint_covers_the_rectangles_opaquely_and_nothing_else(mode: str) -> None:
+    im = _noise(mode, (80, 60), seed=7)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    rects = ((5, 5, 20, 12), (70, 0, 80, 60), (10, 50, 11, 51))
+    out = paint(buf.getvalue(), MaskRects(rects=rects, size=(80, 60), scroll=(0.0, 0.0)), MASK_COLOR, full_page=False)
+    with Image.open(io.BytesIO(out)) as painted:
+        painted.load()
+        assert painted.mode == mode
+        src, dst = im.load(), painted.load()
+        assert src is not None and dst is not None
+        for y in range(60):
+            for x in range(80):
+                inside = any(x0 <= x < x1 and y0 <= y < y1 for x0, y0, x1, y1 in rects)
+                want = (*MASK, 255) if mode == "RGBA" else MASK
+                if inside:
+                    assert dst[x, y] == want, (x, y)
+                else:
+                    assert dst[x, y] == src[x, y], (x, y)
+
+
+PAGE = """<!doctype html><html><body style="margin:0;background:#fff">
+<style>@keyframes spin{from{transform:rotate(0)}to{transform:rotate(360deg)}}
+#spin{width:40px;height:40px;background:#00f;animation:spin 3s linear infinite}
+#secret{display:block;width:300px;height:40px;border:0;background:#fff}</style>
+<input id="field" style="caret-color: red" value="typed">
+<input id="secret" value="hunter2">
+<div id="spin"></div></body></html>"""
+
+STATE = """() => {
+  const a = document.getAnimations()[0];
+  return [document.getElementById('field').style.getPropertyValue('caret-color'),
+          document.getElementById('secret').getAttribute('style'), a ? a.playState : 'none', document.activeElement.id];
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("masks", [[], ["#secret"], ["#nothing-matches"]])
+def test_the_capture_leaves_the_page_as_it_found_it(page: Page, masks: list[str]) -> None:
+    page.set_content(PAGE)
+    page.focus("#field")
+    before = page.evaluate(STATE)
+    assert before == ["red", None, "running", "field"]
+    png = decode_png(take_screenshot(page, mask_selectors=masks))
+    viewport = page.viewport_size
+    assert viewport is not None
+    assert png[:2] == (viewport["width"], viewport["height"])
+    after = page.evaluate(STATE)
+    assert after[0] == "red" and after[2:] == ["running", "field"]  # caret colour and animation back
+    assert after[1] in (None, "")  # Playwright's own capture leaves an empty style attribute too
+    # Nothing of the capture is left in Warden's isolated world: a restore finds nothing to undo.
+    assert evaluate_isolated(page, RESTORE_JS, {"shot": "any"}) is False
+    box = page.locator("#secret").bounding_box()
+    assert box is not None
+    probe = (int(box["x"] + 20), int(box["y"] + box["height"] / 2))
+    if masks == ["#secret"]:
+        assert pixel(png, *probe) == MASK
+    else:
+        assert pixel(png, *probe) != MASK
