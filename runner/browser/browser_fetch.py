@@ -18,9 +18,9 @@ for documents, beacons and fetches (navigation rules), its own kind otherwise; `
 last document allowed in that frame. A host outside the resolver allowlist that the gate allowed
 (a gate sidestepped), a redirect hop or an unload request to such a host, is failed here and
 reported as a resolver refusal, since a request paused here is reported to Playwright as
-``ERR_ABORTED``, not as the resolver's ``ERR_NAME_NOT_RESOLVED``. The context route judges only
-what is not http(s), which this layer never pauses: nothing is judged twice, and no verdict is
-reused (a verdict depends on the kind and the frame, not only on the request's bytes).
+``ERR_ABORTED``, not as the resolver's ``ERR_NAME_NOT_RESOLVED``. There is no context route: this
+layer pauses every URL the route could see (and what it held unseen, an image written into an
+``about:blank`` popup), so each request is judged once, here.
 
 Like the route, this handler runs only while a Playwright call is in progress on the run's thread
 (the sync API's dispatcher), so a page's request waits for Warden's next browser call, and the step
@@ -30,6 +30,7 @@ loop makes one after every action (its page scan and screenshot).
 from __future__ import annotations
 
 import base64
+import inspect
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -40,10 +41,12 @@ from guards.observed import RequestInfo, RequestKind
 from runner.browser.chromium import host_matches, host_of
 from runner.browser.driver import EVENT_GATE_ERROR, EVENT_REQUEST_REFUSED, GateVerdict, SandboxConfig
 
-# Every http(s) request of every target, at the request stage: this layer is where the gate judges
-# them, once each (the context route takes only what is not http(s), so nothing is judged twice).
-PATTERNS = [{"urlPattern": "http://*", "requestStage": "Request"},
-            {"urlPattern": "https://*", "requestStage": "Request"}]
+# Every request of every target that Chromium lets this layer see, at the request stage: this layer
+# is where the gate judges them, once each. Measured: that is every http(s) request and the other
+# schemes Playwright's context route saw (``ftp:``, ``filesystem:``); ``data:``, ``blob:``, ``file:``
+# and ``chrome:`` reach neither (they never touch the network). No context route is installed: with
+# one, Playwright paused every request a second time at each page (twice the protocol messages).
+PATTERNS = [{"urlPattern": "*", "requestStage": "Request"}]
 # Kinds whose redirect hops are judged as ``redirect`` (navigation rules), as before this layer took
 # every request: an unload beacon's or fetch's hop. A hop of an image or script keeps its own kind.
 PAUSED_TYPES = ("Ping", "XHR", "Fetch")
@@ -64,6 +67,17 @@ def _put(book: OrderedDict[str, str], key: str, value: str) -> None:
         book.move_to_end(key)
         if len(book) > CACHE_CAP:
             book.popitem(last=False)
+
+
+def _plain(method: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """``method`` as a plain function whose signature is known: Playwright's sync API asks
+    ``inspect.signature`` of a listener on every event (~10 % of this layer's CPU for a bound method)."""
+
+    def listener(event: dict[str, Any]) -> None:
+        method(event)
+
+    listener.__signature__ = inspect.signature(listener)  # type: ignore[attr-defined]
+    return listener
 
 
 class FrameBook:
@@ -136,13 +150,15 @@ class BrowserFetch:
         self._cdp: CDPSession | None = None
         self._network_ids: OrderedDict[str, None] = OrderedDict()  # seen here: a repeat is a redirect hop
         self._frames = frames  # shared with the context's hooks: they report what iframes show
+        self._resolvable_hosts = tuple(config.resolvable_hosts)  # the launch's resolver rules: fixed
+        self._resolvable: dict[str, bool] = {}  # host -> whether the resolver rules let it through
         self.judged = 0  # requests this layer put to the gate
 
     def install(self, browser: Browser) -> None:
         cdp = browser.new_browser_cdp_session()
-        cdp.on("Fetch.requestPaused", self._on_paused)
-        cdp.on("Target.targetCreated", self._on_target)
-        cdp.on("Target.targetInfoChanged", self._on_target_changed)
+        cdp.on("Fetch.requestPaused", _plain(self._on_paused))
+        cdp.on("Target.targetCreated", _plain(self._on_target))
+        cdp.on("Target.targetInfoChanged", _plain(self._on_target_changed))
         cdp.send("Target.setDiscoverTargets", {"discover": True})  # pages known before their first request
         cdp.send("Fetch.enable", {"patterns": PATTERNS})
         self._cdp = cdp
@@ -186,7 +202,12 @@ class BrowserFetch:
         resource_type = _resource_type(cdp_type, request.get("headers") or {})
         hop, kind, frame_url = self._where(event, cdp_type)
         host = host_of(url)
-        resolvable = host_matches(host, self._config.resolvable_hosts)
+        resolvable = self._resolvable.get(host)
+        if resolvable is None:
+            resolvable = host_matches(host, self._resolvable_hosts)
+            if len(self._resolvable) >= CACHE_CAP:
+                self._resolvable.clear()
+            self._resolvable[host] = resolvable
         refusal = {"url": url, "method": method, "kind": "redirect" if hop else kind,
                    "resource_type": resource_type, "frame_url": frame_url}
         if not resolvable and (hop or not event.get("networkId")):

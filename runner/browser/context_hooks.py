@@ -1,12 +1,12 @@
 """The browser context's routes and listeners: what the sandbox does with traffic and page events.
 
-* With a ``request_gate``, every http(s) request is put to it once, by the browser-level layer
+* With a ``request_gate``, every request is put to it once, by the browser-level layer
   (``browser_fetch``: one protocol round trip per request, redirect hops and unload beacons
-  included); the context route takes what is not http(s), and every WebSocket, then each message
-  the page sends on it. Refused ones are aborted with ``blockedbyclient`` (a WebSocket is closed
-  with 1008, a refused message is dropped first). A gate that raises refuses (fail closed) and its
-  error surfaces after the current action. A name the resolver allowlist refused is reported from
-  ``requestfailed``.
+  included); the context's WebSocket route takes every WebSocket, then each message the page sends
+  on it (a refused socket is closed with 1008, a refused message is dropped first). There is no
+  context route: Playwright would then pause every request a second time at each page. A gate
+  that raises refuses (fail closed) and its error surfaces after the current action. A name the
+  resolver allowlist refused is reported from ``requestfailed``.
 * Popups, downloads (refused, or saved to ``downloads_dir``), dialogs (alert/confirm/prompt
   dismissed, beforeunload accepted) and page crashes are reported through ``on_event``, under the
   ``EVENT_*`` names of ``driver``; the network gate makes each a record.
@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import BrowserContext, Dialog, Download, Page, Request, Route, WebSocketRoute
+from playwright.sync_api import BrowserContext, Dialog, Download, Page, Request, WebSocketRoute
 from playwright.sync_api import Error as PlaywrightError
 
 from guards.observed import RequestInfo, RequestKind
@@ -36,7 +36,6 @@ from runner.browser.driver import (
     EVENT_DOWNLOAD_FAILED,
     EVENT_DOWNLOAD_REFUSED,
     EVENT_DOWNLOAD_SAVED,
-    EVENT_GATE_ERROR,
     EVENT_PAGE_CRASHED,
     EVENT_POPUP,
     EVENT_REQUEST_REFUSED,
@@ -50,10 +49,11 @@ from runner.browser.driver import (
 )
 from runner.browser.messages import short_message
 
-# What the context route takes: whatever Chromium lets it see that is not http(s) (the browser-level
-# Fetch layer pauses every http(s) request). Installed, Playwright's own page-level interception
-# stays on for every page; measured, it holds what a script writes into an about:blank popup.
-NOT_HTTP = re.compile(r"^(?!https?://)", re.IGNORECASE)
+# Playwright's WebSocket route replaces ``WebSocket`` in every frame (an init script), not
+# ``WebSocketStream``: measured, a page's ``new WebSocketStream(url)`` reached the server and sent its
+# messages unjudged. Removed in every frame the same way (fresh iframes and popups included), so a
+# page has only the routed ``WebSocket``. Workers get neither script: see docs/boundaries.md.
+NO_WEBSOCKET_STREAM = "delete globalThis.WebSocketStream;"
 DIALOG_TEXT_CAP = 500  # characters of a dialog's message kept (the writer redacts them)
 
 
@@ -78,7 +78,7 @@ class ContextHooks:
         context.on("page", self._on_page)
         context.on("requestfailed", self._on_request_failed)
         if self._config.request_gate is not None:
-            context.route(NOT_HTTP, self._on_route)  # http(s): judged once, by the browser layer
+            context.add_init_script(NO_WEBSOCKET_STREAM)
             context.route_web_socket(re.compile(r".*"), self._on_websocket)
 
     # ------------------------------------------------------------------ for the driver
@@ -242,51 +242,6 @@ class ContextHooks:
             self._navigated.add(id(page))
             return "popup", frame_url
         return "navigation", frame_url
-
-    def _on_route(self, route: Route) -> None:
-        request = route.request
-        gate = self._config.request_gate
-        verdict: GateVerdict
-        info: RequestInfo | None = None
-        try:
-            kind, frame_url = self._request_kind(request)
-            info = RequestInfo(
-                url=request.url,
-                method=request.method,
-                kind=kind,
-                resource_type=request.resource_type,
-                is_navigation=request.is_navigation_request(),
-                frame_url=frame_url,
-                headers=dict(request.headers),
-                body=request.post_data_buffer,
-            )
-            verdict = gate(info) if gate is not None else GateVerdict(True)
-        except BaseException as exc:  # fail closed: a gate that cannot decide refuses
-            verdict = GateVerdict(False, f"request gate error: {type(exc).__name__}")
-            self._emit(EVENT_GATE_ERROR, {"url": request.url, "error": type(exc).__name__})
-            self._defer(exc)
-        try:
-            if verdict.allow:
-                route.continue_()
-                return
-            route.abort("blockedbyclient")
-        except PlaywrightError:
-            return  # the page went away meanwhile
-        reason = verdict.reason or "refused by the request gate"
-        with self._lock:
-            self._refusals[request.url] = reason
-        self._emit(
-            EVENT_REQUEST_REFUSED,
-            {
-                "url": request.url,
-                "method": request.method,
-                "kind": info.kind if info is not None else "other",
-                "resource_type": request.resource_type,
-                "frame_url": info.frame_url if info is not None else None,
-                "reason": reason,
-                "layer": "gate",  # already decided (and recorded) by the request gate
-            },
-        )
 
     def _on_websocket(self, ws: WebSocketRoute) -> None:
         gate = self._config.request_gate

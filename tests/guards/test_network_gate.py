@@ -465,8 +465,12 @@ def _break(monkeypatch: pytest.MonkeyPatch, target: str) -> None:
     def boom(*a: Any, **k: Any) -> Any:
         raise RuntimeError(f"{target} unavailable")
 
-    if target in ("route", "route_web_socket"):
+    if target == "route_web_socket":
         monkeypatch.setattr(BrowserContext, target, boom)
+    elif target == "browser_fetch":
+        from runner.browser.browser_fetch import BrowserFetch
+
+        monkeypatch.setattr(BrowserFetch, "install", boom)
     elif target == "launch_args":
         import runner.browser.playwright_driver as pd
 
@@ -476,7 +480,7 @@ def _break(monkeypatch: pytest.MonkeyPatch, target: str) -> None:
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("layer", ["route", "route_web_socket", "launch_args", "gate"])
+@pytest.mark.parametrize("layer", ["browser_fetch", "route_web_socket", "launch_args", "gate"])
 def test_a_layer_that_cannot_be_installed_refuses_the_run(
     layer: str, tmp_path: Path, test_server: TestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -496,20 +500,32 @@ def test_a_layer_that_cannot_be_installed_refuses_the_run(
 
 
 @pytest.mark.browser
-def test_about_blank_popup_write_is_held_by_the_route(
+def test_about_blank_popup_write_is_judged_by_the_browser_layer(
     chromium_path: Path, test_server: TestServer, evil_server: TestServer
 ) -> None:
-    """Measured: with the context route installed, an img document.write()n into an about:blank popup
-    is never dispatched (even to a listed host); without a route it does reach it. Over-blocking, not a leak."""
+    """An img document.write()n into an about:blank popup is judged by the gate like any subresource
+    (once it was held unseen by Playwright's page-level interception, which the context route kept on):
+    refused by the gate, the listed host (resolvable here, so only the gate stands in the way) receives
+    nothing; allowed, it arrives. The request is put to the gate either way, once."""
     from runner.browser.playwright_driver import open_driver
 
     v = VECTORS["open_blank_write"]
     url = _serve(v, test_server, evil_server)
-    for gate in (None, lambda r: GateVerdict(True)):
+    for allow_evil in (False, True):
         evil_server.reset()
+        seen: list[RequestInfo] = []
+
+        def gate(r: RequestInfo, allow_evil: bool = allow_evil, seen: list[RequestInfo] = seen) -> GateVerdict:
+            seen.append(r)
+            return GateVerdict(allow_evil or "evil.localhost" not in r.url, "evil refused")
+
         cfg = SandboxConfig(chromium_path, ["allowed.localhost", "evil.localhost"], request_gate=gate)
         with open_driver(cfg) as d:
             d.perform("goto", {"url": url}, 10)
             d.perform("wait_for", {"seconds": 1}, 5)
         reached = [r for r in evil_server.requests if r.route.startswith("/v/open_blank_write/")]
-        assert bool(reached) is (gate is None)
+        judged = [r for r in seen if "/v/open_blank_write/" in r.url]
+        assert [(r.kind, r.resource_type) for r in judged] == [("subresource", "image")]
+        assert bool(reached) is allow_evil
+        if not allow_evil:
+            assert evil_server.requests == [] and evil_server.connections == []

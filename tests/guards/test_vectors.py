@@ -218,8 +218,6 @@ def test_vector(name: str, sandbox: Sandbox, test_server: TestServer, evil_serve
         elif v.pair == "no_pings":  # --no-pings: Chromium never sends <a ping>, even to a listed host
             assert _hits(evil_server, v.name) == []
             assert any(r.route == "/landing" for r in test_server.requests)  # the click did happen
-        elif v.pair == "held":  # see test_network_gate: the route holds it even for a listed host
-            assert _hits(evil_server, v.name) == []
         elif v.pair == "sw_blocked":  # service_workers="block": registration refused even on listed hosts
             assert _hits(evil_server, v.name) == []
             assert "/sw.js" not in [r.route for r in test_server.requests]

@@ -44,9 +44,7 @@ V: list[Vector] = [
     Vector(
         "open_blank_write",
         S.format('const w = window.open("about:blank"); w.document.write(\'<img src="{T}/v/{N}/x.png">\')'),
-        frozenset(),  # Playwright never dispatches this request to the route: it is held (see pair)
-        pair="held",
-    ),
+    ),  # judged by the browser layer like any image (test_network_gate: once held by the context route)
     Vector("target_blank", '<a id="go" target="_blank" href="{T}/v/{N}/">go</a>', frozenset({"popup"}), click="#go"),
     Vector("meta_refresh", '<meta http-equiv="refresh" content="0;url={T}/v/{N}/">', frozenset({"navigation"})),
     Vector("location", S.format('setTimeout(() => {{ location.href = "{T}/v/{N}/" }}, 50)'), frozenset({"navigation"})),
