@@ -1,6 +1,6 @@
 """Cost of in-browser enforcement: a page with 200 subresources from several allowed hosts.
 
-    .venv/bin/python benchmarks/bench_network.py [--reps 7] [--n 200] [--json]
+    .venv/bin/python benchmarks/bench_network.py [--reps 7] [--n 200] [--server process|thread] [--json]
 
 Two sandboxes in the same run, alternating per repetition: ``on`` = resolver allowlist + the
 browser-level Fetch layer (runner/browser/browser_fetch.py) + context and WebSocket routes + the
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -91,6 +92,56 @@ def _page(server: TestServer, n: int) -> str:
     return f"<!doctype html><title>bench</title>{imgs}"
 
 
+class _Site:
+    """The benchmark's web site: a ``TestServer`` in a child process (``--server process``, the default),
+    as a real site is not in Warden's process, or in this process's threads (``--server thread``, as
+    before: its 200 responses then compete with the gate's handler for this process's GIL, which
+    only the ``on`` side pays, and its CPU counts as Warden's)."""
+
+    def __init__(self, n: int, where: str) -> None:
+        self._proc: Any = None
+        self._server: TestServer | None = None
+        if where == "thread":
+            self._server = _serve(n)
+            self.port = self._server.port
+            return
+        ctx = multiprocessing.get_context("fork")
+        parent, child = ctx.Pipe()
+        self._pipe = parent
+        self._proc = ctx.Process(target=_serve_in_child, args=(n, child), daemon=True)
+        self._proc.start()
+        self.port = int(parent.recv())
+
+    def url(self, host: str, path: str) -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    def pids(self) -> set[int]:
+        return {self._proc.pid} if self._proc is not None else set()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+        if self._proc is not None:
+            self._pipe.send("stop")
+            self._proc.join(10)
+
+
+def _serve(n: int) -> TestServer:
+    gif = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
+    server = TestServer().start()
+    server.set_route("/page", lambda r: Response(body=_page(server, n).replace("RUN", r.path.split("=")[-1])))
+    for i in range(n):
+        server.set_content(f"/i/{i}.gif", gif, "image/gif")
+    return server
+
+
+def _serve_in_child(n: int, pipe: Any) -> None:
+    server = _serve(n)
+    pipe.send(server.port)
+    pipe.recv()
+    server.stop()
+
+
 def _load(d: PlaywrightDriver, url: str) -> tuple[float, float]:
     """Wall seconds of the load, and the CPU seconds it took in this process, node and Chromium."""
     c, t = _cpu_s(), time.perf_counter()
@@ -98,8 +149,12 @@ def _load(d: PlaywrightDriver, url: str) -> tuple[float, float]:
     return time.perf_counter() - t, _cpu_s() - c
 
 
+_NOT_WARDEN: set[int] = set()  # the site's process: not counted
+
+
 def _cpu_s() -> float:
-    """User + system CPU of this process and every descendant (Playwright's node, Chromium), from /proc."""
+    """User + system CPU of this process and every descendant (Playwright's node, Chromium), from /proc;
+    the site's own process (``--server process``) left out."""
     parent: dict[int, int] = {}
     ticks: dict[int, int] = {}
     for name in os.listdir("/proc"):
@@ -113,7 +168,7 @@ def _cpu_s() -> float:
     while todo:
         pid = todo.pop()
         mine.add(pid)
-        todo.extend(c for c, p in parent.items() if p == pid and c not in mine)
+        todo.extend(c for c, p in parent.items() if p == pid and c not in mine and c not in _NOT_WARDEN)
     return sum(ticks.get(p, 0) for p in mine) / os.sysconf("SC_CLK_TCK")
 
 
@@ -122,12 +177,11 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--json", action="store_true", help='print {"rows": [...]} instead of the text')
+    ap.add_argument("--server", choices=("process", "thread"), default="process",
+                    help="the site in a child process (default) or in this process's threads (as before)")
     args = ap.parse_args()
-    gif = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
-    server = TestServer().start()
-    server.set_route("/page", lambda r: Response(body=_page(server, args.n).replace("RUN", r.path.split("=")[-1])))
-    for i in range(args.n):
-        server.set_content(f"/i/{i}.gif", gif, "image/gif")
+    server = _Site(args.n, args.server)  # forked first: before any thread or browser of this process
+    _NOT_WARDEN.update(server.pids())
     work = Path(tempfile.mkdtemp(prefix="warden-bench-net-"))
     (work / "m.yaml").write_text(MISSION)
     loaded = load_mission(work / "m.yaml", cli_vars={}, environ=os.environ)
@@ -176,12 +230,14 @@ def main() -> int:
         print(json.dumps({"rows": [{
             "figure": f"page with {args.n} subresources, enforcement on ÷ off", "value": on / off, "unit": "x",
             "goal": "≤ 1.2",
-            "detail": f"medians {on * 1000:.0f} / {off * 1000:.0f} ms of {args.reps} alternating reps (on {ms_on}, "
+            "detail": f"site: {args.server}; medians {on * 1000:.0f} / {off * 1000:.0f} ms of {args.reps} alternating "
+                      f"reps (on {ms_on}, "
                       f"off {ms_off}); median of the pairs' ratios {pairs:.2f}; {per_req_wall * 1000:.2f} ms/request "
                       f"extra, of which the gate's decision {statistics.median(route_s) * 1000:.3f} ms; {cpu_line}",
         }]}))
         return 0
-    print(f"page: {args.n} images from {len(HOSTS)} allowed hosts; {args.reps} reps alternating; load event")
+    print(f"page: {args.n} images from {len(HOSTS)} allowed hosts; {args.reps} reps alternating; load event; "
+          f"site in a {'child process' if args.server == 'process' else 'thread of this process'}")
     print(f"enforcement off (resolver rules, no route): median {off * 1000:8.1f} ms  {ms_off}")
     print(f"enforcement on  (rules + Fetch layer + gate): median {on * 1000:8.1f} ms  {ms_on}")
     print(f"ratio on/off: {on / off:.2f}x (target <= 1.2x); median of the pairs' ratios {pairs:.2f}x")
