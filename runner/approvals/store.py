@@ -40,6 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import Engine, create_engine, inspect, select, update
 from sqlalchemy.orm import Session
 
+from evidence.index_sqlite import url_for
 from evidence.redact import redact_tree
 from evidence.runfolder import utc_timestamp
 from kernel.errors import UsageError
@@ -109,16 +110,6 @@ def owner_alive(pid: int, start: str | None) -> bool:
         if now is not None and now != start:
             return False  # the pid was reused
     return True
-
-
-def _db_url(url_or_dir: str | Path) -> str:
-    text = str(url_or_dir)
-    if "://" in text:
-        return text
-    path = Path(text)
-    if path.is_dir() or not path.suffix:
-        path = path / "warden.db"
-    return f"sqlite:///{path.absolute()}"
 
 
 def _ts(epoch: float) -> str:
@@ -377,7 +368,7 @@ class ApprovalStore:
 
 def reap_existing(evidence_dir: Path | str, db_url: str | None = None) -> list[str]:
     """Best-effort reap at the start of a command: touches nothing unless the table already exists."""
-    url = db_url or _db_url(evidence_dir)
+    url = db_url or url_for(evidence_dir)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         return []
     engine = create_engine(url, connect_args={"timeout": 15} if url.startswith("sqlite") else {})
