@@ -219,6 +219,25 @@ def test_records_appended_behind_the_index(make_run: Any, tamper: Any) -> None:
     assert _has(report, "3 records after the index's chain head", "appended behind the index's back")
 
 
+def test_one_group_after_the_index_head_is_the_crash_window_not_an_append(make_run: Any, tamper: Any) -> None:
+    # A process killed between writing a group (a step's decision and intent) and indexing it.
+    h = make_run(steps=2, finish=False)
+    h.writer.close()
+    t = tamper(h)
+    recs = t.lines()
+    extra = []
+    prev = recs[-1]
+    for i in range(2):
+        nxt = t.rehash({**prev, "seq": prev["seq"] + 1, "prev_hash": prev["hash"],
+                        "record_id": f"00000000-0000-4000-8000-00000000001{i}", "attachments": []})
+        extra.append(nxt)
+        prev = nxt
+    t.write(recs + extra)
+    report = _verify(h)
+    assert report.ok, report.problems
+    assert any("2 record(s) after the index's chain head" in n and "recover" in n for n in report.notes), report.notes
+
+
 def test_not_json_line(make_run: Any) -> None:
     h = make_run(steps=3)
     lines = h.folder.records.read_bytes().splitlines(keepends=True)
