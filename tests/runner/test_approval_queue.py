@@ -194,7 +194,7 @@ def test_four_eyes_refuses_the_initiator_under_any_name_and_the_request_stays_pe
     evidence_dir: Path, runners: list[Runner]
 ) -> None:
     # the runner and this CLI run as the same OS user: the kernel says so, whatever name is typed
-    runner = _start(runners, evidence_dir, "ap-eyes0001", "--initiator", "alice", "--four-eyes", "--timeout", "60")
+    runner = _start(runners, evidence_dir, "ap-eyes0001", "--initiator", "alice", "--four-eyes", "--timeout", "600")
     for name in ("alice", "bob"):
         refused = warden("approvals", "approve", "ap-eyes", "--reason", "mine", "--approver", name,
                          evidence_dir=evidence_dir)
