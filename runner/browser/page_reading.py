@@ -77,13 +77,27 @@ def find_target_element(
     return handle
 
 
-def describe_element(handle: ElementHandle, *, focused: bool, selectors: Sequence[str]) -> ElementInfo:
+def in_main_frame(args: Mapping[str, Any]) -> bool:
+    """Whether the element ``locate_target(page, args)`` finds is in ``page``'s main frame, by its
+    selector alone: only Playwright's ``internal:control=enter-frame`` engine (a ``frame_locator``, or
+    written into a raw selector) leads into a frame; ``get_by_*`` locators stay in the page's frame.
+    Unsure (a raw selector naming that engine, or a text that merely quotes it): False."""
+    if not has_target(args):
+        return False
+    return not any("enter-frame" in str(args[k]) for k in ("selector", "text", "role", "name", "label",
+                                                             "placeholder", "test_id") if args.get(k) is not None)
+
+
+def describe_element(
+    handle: ElementHandle, *, focused: bool, selectors: Sequence[str], main_frame: Page | None = None
+) -> ElementInfo:
     """What ``handle`` is, as the page shows it now (``RESOLVE_JS``, in the page's world and again in
     Warden's isolated world); the handle is disposed, unless it is the judged element the action will
     act on (``targets.remember_judged``).
 
     ``focused``: the element has the focus rather than being named by the step; inside a frame its
-    element cannot be seen, so it is reported as not found.
+    element cannot be seen, so it is reported as not found. ``main_frame``: the page whose main
+    frame the handle is known to be in (``in_main_frame``): its frame is not asked for again.
 
     Four round trips: the page-world reading and the mark (``MARK_AND_RESOLVE_JS``), the mark's check,
     the element's frame, the isolated reading, which takes the mark off; only when it could not, is the
@@ -98,7 +112,7 @@ def describe_element(handle: ElementHandle, *, focused: bool, selectors: Sequenc
         if focused and data.get("tag") in _FRAME_TAGS:
             frame = data.get("tag")
             return ElementInfo(found=False, error=f"the focus is inside an <{frame}>: its element cannot be seen")
-        isolated = _read_isolated(handle, nonce, selectors)
+        isolated = _read_isolated(handle, nonce, selectors, main_frame)
         unmarked = isinstance(isolated, ElementInfo)
     except PlaywrightError as exc:  # detached, navigated away, ...: cannot say what it is
         return ElementInfo(found=False, error=f"cannot describe the target: {short_message(exc)}")
@@ -114,7 +128,9 @@ def describe_element(handle: ElementHandle, *, focused: bool, selectors: Sequenc
     return merge_views(isolated, element_info(data))
 
 
-def _read_isolated(handle: ElementHandle, nonce: str, selectors: Sequence[str]) -> ElementInfo | str:
+def _read_isolated(
+    handle: ElementHandle, nonce: str, selectors: Sequence[str], main_frame: Page | None
+) -> ElementInfo | str:
     """``RESOLVE_JS`` on the same element, run in Warden's isolated world (the page's scripts cannot
     redefine what it reads), or why it cannot be (a string: the caller fails closed).
 
@@ -128,10 +144,12 @@ def _read_isolated(handle: ElementHandle, nonce: str, selectors: Sequence[str]) 
     """
     if handle.get_attribute(MARK_ATTR) != nonce:
         return "the page did not let the element be marked"
-    page = handle.owner_frame()
-    if page is None or page.parent_frame is not None:
-        return "the element is not in the main frame"
-    raw = evaluate_isolated(page.page, ISOLATED_RESOLVE_JS,
+    if main_frame is None:  # not known from how it was found: ask (a round trip)
+        frame = handle.owner_frame()
+        if frame is None or frame.parent_frame is not None:
+            return "the element is not in the main frame"
+        main_frame = frame.page
+    raw = evaluate_isolated(main_frame, ISOLATED_RESOLVE_JS,
                             {"attr": MARK_ATTR, "nonce": nonce, "selectors": list(selectors)})
     if not isinstance(raw, dict) or raw.get("error") or not raw.get("tag"):
         return str(raw.get("error") if isinstance(raw, dict) else "no description") or "no description"

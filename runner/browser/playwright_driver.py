@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -42,9 +43,10 @@ from runner.browser.browser_fetch import BrowserFetch
 from runner.browser.chromium import check_no_proxy, launch_args
 from runner.browser.context_hooks import ContextHooks
 from runner.browser.driver import ActionFailed, AriaSnapshot, SandboxConfig, StepOutcome
+from runner.browser.last_words import JudgedRequests, send_away
 from runner.browser.messages import short_message
 from runner.browser.node_cache import use_compile_cache
-from runner.browser.page_reading import describe_element, find_target_element, read_text_blocks
+from runner.browser.page_reading import describe_element, find_target_element, in_main_frame, read_text_blocks
 from runner.browser.screenshots import MASK_COLOR, take_screenshot
 from runner.browser.targets import has_target
 
@@ -65,8 +67,14 @@ class PlaywrightDriver:
         self._browser: Browser | None = None
         self._context: BrowserContext | None = None
         self._page: Page | None = None
-        self._hooks = ContextHooks(config, lambda: self._page)
-        self._fetch_layer = BrowserFetch(config, self._hooks.frames, self._hooks.emit, self._hooks.defer)
+        # What the gate judged, by URL: the close waits for a page's last words on it (``last_words``).
+        self._judged = JudgedRequests()
+        watched = dataclasses.replace(
+            config, request_gate=None if config.request_gate is None else self._judged.gate(config.request_gate),
+            on_event=self._judged.on_event(config.on_event),
+        )
+        self._hooks = ContextHooks(watched, lambda: self._page)
+        self._fetch_layer = BrowserFetch(watched, self._hooks.frames, self._hooks.emit, self._hooks.defer)
         self._start(extra_args, launched)
 
     # ------------------------------------------------------------------ lifecycle
@@ -132,8 +140,7 @@ class PlaywrightDriver:
         # Each step is best effort: a dead driver or browser has nothing left to close.
         for page in list(context.pages):  # a page's last words (pagehide) reach the gate before the end
             with contextlib.suppress(Exception):
-                page.goto("about:blank", wait_until="commit", timeout=LAST_WORDS_MS)
-                page.wait_for_timeout(50)
+                send_away(page, self._judged, timeout_ms=LAST_WORDS_MS)
         with contextlib.suppress(Exception):
             context.close()
 
@@ -234,7 +241,8 @@ class PlaywrightDriver:
             self._hooks.raise_deferred()
         if isinstance(found, ElementInfo):
             return found
-        return describe_element(found, focused=not has_target(args), selectors=selectors)
+        return describe_element(found, focused=not has_target(args), selectors=selectors,
+                                main_frame=page if in_main_frame(args) else None)
 
 
 def _new_sandbox_context(browser: Browser, config: SandboxConfig) -> BrowserContext:
