@@ -80,6 +80,59 @@ def _plain(method: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]
     return listener
 
 
+def _consume(future: Any) -> None:
+    """A reply nobody waits for: its error (the request or the browser gone meanwhile) is read and dropped."""
+    if not future.cancelled():
+        future.exception()
+
+
+class Session:
+    """The browser-level CDP session as this layer uses it, below Playwright's sync API where that is safe.
+
+    Why: through the sync API every call captures the caller's stack, opens an API zone, makes a
+    task and switches greenlets twice to wait for a reply that, for ``Fetch.continueRequest`` and
+    ``Fetch.failRequest``, carries nothing (``{}``); that was most of this layer's Python CPU per
+    request. ``answer`` puts the command on Playwright's connection as the sync call would (same
+    message, same session) and does not wait for the reply. The decision is made before it, so a
+    request still leaves only once judged. Events are heard on the session's own emitter (no
+    per-event signature check). Without those internals (another Playwright), the sync API as before.
+    """
+
+    def __init__(self, cdp: CDPSession) -> None:
+        self.cdp = cdp
+        impl = getattr(cdp, "_impl_obj", None)
+        raw = getattr(getattr(impl, "_connection", None), "send_message_to_server", None)
+        self._impl: Any = impl if callable(raw) and callable(getattr(impl, "on", None)) else None
+        self._raw: Any = raw if self._impl is not None else None
+
+    def on(self, event: str, method: Callable[[dict[str, Any]], None]) -> None:
+        if self._impl is not None:
+            self._impl.on(event, method)
+        else:
+            self.cdp.on(event, _plain(method))
+
+    def send(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """A command whose reply is needed: the sync API (this waits)."""
+        return self.cdp.send(method, params)
+
+    def answer(self, method: str, params: dict[str, Any]) -> None:
+        """A command whose reply carries nothing: sent now, its reply not waited for."""
+        if self._raw is None:
+            self.cdp.send(method, params)
+            return
+        for attempt in range(2):
+            try:
+                future = self._raw(self._impl, "send", {"method": method, "params": params},
+                                   {"internal": True, "timeout": 0})
+            except Exception:
+                # The connection raises a listener's stored error at the next call (once) or is closed.
+                if attempt:
+                    raise
+                continue
+            future.add_done_callback(_consume)
+            return
+
+
 class FrameBook:
     """Which frame ids are pages' main frames, and the last document each frame was sent to.
 
@@ -147,7 +200,7 @@ class BrowserFetch:
         self._config = config
         self._emit = emit
         self._defer = defer
-        self._cdp: CDPSession | None = None
+        self._cdp: Session | None = None
         self._network_ids: OrderedDict[str, None] = OrderedDict()  # seen here: a repeat is a redirect hop
         self._frames = frames  # shared with the context's hooks: they report what iframes show
         self._resolvable_hosts = tuple(config.resolvable_hosts)  # the launch's resolver rules: fixed
@@ -155,10 +208,10 @@ class BrowserFetch:
         self.judged = 0  # requests this layer put to the gate
 
     def install(self, browser: Browser) -> None:
-        cdp = browser.new_browser_cdp_session()
-        cdp.on("Fetch.requestPaused", _plain(self._on_paused))
-        cdp.on("Target.targetCreated", _plain(self._on_target))
-        cdp.on("Target.targetInfoChanged", _plain(self._on_target_changed))
+        cdp = Session(browser.new_browser_cdp_session())
+        cdp.on("Fetch.requestPaused", self._on_paused)
+        cdp.on("Target.targetCreated", self._on_target)
+        cdp.on("Target.targetInfoChanged", self._on_target_changed)
         cdp.send("Target.setDiscoverTargets", {"discover": True})  # pages known before their first request
         cdp.send("Fetch.enable", {"patterns": PATTERNS})
         self._cdp = cdp
@@ -188,9 +241,9 @@ class BrowserFetch:
             return
         try:
             if allow:
-                cdp.send("Fetch.continueRequest", {"requestId": request_id})
+                cdp.answer("Fetch.continueRequest", {"requestId": request_id})
             else:
-                cdp.send("Fetch.failRequest", {"requestId": request_id, "errorReason": "BlockedByClient"})
+                cdp.answer("Fetch.failRequest", {"requestId": request_id, "errorReason": "BlockedByClient"})
         except Exception:
             return  # the request (or the browser) went away meanwhile
 
