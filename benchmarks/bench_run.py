@@ -12,11 +12,13 @@ customer table each, and ``bench_mission_pii.yaml``) on 127.0.0.1, then alternat
 ``warden run <mission> ... --quiet --json`` and ``benchmarks/raw_playwright_steps.py``, and prints
 the medians of total wall time (spawn to exit) and of time-to-first-action (spawn to the end of
 step 1), for both, and the ratios. ``--parallel N``: then N warden runs at once, wall time ÷ (N × the
-median single run). ``--rss``: then one more run of each with its process tree's peak PSS sampled
-(Python, the Playwright driver and every Chromium process). ``--cpu``: then one more run of each
-with its CPU seconds by process kind (Python, node driver, Chromium's browser, renderer, GPU,
-utility processes), sampled from /proc while they live (``proctree.CpuSampler``; Chromium's
-processes are not all reaped into ``getrusage``). ``--json``: ``{"rows": [...]}``.
+median single run), with the N runs' CPU (sampled from /proc) and how busy the machine was: on a
+saturated machine the ratio cannot go below their CPU ÷ (cores × N × one run), so it says whether
+the N wait on something or only need less CPU. ``--rss``: then one more run of each with its
+process tree's peak PSS sampled (Python, the Playwright driver and every Chromium process).
+``--cpu``: then one more run of each with its CPU seconds by process kind (Python, node driver,
+Chromium's browser, renderer, GPU, utility processes), sampled from /proc while they live
+(``proctree.CpuSampler``; Chromium's processes are not all reaped into ``getrusage``). ``--json``: ``{"rows": [...]}``.
 
 Warden's first action comes from its ``--json`` event stream: ``{"event": "step_finished", "step": 1,
 "t": <epoch>}`` minus the spawn epoch. The raw script reports the same interval itself, from the
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -39,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_site import serve_site
-from proctree import CpuSampler, PeakSampler
+from proctree import CpuSampler, PeakSampler, machine_cpu
 
 HERE = Path(__file__).resolve().parent
 MISSIONS = {"plain": HERE / "bench_mission.yaml", "pii": HERE / "bench_mission_pii.yaml"}
@@ -145,20 +148,37 @@ def run_raw(base_url: str, rss: bool = False, cpu: bool = False) -> Sample:
     return Sample(total, float(result["first_action_s"]), extra.peak_mb, extra.cpu)
 
 
-def run_parallel(warden: str, mission: Path, base_url: str, evidence_dir: Path, n: int) -> float:
-    """Wall time of ``n`` warden runs started together (one evidence folder, as a fleet shares it)."""
+@dataclass
+class Parallel:
+    """N runs at once: their wall time, their CPU by process kind, and how busy the machine was."""
+
+    n: int
+    wall_s: float
+    load: str
+    cpu: dict[str, float] = field(default_factory=dict)  # summed over the N runs' process trees
+    busy_s: float = 0.0  # the whole machine's busy CPU seconds during the N (others' work included)
+    cores: int = 1
+
+
+def run_parallel(warden: str, mission: Path, base_url: str, evidence_dir: Path, n: int) -> Parallel:
+    """``n`` warden runs started together (one evidence folder, as a fleet shares it), their CPU
+    sampled from /proc (every process they start; this process itself left out)."""
     cmd = warden_cmd(warden, mission, base_url, evidence_dir)
+    load = _load()
+    busy0, _ = machine_cpu()
     spawn = time.time()
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                              text=True) for _ in range(n)]
-    done = []
-    for p in procs:
-        out, err = p.communicate(timeout=RUN_TIMEOUT * 2)
-        done.append(subprocess.CompletedProcess(cmd, p.returncode, out, err))
-    wall = time.time() - spawn
+    with CpuSampler(os.getpid(), interval=0.1, skip_root=True) as sampler:
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                  text=True) for _ in range(n)]
+        done = []
+        for p in procs:
+            out, err = p.communicate(timeout=RUN_TIMEOUT * 2)
+            done.append(subprocess.CompletedProcess(cmd, p.returncode, out, err))
+        wall = time.time() - spawn
+    busy1, _ = machine_cpu()
     for proc in done:
         check_warden(proc, spawn)
-    return wall
+    return Parallel(n, wall, load, sampler.by_kind, busy1 - busy0, os.cpu_count() or 1)
 
 
 def _load() -> str:
@@ -178,7 +198,7 @@ def _spread(samples: list[Sample], attr: str) -> str:
     return f"{min(vals):.2f}–{max(vals):.2f} s"
 
 
-def rows(variant: str, warden: list[Sample], raw: list[Sample], parallel: tuple[int, float, str] | None,
+def rows(variant: str, warden: list[Sample], raw: list[Sample], parallel: Parallel | None,
          rss: tuple[Sample, Sample] | None, cpu: tuple[Sample, Sample] | None = None) -> list[dict[str, Any]]:
     """The figures of issue 13 this run measured, as {figure, value, unit, goal, detail}."""
     tag = "" if variant == "plain" else " (50 KB PII-heavy pages, pii.on_page: record)"
@@ -195,12 +215,8 @@ def rows(variant: str, warden: list[Sample], raw: list[Sample], parallel: tuple[
                         "goal": "≤ 1.3", "detail": f"medians {wf:.2f} s / {rf:.2f} s; warden "
                         f"{_spread(warden, 'first_action_s')}, raw {_spread(raw, 'first_action_s')}"})
     if parallel is not None and warden:
-        n, wall, load = parallel
         one = _med(warden, "total_s")
-        out.append({"figure": f"{n} missions in parallel ÷ {n} × one{tag}", "value": wall / (n * one), "unit": "x",
-                    "goal": "≤ 0.6", "detail": f"{wall:.2f} s for {n} at once; one run {one:.2f} s (median); "
-                    f"1-min load before them {load} (others' load flatters this ratio: the {n} get more of "
-                    "the cores than one run did; take it on an idle machine)"})
+        out.append(parallel_row(parallel, one, tag))
     if rss is not None:
         ws, rs = rss
         out.append({"figure": f"peak memory of a run (PSS of its process tree){tag}", "value": ws.peak_mb,
@@ -215,6 +231,23 @@ def rows(variant: str, warden: list[Sample], raw: list[Sample], parallel: tuple[
                     "value": wt / rt if rt else 0.0, "unit": "x", "goal": "(report)",
                     "detail": f"{wt:.2f} s / {rt:.2f} s, warden/raw by process: {split}"})
     return out
+
+
+def parallel_row(par: Parallel, one: float, tag: str = "") -> dict[str, Any]:
+    """The N-at-once row, with what bounds it: when the machine was busy throughout, the N runs'
+    CPU ÷ the cores is the least wall time they could take, so ratio ≥ their CPU ÷ (cores × N × one)."""
+    n, wall = par.n, par.wall_s
+    cpu = sum(par.cpu.values())
+    kinds = ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(par.cpu.items(), key=lambda kv: -kv[1]) if v / n >= 0.05)
+    busy = par.busy_s / (par.cores * wall) if wall else 0.0
+    floor = cpu / (par.cores * n * one) if one else 0.0
+    return {"figure": f"{n} missions in parallel ÷ {n} × one{tag}", "value": wall / (n * one), "unit": "x",
+            "goal": "≤ 0.6", "detail": f"{wall:.2f} s for {n} at once; one run {one:.2f} s (median); their CPU "
+            f"{cpu:.1f} s = {cpu / n:.2f} s per run ({kinds}), ÷ {par.cores} cores = {cpu / par.cores:.1f} s: "
+            f"this ratio cannot go below {floor:.2f} without less CPU per run; machine busy {100 * busy:.0f} % "
+            f"of its {par.cores} CPUs meanwhile ({'CPU-bound' if busy >= 0.95 else 'not saturated: look for waits'}); "
+            f"1-min load before them {par.load} (others' load flatters this ratio: the {n} get more of the cores "
+            "than one run did; take it on an idle machine)"}
 
 
 def print_table(table: list[dict[str, Any]], warden: list[Sample], raw: list[Sample]) -> None:
@@ -251,7 +284,7 @@ def main() -> int:
     evidence_dir = Path(tempfile.mkdtemp(prefix="warden-bench-"))
     warden_samples: list[Sample] = []
     raw_samples: list[Sample] = []
-    parallel: tuple[int, float, str] | None = None
+    parallel: Parallel | None = None
     rss: tuple[Sample, Sample] | None = None
     cpu: tuple[Sample, Sample] | None = None
     try:
@@ -271,10 +304,9 @@ def main() -> int:
                 print(f"  {label:8} {side:6} total {s.total_s:6.2f}s  first action {s.first_action_s:5.2f}s",
                       file=sys.stderr, flush=True)
         if warden is not None and args.parallel:
-            load = _load()
-            wall = run_parallel(warden, mission, base_url, evidence_dir, args.parallel)
-            parallel = (args.parallel, wall, load)
-            print(f"  {args.parallel} warden runs at once: {wall:.2f}s", file=sys.stderr, flush=True)
+            parallel = run_parallel(warden, mission, base_url, evidence_dir, args.parallel)
+            print(f"  {args.parallel} warden runs at once: {parallel.wall_s:.2f}s, their CPU "
+                  f"{sum(parallel.cpu.values()):.1f} s", file=sys.stderr, flush=True)
         if warden is not None and args.rss:
             ws = run_warden(warden, mission, base_url, evidence_dir, rss=True)
             rs = run_raw(base_url, rss=True)

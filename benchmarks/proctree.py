@@ -125,8 +125,8 @@ class CpuSampler:
     lives. A process's last ``interval`` before it exits is missed: ``by_kind`` is a lower bound.
     """
 
-    def __init__(self, root: int, interval: float = 0.05) -> None:
-        self.root, self.interval = root, interval
+    def __init__(self, root: int, interval: float = 0.05, *, skip_root: bool = False) -> None:
+        self.root, self.interval, self.skip_root = root, interval, skip_root
         self._last: dict[int, int] = {}
         self._kind: dict[int, str] = {}
         self._stop = threading.Event()
@@ -135,6 +135,8 @@ class CpuSampler:
     def _loop(self) -> None:
         while not self._stop.is_set():
             for pid, ticks in _tree_ticks(self.root).items():
+                if self.skip_root and pid == self.root:
+                    continue  # e.g. the benchmark itself, sampling the runs it started
                 self._last[pid] = ticks
                 kind = process_kind(pid)  # re-read: a zygote's fork becomes a renderer
                 if kind:
@@ -149,6 +151,10 @@ class CpuSampler:
             out[kind] = out.get(kind, 0.0) + ticks / _TICK
         return out
 
+    @property
+    def total(self) -> float:
+        return sum(self.by_kind.values())
+
     def __enter__(self) -> CpuSampler:
         self._thread.start()
         return self
@@ -156,3 +162,17 @@ class CpuSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, elapsed) CPU seconds of the whole machine since boot, all CPUs (``/proc/stat``).
+
+    Why: the difference over an interval says whether the machine was saturated (busy ≈ elapsed:
+    CPU-bound, nothing to gain but CPU) or waiting (busy < elapsed: something serialises)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # user..steal (guest time is already counted in user)
+    return (total - idle) / _TICK, total / _TICK

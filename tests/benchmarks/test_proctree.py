@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from proctree import CpuSampler, process_kind
+from proctree import CpuSampler, machine_cpu, process_kind
 
 BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\n"
 
@@ -49,3 +50,33 @@ def test_kind_of_command_lines(monkeypatch: pytest.MonkeyPatch, cmdline: bytes, 
     real = Path.read_bytes
     monkeypatch.setattr(Path, "read_bytes", lambda self: cmdline if str(self) == "/proc/1234/cmdline" else real(self))
     assert process_kind(1234) == kind
+
+
+def test_skip_root_leaves_the_sampler_out() -> None:
+    """The parallel row samples the benchmark's own tree: the benchmark itself must not count."""
+    burn = BURN.replace("0.6", "0.4")
+    with CpuSampler(os.getpid(), interval=0.02, skip_root=True) as sampler:
+        t = time.process_time()
+        while time.process_time() - t < 0.4:
+            pass
+        subprocess.run([sys.executable, "-c", burn], check=True)
+    assert 0.35 <= sampler.total < 0.75  # the child's 0.4 s, not this process's
+
+
+def test_machine_cpu_moves_with_work() -> None:
+    busy0, total0 = machine_cpu()
+    t = time.process_time()
+    while time.process_time() - t < 0.2:
+        pass
+    busy1, total1 = machine_cpu()
+    assert busy1 - busy0 >= 0.15
+    assert total1 - total0 >= busy1 - busy0
+
+
+def test_parallel_row_floor() -> None:
+    """8 runs of 10 s CPU on 2 cores cannot take under 40 s: with one run of 8 s, the floor is 0.62."""
+    from bench_run import Parallel, parallel_row
+
+    row = parallel_row(Parallel(8, 41.0, "0.1", {"python": 40.0, "browser": 40.0}, 81.0, 2), 8.0)
+    assert abs(row["value"] - 41.0 / 64.0) < 1e-9
+    assert "cannot go below 0.62" in row["detail"] and "CPU-bound" in row["detail"]
