@@ -10,8 +10,9 @@ permissions policy forbids unload handlers), which sends a beacon to a one-time 
 own origin. Every listener the page added before runs first, so its requests are started before
 the sentinel; the close waits, at most ``timeout_ms``, until the gate has been asked about the
 sentinel. The gate never sees it (``JudgedRequests.gate`` refuses it, nothing is sent and
-nothing is recorded: its refusal event is dropped). A page of another origin (about:blank, an
-error page) or one Warden cannot reach gets the navigation only.
+nothing is recorded: its refusal event is dropped). A probe (a fetch to the same origin, refused
+the same way) first proves the sentinel can reach the gate from this page: where it cannot (no
+http(s) origin, a CSP forbidding it, no isolated world) the close keeps the old short pause.
 """
 
 from __future__ import annotations
@@ -30,14 +31,19 @@ from runner.browser.driver import EVENT_REQUEST_REFUSED, GateVerdict, RequestGat
 from runner.browser.page_reading import evaluate_isolated
 
 POLL_MS = 5  # events are delivered while Playwright waits: the condition is looked at this often
+PROBE_MS = 1000  # at most this long for the probe (a request to the page's origin) to be judged
+GRACE_MS = 50  # where no sentinel can be sent: the fixed pause there was before
 SENTINEL_PATH = "/.warden-last-words/"
 # In the isolated world: the last listener of the leaving document sends the sentinel beacon.
 LAST_LISTENER_JS = r"""
-(o) => {
-  if (!/^https?:$/.test(location.protocol)) return '';
+async (o) => {
+  const url = o.url;  // the one expected: anything else would reach the gate as the page's own request
+  if (!/^https?:$/.test(location.protocol) || location.origin + o.path !== url) return '';
+  // The probe: does a request to the page's own origin reach the gate here (a CSP may forbid it)?
+  const probe = fetch(url + '-probe', {method: 'POST', body: '', cache: 'no-store'}).catch(() => 0);
+  await Promise.race([probe, new Promise((r) => setTimeout(r, o.probeMs))]);
   const fp = document.featurePolicy;
   const ev = fp && fp.allowsFeature && !fp.allowsFeature('unload') ? 'pagehide' : 'unload';
-  const url = location.origin + o.path;
   addEventListener(ev, () => { try { navigator.sendBeacon(url, ''); } catch (e) {} });
   return url;
 }
@@ -95,14 +101,22 @@ def send_away(page: Page, judged: JudgedRequests, *, timeout_ms: float) -> None:
     """``page`` to about:blank, then wait until its last listener's sentinel reached the gate (at most
     ``timeout_ms`` in all). Raises ``PlaywrightError`` when the page cannot be navigated."""
     deadline = time.monotonic() + timeout_ms / 1000.0
+    path = SENTINEL_PATH + secrets.token_hex(16)
     sentinel = ""
-    try:
-        found = evaluate_isolated(page, LAST_LISTENER_JS, {"path": SENTINEL_PATH + secrets.token_hex(16)})
-        sentinel = found if isinstance(found, str) else ""
-    except PlaywrightError:
-        sentinel = ""  # no isolated world (a closed or crashed page): the navigation only
-    if sentinel:
-        judged.expect(sentinel)
+    if page.url.startswith(("http:", "https:")):
+        origin = page.url.split("/", 3)
+        expected = f"{origin[0]}//{origin[2]}{path}"
+        judged.expect(expected)
+        judged.expect(expected + "-probe")
+        try:
+            found = evaluate_isolated(page, LAST_LISTENER_JS, {"url": expected, "path": path, "probeMs": PROBE_MS},
+                                      await_promise=True)
+            sentinel = expected if found == expected and judged.seen(expected + "-probe") else ""
+        except PlaywrightError:
+            sentinel = ""  # no isolated world (a closed or crashed page): the navigation only
     page.goto("about:blank", wait_until="commit", timeout=max(1.0, (deadline - time.monotonic()) * 1000.0))
-    while sentinel and not judged.seen(sentinel) and time.monotonic() < deadline:
+    if not sentinel:  # no sentinel can arrive (no http(s) origin, a CSP, no isolated world): a short grace
+        page.wait_for_timeout(GRACE_MS)
+        return
+    while not judged.seen(sentinel) and time.monotonic() < deadline:
         page.wait_for_timeout(POLL_MS)

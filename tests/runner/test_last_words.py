@@ -82,3 +82,18 @@ def test_the_close_waits_until_the_last_words_are_judged(sandbox_config: Sandbox
         driver.close_context()
         assert {"bye-fetch", "bye-beacon"} <= set(seen), seen
         assert not any(SENTINEL_PATH.strip("/") in s for s in seen)
+
+
+@pytest.mark.browser
+def test_a_page_whose_csp_forbids_the_sentinel_still_closes_and_the_gate_sees_nothing_of_warden(
+    sandbox_config: SandboxConfig, test_server: TestServer
+) -> None:
+    seen: list[str] = []
+    test_server.set_content("/csp", "<!doctype html><meta http-equiv=\"Content-Security-Policy\" "
+                                    "content=\"connect-src 'none'\"><p>strict</p>")
+    config = SandboxConfig(executable=Path(sandbox_config.executable), resolvable_hosts=[HOST],
+                           request_gate=lambda info: seen.append(info.url) or GateVerdict(True))
+    with open_driver(config) as driver:
+        driver.perform("goto", {"url": test_server.url(HOST, "/csp")}, 10)
+        driver.close_context()  # the probe cannot reach the gate: the old short pause, no sentinel awaited
+    assert not any(SENTINEL_PATH in url for url in seen), seen
