@@ -33,7 +33,11 @@ def test_a_sentinel_is_refused_without_the_gate_and_its_refusal_is_not_reported(
     asked: list[str] = []
     events: list[tuple[str, Mapping[str, Any]]] = []
     judged = JudgedRequests()
-    gate = judged.gate(lambda info: asked.append(info.url) or GateVerdict(True))
+    def inner(info: RequestInfo) -> GateVerdict:
+        asked.append(info.url)
+        return GateVerdict(True)
+
+    gate = judged.gate(inner)
     on_event = judged.on_event(lambda name, data: events.append((name, data)))
     sentinel = f"http://{HOST}{SENTINEL_PATH}abc"
     assert gate(_info("http://allowed.localhost/x")).allow  # an ordinary request: the gate decides
@@ -91,8 +95,11 @@ def test_a_page_whose_csp_forbids_the_sentinel_still_closes_and_the_gate_sees_no
     seen: list[str] = []
     test_server.set_content("/csp", "<!doctype html><meta http-equiv=\"Content-Security-Policy\" "
                                     "content=\"connect-src 'none'\"><p>strict</p>")
-    config = SandboxConfig(executable=Path(sandbox_config.executable), resolvable_hosts=[HOST],
-                           request_gate=lambda info: seen.append(info.url) or GateVerdict(True))
+    def gate(info: RequestInfo) -> GateVerdict:
+        seen.append(info.url)
+        return GateVerdict(True)
+
+    config = SandboxConfig(executable=Path(sandbox_config.executable), resolvable_hosts=[HOST], request_gate=gate)
     with open_driver(config) as driver:
         driver.perform("goto", {"url": test_server.url(HOST, "/csp")}, 10)
         driver.close_context()  # the probe cannot reach the gate: the old short pause, no sentinel awaited
