@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from guards.observed import RequestInfo
-from runner.browser.browser_fetch import Session
+from runner.browser.browser_fetch import Session, plain_host
+from runner.browser.chromium import host_of
 from runner.browser.driver import GateVerdict, SandboxConfig
 from runner.browser.playwright_driver import open_driver
 from tests.server import TestServer
@@ -88,3 +91,19 @@ def test_without_playwrights_internals_the_sync_call_is_used() -> None:
     session.answer("Fetch.continueRequest", {"requestId": "1"})
     assert cdp.sent == [("Fetch.continueRequest", {"requestId": "1"})]
     assert cdp.listeners == ["Fetch.requestPaused"]
+
+
+_PIECES = st.sampled_from(["http", "https", "ws", "HTTP", "://", ":", "/", "?", "#", "@", "%2e", ".", "-", "a", "B",
+                           "example", "localhost", "80", "65535", "99999", "[::1]", "\t", "\n", " ", "\\", "x.y"])
+
+
+@given(st.lists(_PIECES, max_size=12).map("".join))
+@settings(max_examples=3000, deadline=None)
+def test_plain_host_is_host_of(url: str) -> None:
+    assert plain_host(url) == host_of(url)
+
+
+@given(st.from_regex(r"https?://[a-z0-9.-]{1,20}(:[0-9]{1,6})?([/?#][ -~\t]*)?", fullmatch=True))
+@settings(max_examples=3000, deadline=None)
+def test_plain_host_is_host_of_for_plain_urls(url: str) -> None:
+    assert plain_host(url) == host_of(url)
