@@ -4,7 +4,7 @@ Why: Warden puts every action through guards and writes evidence; this measures 
 against the same steps and screenshots done the plain way. One command:
 
     .venv/bin/python benchmarks/bench_run.py [--reps 5] [--warmup 1] [--variant plain|pii]
-        [--parallel 8] [--rss] [--cpu] [--json]
+        [--parallel 8] [--rss] [--cpu [N]] [--json]
 
 It serves benchmarks/site/ (``bench_site.py``; ``--variant pii``: the same pages with a ~50 KB
 customer table each, and ``bench_mission_pii.yaml``) on 127.0.0.1, then alternates, as subprocesses
@@ -16,9 +16,10 @@ median single run), with the N runs' CPU (sampled from /proc) and how busy the m
 saturated machine the ratio cannot go below their CPU ÷ (cores × N × one run), so it says whether
 the N wait on something or only need less CPU. ``--rss``: then one more run of each with its
 process tree's peak PSS sampled (Python, the Playwright driver and every Chromium process).
-``--cpu``: then one more run of each with its CPU seconds by process kind (Python, node driver,
-Chromium's browser, renderer, GPU, utility processes), sampled from /proc while they live
-(``proctree.CpuSampler``; Chromium's processes are not all reaped into ``getrusage``). ``--json``: ``{"rows": [...]}``.
+``--cpu [N]``: then N more runs of each (alternating; medians by kind) with their CPU seconds by
+process kind (Python, node driver, Chromium's browser, renderer, GPU, utility processes), sampled
+from /proc while they live (``proctree.CpuSampler``; Chromium's processes are not all reaped into
+``getrusage``). ``--json``: ``{"rows": [...]}``.
 
 Warden's first action comes from its ``--json`` event stream: ``{"event": "step_finished", "step": 1,
 "t": <epoch>}`` minus the spawn epoch. The raw script reports the same interval itself, from the
@@ -198,6 +199,13 @@ def _spread(samples: list[Sample], attr: str) -> str:
     return f"{min(vals):.2f}–{max(vals):.2f} s"
 
 
+def median_cpu(samples: list[Sample]) -> Sample:
+    """One Sample whose CPU is the median of each process kind's (a kind missing from a run counts 0)."""
+    kinds = {k for s in samples for k in s.cpu}
+    return Sample(_med(samples, "total_s"), _med(samples, "first_action_s"),
+                  cpu={k: float(statistics.median(s.cpu.get(k, 0.0) for s in samples)) for k in kinds})
+
+
 def rows(variant: str, warden: list[Sample], raw: list[Sample], parallel: Parallel | None,
          rss: tuple[Sample, Sample] | None, cpu: tuple[Sample, Sample] | None = None) -> list[dict[str, Any]]:
     """The figures of issue 13 this run measured, as {figure, value, unit, goal, detail}."""
@@ -227,7 +235,7 @@ def rows(variant: str, warden: list[Sample], raw: list[Sample], parallel: Parall
         wt, rt = sum(wc.cpu.values()), sum(rc.cpu.values())
         kinds = sorted(set(wc.cpu) | set(rc.cpu), key=lambda k: -(wc.cpu.get(k, 0.0) + rc.cpu.get(k, 0.0)))
         split = ", ".join(f"{k} {wc.cpu.get(k, 0.0):.2f}/{rc.cpu.get(k, 0.0):.2f}" for k in kinds)
-        out.append({"figure": f"CPU of a run, all its processes, ÷ raw Playwright's{tag}",
+        out.append({"figure": f"CPU of a run, all its processes, ÷ raw Playwright's{tag}",  # medians by kind
                     "value": wt / rt if rt else 0.0, "unit": "x", "goal": "(report)",
                     "detail": f"{wt:.2f} s / {rt:.2f} s, warden/raw by process: {split}"})
     return out
@@ -267,7 +275,8 @@ def main() -> int:
     ap.add_argument("--variant", choices=sorted(MISSIONS), default="plain", help="plain pages or PII-heavy ones")
     ap.add_argument("--parallel", type=int, default=0, help="then N warden runs at once (0: skip)")
     ap.add_argument("--rss", action="store_true", help="then one run of each with its peak memory sampled")
-    ap.add_argument("--cpu", action="store_true", help="then one run of each with its CPU by process sampled")
+    ap.add_argument("--cpu", type=int, nargs="?", const=1, default=0, metavar="N",
+                    help="then N alternating runs of each (default 1) with their CPU by process sampled; medians")
     ap.add_argument("--raw-only", action="store_true", help="measure only the plain Playwright side")
     ap.add_argument("--keep", action="store_true", help="keep the evidence folder and print its path")
     ap.add_argument("--json", action="store_true", help='print {"rows": [...]} instead of the table')
@@ -313,11 +322,16 @@ def main() -> int:
             rss = (ws, rs)
             print(f"  peak PSS: warden {ws.peak_mb:.0f} MB, raw {rs.peak_mb:.0f} MB", file=sys.stderr, flush=True)
         if warden is not None and args.cpu:
-            wc = run_warden(warden, mission, base_url, evidence_dir, cpu=True)
-            rc = run_raw(base_url, cpu=True)
-            cpu = (wc, rc)
-            print(f"  CPU: warden {sum(wc.cpu.values()):.2f} s, raw {sum(rc.cpu.values()):.2f} s", file=sys.stderr,
-                  flush=True)
+            wcs, rcs = [], []
+            for i in range(args.cpu):  # alternating, the order flipped each time (as the reps above)
+                for side in (("warden", "raw") if i % 2 == 0 else ("raw", "warden")):
+                    if side == "warden":
+                        wcs.append(run_warden(warden, mission, base_url, evidence_dir, cpu=True))
+                    else:
+                        rcs.append(run_raw(base_url, cpu=True))
+                print(f"  CPU: warden {sum(wcs[-1].cpu.values()):.2f} s, raw {sum(rcs[-1].cpu.values()):.2f} s",
+                      file=sys.stderr, flush=True)
+            cpu = (median_cpu(wcs), median_cpu(rcs))
     except (BenchError, subprocess.TimeoutExpired) as e:
         print(f"benchmark stopped: {e}", file=sys.stderr)
         return 1

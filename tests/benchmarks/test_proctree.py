@@ -80,3 +80,14 @@ def test_parallel_row_floor() -> None:
     row = parallel_row(Parallel(8, 41.0, "0.1", {"python": 40.0, "browser": 40.0}, 81.0, 2), 8.0)
     assert abs(row["value"] - 41.0 / 64.0) < 1e-9
     assert "cannot go below 0.62" in row["detail"] and "CPU-bound" in row["detail"]
+
+
+def test_median_cpu_by_kind() -> None:
+    """--cpu N reports each kind's median; a kind a run did not show counts 0 in it."""
+    from bench_run import Sample, median_cpu
+
+    runs = [Sample(1.0, 0.5, cpu={"python": 3.0, "gpu-process": 1.0}), Sample(2.0, 0.6, cpu={"python": 5.0}),
+            Sample(3.0, 0.7, cpu={"python": 4.0, "gpu-process": 2.0})]
+    med = median_cpu(runs)
+    assert med.cpu == {"python": 4.0, "gpu-process": 1.0}
+    assert med.total_s == 2.0
