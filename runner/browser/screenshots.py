@@ -7,9 +7,7 @@ image by Warden (``mask_paint``), never drawn in the page, where a hostile page 
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from playwright.sync_api import Error as PlaywrightError
@@ -69,17 +67,12 @@ def _masked(page: Page, full_page: bool, selectors: list[str], style: str) -> by
     are painted over it."""
     shot = shot_args() if _fast(full_page, style) else None
     undone = False
-    painting: Future[bytes] | None = None
     try:
         marks, before = mark_and_measure(page, selectors, full_page=full_page, shot=shot)
         if before is None:  # nothing on the page matches: the same image as painting no rectangle, cheaper
             return _capture(page, full_page, style, prepared=shot)
         try:
             png = _capture(page, full_page, style, prepared=shot)
-            # Painted beside the second measurement (decoding and deflating release the GIL); the
-            # painted image is handed out only if the masks did not move, exactly as when painted after.
-            painting = _painter().submit(paint, png, before, MASK_COLOR, full_page=full_page)
-            del png
             after = measure_and_check(page, marks, full_page=full_page, shot=shot)
             undone = True
         except PlaywrightError:
@@ -89,34 +82,12 @@ def _masked(page: Page, full_page: bool, selectors: list[str], style: str) -> by
     finally:
         if shot is not None and not undone:
             restore(page, shot)
-        if painting is not None and not undone:
-            _drop(painting)
-    assert painting is not None
     if after != before:
-        _drop(painting)
+        del png
         raise MasksTampered(
             f"screenshot discarded: the PII masked on the page moved during the capture ({marks.count} marked)"
         )
-    return painting.result()
-
-
-_PAINTER: ThreadPoolExecutor | None = None
-_PAINTER_LOCK = threading.Lock()
-
-
-def _painter() -> ThreadPoolExecutor:
-    """The threads that paint masks (a few: runs of one process may capture at once)."""
-    global _PAINTER
-    with _PAINTER_LOCK:
-        if _PAINTER is None:
-            _PAINTER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="warden-paint")
-        return _PAINTER
-
-
-def _drop(painting: Future[bytes]) -> None:
-    """A painting whose image is not handed out: waited for (the unmasked capture goes with it)."""
-    with contextlib.suppress(BaseException):
-        painting.result()
+    return paint(png, before, MASK_COLOR, full_page=full_page)
 
 
 def _fast(full_page: bool, style: str) -> bool:
