@@ -86,10 +86,11 @@ class JudgedRequests:
     def on_event(
         self, inner: Callable[[str, Mapping[str, Any]], None] | None
     ) -> Callable[[str, Mapping[str, Any]], None]:
-        """``inner``, without the refusals of the sentinels (Warden's own request, not the page's)."""
+        """``inner``, without the refusals of the sentinels (Warden's own request, not the page's),
+        whichever layer refused them (the gate's wrapper, or the resolver rules before the gate)."""
 
         def event(name: str, data: Mapping[str, Any]) -> None:
-            if name == EVENT_REQUEST_REFUSED and self.seen(str(data.get("url", ""))):
+            if name == EVENT_REQUEST_REFUSED and self._is_sentinel(str(data.get("url", ""))):
                 return
             if inner is not None:
                 inner(name, data)

@@ -48,6 +48,11 @@ def test_a_sentinel_is_refused_without_the_gate_and_its_refusal_is_not_reported(
     on_event(EVENT_REQUEST_REFUSED, {"url": sentinel, "layer": "gate"})
     on_event(EVENT_REQUEST_REFUSED, {"url": "http://allowed.localhost/y", "layer": "gate"})
     assert [d["url"] for _, d in events] == ["http://allowed.localhost/y"]
+    # Refused by the resolver rules before the gate: not reported either, and it counts as arrived.
+    other = f"http://127.0.0.1:1{SENTINEL_PATH}def"
+    judged.expect(other)
+    on_event(EVENT_REQUEST_REFUSED, {"url": other, "layer": "resolver"})
+    assert judged.seen(other) and len(events) == 1
     # A URL of the same shape that was never expected is the page's: put to the gate as any other.
     assert gate(_info(f"http://{HOST}{SENTINEL_PATH}other")).allow and len(asked) == 2
 
