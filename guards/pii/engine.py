@@ -12,7 +12,8 @@ Why this module exists (see docs: platform notes §6):
   ``import_presidio`` skips the import-time *validation* compile of its predefined recognizers'
   patterns (173 regexes in 2.2.366, ~0.16 s of CPU on the launch's critical path; each one a
   recognizer uses is compiled again, for real and with its flags, the first time it is used),
-  and spaCy, which Presidio imports, without its command line (``lazy_spacy_cli``, ~0.1 s).
+  and, for a model-less analyzer, without spaCy at all (``spacy_standin``: 0.6-0.75 s; stand-ins
+  that turn into the real spaCy when used), else spaCy without its command line (``lazy_spacy_cli``).
   The first scan's other one-off costs (a pattern's compile, the phone library's metadata,
   tldextract's suffix list) are left to the first scan that needs them: paying them up front, on
   the launch's critical path, cost a mission whose pages hold no PII more than it saved.
@@ -59,15 +60,22 @@ def prepare_environment() -> None:
 _import_lock = threading.Lock()
 
 
-def import_presidio() -> None:
+def import_presidio(spacy: bool = True) -> None:
     """Import ``presidio_analyzer`` (once, thread-safe) without the validation compile of its
     built-in patterns: ``Pattern.__init__`` compiles every regex only to check it and throws the
     result away (use compiles it again, with the recognizer's flags: another cache entry). They
     are Presidio's own, pinned patterns; a broken one would still fail (closed) when it is compiled
-    for use. Patterns built after the import (a mission's own) are validated as usual."""
+    for use. Patterns built after the import (a mission's own) are validated as usual.
+
+    ``spacy=False`` (a model-less analyzer): spaCy is left out, its names stand-ins until something
+    uses one (``spacy_standin``: then the real spaCy, for good); ``True`` makes sure the real one is in."""
     prepare_environment()
     with _import_lock:
         if "presidio_analyzer" in sys.modules:
+            if spacy:
+                from guards.pii.spacy_standin import restore
+
+                restore()
             return
         import importlib
 
@@ -85,7 +93,12 @@ def import_presidio() -> None:
         try:
             from guards.pii.lazy_spacy_cli import import_without_cli
 
-            import_without_cli("presidio_analyzer")  # spaCy without its command line (typer, weasel...)
+            if spacy:
+                import_without_cli("presidio_analyzer")  # spaCy without its command line (typer, weasel...)
+            else:
+                from guards.pii.spacy_standin import import_with_standins
+
+                import_with_standins("presidio_analyzer", import_without_cli)
         finally:
             regex.compile = real
 
@@ -108,8 +121,14 @@ def _require_model(nlp_model: str) -> None:
 
 
 def _nlp_engine(nlp_model: str | None) -> Any:
-    import_presidio()
+    import_presidio(spacy=nlp_model is not None)
     if nlp_model is None:
+        from guards.pii.spacy_standin import standins_in_use
+
+        if standins_in_use():
+            from guards.pii.noop_engine import spacy_free_noop_engine
+
+            return spacy_free_noop_engine(LANGUAGE)
         from presidio_analyzer.nlp_engine import NoOpNlpEngine
 
         noop: Any = NoOpNlpEngine(models=[{"lang_code": LANGUAGE, "model_name": "no_op"}])
