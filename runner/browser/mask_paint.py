@@ -217,8 +217,7 @@ def _mask_rects(raw: Any) -> MaskRects:
 
 def paint(png: bytes, masks: MaskRects, color: str, *, full_page: bool) -> bytes:
     """``png`` with every rectangle filled ``color``; ``MasksTampered`` if the image is not the page measured."""
-    with Image.open(io.BytesIO(png)) as im:
-        im.load()
+    with Image.open(io.BytesIO(png)) as im:  # the header only: no pixels decoded yet
         w, h = im.size
         # Larger than measured: part of the image was never measured. A viewport capture must match.
         if w > masks.size[0] + 1 or h > masks.size[1] + 1 or (
@@ -228,6 +227,9 @@ def paint(png: bytes, masks: MaskRects, color: str, *, full_page: bool) -> bytes
                 f"screenshot discarded: the image ({w}x{h}) is not the page the PII masks were measured on "
                 f"({masks.size[0]}x{masks.size[1]})"
             )
+        if not masks.rects:  # nothing marked on the page measured: the capture is the image (same pixels)
+            return png
+        im.load()
         draw = ImageDraw.Draw(im)
         for x0, y0, x1, y1 in masks.rects:
             draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=color)  # opaque: RGBA's alpha is 255 too

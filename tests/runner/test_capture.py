@@ -15,7 +15,7 @@ from PIL import Image
 from playwright.sync_api import Page
 
 from runner.browser.capture import RESTORE_JS
-from runner.browser.mask_paint import MaskRects, paint
+from runner.browser.mask_paint import MaskRects, MasksTampered, paint
 from runner.browser.page_reading import evaluate_isolated
 from runner.browser.png_encode import encode_png
 from runner.browser.screenshots import MASK_COLOR, take_screenshot
@@ -69,6 +69,16 @@ def test_paint_covers_the_rectangles_opaquely_and_nothing_else(mode: str) -> Non
                     assert dst[x, y] == want, (x, y)
                 else:
                     assert dst[x, y] == src[x, y], (x, y)
+
+
+def test_paint_without_rectangles_returns_the_capture_itself_but_still_checks_its_size() -> None:
+    # No pixel to paint: no decode and re-encode (25 ms a shot); a wrong-sized image still refused.
+    buf = io.BytesIO()
+    _noise("RGB", (80, 60), seed=3).save(buf, format="PNG")
+    png = buf.getvalue()
+    assert paint(png, MaskRects(rects=(), size=(80, 60), scroll=(0.0, 0.0)), MASK_COLOR, full_page=False) is png
+    with pytest.raises(MasksTampered):
+        paint(png, MaskRects(rects=(), size=(120, 60), scroll=(0.0, 0.0)), MASK_COLOR, full_page=False)
 
 
 PAGE = """<!doctype html><html><body style="margin:0;background:#fff">
