@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal, NoReturn, cast
+from typing import Any, ClassVar, NoReturn
 
 import click
 from rich.console import Console
@@ -17,8 +17,20 @@ from rich.markup import escape
 
 from kernel.errors import MissionInvalid, UsageError, WardenError
 from runner.cli_lazy import LazyGroup
-from runner.cli_options import db_option, deferred_recovery, err, evidence_dir_option, no_recovery, recovery_for
+from runner.cli_options import (
+    approval_mode,
+    db_option,
+    deferred_recovery,
+    err,
+    evidence_dir_option,
+    no_recovery,
+    parse_vars,
+    recovery_for,
+    reporter,
+)
 from runner.exit_codes import ExitCode
+
+_parse_vars = parse_vars  # runner.fleet.cli reads it from here
 
 
 def _fail(exc: WardenError) -> NoReturn:
@@ -29,16 +41,6 @@ def _fail(exc: WardenError) -> NoReturn:
     else:
         err.print(f"[red]error:[/] {escape(str(exc))}")
     sys.exit(exc.exit_code)
-
-
-def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise UsageError(f"--var expects KEY=VALUE with KEY a name, got {pair.split('=')[0]!r}")
-        out[key] = value
-    return out
 
 
 class _WardenGroup(LazyGroup):
@@ -111,34 +113,15 @@ def run(
     opts = RunOptions(
         mission_path=mission,
         evidence_dir=evidence_dir,
-        cli_vars=_parse_vars(variables),
+        cli_vars=parse_vars(variables),
         db_url=db_url,
         headed=headed,
-        approval=_approval_mode(approval),
+        approval=approval_mode(approval),
         approver=approver,
         recover=recovery_for(evidence_dir, db_url, quiet=quiet or as_json),
     )
-    result = run_mission(opts, _reporter(quiet, as_json))
+    result = run_mission(opts, reporter(quiet, as_json))
     sys.exit(result.exit_code)
-
-
-def _approval_mode(value: str | None) -> Literal["prompt", "deny", "queue"] | None:
-    """``--approval``: None lets the run choose (prompt when /dev/tty can be opened, else deny)."""
-    if value is None:
-        return None
-    if value not in ("prompt", "deny", "queue"):
-        raise UsageError(f"--approval must be prompt, deny or queue, not {value!r}")
-    return cast(Literal["prompt", "deny", "queue"], value)
-
-
-def _reporter(quiet: bool, as_json: bool) -> Any:
-    from runner.progress import JsonReporter, QuietReporter, RichReporter
-
-    if as_json:
-        return JsonReporter()
-    if quiet:
-        return QuietReporter()
-    return RichReporter()
 
 
 @cli.command()
@@ -152,7 +135,7 @@ def check(mission: Path, variables: tuple[str, ...], for_mcp: bool) -> None:
     from runner.report_check import print_shape
 
     loaded = load_mission(
-        mission, cli_vars=_parse_vars(variables), environ=os.environ, require_secrets=False, require_vars=False,
+        mission, cli_vars=parse_vars(variables), environ=os.environ, require_secrets=False, require_vars=False,
         require_steps=not for_mcp,
     )
     preflight(loaded)
@@ -180,7 +163,7 @@ def demo(evidence_dir: Path, approval: str | None, approver: str | None, quiet: 
     """
     from runner.demo import run_demo
 
-    code = run_demo(evidence_dir, _reporter(quiet, as_json), approval=_approval_mode(approval), approver=approver)
+    code = run_demo(evidence_dir, reporter(quiet, as_json), approval=approval_mode(approval), approver=approver)
     sys.exit(code)
 
 
@@ -400,7 +383,7 @@ def mcp(
     from runner.mcp.server import serve_stdio
 
     opts = SessionOptions(
-        mission_path=mission, evidence_dir=evidence_dir, cli_vars=_parse_vars(variables), db_url=db_url,
+        mission_path=mission, evidence_dir=evidence_dir, cli_vars=parse_vars(variables), db_url=db_url,
         approval="queue" if approval == "queue" else "deny", approver=approver, started_by="warden mcp",
     )
     if http_port is not None:

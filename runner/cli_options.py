@@ -15,11 +15,13 @@ import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import click
 from rich.console import Console
 from rich.markup import escape
+
+from kernel.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # one problem, one line (grep-able)
@@ -129,3 +131,34 @@ def _may_have_pending_approvals(evidence_dir: Path, db_url: str | None) -> bool:
 
 def db_option(fn: F) -> F:
     return click.option("--db", "db_url", default=None, help="SQLAlchemy URL of the index (default DIR/warden.db).")(fn)
+
+
+def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``--var KEY=VALUE`` pairs (KEY a name), as a mapping."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise UsageError(f"--var expects KEY=VALUE with KEY a name, got {pair.split('=')[0]!r}")
+        out[key] = value
+    return out
+
+
+def approval_mode(value: str | None) -> Literal["prompt", "deny", "queue"] | None:
+    """``--approval``: None lets the run choose (prompt when /dev/tty can be opened, else deny)."""
+    if value is None:
+        return None
+    if value not in ("prompt", "deny", "queue"):
+        raise UsageError(f"--approval must be prompt, deny or queue, not {value!r}")
+    return cast(Literal["prompt", "deny", "queue"], value)
+
+
+def reporter(quiet: bool, as_json: bool) -> Any:
+    """The run's progress reporter: JSON lines, nothing, or the rich terminal view."""
+    from runner.progress import JsonReporter, QuietReporter, RichReporter
+
+    if as_json:
+        return JsonReporter()
+    if quiet:
+        return QuietReporter()
+    return RichReporter()
