@@ -46,6 +46,7 @@ _LABEL = re.compile(r"[^A-Z0-9_]")
 MIN_VALUE_LEN = 4
 _PREFIX = MIN_VALUE_LEN  # every spelling is at least as long as its value
 _DIGIT_RUN = re.compile(r"\d+")
+_NON_DIGITS = re.compile(r"\D+")  # the complement of _DIGIT_RUN's characters
 _SEPARATORS = re.compile(r"[\s().+/-]{1,3}", re.IGNORECASE)  # what a digit regex allows between two digits
 _DIGIT_VALUE = re.compile(r"[\d\s().+/-]+")
 _BOUNDARY = re.compile(r"[A-Za-z0-9]", re.IGNORECASE)  # the class of _bounded's lookarounds
@@ -160,6 +161,15 @@ def _insert(entries: tuple[_Entry, ...], item: _Entry) -> tuple[_Entry, ...]:
     return tuple(out)
 
 
+def _no_prefix(folded: str, literals: dict[str, _Bucket]) -> bool:
+    """Whether no 4-character window of ``folded`` is a spelling's folded prefix: then no literal
+    spelling (each at least ``_PREFIX`` long, indexed by exactly its first ``_PREFIX`` folded
+    characters) can match anywhere. One set of windows, not a walk with look-ups at every position."""
+    if len(folded) < _PREFIX or not literals:
+        return True
+    return literals.keys().isdisjoint({folded[i:i + _PREFIX] for i in range(len(folded) - _PREFIX + 1)})
+
+
 class KnownValueRedactor:
     """Replaces exact values seen earlier in the run (and their encodings and digit spellings)."""
 
@@ -211,8 +221,8 @@ class KnownValueRedactor:
     def _digit_matches(self, text: str) -> dict[int, tuple[Rank, int, int]]:
         """Per run start: (rank, end, value) of the best digit alternative matching there."""
         counts = self._digit_counts
-        if not counts or not self._digits:
-            return {}
+        if not counts or not self._digits or len(_NON_DIGITS.sub("", text)) < counts[0]:
+            return {}  # every chain's digits are text's: fewer than any value has, no chain can match
         runs = [(m.start(), m.end()) for m in _DIGIT_RUN.finditer(text)]
         if not runs:
             return {}
@@ -247,6 +257,8 @@ class KnownValueRedactor:
         folded = text.translate(_FOLD_TABLE)
         literals, boundary, n, pos = self._literals, _IS_BOUNDARY, len(text), 0
         digit_at = self._digit_matches(text)
+        if not digit_at and _no_prefix(folded, literals):
+            return  # no position can start a match: the walk below would find none (a record's selectors)
         while pos < n:
             best: tuple[Rank, int, int] | None = digit_at.get(pos)
             bucket = literals.get(folded[pos:pos + _PREFIX])
