@@ -58,6 +58,11 @@ def marker(entity_type: str) -> str:
 
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")  # what no URL, JSON or HTML encoding changes
 _EMAIL_PLAIN = re.compile(r"[A-Za-z0-9_.~-]+@[A-Za-z0-9_.~-]+")
+# Unreserved characters and " ()+": JSON and HTML leave them as they are, the URL quotings encode
+# only those four (quote: %20, quote_plus: "+" for a space); "@" is absent, so safe="@" changes nothing.
+_DIGITS_SPACED = re.compile(r"[A-Za-z0-9_.~ ()+-]+")
+_QUOTED = str.maketrans({" ": "%20", "(": "%28", ")": "%29", "+": "%2B"})
+_QUOTED_PLUS = str.maketrans({" ": "+", "(": "%28", ")": "%29", "+": "%2B"})
 
 
 def encoded_forms(value: str) -> list[str]:
@@ -69,6 +74,8 @@ def encoded_forms(value: str) -> list[str]:
         return [value]
     if _EMAIL_PLAIN.fullmatch(value):
         return [value, value.replace("@", "%40")]
+    if _DIGITS_SPACED.fullmatch(value):  # a card or phone written with spaces, brackets, "+"
+        return list(dict.fromkeys((value, value.translate(_QUOTED), value.translate(_QUOTED_PLUS))))
     return spellings.encoded_forms(value)
 
 

@@ -41,3 +41,17 @@ def test_an_empty_redactor_and_short_texts() -> None:
     k.add("4111 1111 1111 1111", "CREDIT_CARD")
     assert k.redact("td:nth-of-type(12) 411") == "td:nth-of-type(12) 411"
     assert k.redact("x 4111-1111-1111-1111 y") == "x «pii:CREDIT_CARD» y"
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(
+    st.from_regex(r"[A-Za-z0-9_.~ ()+-]{1,16}", fullmatch=True),
+    st.from_regex(r"\+?[0-9]{1,3} \(?[0-9]{2,4}\)? [0-9 -]{4,12}", fullmatch=True),
+    st.text(alphabet=st.sampled_from([*"09 ()+-@%é\t"]), min_size=1, max_size=12),
+))
+def test_spaced_digits_shortcut_is_the_kernel_spellings(value: str) -> None:
+    """A card or phone with spaces, brackets or "+": exactly the kernel's spellings, in its order."""
+    from guards.pii.known_values import encoded_forms
+    from kernel import spellings
+
+    assert encoded_forms(value) == spellings.encoded_forms(value)
