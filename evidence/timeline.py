@@ -14,14 +14,16 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from evidence.index import RunRow
 from evidence.runfolder import RunFolder, RunInfo
+
+if TYPE_CHECKING:
+    from evidence.index import RunRow  # SQLAlchemy's model: a type here, not an import at a run's close
 
 SUMMARY_LIMIT = 160
 

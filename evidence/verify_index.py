@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from evidence.index import EvidenceIndex, RunRow
+from evidence.index import EvidenceIndex
+from evidence.index_chain import IndexedChain, indexed_chain
 from evidence.records import GENESIS_HASH
 from evidence.runfolder import RunInfo
 from evidence.verify_report import ChainFacts, VerifyReport
@@ -33,7 +34,7 @@ def check_index_against(
     hash_at_seq: Callable[[int], Any],
     report: VerifyReport,
 ) -> None:
-    row = index.get_run(run_id)
+    row = indexed_chain(index, run_id)
     if row is None:
         report.notes.append("run is not in the index: a cut tail cannot be detected")
         return
@@ -60,18 +61,18 @@ def check_index_against(
     elif facts.has_lines and row.record_count == 0 and report.record_count > 1:
         report.problem(f"records.jsonl: {report.record_count} records but the index saw none — records appended")
     mismatches = 0
-    for rec in index.records(run_id):
-        in_file = hash_at_seq(rec.seq)
-        if in_file is not None and in_file != rec.hash:
+    for seq, indexed_hash in row.hashes:
+        in_file = hash_at_seq(seq)
+        if in_file is not None and in_file != indexed_hash:
             mismatches += 1
             if mismatches <= _MAX_INDEX_MISMATCHES:
-                report.problem(f"index: record seq {rec.seq} has a different hash in records.jsonl — record rewritten")
+                report.problem(f"index: record seq {seq} has a different hash in records.jsonl — record rewritten")
     if mismatches > _MAX_INDEX_MISMATCHES:
         report.problem(f"index: {mismatches - _MAX_INDEX_MISMATCHES} more records differ from records.jsonl")
     _compare_outcome(row, info, facts, report)
 
 
-def _compare_outcome(row: RunRow, info: RunInfo | None, facts: ChainFacts, report: VerifyReport) -> None:
+def _compare_outcome(row: IndexedChain, info: RunInfo | None, facts: ChainFacts, report: VerifyReport) -> None:
     """A finished run: head, count, status and exit code agree between the index row and the folder."""
     closing = facts.closing
     folder_done = closing is not None or (info is not None and info.finished)
