@@ -23,3 +23,19 @@ class Finding:
     allowed: bool = False
     block: int | None = None  # scan_page: index of the text block
     source: str = "text"  # scan_request: path | query | query[name] | body | body.form[name] | body.json[...]
+
+
+def dedupe_request_findings(found: list[tuple[int, Finding]]) -> list[Finding]:
+    """One finding per (entity, value); a coarse match that swallows a finer one is dropped."""
+    fine_values: dict[str, list[str]] = {}
+    for fine, f in found:
+        if fine:
+            fine_values.setdefault(f.entity_type, []).append(f.value)
+    best: dict[tuple[str, str], Finding] = {}
+    for fine, f in found:
+        if not fine and any(v != f.value and v in f.value for v in fine_values.get(f.entity_type, ())):
+            continue
+        k = (f.entity_type, f.value_hmac)
+        if k not in best or f.score > best[k].score:
+            best[k] = f
+    return list(best.values())

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from guards.pii.engine import LANGUAGE, build_analyzer, check_entities
 from guards.pii.errors import PiiScanError
-from guards.pii.finding import Finding, Where
+from guards.pii.finding import Finding, Where, dedupe_request_findings
 from guards.pii.keyed import key_id, masked_preview, value_hmac
 from guards.pii.pieces import BREAKS, phone_spans, pieces
 from guards.pii.prefilter import entities_per_block
@@ -174,7 +174,7 @@ class PiiScanner:
         found: list[tuple[int, Finding]] = []
         for (source, text, fine), r in zip(texts, raws, strict=True):
             found.extend((fine, f) for f in self._findings(text, r, "request", self.threshold, source=source))
-        return _dedupe_request_findings(found)
+        return dedupe_request_findings(found)
 
     def close(self) -> None:
         if self._executor is not None:
@@ -391,18 +391,3 @@ def _glued(text: str, start: int, end: int) -> bool:
         end < len(text) and text[end].isalnum() and text[end - 1].isalnum()
     )
 
-
-def _dedupe_request_findings(found: list[tuple[int, Finding]]) -> list[Finding]:
-    """One finding per (entity, value); a coarse match that swallows a finer one is dropped."""
-    fine_values: dict[str, list[str]] = {}
-    for fine, f in found:
-        if fine:
-            fine_values.setdefault(f.entity_type, []).append(f.value)
-    best: dict[tuple[str, str], Finding] = {}
-    for fine, f in found:
-        if not fine and any(v != f.value and v in f.value for v in fine_values.get(f.entity_type, ())):
-            continue
-        k = (f.entity_type, f.value_hmac)
-        if k not in best or f.score > best[k].score:
-            best[k] = f
-    return list(best.values())
