@@ -26,7 +26,7 @@ SETTLE_MAX_S = 60.0  # how long to wait for the CPUs to go quiet before a benchm
 QUIET_BUSY = 0.10  # "quiet": at most this share of the CPUs busy over one second
 RUNS: list[tuple[str, list[str]]] = [
     ("warden run vs plain Playwright (20 steps), 8 in parallel, peak memory",
-     ["bench_run.py", "--reps", "5", "--warmup", "1", "--parallel", "8", "--rss"]),
+     ["bench_run.py", "--reps", "5", "--warmup", "1", "--parallel", "8", "--rss", "--cpu", "3"]),
     ("the same on 50 KB PII-heavy pages", ["bench_run.py", "--variant", "pii", "--reps", "1", "--warmup", "0"]),
     ("enforcement on vs off, 200 subresources", ["bench_network.py", "--reps", "7"]),
     ("PII scan vs raw Presidio, 50 KB page", ["bench_pii.py", "--runs", "15"]),
