@@ -13,11 +13,21 @@ from dataclasses import dataclass, field
 from hashlib import sha256 as _sha256
 from typing import Any
 
+import orjson
+
 from evidence.canonical import _C_ENCODE, _encode, plain_json_text, record_hash
 from evidence.record_lines import HASH_PREFIX, hashed_line, jsonl_line
 from evidence.records import GENESIS_HASH, Record, RunRecord, record_class
 from evidence.runfolder import RunFolder
+from evidence.verify_plain import plain_members, raw_walked
 from evidence.verify_report import Line
+
+SORT_KEYS = orjson.OPT_SORT_KEYS
+_loads, _dumps = orjson.loads, orjson.dumps
+_PREFIX = HASH_PREFIX.encode()
+_Validators = dict[tuple[Any, Any], tuple[Callable[[Any], Any], tuple[str, ...] | None]]
+"""Per (schema, type): the model's own validator (``model_validate`` minus its wrapper) and the
+members to walk before trusting the fast encoder (evidence.verify_plain)."""
 
 
 class Fallback(Exception):
@@ -124,12 +134,10 @@ def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -
         return int(s)
 
     decode = _scanner(saw_float, saw_int)
-    # The model's own validator (what ``model_validate`` calls, minus its Python wrapper), per class.
-    validators: dict[tuple[Any, Any], Callable[[Any], Any]] = {}
+    validators: _Validators = {}
     seen_ids = out.ids
     add_id = seen_ids.add
     hashes = out.hashes
-    sha256 = _sha256
     encode = _encode if _C_ENCODE is None else lambda obj: "".join(_C_ENCODE(obj, 0))
     prev: str | None = None
     seq = 0
@@ -143,15 +151,12 @@ def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -
             if not chunk.endswith(b"\n"):
                 out.torn = len(chunk)
                 break
-            try:
-                text = chunk[:-1].decode("utf-8")
-                if floats:
-                    floats.clear()
-                data = decode(text)
-            except ValueError as e:
-                raise Fallback from e
-            if type(data) is not dict:
-                raise Fallback
+            line = chunk[:-1]
+            fast = _fast_line(line, validators)
+            if fast is not None:
+                data, record = fast
+            else:
+                data, record = _exact_line(line, decode, floats, validators, encode)
             get = data.get
             digest = get("hash")
             rid = get("record_id")
@@ -170,36 +175,6 @@ def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -
                 or type(digest) is not str
             ):
                 raise Fallback
-            key = (get("schema"), get("type"))
-            named = type(key[0]) is str and type(key[1]) is str
-            validate = validators.get(key) if named else None
-            if validate is None:
-                cls = record_class(data)
-                if cls is None:
-                    raise Fallback
-                validate = cls.__pydantic_validator__.validate_python
-                if named:
-                    validators[key] = validate
-            try:
-                record = validate(data)
-                plain = not floats or all(_same_in_both(x) for x in floats)
-                if plain and text.startswith(HASH_PREFIX) and (text.isascii() or plain_json_text(text)):
-                    # A line as the writer writes it: hash, then the canonical JSON. One encoding
-                    # gives both the hash input and the line it must be, byte for byte.
-                    del data["hash"]
-                    canonical = encode(data)
-                    # An ASCII canonical text has nothing for hashed_line to escape: the line is hash +
-                    # canonical. Otherwise U+2028, U+2029 and NEL are escaped in the line, raw in the hash input.
-                    same = text[75:] == canonical[1:] if canonical.isascii() else text == hashed_line(canonical, digest)
-                    if not same or text[:75] != f'{HASH_PREFIX}{digest}",' or (
-                        sha256(canonical.encode()).hexdigest() != digest
-                    ):
-                        raise Fallback
-                elif (record_hash(data, plain=not floats and plain_json_text(text)) != digest
-                      or text != jsonl_line(data)):
-                    raise Fallback
-            except Exception as e:  # invalid, NaN, unencodable: the full pass says which
-                raise Fallback from e
             add_id(rid)
             hashes += bytes.fromhex(digest)
             prev = digest
@@ -214,6 +189,96 @@ def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -
                 out.linked.append(Line(seq, {"seq": seq, "attachments": attachments}, None))
             out.last = (seq, digest, record)
     return out
+
+
+def _fast_line(line: bytes, validators: _Validators) -> tuple[dict[str, Any], Record] | None:
+    """(record dict, model) of a line as the writer writes it, or None: "not sure", for
+    ``_exact_line`` to decide and name — a mismatch here is never taken as proof of tampering.
+
+    orjson decodes; the record validates; its members are ``_PLAIN`` (evidence.verify_plain); the
+    line is byte for byte hash + orjson's sorted compact JSON (RFC 8785 for a ``_PLAIN`` tree,
+    evidence.canonical) and that hashes to the hash."""
+    try:
+        data = _loads(line)
+        if type(data) is not dict or not line.startswith(_PREFIX):
+            return None
+        key = (data.get("schema"), data.get("type"))
+        if type(key[0]) is not str or type(key[1]) is not str:
+            return None
+        cached = validators.get(key)
+        if cached is None:
+            cls = record_class(data)
+            if cls is None:
+                return None
+            cached = validators[key] = (cls.__pydantic_validator__.validate_python, raw_walked(cls))
+        record = cached[0](data)
+        digest = data.pop("hash")
+        if not plain_members(data, cached[1]):
+            return None
+        canonical = _dumps(data, option=SORT_KEYS)
+        if not (line[75:] == canonical[1:] if canonical.isascii()
+                else line == hashed_line(canonical.decode(), digest).encode()):
+            return None
+        if line[:75] != b'%s%s",' % (_PREFIX, digest.encode()) or _sha256(canonical).hexdigest() != digest:
+            return None
+        data["hash"] = digest
+    except Exception:  # not sure: the exact path decides and names it
+        return None
+    return data, record
+
+
+def _exact_line(
+    line: bytes, decode: Callable[[str], Any], floats: list[str],
+    validators: _Validators,
+    encode: Callable[[Any], str],
+) -> tuple[dict[str, Any], Record]:
+    """One line the fast path did not vouch for, checked as before orjson: the json scanner (its
+    hooks see every float and long integer), the model, then hash + canonical JSON or ``jsonl_line``
+    byte for byte; ``Fallback`` at anything wrong."""
+    try:
+        text = line.decode("utf-8")
+        if floats:
+            floats.clear()
+        data = decode(text)
+    except ValueError as e:
+        raise Fallback from e
+    if type(data) is not dict:
+        raise Fallback
+    digest = data.get("hash")
+    if type(digest) is not str:
+        raise Fallback
+    key = (data.get("schema"), data.get("type"))
+    named = type(key[0]) is str and type(key[1]) is str
+    cached = validators.get(key) if named else None
+    if cached is None:
+        cls = record_class(data)
+        if cls is None:
+            raise Fallback
+        cached = (cls.__pydantic_validator__.validate_python, raw_walked(cls))
+        if named:
+            validators[key] = cached
+    try:
+        record = cached[0](data)
+        plain = not floats or all(_same_in_both(x) for x in floats)
+        if plain and text.startswith(HASH_PREFIX) and (text.isascii() or plain_json_text(text)):
+            # A line as the writer writes it: hash, then the canonical JSON. One encoding
+            # gives both the hash input and the line it must be, byte for byte.
+            del data["hash"]
+            canonical = encode(data)
+            # An ASCII canonical text has nothing for hashed_line to escape: the line is hash +
+            # canonical. Otherwise U+2028, U+2029 and NEL are escaped in the line, raw in the hash input.
+            same = text[75:] == canonical[1:] if canonical.isascii() else text == hashed_line(canonical, digest)
+            if not same or text[:75] != f'{HASH_PREFIX}{digest}",' or (
+                _sha256(canonical.encode()).hexdigest() != digest
+            ):
+                raise Fallback
+            data["hash"] = digest
+        elif (record_hash(data, plain=not floats and plain_json_text(text)) != digest
+              or text != jsonl_line(data)):
+            raise Fallback
+    except Exception as e:  # invalid, NaN, unencodable: the full pass says which
+        raise Fallback from e
+    return data, record
 
 
 def stream_lines(folder: RunFolder, run_id: str) -> Stream:
