@@ -62,6 +62,14 @@ PRAGMAS: tuple[str, ...] = (
 )
 """Every connection's settings, SQLAlchemy's (``evidence.index``) and these alike."""
 
+WRITER_PRAGMAS: tuple[str, ...] = (
+    # A run's writer connection: up to 16 MiB of page cache (allocated as pages are used, so a short
+    # run pays nothing). With the default 2 MiB a group of 1000 records spilled and re-read pages:
+    # system CPU of a 1000-row insert + commit ~53 -> ~34 us/row (alternating). No effect on rows.
+    "PRAGMA cache_size = -16384",
+)
+"""Settings of this module's connections only (performance, not behaviour)."""
+
 RUN_COLUMNS = ("run_id", "mission_id", "mission_version", "mission_sha256", "started_at", "ended_at", "status",
                "exit_code", "folder", "chain_head", "record_count")
 _TABLES = ("runs", "records")
@@ -118,7 +126,7 @@ def connect(path: str) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), shared by the index's threads."""
     conn = sqlite3.connect(path, timeout=15, isolation_level=None, check_same_thread=False)
     try:
-        for pragma in PRAGMAS:
+        for pragma in PRAGMAS + WRITER_PRAGMAS:
             conn.execute(pragma)
     except BaseException:
         conn.close()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import threading
@@ -33,20 +32,20 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from evidence import runfolder as _io
-from evidence.canonical import canonical_form, canonical_form_of, record_hash, sha256_bytes
+from evidence.canonical import record_hash, sha256_bytes
 from evidence.index import EvidenceIndex
+from evidence.record_build import build_record
 from evidence.record_lines import (
     ENVELOPE_FIELDS,
     MAX_STRING,
     SYNC_EVERY,
     cap_string,
-    hashed_line,
     is_gating,
     jsonable,
     jsonl_line,
     new_record_ids,
 )
-from evidence.records import GENESIS_HASH, RECORD_TYPES, Actor, Attachment, Record, walked_fields
+from evidence.records import GENESIS_HASH, RECORD_TYPES, Actor, Attachment, Record
 from evidence.redact import Redactor, redact_native
 from evidence.runfolder import DIR_MODE, FILE_MODE, RunFolder, fsync_dir, safe_relpath, utc_timestamp
 from kernel.collector import collector_paused
@@ -259,35 +258,8 @@ class EvidenceWriter:
         self, record_cls: type[Record], clean: Any, actor_data: Any, attachments: Sequence[Attachment],
         seq: int, prev: str, record_id: str,
     ) -> tuple[Record, str]:
-        draft: dict[str, Any] = {
-            **clean,
-            "schema": record_cls.schema_id(),
-            "record_id": record_id,
-            "run_id": self.run_id,
-            "seq": seq,
-            "type": record_cls.TYPE,
-            "time": self._now(),
-            "actor": actor_data,
-            "prev_hash": prev,
-            "hash": GENESIS_HASH,
-            "attachments": [a.model_dump(mode="json") for a in attachments],
-        }
-        # Validated once against its schema; the only field set afterwards is ``hash``, a
-        # SHA-256 hex computed here, so the copy below is as valid as the model it copies.
-        # ``model_validate`` / ``model_dump(mode="json", by_alias=True)``, without their Python wrappers.
-        model = record_cls.__pydantic_validator__.validate_python(draft)
-        body = record_cls.__pydantic_serializer__.to_python(model, mode="json", by_alias=True)
-        del body["hash"]
-        walked = walked_fields(record_cls)  # only members of number or dict type can need the reference
-        canonical, fast = canonical_form(body) if walked is None else canonical_form_of(body, walked)
-        digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-        # The usual line: hash first, then the canonical JSON (one encoding serves hash and line).
-        # A record only the reference encoder can write (an unusual float) keeps the model's order.
-        line = hashed_line(canonical, digest) if fast else jsonl_line({**body, "hash": digest})
-        # The model was validated with a placeholder hash and is referenced nowhere else yet: its hash
-        # is set in place (what ``model_copy(update=...)`` gives, without copying the model).
-        model.__dict__["hash"] = digest
-        return model, line
+        return build_record(record_cls, clean, actor_data, attachments, run_id=self.run_id, seq=seq, prev=prev,
+                            record_id=record_id, time=self._now())
 
     def _now(self) -> str:
         return self._stamps.now() if self._clock is None else utc_timestamp(self._clock())
