@@ -227,7 +227,13 @@ class PiiScanner:
                     todo[d] = i
             if todo:
                 pending = [texts[i] for i in todo.values()]
-                computed = dict(zip(todo, self._guarded(lambda: self._analyze_blocks(pending, context)), strict=True))
+                # The pre-filter (linear, cheap) here: when no block can hold any entity, no hand-off
+                # to the worker thread for nothing (~13 % of a request's gate time).
+                candidates = self._guarded(lambda: entities_per_block(self.entities, pending, self._own_context),
+                                           inline=True)
+                raw = (self._guarded(lambda: self._analyze_blocks(pending, context, candidates))
+                       if any(candidates.values()) else [() for _ in pending])
+                computed = dict(zip(todo, raw, strict=True))
                 self._cache.update(computed)
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
@@ -236,9 +242,9 @@ class PiiScanner:
                         results[i] = computed[d]
             return [r if r is not None else () for r in results]
 
-    def _guarded(self, fn: Callable[[], T]) -> T:
+    def _guarded(self, fn: Callable[[], T], *, inline: bool = False) -> T:
         try:
-            if self.timeout_s is None:
+            if self.timeout_s is None or inline:
                 return fn()
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warden-pii")
@@ -256,14 +262,15 @@ class PiiScanner:
             # Only the type: a recognizer's message could quote the scanned text.
             raise PiiScanError(f"PII scan failed ({type(e).__name__})") from e
 
-    def _analyze_blocks(self, blocks: Sequence[str], context: Sequence[str]) -> list[tuple[_Raw, ...]]:
+    def _analyze_blocks(
+        self, blocks: Sequence[str], context: Sequence[str], candidates: dict[str, list[int]]
+    ) -> list[tuple[_Raw, ...]]:
         """One joined Presidio pass per entity over the blocks its pre-filter lets through, then the
         per-block finish. Per entity rather than per set of entities: a page's blocks fall into many
         different entity sets (one Presidio call each, with its fixed cost); per entity there are at
         most len(entities) calls, each reading only the blocks that may hold that entity."""
         per_block: list[list[_Hit]] = [[] for _ in blocks]
         touched: set[int] = set()
-        candidates = entities_per_block(self.entities, list(blocks), self._own_context)
         for e in self.entities:
             idxs = candidates[e]
             if not idxs:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from guards.pii.engine import PATTERN_ENTITIES
 from guards.pii.pieces import BREAKS, pieces
+from guards.pii.prefilter import entities_per_block
 from guards.pii.scanner import PiiScanner
 from missions.model import PiiPolicy
 from tests.guards.canaries import CANARIES
@@ -33,7 +34,7 @@ def _raw(scanner: PiiScanner, blocks: list[str]) -> object:
     newer than Python's Unicode tables: both ways must fail alike, the scan then fails closed)."""
     scanner._cache.clear()
     try:
-        return scanner._analyze_blocks(blocks, ())
+        return scanner._analyze_blocks(blocks, (), entities_per_block(scanner.entities, blocks, scanner._own_context))
     except ValueError as e:
         return type(e)
 

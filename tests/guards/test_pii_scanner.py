@@ -188,6 +188,21 @@ def test_scan_error_on_timeout() -> None:
     s.close()
 
 
+def test_text_no_entity_can_be_in_skips_the_worker_thread_and_finds_nothing() -> None:
+    # The pre-filter runs in the caller's thread: a request text no entity's pre-filter lets
+    # through needs no Presidio, so no hand-off; one that may hold an entity still goes through
+    # the worker (and its timeout), and is found.
+    s = PiiScanner(PiiPolicy(entities=["EMAIL_ADDRESS"]), KEY, timeout_s=5.0)
+    try:
+        assert s.scan_request("https://h.example/plain/path?q=nothing-here", None, None) == []
+        assert s._executor is None and s.analyzer_calls == 0
+        found = s.scan_request("https://h.example/?e=ada%40example.com", None, None)
+        assert [f.entity_type for f in found] == ["EMAIL_ADDRESS"]
+        assert s._executor is not None and s.analyzer_calls >= 1
+    finally:
+        s.close()
+
+
 def test_keyed_fields_are_those_of_each_entity_and_key() -> None:
     """The (entity, value) -> HMAC and preview memo gives what keyed.py computes, per entity and per
     scanner key: the same digits found as a card and as a phone keep each type's preview, and two
