@@ -8,6 +8,7 @@ never turn into a silent skip.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,12 @@ import pytest
 from runner.browser.chromium import find_chromium, launch_args
 from runner.browser.driver import SandboxConfig
 from tests.server import TestServer, UdpListener
+
+# A suite started as a background job of a non-interactive shell inherits SIGINT ignored, and so
+# would every Python it starts (an ignored SIGINT at start-up stays ignored): the Ctrl-C tests
+# would then see no KeyboardInterrupt. A handler here is reset to the default in each child.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Hosts the shared pytest-playwright browser may resolve: the test server's names only.
 TEST_HOSTS = ("localhost", "*.localhost", "127.0.0.1")
