@@ -28,10 +28,21 @@ def _validation_summary(e: ValidationError) -> str:
     return "; ".join(parts) + more
 
 
+# Python names of aliased fields (``schema_`` for ``schema``): pydantic's ``populate_by_name`` accepts
+# them, but the writer only ever writes the alias, so a line spelling one was not written by it.
+_FIELD_NAMES_NOT_WRITTEN = frozenset(
+    name for name, f in Record.model_fields.items() if f.alias is not None and f.alias != name
+)
+
+
 @functools.lru_cache(maxsize=16384)
 def _parse(text: str) -> tuple[Record | None, str | None]:
     """The typed record of one line (frozen, so safe to share), or why it is invalid; cached on the text."""
     data = json.loads(text)
+    spelled = _FIELD_NAMES_NOT_WRITTEN & data.keys() if isinstance(data, dict) else frozenset()
+    if spelled:
+        names = ", ".join(sorted(spelled))
+        return None, f"not a valid {data.get('type')} record — {names}: not a field name the writer writes"
     try:
         return parse_record(data), None
     except ValidationError as e:

@@ -256,6 +256,18 @@ def test_invalid_record_type_shape(make_run: Any, tamper: Any) -> None:
     assert _has(_verify(h), "record 3 (seq 3): not a valid action_record record", "phase")
 
 
+def test_a_field_spelled_by_its_python_name_is_not_the_writers_line(make_run: Any, tamper: Any) -> None:
+    # pydantic accepts ``schema_`` for ``schema`` (populate_by_name); the writer never writes it.
+    h = make_run(steps=2)
+    t = tamper(h)
+    recs = t.lines()
+    rec = dict(recs[2])
+    rec["schema_"] = rec.pop("schema")
+    recs[2] = t.rehash(rec)
+    t.write(recs)
+    assert _has(_verify(h), "record 3 (seq 3): not a valid action_record record", "schema_")
+
+
 def test_foreign_run_id(make_run: Any, tamper: Any) -> None:
     h = make_run(steps=2)
     t = tamper(h)
