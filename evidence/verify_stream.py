@@ -116,12 +116,10 @@ def _scanner(parse_float: Callable[[str], float], parse_int: Callable[[str], int
     return decode
 
 
-def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -> Part:
-    """The streaming checks over the lines in bytes [start, end) of ``path`` (``start`` at a line
-    start). The first line's seq and prev_hash are taken as given (the caller checks them); from
-    there seqs run on by one and each prev_hash is the previous hash."""
-    out = Part()
-    # A float, NaN/Infinity or an integer beyond 15 digits in the line: seen by the decoder's hooks.
+def number_watching_scanner() -> tuple[list[str], Callable[[str], Any]]:
+    """A line decoder and the list its hooks fill with every float, NaN/Infinity or integer beyond
+    15 digits it met (the tokens only the reference encoder may write as RFC 8785 does); the caller
+    clears the list before each line."""
     floats: list[str] = []
 
     def saw_float(s: str) -> float:
@@ -133,7 +131,15 @@ def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -
             floats.append(s)
         return int(s)
 
-    decode = _scanner(saw_float, saw_int)
+    return floats, _scanner(saw_float, saw_int)
+
+
+def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -> Part:
+    """The streaming checks over the lines in bytes [start, end) of ``path`` (``start`` at a line
+    start). The first line's seq and prev_hash are taken as given (the caller checks them); from
+    there seqs run on by one and each prev_hash is the previous hash."""
+    out = Part()
+    floats, decode = number_watching_scanner()
     validators: _Validators = {}
     seen_ids = out.ids
     add_id = seen_ids.add

@@ -202,19 +202,21 @@ def test_tail_cut_of_finished_run_without_index(make_run: Any, tamper: Any) -> N
     assert _has(report, "run ended (completed) but the last record is not its closing run_record")
 
 
+def _append_behind_the_index(t: Any, n: int) -> None:
+    """``n`` records chained onto the file's last one, rehashed, the index left as it was."""
+    recs = t.lines()
+    prev = recs[-1]
+    for i in range(n):
+        prev = t.rehash({**prev, "seq": prev["seq"] + 1, "prev_hash": prev["hash"],
+                         "record_id": f"00000000-0000-4000-8000-{i:012d}", "attachments": []})
+        recs.append(prev)
+    t.write(recs)
+
+
 def test_records_appended_behind_the_index(make_run: Any, tamper: Any) -> None:
     h = make_run(steps=2, finish=False)
     h.writer.close()
-    t = tamper(h)
-    recs = t.lines()
-    extra = []
-    prev = recs[-1]
-    for i in range(3):
-        nxt = t.rehash({**prev, "seq": prev["seq"] + 1, "prev_hash": prev["hash"],
-                        "record_id": f"00000000-0000-4000-8000-00000000000{i}", "attachments": []})
-        extra.append(nxt)
-        prev = nxt
-    t.write(recs + extra)
+    _append_behind_the_index(tamper(h), 3)
     report = _verify(h)
     assert _has(report, "3 records after the index's chain head", "appended behind the index's back")
 
@@ -223,16 +225,7 @@ def test_one_group_after_the_index_head_is_the_crash_window_not_an_append(make_r
     # A process killed between writing a group (a step's decision and intent) and indexing it.
     h = make_run(steps=2, finish=False)
     h.writer.close()
-    t = tamper(h)
-    recs = t.lines()
-    extra = []
-    prev = recs[-1]
-    for i in range(2):
-        nxt = t.rehash({**prev, "seq": prev["seq"] + 1, "prev_hash": prev["hash"],
-                        "record_id": f"00000000-0000-4000-8000-00000000001{i}", "attachments": []})
-        extra.append(nxt)
-        prev = nxt
-    t.write(recs + extra)
+    _append_behind_the_index(tamper(h), 2)
     report = _verify(h)
     assert report.ok, report.problems
     assert any("2 record(s) after the index's chain head" in n and "recover" in n for n in report.notes), report.notes

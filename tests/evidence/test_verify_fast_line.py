@@ -13,23 +13,20 @@ import rfc8785
 
 from evidence.records import Actor, DecisionRecord, PiiFinding
 from evidence.verify_plain import raw_walked
-from evidence.verify_stream import Fallback, _exact_line, _fast_line, _scanner, _Validators, scan_range
+from evidence.verify_stream import (
+    Fallback,
+    _exact_line,
+    _fast_line,
+    _Validators,
+    number_watching_scanner,
+    scan_range,
+)
 
 
 def _exact(line: bytes) -> dict[str, Any] | None:
-    floats: list[str] = []
-
-    def saw_float(s: str) -> float:
-        floats.append(s)
-        return float(s)
-
-    def saw_int(s: str) -> int:
-        if len(s) > 15:
-            floats.append(s)
-        return int(s)
-
+    floats, decode = number_watching_scanner()
     try:
-        data, _ = _exact_line(line, _scanner(saw_float, saw_int), floats, {}, lambda o: json.dumps(
+        data, _ = _exact_line(line, decode, floats, {}, lambda o: json.dumps(
             o, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
     except Fallback:
         return None
