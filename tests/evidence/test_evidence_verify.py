@@ -231,6 +231,16 @@ def test_one_group_after_the_index_head_is_the_crash_window_not_an_append(make_r
     assert any("2 record(s) after the index's chain head" in n and "recover" in n for n in report.notes), report.notes
 
 
+def test_one_group_appended_to_a_finished_run_is_still_caught(make_run: Any, tamper: Any) -> None:
+    # The crash window is only for a run that stopped without closing: two records appended after a
+    # closed run's end record (rehashed, index untouched) are an append, whatever their number.
+    h = make_run(steps=2)
+    _append_behind_the_index(tamper(h), 2)
+    report = _verify(h)
+    assert not report.ok
+    assert _has(report, "index: chain head"), report.problems
+
+
 def test_not_json_line(make_run: Any) -> None:
     h = make_run(steps=3)
     lines = h.folder.records.read_bytes().splitlines(keepends=True)
