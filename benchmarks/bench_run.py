@@ -14,7 +14,8 @@ the medians of total wall time (spawn to exit) and of time-to-first-action (spaw
 step 1), for both, and the ratios. ``--parallel N``: then N warden runs at once, wall time ÷ (N × the
 median single run), with the N runs' CPU (sampled from /proc) and how busy the machine was: on a
 saturated machine the ratio cannot go below their CPU ÷ (cores × N × one run), so it says whether
-the N wait on something or only need less CPU. ``--rss``: then one more run of each with its
+the N wait on something or only need less CPU; then N raw Playwright scripts at once, the same way
+(the peer's own ratio, in the same run). ``--rss``: then one more run of each with its
 process tree's peak PSS sampled (Python, the Playwright driver and every Chromium process).
 ``--cpu [N]``: then N more runs of each (alternating; medians by kind) with their CPU seconds by
 process kind (Python, node driver, Chromium's browser, renderer, GPU, utility processes), sampled
@@ -137,15 +138,9 @@ def run_warden(warden: str, mission: Path, base_url: str, evidence_dir: Path, rs
 
 
 def run_raw(base_url: str, rss: bool = False, cpu: bool = False) -> Sample:
-    spawn = time.time()
-    cmd = [sys.executable, str(RAW_SCRIPT), "--base-url", base_url, "--start-epoch", repr(spawn)]
-    proc, spawn, extra = _spawn(cmd, rss, cpu)
+    proc, spawn, extra = _spawn(raw_cmd(base_url), rss, cpu)
     total = time.time() - spawn
-    if proc.returncode != 0:
-        raise BenchError(f"raw Playwright script exited {proc.returncode}\nstderr:\n{_tail(proc.stderr)}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    if result.get("screenshots") != STEPS:
-        raise BenchError(f"raw script took {result.get('screenshots')} screenshots, expected {STEPS}")
+    result = check_raw(proc)
     return Sample(total, float(result["first_action_s"]), extra.peak_mb, extra.cpu)
 
 
@@ -161,10 +156,10 @@ class Parallel:
     cores: int = 1
 
 
-def run_parallel(warden: str, mission: Path, base_url: str, evidence_dir: Path, n: int) -> Parallel:
-    """``n`` warden runs started together (one evidence folder, as a fleet shares it), their CPU
-    sampled from /proc (every process they start; this process itself left out)."""
-    cmd = warden_cmd(warden, mission, base_url, evidence_dir)
+def run_parallel(cmd: list[str], n: int, check: Any) -> Parallel:
+    """``n`` copies of ``cmd`` started together (warden's share one evidence folder, as a fleet shares
+    it), their CPU sampled from /proc (every process they start; this process itself left out);
+    ``check(completed, spawn)`` raises BenchError for a run that did not do the whole flow."""
     load = _load()
     busy0, _ = machine_cpu()
     spawn = time.time()
@@ -178,8 +173,22 @@ def run_parallel(warden: str, mission: Path, base_url: str, evidence_dir: Path, 
         wall = time.time() - spawn
     busy1, _ = machine_cpu()
     for proc in done:
-        check_warden(proc, spawn)
+        check(proc, spawn)
     return Parallel(n, wall, load, sampler.by_kind, busy1 - busy0, os.cpu_count() or 1)
+
+
+def raw_cmd(base_url: str) -> list[str]:
+    return [sys.executable, str(RAW_SCRIPT), "--base-url", base_url, "--start-epoch", repr(time.time())]
+
+
+def check_raw(proc: subprocess.CompletedProcess[str], spawn: float = 0.0) -> dict[str, Any]:
+    """The raw script's result line, after checking it took every screenshot; BenchError otherwise."""
+    if proc.returncode != 0:
+        raise BenchError(f"raw Playwright script exited {proc.returncode}\nstderr:\n{_tail(proc.stderr)}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    if result.get("screenshots") != STEPS:
+        raise BenchError(f"raw script took {result.get('screenshots')} screenshots, expected {STEPS}")
+    return result
 
 
 def _load() -> str:
@@ -207,7 +216,8 @@ def median_cpu(samples: list[Sample]) -> Sample:
 
 
 def rows(variant: str, warden: list[Sample], raw: list[Sample], parallel: Parallel | None,
-         rss: tuple[Sample, Sample] | None, cpu: tuple[Sample, Sample] | None = None) -> list[dict[str, Any]]:
+         rss: tuple[Sample, Sample] | None, cpu: tuple[Sample, Sample] | None = None,
+         raw_parallel: Parallel | None = None) -> list[dict[str, Any]]:
     """The figures of issue 13 this run measured, as {figure, value, unit, goal, detail}."""
     tag = "" if variant == "plain" else " (50 KB PII-heavy pages, pii.on_page: record)"
     out: list[dict[str, Any]] = []
@@ -225,6 +235,8 @@ def rows(variant: str, warden: list[Sample], raw: list[Sample], parallel: Parall
     if parallel is not None and warden:
         one = _med(warden, "total_s")
         out.append(parallel_row(parallel, one, tag))
+        if raw_parallel is not None and raw:
+            out[-1]["detail"] += "; " + raw_parallel_detail(raw_parallel, _med(raw, "total_s"))
     if rss is not None:
         ws, rs = rss
         out.append({"figure": f"peak memory of a run (PSS of its process tree){tag}", "value": ws.peak_mb,
@@ -256,6 +268,15 @@ def parallel_row(par: Parallel, one: float, tag: str = "") -> dict[str, Any]:
             f"of its {par.cores} CPUs meanwhile ({'CPU-bound' if busy >= 0.95 else 'not saturated: look for waits'}); "
             f"1-min load before them {par.load} (others' load flatters this ratio: the {n} get more of the cores "
             "than one run did; take it on an idle machine)"}
+
+
+def raw_parallel_detail(par: Parallel, one: float) -> str:
+    """The same N-at-once measure for raw Playwright, in the same run: the peer's own ratio and floor."""
+    cpu = sum(par.cpu.values())
+    floor = cpu / (par.cores * par.n * one) if one else 0.0
+    return (f"raw Playwright, {par.n} at once right after: {par.wall_s:.2f} s ÷ ({par.n} × {one:.2f} s) = "
+            f"{par.wall_s / (par.n * one):.2f}× (its CPU {cpu:.1f} s = {cpu / par.n:.2f} s per run; "
+            f"its floor {floor:.2f})")
 
 
 def print_table(table: list[dict[str, Any]], warden: list[Sample], raw: list[Sample]) -> None:
@@ -294,6 +315,7 @@ def main() -> int:
     warden_samples: list[Sample] = []
     raw_samples: list[Sample] = []
     parallel: Parallel | None = None
+    raw_parallel: Parallel | None = None
     rss: tuple[Sample, Sample] | None = None
     cpu: tuple[Sample, Sample] | None = None
     try:
@@ -313,9 +335,12 @@ def main() -> int:
                 print(f"  {label:8} {side:6} total {s.total_s:6.2f}s  first action {s.first_action_s:5.2f}s",
                       file=sys.stderr, flush=True)
         if warden is not None and args.parallel:
-            parallel = run_parallel(warden, mission, base_url, evidence_dir, args.parallel)
+            parallel = run_parallel(warden_cmd(warden, mission, base_url, evidence_dir), args.parallel, check_warden)
             print(f"  {args.parallel} warden runs at once: {parallel.wall_s:.2f}s, their CPU "
                   f"{sum(parallel.cpu.values()):.1f} s", file=sys.stderr, flush=True)
+            raw_parallel = run_parallel(raw_cmd(base_url), args.parallel, check_raw)
+            print(f"  {args.parallel} raw runs at once: {raw_parallel.wall_s:.2f}s, their CPU "
+                  f"{sum(raw_parallel.cpu.values()):.1f} s", file=sys.stderr, flush=True)
         if warden is not None and args.rss:
             ws = run_warden(warden, mission, base_url, evidence_dir, rss=True)
             rs = run_raw(base_url, rss=True)
@@ -342,7 +367,7 @@ def main() -> int:
             print(f"evidence kept in {evidence_dir}", file=sys.stderr)
         else:
             shutil.rmtree(evidence_dir, ignore_errors=True)
-    table = rows(args.variant, warden_samples, raw_samples, parallel, rss, cpu)
+    table = rows(args.variant, warden_samples, raw_samples, parallel, rss, cpu, raw_parallel)
     if args.json:
         print(json.dumps({"rows": table}))
     else:
