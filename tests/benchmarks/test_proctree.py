@@ -82,6 +82,19 @@ def test_parallel_row_floor() -> None:
     assert "cannot go below 0.62" in row["detail"] and "CPU-bound" in row["detail"]
 
 
+def test_raw_parallel_in_the_same_row() -> None:
+    """The peer's N-at-once figures join the warden row: 8 raw runs of 6 s CPU, one raw run 4 s."""
+    from bench_run import Parallel, Sample, rows
+
+    warden = [Sample(8.0, 2.0)]
+    raw = [Sample(4.0, 1.5)]
+    par = Parallel(8, 41.0, "0.1", {"python": 80.0}, 81.0, 2)
+    raw_par = Parallel(8, 26.0, "0.1", {"python": 8.0, "browser": 40.0}, 50.0, 2)
+    row = next(r for r in rows("plain", warden, raw, par, None, None, raw_par) if "in parallel" in r["figure"])
+    assert abs(row["value"] - 41.0 / 64.0) < 1e-9
+    assert "26.00 s ÷ (8 × 4.00 s) = 0.81×" in row["detail"] and "its floor 0.75" in row["detail"]
+
+
 def test_median_cpu_by_kind() -> None:
     """--cpu N reports each kind's median; a kind a run did not show counts 0 in it."""
     from bench_run import Sample, median_cpu
