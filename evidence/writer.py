@@ -248,6 +248,9 @@ class EvidenceWriter:
                 lines.append(line)
                 sync = sync or (is_gating(record_cls, fields) if durable is None else durable)
             sync = sync or self._unsynced + len(items) >= self._sync_every
+            # The group's redacted trees are garbage now: freed before the collector comes back on,
+            # so its first (young) pass does not walk them (~1000 dicts per group of 1000).
+            del trees, clean_trees
             rows: list[tuple[Record, str | None]] = list(zip(records, lines, strict=True))
             self._write_lines(lines, sync)
             self._seq, self._head = seq, head
