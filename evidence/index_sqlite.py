@@ -67,6 +67,12 @@ WRITER_PRAGMAS: tuple[str, ...] = (
     # run pays nothing). With the default 2 MiB a group of 1000 records spilled and re-read pages:
     # system CPU of a 1000-row insert + commit ~53 -> ~34 us/row (alternating). No effect on rows.
     "PRAGMA cache_size = -16384",
+    # Checkpoint (copy the WAL into the database, fsync it) after 10000 WAL pages instead of 1000:
+    # a group of 1000 records writes ~380 pages, so the default checkpointed every ~3 commits, inside
+    # them. Durability is the WAL's either way (checkpoints move committed pages, they commit nothing);
+    # the WAL grows to ~40 MiB at most and the last connection to close checkpoints it. Alternating
+    # 100k-record replays of a run's inserts: ~2-3 us CPU, ~4 us wall less per record.
+    "PRAGMA wal_autocheckpoint = 10000",
 )
 """Settings of this module's connections only (performance, not behaviour)."""
 
