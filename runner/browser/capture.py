@@ -27,11 +27,12 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
 from runner.browser.page_reading import evaluate_isolated, send_cdp
+from runner.browser.page_scripts import kept
 
 FONTS_WAIT_MS = 5000
 
-# Prepares the page for one capture; o = {nonce}. Sets globalThis.__wardenShot = {nonce, undo}.
-# The body is a statement list: the masked capture runs it before marking (mask_paint).
+# Prepares the page for one capture; o = {shot}. Sets globalThis.__wardenShot = {nonce, undo}.
+# The body of PREPARE_FN, which the masked capture also runs before marking (mask_paint).
 PREPARE_BODY = r"""
   const prevShot = globalThis.__wardenShot;
   if (prevShot) { try { prevShot.undo(); } catch (e) {} }
@@ -80,13 +81,17 @@ PREPARE_BODY = r"""
 """
 # Waits for the web fonts (as Playwright's capture does), at most FONTS_WAIT_MS.
 FONTS_READY = "Promise.race([document.fonts.ready, new Promise((r) => setTimeout(r, o.fontsMs))])"
-PREPARE_JS = "(o) => {\n" + PREPARE_BODY + "  return " + FONTS_READY + ".then(() => true);\n}"
 RESTORE_BODY = r"""
   const shot = globalThis.__wardenShot;
   const restored = !!shot && shot.nonce === o.shot;
   if (restored) { delete globalThis.__wardenShot; shot.undo(); }
 """
-RESTORE_JS = "(o) => {\n" + RESTORE_BODY + "  return restored;\n}"
+# The two as functions kept in the isolated world (``page_scripts.kept``: defined once per document, so
+# V8 keeps their optimized code), expressions the masked capture's scripts call too (mask_paint).
+PREPARE_FN = kept("(o) => {\n" + PREPARE_BODY + "}")
+RESTORE_FN = kept("(o) => {\n" + RESTORE_BODY + "  return restored;\n}")
+PREPARE_JS = "(o) => {\n  " + PREPARE_FN + "(o);\n  return " + FONTS_READY + ".then(() => true);\n}"
+RESTORE_JS = "(o) => " + RESTORE_FN + "(o)"
 
 
 def shot_args() -> dict[str, Any]:

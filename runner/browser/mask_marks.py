@@ -62,22 +62,39 @@ MARK_JS = r"""
     walk(doc);
     return found;
   };
-  const resolve = (doc, css) => {
-    const parts = css.split(' > ');
-    let cur = null;
-    if (parts[0] === 'html') cur = doc.documentElement ? [doc.documentElement] : [];
-    else if (parts[0].startsWith('#')) cur = Array.from(doc.querySelectorAll(parts[0]));
-    if (cur === null || !parts.slice(1).every((p) => NTH.test(p))) return pierce(doc, css);
-    for (let i = 1; i < parts.length && cur.length; i++) {
-      const [, tag, n] = NTH.exec(parts[i]);
-      const next = [];
-      for (const e of cur) for (const p of [e, e.shadowRoot]) {
-        const c = p ? byTag(p).get(tag) : undefined;
-        if (c && c[n - 1]) next.push(c[n - 1]);
+  // css -> [its elements, whether it is a page-scan path], per document. A path's elements are its
+  // head's (everything before its last " > ") one step further: a row's path is resolved once for all
+  // of its cells, not once per cell (the DOM cannot change during this synchronous script).
+  const resolved = new Map();
+  const path = (doc, css, memo) => {
+    let r = memo.get(css);
+    if (r) return r;
+    const cut = css.lastIndexOf(' > ');
+    if (cut < 0) {
+      if (css === 'html') r = [doc.documentElement ? [doc.documentElement] : [], true];
+      else if (css.startsWith('#')) r = [Array.from(doc.querySelectorAll(css)), true];
+    } else {
+      const step = NTH.exec(css.slice(cut + 3));
+      const head = step ? path(doc, css.slice(0, cut), memo) : null;
+      if (head && head[1]) {
+        const tag = step[1], n = step[2] - 1, next = [];
+        for (const e of head[0]) {
+          const light = byTag(e).get(tag);
+          if (light && light[n]) next.push(light[n]);
+          const shadow = e.shadowRoot ? byTag(e.shadowRoot).get(tag) : undefined;
+          if (shadow && shadow[n]) next.push(shadow[n]);
+        }
+        r = [next, true];
       }
-      cur = next;
     }
-    return cur;
+    if (!r) r = [pierce(doc, css), false];  // not a page-scan path: the whole selector, queried
+    memo.set(css, r);
+    return r;
+  };
+  const resolve = (doc, css) => {
+    let memo = resolved.get(doc);
+    if (!memo) { memo = new Map(); resolved.set(doc, memo); }
+    return path(doc, css, memo)[0];
   };
   const frameIds = new Map();  // frame element -> its one-time id
   const groups = new Map();    // "id,id" -> [ids]
@@ -115,7 +132,8 @@ MARK_JS = r"""
   const state = {nonce: o.nonce, attr: o.attr, frameAttr: o.frameAttr, els: Array.from(els.keys()), fes: els,
                  frames: Array.from(frameIds.entries()), changed: 0};
   state.obs = new MutationObserver((recs) => { state.changed += recs.length; });
-  for (const e of state.els) state.obs.observe(e, {attributes: true, attributeFilter: [o.attr]});
+  const watch = {attributes: true, attributeFilter: [o.attr]};  // one options object for all (read each call)
+  for (const e of state.els) state.obs.observe(e, watch);
   for (const [fe] of state.frames) state.obs.observe(fe, {attributes: true, attributeFilter: [o.frameAttr]});
   globalThis.__wardenMasks = state;
   return {groups: Array.from(groups.values()), count: state.els.length};

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,7 @@ from PIL import Image, ImageDraw
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
-from runner.browser.capture import FONTS_READY, PREPARE_BODY, RESTORE_BODY
+from runner.browser.capture import FONTS_READY, PREPARE_FN, RESTORE_FN
 from runner.browser.driver import ActionFailed
 from runner.browser.mask_marks import (
     CHECK_JS,
@@ -38,10 +37,13 @@ from runner.browser.mask_marks import (
     marks_set,
 )
 from runner.browser.page_reading import evaluate_isolated
+from runner.browser.page_scripts import kept
 from runner.browser.png_encode import encode_png
 
-# The rectangles (CSS px) of every element marked by mask_marks.MARK_JS, in the coordinates of
-# the capture: the viewport, or the page (``full``). Returns {rects, dpr, w, h, sx, sy} or {error}.
+# The rectangles of every element marked by mask_marks.MARK_JS, in the coordinates of the capture (the
+# viewport, or the page: ``full``), as image pixels: CSS px times the device pixel ratio, outward to whole
+# pixels (floor, ceil), flat (x0, y0, x1, y1, x0, ...: a fifth of the JSON of nested floats). Returns
+# {px, dpr, w, h, sx, sy} (w, h in CSS px) or {error}.
 RECTS_JS = r"""
 (o) => {
   const s = globalThis.__wardenMasks;
@@ -83,7 +85,7 @@ RECTS_JS = r"""
     return b;
   };
   const cut = (a, b) => [Math.max(a[0], b[0]), Math.max(a[1], b[1]), Math.min(a[2], b[2]), Math.min(a[3], b[3])];
-  const rects = [];
+  const px = [], dpr = devicePixelRatio;
   const ranges = new Map();  // document -> one Range, moved onto each element in turn (not one per element)
   for (const el of s.els) {
     let ox = 0, oy = 0, clip = [-Infinity, -Infinity, Infinity, Infinity], r = null;
@@ -111,43 +113,50 @@ RECTS_JS = r"""
       r = cut([r[0] + ox, r[1] + oy, r[2] + ox, r[3] + oy], clip);
     }
     r = cut([r[0] + sx, r[1] + sy, r[2] + sx, r[3] + sy], [0, 0, W, H]);
-    if (r[2] > r[0] && r[3] > r[1]) rects.push(r);
+    if (r[2] > r[0] && r[3] > r[1]) {
+      px.push(Math.floor(r[0] * dpr), Math.floor(r[1] * dpr), Math.ceil(r[2] * dpr), Math.ceil(r[3] * dpr));
+    }
   }
-  const out = {rects, dpr: devicePixelRatio, w: W, h: H, sx: scrollX, sy: scrollY};
+  const out = {px, dpr, w: W, h: H, sx: scrollX, sy: scrollY};
   if (o.replay) for (const a of (s.cancelled || [])) { try { a.play(); } catch (e) {} }
   return out;
 }
 """
 
 
+# Every script below calls functions kept in the isolated world (``page_scripts.kept``: defined once per
+# document, so V8 keeps their optimized code instead of running a fresh closure cold on every capture).
+_MARK, _RECTS, _CHECK = kept(MARK_JS), kept(RECTS_JS), kept(CHECK_JS)
 # One round trip before the capture: the marks set (``MARK_JS``), then, if any element carries one, the
 # rectangles read (``RECTS_JS``, animations settled first) in the same synchronous task: the page cannot
 # run in between. Nothing marked: the marks' state is dropped again (``CHECK_JS``).
-MARK_AND_MEASURE_JS = (
-    "(o) => {\n  const mark = (" + MARK_JS.strip() + ")(o);\n"
+_MARK_AND_MEASURE = kept(
+    "(o) => {\n  const mark = " + _MARK + "(o);\n"
     "  if (!mark || mark.error) return {mark};\n"
-    "  if (!mark.count) return {mark, check: (" + CHECK_JS.strip() + ")({nonce: o.nonce})};\n"
-    "  const rects = (" + RECTS_JS.strip() + ")({nonce: o.nonce, full: o.full, freeze: true, replay: false});\n"
+    "  if (!mark.count) return {mark, check: " + _CHECK + "({nonce: o.nonce})};\n"
+    "  const rects = " + _RECTS + "({nonce: o.nonce, full: o.full, freeze: true, replay: false});\n"
     "  return {mark, rects};\n}"
 )
+MARK_AND_MEASURE_JS = "(o) => " + _MARK_AND_MEASURE + "(o)"
 # One round trip after the capture: the rectangles read again (animations played again), then the marks
 # checked and taken off (``CHECK_JS``), whatever the reading gave.
-MEASURE_AND_CHECK_JS = (
+_MEASURE_AND_CHECK = kept(
     "(o) => {\n  let rects;\n"
     "  try {\n"
-    "    rects = (" + RECTS_JS.strip() + ")({nonce: o.nonce, full: o.full, freeze: false, replay: true});\n"
+    "    rects = " + _RECTS + "({nonce: o.nonce, full: o.full, freeze: false, replay: true});\n"
     "  } catch (e) {\n"
     "    rects = {error: 'the masks could not be measured: ' + String(e && e.name || e)};\n"
     "  }\n"
-    "  return {rects, check: (" + CHECK_JS.strip() + ")({nonce: o.nonce})};\n}"
+    "  return {rects, check: " + _CHECK + "({nonce: o.nonce})};\n}"
 )
+MEASURE_AND_CHECK_JS = "(o) => " + _MEASURE_AND_CHECK + "(o)"
 # The same two round trips around Warden's own capture (``capture``): the page prepared (carets,
 # animations, fonts awaited) before the marks are set; the preparation undone after the check.
 PREPARED_MARK_AND_MEASURE_JS = (
-    "(o) => {\n" + PREPARE_BODY + "  return " + FONTS_READY + ".then(() => (" + MARK_AND_MEASURE_JS + ")(o));\n}"
+    "(o) => {\n  " + PREPARE_FN + "(o);\n  return " + FONTS_READY + ".then(() => " + _MARK_AND_MEASURE + "(o));\n}"
 )
 MEASURE_CHECK_RESTORE_JS = (
-    "(o) => {\n  try {\n    return (" + MEASURE_AND_CHECK_JS + ")(o);\n  } finally {\n" + RESTORE_BODY + "  }\n}"
+    "(o) => {\n  try {\n    return " + _MEASURE_AND_CHECK + "(o);\n  } finally {\n    " + RESTORE_FN + "(o);\n  }\n}"
 )
 
 
@@ -202,15 +211,15 @@ def measure_and_check(page: Page, marks: Marks, *, full_page: bool, shot: dict[s
 
 
 def _mask_rects(raw: Any) -> MaskRects:
-    """``RECTS_JS``'s answer in image pixels; ``MasksTampered`` when it is an error."""
-    if not isinstance(raw, dict) or raw.get("error") or not isinstance(raw.get("rects"), list):
+    """``RECTS_JS``'s answer (image pixels already); ``MasksTampered`` when it is an error or not whole rectangles."""
+    px = raw.get("px") if isinstance(raw, dict) else None
+    if not isinstance(raw, dict) or raw.get("error") or not isinstance(px, list) or len(px) % 4:
         why = raw.get("error") if isinstance(raw, dict) else None
         raise MasksTampered(f"screenshot discarded: the PII masks could not be measured ({why or 'unexpected result'})")
+    if not all(type(v) is int or (type(v) is float and v.is_integer()) for v in px):  # floor / ceil in the script
+        raise MasksTampered("screenshot discarded: the PII masks could not be measured (not whole pixels)")
+    rects = tuple((int(px[i]), int(px[i + 1]), int(px[i + 2]), int(px[i + 3])) for i in range(0, len(px), 4))
     dpr = float(raw["dpr"])
-    rects = tuple(
-        (math.floor(x0 * dpr), math.floor(y0 * dpr), math.ceil(x1 * dpr), math.ceil(y1 * dpr))
-        for x0, y0, x1, y1 in raw["rects"]
-    )
     size = (round(float(raw["w"]) * dpr), round(float(raw["h"]) * dpr))
     return MaskRects(rects=rects, size=size, scroll=(float(raw["sx"]), float(raw["sy"])))
 

@@ -7,6 +7,7 @@ scan runs in an isolated world (``page_reading``), where the page's scripts cann
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import replace
@@ -34,19 +35,19 @@ FRAME_SEP = " |> "
 # the frame path joined with FRAME_SEP. Returns, as one JSON string (one value to hand over, not
 # thousands), {complete, reason, frames_unread, heads, blocks: [text, head, tail, is_input, password]}:
 # a block's selector is heads[head] + ' > ' + tail (tail alone when head is -1; ``decode_blocks``);
-# over the budget: complete = false, never a partial pass.
-TEXT_BLOCKS_JS = r"""
+# over the budget: complete = false, never a partial pass. Run as TEXT_BLOCKS_JS (kept: see ``kept``).
+TEXT_BLOCKS_IMPL = r"""
 (lim) => {
-  const out = [];
-  const heads = new Map();  // selector head -> its index in `heads`
+  const out = [], heads = new Map();  // heads: selector head -> its index in `heads`
   const t0 = performance.now();
-  let chars = 0, over = '', framesUnread = 0;
+  let chars = 0, over = '', framesUnread = 0, ops = 0;
+  const late = () => (++ops & 15) === 0 && performance.now() - t0 > lim.maxMs;  // the clock every 16th time
   const add = (text, selector, isInput, password) => {
     if (over) return;
     chars += text.length;
     if (out.length >= lim.maxBlocks) over = 'more than ' + lim.maxBlocks + ' text blocks';
     else if (chars > lim.maxChars) over = 'more than ' + lim.maxChars + ' characters of text';
-    else if (performance.now() - t0 > lim.maxMs) over = 'reading took longer than ' + lim.maxMs + ' ms';
+    else if (late()) over = 'reading took longer than ' + lim.maxMs + ' ms';
     else {
       // The selector as [its head's index, its last step]: each head (a row's path) is sent once.
       const cut = selector.lastIndexOf(' > ');
@@ -77,36 +78,39 @@ TEXT_BLOCKS_JS = r"""
     }
     return nths.get(e);
   };
-  // The CSS path of el inside its root (a document or a shadow root); `prefix` addresses the root.
-  // Each element's path is kept (the DOM cannot change during this synchronous read): a block's path
-  // extends its parent's, so a row of cells looks its ancestors up once, not once per cell.
+  // The CSS path of el inside its root (a document or a shadow root); `prefix` addresses the root. Each
+  // element's path is kept (the DOM cannot change during this synchronous read): a row's cells extend it.
   const paths = new Map();  // prefix -> Map(element -> its path inside its root)
   const sel = (el, prefix) => {
     let memo = paths.get(prefix);
     if (!memo) { memo = new Map(); paths.set(prefix, memo); }
-    const root = el.getRootNode();
-    const chain = [];
-    let base = '';
-    for (let e = el; e && e.nodeType === 1; e = e.parentElement) {
-      const known = memo.get(e);
-      if (known !== undefined) { base = known; break; }
-      if (!prefix && e.id && root.querySelectorAll('#' + CSS.escape(e.id)).length === 1) {
-        base = '#' + CSS.escape(e.id);
-        memo.set(e, base);
-        break;
+    let base = memo.get(el);
+    if (base === undefined) {
+      const root = el.getRootNode();
+      const chain = [];
+      base = '';
+      for (let e = el; e && e.nodeType === 1; e = e.parentElement) {
+        const known = memo.get(e);
+        if (known !== undefined) { base = known; break; }
+        if (!prefix && e.id && root.querySelectorAll('#' + CSS.escape(e.id)).length === 1) {
+          base = '#' + CSS.escape(e.id);
+          memo.set(e, base);
+          break;
+        }
+        if (e === root.documentElement) { base = 'html'; memo.set(e, base); break; }
+        chain.push(e);
       }
-      if (e === root.documentElement) { base = 'html'; memo.set(e, base); break; }
-      chain.push(e);
+      for (let i = chain.length - 1; i >= 0; i--) {
+        const step = chain[i].tagName.toLowerCase() + ':nth-of-type(' + nth(chain[i]) + ')';
+        base = base ? base + ' > ' + step : step;
+        memo.set(chain[i], base);
+      }
     }
-    for (let i = chain.length - 1; i >= 0; i--) {
-      const step = chain[i].tagName.toLowerCase() + ':nth-of-type(' + nth(chain[i]) + ')';
-      base = base ? base + ' > ' + step : step;
-      memo.set(chain[i], base);
-    }
-    return (prefix ? prefix + ' > ' : '') + base;
+    return prefix ? prefix + ' > ' + base : base;
   };
+  const VIS = {checkOpacity: true, checkVisibilityCSS: true};
   const visible = (el) => {
-    if (el.checkVisibility) return el.checkVisibility({checkOpacity: true, checkVisibilityCSS: true});
+    if (el.checkVisibility) return el.checkVisibility(VIS);
     return !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
   };
   const isBlock = (el) => {
@@ -118,27 +122,36 @@ TEXT_BLOCKS_JS = r"""
   const walk = (root, frame, prefix) => {
     const top = root.nodeType === 11 ? root : root.ownerDocument.body;
     const groups = new Map();
+    // A text node's parent -> the block its text joins (null: not read), the same for all its text nodes.
+    const blockOf = new Map();
     const fields = [], attrs = [], nested = [];
     const walker = root.ownerDocument.createTreeWalker(root, NodeFilter.SHOW_TEXT | NodeFilter.SHOW_ELEMENT);
     for (let n = walker.currentNode; n && !over; n = walker.nextNode()) {
       if (n.nodeType === 1) {
         if (n.shadowRoot) nested.push(['shadow', n]);
-        if (FRAMES.has(n.tagName)) nested.push(['frame', n]);
-        if (FIELDS.has(n.tagName)) fields.push(n);
+        const tag = n.tagName;
+        if (FRAMES.has(tag)) nested.push(['frame', n]);
+        if (FIELDS.has(tag)) fields.push(n);
         if (n.hasAttributes()) {
           for (const a of ATTRS) if (n.hasAttribute(a) && (n.getAttribute(a) || '').trim()) { attrs.push(n); break; }
         }
         continue;
       }
-      const t = n.nodeValue;
-      if (!t || !t.trim()) continue;
-      const p = n.parentElement;
-      if (!p || SKIP.has(p.tagName) || !visible(p)) continue;
-      let b = p;
-      while (b !== top && b.parentElement && !isBlock(b)) b = b.parentElement;
-      if (!groups.has(b)) groups.set(b, []);
-      groups.get(b).push(t.trim());
-      if (performance.now() - t0 > lim.maxMs) over = 'reading took longer than ' + lim.maxMs + ' ms';
+      const t = n.nodeValue, trimmed = t ? t.trim() : '', p = n.parentElement;
+      if (!trimmed || !p) continue;
+      let b = blockOf.get(p);
+      if (b === undefined) {
+        b = null;
+        if (!SKIP.has(p.tagName) && visible(p)) {
+          b = p;
+          while (b !== top && b.parentElement && !isBlock(b)) b = b.parentElement;
+        }
+        blockOf.set(p, b);
+      }
+      if (b === null) continue;
+      const texts = groups.get(b);
+      if (texts === undefined) groups.set(b, [trimmed]); else texts.push(trimmed);
+      if (late()) over = 'reading took longer than ' + lim.maxMs + ' ms';
     }
     for (const [el, texts] of groups) add(texts.join(' '), frame + sel(el, prefix), false, false);
     for (const f of fields) {
@@ -169,6 +182,17 @@ TEXT_BLOCKS_JS = r"""
                          heads: over ? [] : Array.from(heads.keys())});
 }
 """
+
+
+def kept(impl: str) -> str:
+    """A JS expression for the function ``impl`` (source), defined once per isolated world and kept on its
+    global (keyed by the source); ISOLATED WORLDS ONLY (the main world's global is the page's). Why: V8
+    optimizes per closure, and each ``Runtime.callFunctionOn`` is a new one: every read ran cold code."""
+    key = "__warden_" + hashlib.sha256(impl.encode()).hexdigest()[:16]
+    return f"(globalThis.{key} || (globalThis.{key} = ({impl.strip()})))"
+
+
+TEXT_BLOCKS_JS = "(lim) => " + kept(TEXT_BLOCKS_IMPL) + "(lim)"
 
 
 OUTLINE_CSS = "outline: 4px solid #ff0033 !important; outline-offset: 2px !important;"
