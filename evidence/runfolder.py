@@ -151,6 +151,27 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def write_new_file(target: Path, data: bytes) -> None:
+    """Create ``target`` (never overwriting a file; its folders as needed) with ``data``, fsynced,
+    its folder too; OSError on failure, with no partial file left behind."""
+    created = False
+    try:
+        target.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        created = True
+        try:
+            write_all(fd, data)
+            fsync_fd(fd)
+        finally:
+            os.close(fd)
+        fsync_dir(target.parent)
+    except OSError:
+        if created:
+            with contextlib.suppress(OSError):
+                os.unlink(target)
+        raise
+
+
 def atomic_write_bytes(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
     """Replace ``path`` with ``data`` all-or-nothing: tmp + fsync + rename + fsync(dir)."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")

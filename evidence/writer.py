@@ -17,13 +17,17 @@ A process crash (SIGKILL) loses nothing written; a power loss can lose only non-
 written since the last fsync, never a gating record, and never silently before an action: the
 fsync that makes an intent durable makes every record before it durable too, and if it fails the
 run stops before the action.
+
+Beside the caller (``append_soon``): a record that gates nothing can be appended in the writer's
+own thread while the caller goes on (a page's ``pii_finding`` while its screenshot is taken).
+Every other call waits for it first, so the chain is in call order, and its failure stops the
+writer before any later record — the next intent, hence the next action, included.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +36,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from evidence import runfolder as _io
-from evidence.canonical import record_hash, sha256_bytes
+from evidence.canonical import sha256_bytes
 from evidence.index import EvidenceIndex
 from evidence.record_build import build_record
 from evidence.record_lines import (
@@ -47,7 +51,9 @@ from evidence.record_lines import (
 )
 from evidence.records import GENESIS_HASH, RECORD_TYPES, Actor, Attachment, Record
 from evidence.redact import Redactor, redact_native
-from evidence.runfolder import DIR_MODE, FILE_MODE, RunFolder, fsync_dir, safe_relpath, utc_timestamp
+from evidence.runfolder import FILE_MODE, RunFolder, fsync_dir, safe_relpath, utc_timestamp, write_new_file
+from evidence.writer_behind import Behind
+from evidence.writer_resume import resume_point
 from kernel.collector import collector_paused
 from kernel.errors import EvidenceUnavailable
 
@@ -89,6 +95,7 @@ class EvidenceWriter:
         self._failure: str | None = None
         self._closed = False
         self._actors: dict[int, tuple[Actor, Any]] = {}
+        self._behind = Behind("warden-evidence")  # at most one append_soon in flight
         try:
             self._fd = os.open(folder.records, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
         except OSError as e:
@@ -124,57 +131,41 @@ class EvidenceWriter:
 
     def _resume(self, size: int) -> None:
         """Pick up seq/head/offset from the last complete line; truncate bytes after it (a torn write)."""
-        try:
-            with open(self.folder.records, "rb") as f:
-                raw = f.read()
-        except OSError as e:
-            raise EvidenceUnavailable(f"cannot read {self.folder.records}: {e.strerror or e}") from e
-        keep = raw.rfind(b"\n") + 1  # 0 when no complete line at all
-        if keep < size:
-            try:
-                os.ftruncate(self._fd, keep)
-                _io.fsync_fd(self._fd)
-            except OSError as e:
-                raise EvidenceUnavailable(f"cannot truncate the torn tail of {self.folder.records}: {e}") from e
-            self.torn_bytes = size - keep
-        self._offset = keep
-        if keep == 0:
-            return
-        last_line = raw[:keep - 1].rsplit(b"\n", 1)[-1]
-        try:
-            last = json.loads(last_line.decode("utf-8"))
-            seq, head = last["seq"], last["hash"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise EvidenceUnavailable(f"cannot resume {self.folder.records}: its last record is unreadable") from e
-        if not (isinstance(seq, int) and isinstance(head, str) and record_hash(last) == head):
-            raise EvidenceUnavailable(f"cannot resume {self.folder.records}: its last record does not verify")
-        if last.get("run_id") != self.run_id:
-            raise EvidenceUnavailable(f"cannot resume {self.folder.records}: it belongs to run {last.get('run_id')!r}")
-        self._seq, self._head = seq, head
+        point = resume_point(self.folder, self._fd, size, self.run_id)
+        self._offset, self.torn_bytes = point.offset, point.torn_bytes
+        if point.seq is not None and point.head is not None:
+            self._seq, self._head = point.seq, point.head
 
     # -- state ---------------------------------------------------------------------------------
 
     @property
     def next_seq(self) -> int:
         """The seq the next record will get (callers name attachments after it)."""
+        self._settle()
         return self._seq + 1
 
     @property
     def head(self) -> str:
         """Hash of the last record written (64 zeros before the first)."""
+        self._settle()
         return self._head
 
     @property
     def count(self) -> int:
+        self._settle()
         return self._seq
 
     @property
     def usable(self) -> bool:
+        with contextlib.suppress(EvidenceUnavailable):
+            self._settle()
         return self._failure is None and not self._closed
 
     @property
     def failure(self) -> str | None:
         """Why the writer stopped accepting records, if it did."""
+        with contextlib.suppress(EvidenceUnavailable):
+            self._settle()
         return self._failure
 
     def _check_usable(self) -> None:
@@ -214,12 +205,51 @@ class EvidenceWriter:
         """Append several records as one group: their strings redacted in one batch, their lines in
         one ``write``, one fsync when any of them gates an action (or ``durable``), one index
         transaction. All or nothing: a record the schema refuses writes none of them."""
+        self._settle()
+        return self._append_group(items, durable)
+
+    def append_soon(
+        self, record_cls: type[Record], *, actor: Actor, attachments: Sequence[Attachment] = (), **fields: Any
+    ) -> None:
+        """``append`` in the writer's own thread, returning at once; for a record that gates nothing
+        (``is_gating``: one that does is appended here and now, durable before this returns).
+
+        The next call on the writer (any append, ``sync``, ``close``, ``head``, ``count``, ...)
+        waits for it first: records stay in call order, and a failure to write it — including a
+        record the schema refuses, which ``append`` would raise to its caller — leaves the writer
+        unusable and raises ``EvidenceUnavailable`` from that next call, before anything else is
+        written."""
+        self._settle()
+        item: Item = (record_cls, actor, attachments, fields)
+        self._check_items([item])
+        if is_gating(record_cls, fields):
+            self._append_group([item], None)
+            return
+        with self._lock:
+            self._check_usable()
+            self._behind.submit(lambda: self._append_group([item], None))
+
+    def _settle(self) -> None:
+        """Wait for the ``append_soon`` in flight (never from its own thread); its failure fails the writer."""
+        error = self._behind.settle()
+        if error is None:
+            return
+        if isinstance(error, EvidenceUnavailable):
+            raise EvidenceUnavailable(str(error)) from error
+        with self._lock:
+            raise self._fail(f"a record written beside the run failed ({type(error).__name__}): not written", error)
+
+    @staticmethod
+    def _check_items(items: Sequence[Item]) -> None:
         for record_cls, _, _, fields in items:
             if RECORD_TYPES.get(record_cls.TYPE) is not record_cls:
                 raise TypeError(f"{record_cls.__name__} is not a registered record type")
             reserved = ENVELOPE_FIELDS & fields.keys()
             if reserved:
                 raise TypeError(f"envelope fields are filled by the writer: {', '.join(sorted(reserved))}")
+
+    def _append_group(self, items: Sequence[Item], durable: bool | None) -> list[Record]:
+        self._check_items(items)
         if not items:
             return []
         with self._lock, collector_paused(len(items) >= BULK_GROUP):
@@ -308,6 +338,7 @@ class EvidenceWriter:
 
     def sync(self) -> None:
         """Make every record written so far durable (fsync); ``EvidenceUnavailable`` if it fails."""
+        self._settle()
         with self._lock:
             self._check_usable()
             self._sync_pending()
@@ -338,24 +369,11 @@ class EvidenceWriter:
         Bytes are stored as given: screenshots must be masked by the caller before this point.
         """
         rel = safe_relpath(relpath)
-        target = self.folder.root / rel
         with self._lock:
             self._check_usable()
-            created = False
             try:
-                target.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
-                created = True
-                try:
-                    _io.write_all(fd, data)
-                    _io.fsync_fd(fd)
-                finally:
-                    os.close(fd)
-                fsync_dir(target.parent)
+                write_new_file(self.folder.root / rel, data)
             except OSError as e:
-                if created:
-                    with contextlib.suppress(OSError):
-                        os.unlink(target)
                 raise self._fail(f"cannot write attachment {rel}: {_oserror_text(e)}", e) from e
             return Attachment(path=rel, sha256=sha256_bytes(data), media_type=media_type)
 
@@ -364,8 +382,16 @@ class EvidenceWriter:
     def close(self) -> None:
         """Fsync what is not yet durable, release the folder lock; later appends raise. Idempotent.
 
-        ``EvidenceUnavailable`` when that last fsync fails (the lock is released all the same).
+        ``EvidenceUnavailable`` when that last fsync fails, or a record written beside the run
+        (``append_soon``) failed (the lock is released all the same).
         """
+        try:
+            self._settle()
+        finally:
+            self._behind.close()
+            self._close_file()
+
+    def _close_file(self) -> None:
         with self._lock:
             if not self._closed:
                 try:

@@ -8,7 +8,8 @@ which fields hold it):
 * ``observe(decision)`` — the step and request chains hand it every decision: its ``Observation``s
   become ONE ``pii_finding`` record (entity counts; per distinct value its entity, score, keyed
   HMAC, masked preview, action and place in the scan; where + page url/host/field, key id, policy,
-  strongest action — never a value), every value found or typed is fed to the
+  strongest action — never a value), written beside the run (``RunRecorder.record_soon``: redacted
+  while the screenshot is taken; the next record waits for it), every value found or typed is fed to the
   known-value redactor (so it is redacted wherever it shows up later), and a ``failure`` (a scan
   that could not run) becomes an ``exception_record``;
 * the step loop's hooks (``before_screenshot`` / ``screenshot_masks`` / ``pending_stop``): after
@@ -185,7 +186,7 @@ class PiiRuntime:
             counts[e["entity_type"]] = counts.get(e["entity_type"], 0) + 1
         policy = fresh[0].policy
         action = max((e["action"] for e in values), key=lambda a: ACTION_RANK[a])
-        self.recorder.record(
+        self.recorder.record_soon(
             PiiFinding, _ACTOR, step=step, where=fresh[0].where, location=shared, key_id=self.key.key_id,
             policy=policy, action=action, counts=dict(sorted(counts.items())), values=values,
         )

@@ -40,6 +40,13 @@ class RunRecorder:
         """Any record type (approval_request, approval_record, ...), counted like the others."""
         return self._append(cls, actor, attachments, **f)
 
+    def record_soon(self, cls: type[Record], actor: Actor, **f: Any) -> None:
+        """A record that gates nothing, written in the writer's own thread while the caller goes on
+        (``EvidenceWriter.append_soon``): a page's ``pii_finding`` while the screenshot is taken.
+        The next record waits for it: order kept, and its failure stops the run there."""
+        self.writer.append_soon(cls, actor=actor, **f)
+        self.counts[cls.TYPE] += 1
+
     def record_many(self, items: Sequence[tuple[type[Record], Actor, Sequence[Attachment], Mapping[str, Any]]]) -> list[
         Record
     ]:
