@@ -40,13 +40,16 @@ class Behind:
     def settle(self) -> BaseException | None:
         """Wait for the submission in flight; its exception (None when it succeeded or there is none).
         From the worker thread itself: nothing to wait for (it is what runs)."""
-        if self._future is None or threading.get_ident() == self._worker:
+        future = self._future
+        if future is None or threading.get_ident() == self._worker:
             return None
+        # Waits. Forgotten only once finished: a caller interrupted here (Ctrl-C) leaves it in
+        # flight, and the next call waits for it again, so nothing is written before it.
+        error = future.exception()
         with self._lock:
-            future, self._future = self._future, None
-        if future is None:
-            return None
-        return future.exception()  # waits; an interrupt (Ctrl-C) here leaves it running to its end
+            if self._future is future:
+                self._future = None
+        return error
 
     def close(self) -> None:
         """Stop the worker once what is in flight has finished."""

@@ -124,3 +124,24 @@ def test_a_wrong_record_type_is_refused_in_the_callers_thread(start_run: Any) ->
     with pytest.raises(TypeError, match="envelope fields"):
         h.writer.append_soon(PiiFinding, actor=PII, seq=5, **_finding(1))
     assert h.writer.usable
+
+
+def test_behind_runs_one_call_at_a_time_and_hands_back_its_error() -> None:
+    from evidence.writer_behind import Behind
+
+    behind = Behind("test-behind")
+    inner: list[BaseException | None] = []
+
+    def work() -> None:
+        inner.append(behind.settle())  # from its own thread: nothing to wait for, no deadlock
+        raise ValueError("boom")
+
+    behind.submit(work)
+    with pytest.raises(RuntimeError, match="not settled"):
+        behind.submit(lambda: None)
+    error = behind.settle()
+    assert isinstance(error, ValueError) and inner == [None]
+    assert behind.settle() is None  # settled: nothing in flight
+    behind.submit(lambda: None)
+    assert behind.settle() is None
+    behind.close()
