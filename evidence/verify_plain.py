@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import functools
 import types
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types
-from pydantic import BaseModel
+from pydantic import BaseModel, JsonValue
 from pydantic.fields import FieldInfo
 
 from evidence.canonical import _MAX_SAFE_INT, _PLAIN, _kind
@@ -103,3 +104,175 @@ def plain_members(data: dict[str, Any], walked: tuple[str, ...] | None) -> bool:
         if _kind(v) != _PLAIN:
             return False
     return True
+
+
+# -- a validation the fast path may trust without pydantic -------------------------------------------
+
+_SHA256_PATTERN = "^[0-9a-f]{64}$"
+_CONFIG_KNOWN = frozenset({"extra", "frozen", "populate_by_name", "title"})
+"""``model_config`` keys ``plain_check`` knows do not change what validates (others: no check)."""
+
+_PLAIN_INT = "(type({v}) is int and -_MAX <= {v} <= _MAX)"
+_PLAIN_FLOAT = ("(type({v}) is float and (1e-4 <= {v} < 1e16 or -1e16 < {v} <= -1e-4) and not {v}.is_integer()"
+                " or " + _PLAIN_INT + ")")
+
+
+_JSON_DEPTH = 16
+"""How deep ``_flat_json`` follows nested lists and dicts (deeper: not sure)."""
+
+
+def _flat_json(d: dict[str, Any] | list[Any], depth: int = 0) -> bool:
+    """A ``dict[str, JsonValue]`` member (or a dict or list nested in one) holding only strings,
+    nulls, bools, ints within 2**53, floats JCS writes as Python does and such lists and dicts."""
+    x: Any
+    for x in d.values() if type(d) is dict else d:
+        t: type = type(x)
+        if t is str or x is None or t is bool or (t is int and -_MAX_SAFE_INT <= x <= _MAX_SAFE_INT):
+            continue
+        if t is float and (1e-4 <= x < 1e16 or -1e16 < x <= -1e-4) and not x.is_integer():
+            continue
+        if (t is dict or t is list) and depth < _JSON_DEPTH and _flat_json(x, depth + 1):
+            continue
+        return False
+    return True
+
+
+class _Source:
+    """The source of one module of check functions, one per model, and the names they refer to."""
+
+    def __init__(self) -> None:
+        self.ns: dict[str, Any] = {"_MAX": _MAX_SAFE_INT, "_flat_json": _flat_json, "_M": object(),
+                                   "_fromhex": bytes.fromhex}
+        self.lines: list[str] = []
+        self.models: dict[type[BaseModel], str] = {}
+
+    def const(self, value: Any) -> str:
+        name = f"_k{len(self.ns)}"
+        self.ns[name] = value
+        return name
+
+    def constraint(self, meta: Any, v: str) -> str | None:
+        bounds: tuple[tuple[type, str, str], ...] = (
+            (annotated_types.Ge, ">=", "ge"), (annotated_types.Gt, ">", "gt"),
+            (annotated_types.Le, "<=", "le"), (annotated_types.Lt, "<", "lt"),
+        )
+        for cls, op, attr in bounds:
+            if type(meta) is cls:
+                bound = getattr(meta, attr)
+                return f"{v} {op} {bound!r}" if type(bound) is int else None
+        lengths: tuple[tuple[type, str, str], ...] = (
+            (annotated_types.MinLen, ">=", "min_length"), (annotated_types.MaxLen, "<=", "max_length"),
+        )
+        for cls, op, attr in lengths:
+            if type(meta) is cls:
+                return f"len({v}) {op} {int(getattr(meta, attr))}"
+        return None
+
+    def expr(self, tp: Any, v: str, depth: int = 0) -> str | None:
+        """A Python expression true only when the JSON-decoded value ``v`` validates as ``tp`` and is
+        ``_PLAIN`` (keys aside: the caller checks those); None: this type is not handled."""
+        if tp is str:
+            return f"type({v}) is str"
+        if tp is type(None):
+            return f"{v} is None"
+        if tp is bool:
+            return f"type({v}) is bool"
+        if tp is int:
+            return _PLAIN_INT.format(v=v)
+        if tp is float:
+            return _PLAIN_FLOAT.format(v=v)
+        origin, args = get_origin(tp), get_args(tp)
+        if origin is Literal:
+            strings = frozenset(a for a in args if type(a) is str)
+            if not all(type(a) is str or a is None for a in args):
+                return None
+            none = f"{v} is None or " if None in args else ""
+            return f"({none}type({v}) is str and {v} in {self.const(strings)})"
+        if origin is Annotated:
+            if any(isinstance(a, FieldInfo) and (a.validation_alias is not None or a.discriminator is not None)
+                   for a in args[1:]):
+                return None
+            meta = [m for a in args[1:] for m in (a.metadata if isinstance(a, FieldInfo) else [a])]
+            return self.constrained(args[0], meta, v, depth)
+        if origin is Union or origin is types.UnionType:
+            parts = [self.expr(a, v, depth) for a in args]
+            return None if None in parts else "(" + " or ".join(f"({p})" for p in parts) + ")"
+        if origin is list and len(args) == 1:
+            x = f"x{depth}"
+            item = self.expr(args[0], x, depth + 1)
+            return None if item is None else f"(type({v}) is list and (not {v} or all({item} for {x} in {v})))"
+        if origin is dict and len(args) == 2 and args[0] is str:
+            if args[1] is JsonValue:
+                return f"(type({v}) is dict and _flat_json({v}))"
+            x = f"x{depth}"
+            item = self.expr(args[1], x, depth + 1)
+            return None if item is None else f"(type({v}) is dict and all({item} for {x} in {v}.values()))"
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            name = self.model(tp)
+            return None if name is None else f"{name}({v})"
+        return None
+
+    def constrained(self, tp: Any, meta: list[Any], v: str, depth: int) -> str | None:
+        base = self.expr(tp, v, depth)
+        if base is None:
+            return None
+        parts = [base]
+        for m in meta:
+            if type(m).__name__ == "_PydanticGeneralMetadata" and vars(m) == {"pattern": _SHA256_PATTERN} and tp is str:
+                # [0-9a-f]{64} exactly: the lowercase hex of 32 bytes is itself (fromhex: ValueError, caught)
+                parts.append(f"len({v}) == 64 and _fromhex({v}).hex() == {v}")
+                continue
+            c = self.constraint(m, v)
+            if c is None:
+                return None
+            parts.append(c)
+        return "(" + " and ".join(parts) + ")"
+
+    def model(self, cls: type[BaseModel]) -> str | None:
+        if cls in self.models:
+            return self.models[cls]
+        if not _analysable(cls) or not set(cls.model_config) <= _CONFIG_KNOWN:
+            return None
+        name = f"_check_{cls.__name__}_{len(self.models)}"
+        self.models[cls] = name
+        body = ["    if type(d) is not dict: return False"]
+        keys = frozenset(f.alias or n for n, f in cls.model_fields.items())
+        body.append(f"    if not d.keys() <= {self.const(keys)}: return False")
+        strings: list[str] = []  # required string members: one test for all
+        for n, f in cls.model_fields.items():
+            if f.validation_alias not in (None, f.alias) or f.discriminator is not None:
+                return None
+            test = self.constrained(f.annotation, list(f.metadata), "v", 0)
+            if test is None:
+                return None
+            key = repr(f.alias or n)
+            if f.is_required() and test == "(type(v) is str)":
+                strings.append(f"type(d[{key}]) is not str")
+            elif f.is_required():
+                body.append(f"    v = d[{key}]")  # a missing key: KeyError, caught below
+                body.append(f"    if not {test}: return False")
+            else:
+                body.append(f"    v = d.get({key}, _M)")
+                body.append(f"    if v is not _M and not {test}: return False")
+        if strings:
+            body.insert(2, f"    if {' or '.join(strings)}: return False")
+        self.lines += [f"def {name}(d):", "  try:", *(" " + b for b in body),
+                       "  except (KeyError, TypeError, ValueError): return False", "  return True", ""]
+        return name
+
+
+@functools.cache
+def plain_check(cls: type[BaseModel]) -> Callable[[dict[str, Any]], bool] | None:
+    """A check of a JSON-decoded dict (string keys) for the fast path: True only when ``cls`` validates
+    it (pydantic, lax) and its values are ``_PLAIN`` — its keys aside: a caller whose encoding is
+    not ASCII walks the tree (``_kind``). It accepts only exact JSON types (no coercion), ints
+    within 2**53, floats JCS writes as Python does, the writer's key spellings (aliases), flat
+    ``JsonValue`` dicts; False only means "not sure": pydantic and ``plain_members`` decide. None
+    when a model, type or constraint is not one known here."""
+    src = _Source()
+    name = src.model(cls)
+    if name is None:
+        return None
+    exec(compile("\n".join(src.lines), f"<plain_check {cls.__name__}>", "exec"), src.ns)  # noqa: S102 - our models' own code
+    check: Callable[[dict[str, Any]], bool] = src.ns[name]
+    return check

@@ -15,19 +15,21 @@ from typing import Any
 
 import orjson
 
-from evidence.canonical import _C_ENCODE, _encode, plain_json_text, record_hash
+from evidence.canonical import _C_ENCODE, _PLAIN, _encode, _kind, plain_json_text, record_hash
 from evidence.record_lines import HASH_PREFIX, hashed_line, jsonl_line
 from evidence.records import GENESIS_HASH, Record, RunRecord, record_class
 from evidence.runfolder import RunFolder
-from evidence.verify_plain import plain_members, raw_walked
+from evidence.verify_plain import plain_check, plain_members, raw_walked
 from evidence.verify_report import Line
 
 SORT_KEYS = orjson.OPT_SORT_KEYS
 _loads, _dumps = orjson.loads, orjson.dumps
 _PREFIX = HASH_PREFIX.encode()
-_Validators = dict[tuple[Any, Any], tuple[Callable[[Any], Any], tuple[str, ...] | None]]
-"""Per (schema, type): the model's own validator (``model_validate`` minus its wrapper) and the
-members to walk before trusting the fast encoder (evidence.verify_plain)."""
+_Validators = dict[
+    tuple[Any, Any], tuple[Callable[[Any], Any], tuple[str, ...] | None, Callable[[dict[str, Any]], bool] | None]
+]
+"""Per (schema, type): the model's own validator (``model_validate`` minus its wrapper), the
+members to walk before trusting the fast encoder and the ``plain_check`` (evidence.verify_plain)."""
 
 
 class Fallback(Exception):
@@ -86,7 +88,7 @@ class Part:
 
     first_seq: int = 0
     first_prev: str = GENESIS_HASH
-    last: tuple[int, str, Record] | None = None
+    last: tuple[int, str, Record | None] | None = None
     hashes: bytearray = field(default_factory=bytearray)
     run_records: list[Line] = field(default_factory=list)
     linked: list[Line] = field(default_factory=list)
@@ -144,9 +146,13 @@ def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -
     seen_ids = out.ids
     add_id = seen_ids.add
     hashes = out.hashes
+    fromhex = bytes.fromhex
+    run_records, linked = out.run_records, out.linked
     encode = _encode if _C_ENCODE is None else lambda obj: "".join(_C_ENCODE(obj, 0))
     prev: str | None = None
     seq = 0
+    digest: Any = None
+    record: Record | None = None
     pos = start
     with open(path, "rb") as f:
         f.seek(start)
@@ -182,49 +188,58 @@ def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -
             ):
                 raise Fallback
             add_id(rid)
-            hashes += bytes.fromhex(digest)
+            hashes += fromhex(digest)
             prev = digest
             if type(record) is RunRecord:
                 if seq == 1 and record.phase != "start":
                     raise Fallback
-                out.run_records.append(Line(seq, {"seq": seq, "hash": digest}, record))
+                run_records.append(Line(seq, {"seq": seq, "hash": digest}, record))
             elif seq == 1:
                 raise Fallback
             attachments = get("attachments")
             if attachments:
-                out.linked.append(Line(seq, {"seq": seq, "attachments": attachments}, None))
-            out.last = (seq, digest, record)
+                linked.append(Line(seq, {"seq": seq, "attachments": attachments}, None))
+    if prev is not None:
+        out.last = (seq, digest, record)
     return out
 
 
-def _fast_line(line: bytes, validators: _Validators) -> tuple[dict[str, Any], Record] | None:
-    """(record dict, model) of a line as the writer writes it, or None: "not sure", for
+def _fast_line(line: bytes, validators: _Validators) -> tuple[dict[str, Any], Record | None] | None:
+    """(record dict, its model or None) of a line as the writer writes it, or None: "not sure", for
     ``_exact_line`` to decide and name — a mismatch here is never taken as proof of tampering.
 
-    orjson decodes; the record validates; its members are ``_PLAIN`` (evidence.verify_plain); the
-    line is byte for byte hash + orjson's sorted compact JSON (RFC 8785 for a ``_PLAIN`` tree,
-    evidence.canonical) and that hashes to the hash."""
+    orjson decodes; the record validates — by its class's ``plain_check`` (no model built: the
+    model is None) or else by pydantic — and its members are ``_PLAIN`` (evidence.verify_plain);
+    the line is byte for byte hash + orjson's sorted compact JSON (RFC 8785 for a ``_PLAIN`` tree,
+    evidence.canonical) and that hashes to the hash. A run_record is always built (its phase and
+    outcome are read later)."""
     try:
         data = _loads(line)
         if type(data) is not dict or not line.startswith(_PREFIX):
             return None
         key = (data.get("schema"), data.get("type"))
-        if type(key[0]) is not str or type(key[1]) is not str:
-            return None
         cached = validators.get(key)
         if cached is None:
+            if type(key[0]) is not str or type(key[1]) is not str:
+                return None
             cls = record_class(data)
             if cls is None:
                 return None
-            cached = validators[key] = (cls.__pydantic_validator__.validate_python, raw_walked(cls))
-        record = cached[0](data)
+            cached = validators[key] = (cls.__pydantic_validator__.validate_python, raw_walked(cls),
+                                        None if cls is RunRecord else plain_check(cls))
+        check = cached[2]
+        record: Record | None = None
+        if check is None or not check(data):
+            record = cached[0](data)
+            if not plain_members(data, cached[1]):
+                return None
         digest = data.pop("hash")
-        if not plain_members(data, cached[1]):
-            return None
         canonical = _dumps(data, option=SORT_KEYS)
-        if not (line[75:] == canonical[1:] if canonical.isascii()
-                else line == hashed_line(canonical.decode(), digest).encode()):
-            return None
+        if canonical.isascii():
+            if line[75:] != canonical[1:]:
+                return None
+        elif (record is None and _kind(data) != _PLAIN) or line != hashed_line(canonical.decode(), digest).encode():
+            return None  # plain_check leaves non-ASCII keys to this walk
         if line[:75] != b'%s%s",' % (_PREFIX, digest.encode()) or _sha256(canonical).hexdigest() != digest:
             return None
         data["hash"] = digest
@@ -260,7 +275,7 @@ def _exact_line(
         cls = record_class(data)
         if cls is None:
             raise Fallback
-        cached = (cls.__pydantic_validator__.validate_python, raw_walked(cls))
+        cached = (cls.__pydantic_validator__.validate_python, raw_walked(cls), None)
         if named:
             validators[key] = cached
     try:
