@@ -216,8 +216,13 @@ def build_approvals(
 
 def assemble(loaded: LoadedMission, environ: Mapping[str, str], evidence_dir: Path | None = None) -> PreparedRun:
     """The parts that must exist before the evidence writer (policy, PII machinery, redactor)."""
+    from guards.pii.warm_up import wants_warm_up, warm_up
+
     pii = build_pii(loaded, environ, evidence_dir)
-    return PreparedRun(policy=domain_policy(loaded), redactor=build_redactor(loaded, environ, pii), pii=pii)
+    prepared = PreparedRun(policy=domain_policy(loaded), redactor=build_redactor(loaded, environ, pii), pii=pii)
+    if wants_warm_up(loaded.mission.data_classes):  # its pages hold PII: their first scan's first-use
+        warm_up(pii.scanner)  # costs paid here, while Chromium launches (guards/pii/warm_up.py)
+    return prepared
 
 
 def complete(
