@@ -43,7 +43,8 @@ PREPARE_BODY = r"""
     const walker = doc.createTreeWalker(root, NodeFilter.SHOW_ELEMENT);
     for (let n = walker.nextNode(); n; n = walker.nextNode()) {
       if (n.shadowRoot) collect(n.shadowRoot);
-      if (/^i?frame$/i.test(n.tagName)) {
+      const tag = n.tagName;  // the length first: the pattern only matches 5 or 6 letters
+      if (tag.length < 7 && /^i?frame$/i.test(tag)) {
         let inner = null;
         try { inner = n.contentDocument; } catch (e) { inner = null; }
         if (inner && inner.documentElement) collect(inner);

@@ -76,26 +76,29 @@ MARK_JS = r"""
     } else {
       const step = NTH.exec(css.slice(cut + 3));
       const head = step ? path(doc, css.slice(0, cut), memo) : null;
-      if (head && head[1]) {
-        const tag = step[1], n = step[2] - 1, next = [];
-        for (const e of head[0]) {
-          const light = byTag(e).get(tag);
-          if (light && light[n]) next.push(light[n]);
-          const shadow = e.shadowRoot ? byTag(e.shadowRoot).get(tag) : undefined;
-          if (shadow && shadow[n]) next.push(shadow[n]);
-        }
-        r = [next, true];
-      }
+      if (head && head[1]) r = [down(head[0], step), true];
     }
     if (!r) r = [pierce(doc, css), false];  // not a page-scan path: the whole selector, queried
     memo.set(css, r);
     return r;
   };
-  const resolve = (doc, css) => {
+  // The elements one "tag:nth-of-type(n)" step (NTH's match) below `cur`, light and shadow children.
+  const down = (cur, step) => {
+    const tag = step[1], n = step[2] - 1, next = [];
+    for (const e of cur) {
+      const light = byTag(e).get(tag);
+      if (light && light[n]) next.push(light[n]);
+      const shadow = e.shadowRoot ? byTag(e.shadowRoot).get(tag) : undefined;
+      if (shadow && shadow[n]) next.push(shadow[n]);
+    }
+    return next;
+  };
+  const memoOf = (doc) => {
     let memo = resolved.get(doc);
     if (!memo) { memo = new Map(); resolved.set(doc, memo); }
-    return path(doc, css, memo)[0];
+    return memo;
   };
+  const resolve = (doc, css) => path(doc, css, memoOf(doc))[0];
   const frameIds = new Map();  // frame element -> its one-time id
   const groups = new Map();    // "id,id" -> [ids]
   const els = new Map();       // element -> the frame elements it is inside (outermost first)
@@ -105,24 +108,46 @@ MARK_JS = r"""
     if (!groups.has(key)) groups.set(key, chain);
   };
   // The selectors come packed (``pack_selectors``): [head index, last step] each, every head once.
-  const selectors = o.tails.map(([h, t]) => (h >= 0 ? o.heads[h] + ' > ' + t : t));
-  try {
-    for (const s of selectors) {
-      const path = s.split(o.sep);
-      const css = path.pop();
-      let scopes = [[document, [], []]];
-      for (const f of path) {
-        const next = [];
-        for (const [doc, chain, fes] of scopes) for (const fe of resolve(doc, f)) {
-          let inner = null;
-          try { inner = fe.contentDocument; } catch (e) { inner = null; }
-          if (!inner) { mark(chain, fe, fes); continue; }  // cannot be entered: the frame is masked whole
-          if (!frameIds.has(fe)) frameIds.set(fe, String(frameIds.size + 1));
-          next.push([inner, [...chain, frameIds.get(fe)], [...fes, fe]]);
-        }
-        scopes = next;
+  // The documents (with their frame chains) a selector's frame path (its parts before the css) leads into.
+  const scopesOf = (frames) => {
+    let scopes = [[document, [], []]];
+    for (const f of frames) {
+      const next = [];
+      for (const [doc, chain, fes] of scopes) for (const fe of resolve(doc, f)) {
+        let inner = null;
+        try { inner = fe.contentDocument; } catch (e) { inner = null; }
+        if (!inner) { mark(chain, fe, fes); continue; }  // cannot be entered: the frame is masked whole
+        if (!frameIds.has(fe)) frameIds.set(fe, String(frameIds.size + 1));
+        next.push([inner, [...chain, frameIds.get(fe)], [...fes, fe]]);
       }
-      for (const [doc, chain, fes] of scopes) for (const e of resolve(doc, css)) mark(chain, e, fes);
+      scopes = next;
+    }
+    return scopes;
+  };
+  // A head + "tag:nth-of-type(n)" selector is its head's elements one step down: the head (a row) is split
+  // and resolved once for all its cells, the selector never rebuilt (the same elements as the whole
+  // selector: the step holds no separator, nor can one straddle it unless the head ends with " |>").
+  const byHead = new Map();  // head index -> [its frame scopes, its last css part]
+  try {
+    for (const [h, t] of o.tails) {
+      const step = h >= 0 ? NTH.exec(t) : null;
+      if (step && !o.heads[h].endsWith(' |>')) {
+        let hs = byHead.get(h);
+        if (!hs) {
+          const frames = o.heads[h].split(o.sep);
+          const last = frames.pop();
+          hs = [scopesOf(frames), last];
+          byHead.set(h, hs);
+        }
+        for (const [doc, chain, fes] of hs[0]) {
+          const head = path(doc, hs[1], memoOf(doc));
+          for (const e of (head[1] ? down(head[0], step) : resolve(doc, hs[1] + ' > ' + t))) mark(chain, e, fes);
+        }
+        continue;
+      }
+      const frames = (h >= 0 ? o.heads[h] + ' > ' + t : t).split(o.sep);
+      const css = frames.pop();
+      for (const [doc, chain, fes] of scopesOf(frames)) for (const e of resolve(doc, css)) mark(chain, e, fes);
     }
   } catch (e) {
     return {error: 'a mask selector could not be resolved: ' + String(e && e.name || e)};
@@ -131,6 +156,8 @@ MARK_JS = r"""
   for (const [fe, id] of frameIds) fe.setAttribute(o.frameAttr, id);
   const state = {nonce: o.nonce, attr: o.attr, frameAttr: o.frameAttr, els: Array.from(els.keys()), fes: els,
                  frames: Array.from(frameIds.entries()), changed: 0};
+  state.fesList = state.els.map((e) => els.get(e));  // for mask_paint's RECTS_JS: by index, and whether a
+  state.isFrame = state.els.map((e) => /^i?frame$/i.test(e.tagName));  // frame (tags never change)
   state.obs = new MutationObserver((recs) => { state.changed += recs.length; });
   const watch = {attributes: true, attributeFilter: [o.attr]};  // one options object for all (read each call)
   for (const e of state.els) state.obs.observe(e, watch);

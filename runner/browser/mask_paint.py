@@ -87,30 +87,35 @@ RECTS_JS = r"""
   const cut = (a, b) => [Math.max(a[0], b[0]), Math.max(a[1], b[1]), Math.min(a[2], b[2]), Math.min(a[3], b[3])];
   const px = [], dpr = devicePixelRatio;
   const ranges = new Map();  // document -> one Range, moved onto each element in turn (not one per element)
-  for (const el of s.els) {
-    let ox = 0, oy = 0, clip = [-Infinity, -Infinity, Infinity, Infinity], r = null;
-    for (const fe of (s.fes.get(el) || [])) {
-      const [b, whole, fr] = box(fe);
+  // By index over MARK_JS's arrays (each element's frames, whether it is a frame); corners as scalars.
+  const els = s.els, fesList = s.fesList, isFrame = s.isFrame;
+  for (let i = 0; i < els.length; i++) {
+    const el = els[i], fes = fesList[i];
+    let ox = 0, oy = 0, clip = null, r = null;  // clip null: none (the top document's element)
+    for (let j = 0; j < fes.length; j++) {
+      const [b, whole, fr] = box(fes[j]);
       if (whole) { r = [fr.left + ox, fr.top + oy, fr.right + ox, fr.bottom + oy]; break; }
       const c = [b[0] + ox, b[1] + oy, b[2] + ox, b[3] + oy];
-      clip = cut(clip, c);
+      clip = cut(clip || [-Infinity, -Infinity, Infinity, Infinity], c);
       ox = c[0]; oy = c[1];
     }
     if (r === null) {
       const e = el.getBoundingClientRect();
-      r = [e.left, e.top, e.right, e.bottom];
-      if (!/^i?frame$/i.test(el.tagName)) {
-        let range = ranges.get(el.ownerDocument);
-        if (!range) { range = el.ownerDocument.createRange(); ranges.set(el.ownerDocument, range); }
+      let x0 = e.left, y0 = e.top, x1 = e.right, y1 = e.bottom;
+      if (!isFrame[i]) {
+        const doc = el.ownerDocument;
+        let range = ranges.get(doc);
+        if (!range) { range = doc.createRange(); ranges.set(doc, range); }
         range.selectNodeContents(el);
         const c = range.getBoundingClientRect();
         if (c.width > 0 || c.height > 0) {
-          r = e.width > 0 || e.height > 0
-            ? [Math.min(r[0], c.left), Math.min(r[1], c.top), Math.max(r[2], c.right), Math.max(r[3], c.bottom)]
-            : [c.left, c.top, c.right, c.bottom];
+          if (e.width > 0 || e.height > 0) {
+            x0 = Math.min(x0, c.left); y0 = Math.min(y0, c.top);
+            x1 = Math.max(x1, c.right); y1 = Math.max(y1, c.bottom);
+          } else { x0 = c.left; y0 = c.top; x1 = c.right; y1 = c.bottom; }
         }
       }
-      r = cut([r[0] + ox, r[1] + oy, r[2] + ox, r[3] + oy], clip);
+      r = clip ? cut([x0 + ox, y0 + oy, x1 + ox, y1 + oy], clip) : [x0, y0, x1, y1];
     }
     r = cut([r[0] + sx, r[1] + sy, r[2] + sx, r[3] + sy], [0, 0, W, H]);
     if (r[2] > r[0] && r[3] > r[1]) {

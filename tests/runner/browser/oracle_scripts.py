@@ -222,3 +222,81 @@ OLD_MARK_JS = r"""
   return {groups: Array.from(groups.values()), count: state.els.length};
 }
 """
+
+
+OLD_RECTS_JS = r"""
+(o) => {
+  const s = globalThis.__wardenMasks;
+  if (!s || s.nonce !== o.nonce) return {error: 'the marks are gone'};
+  // Animations as Playwright's animations="disabled" leaves them for the capture, BEFORE measuring:
+  // finite ones finished, infinite ones cancelled (played again after the second reading). Else
+  // the capture would show an animated element where it was not measured.
+  const docs = new Set([document]);
+  for (const fes of s.fes.values()) for (const fe of fes) {
+    try { if (fe.contentDocument) docs.add(fe.contentDocument); } catch (e) { /* masked whole */ }
+  }
+  if (o.freeze) {
+    s.cancelled = [];
+    for (const d of docs) for (const a of d.getAnimations()) {
+      if (a.playState === 'finished' || a.playState === 'idle') continue;
+      try {
+        if (a.effect && a.effect.getComputedTiming().endTime !== Infinity) { a.finish(); continue; }
+      } catch (e) {}
+      a.cancel();
+      s.cancelled.push(a);
+    }
+  }
+  const de = document.documentElement;
+  const sx = o.full ? scrollX : 0, sy = o.full ? scrollY : 0;
+  const W = o.full ? Math.max(de.scrollWidth, innerWidth) : innerWidth;
+  const H = o.full ? Math.max(de.scrollHeight, innerHeight) : innerHeight;
+  const boxes = new Map();  // frame element -> [content box in its parent's viewport, whole?]
+  const box = (fe) => {
+    let b = boxes.get(fe);
+    if (b) return b;
+    const r = fe.getBoundingClientRect(), cs = getComputedStyle(fe);
+    const px = (v) => parseFloat(v) || 0;
+    const l = r.left + fe.clientLeft + px(cs.paddingLeft), t = r.top + fe.clientTop + px(cs.paddingTop);
+    // A transformed frame's inside does not map 1:1 onto the page: mask it whole.
+    const whole = Math.abs(r.width - fe.offsetWidth) > 0.5 || Math.abs(r.height - fe.offsetHeight) > 0.5;
+    b = [[l, t, l + fe.clientWidth - px(cs.paddingLeft) - px(cs.paddingRight),
+          t + fe.clientHeight - px(cs.paddingTop) - px(cs.paddingBottom)], whole, r];
+    boxes.set(fe, b);
+    return b;
+  };
+  const cut = (a, b) => [Math.max(a[0], b[0]), Math.max(a[1], b[1]), Math.min(a[2], b[2]), Math.min(a[3], b[3])];
+  const rects = [];
+  const ranges = new Map();  // document -> one Range, moved onto each element in turn (not one per element)
+  for (const el of s.els) {
+    let ox = 0, oy = 0, clip = [-Infinity, -Infinity, Infinity, Infinity], r = null;
+    for (const fe of (s.fes.get(el) || [])) {
+      const [b, whole, fr] = box(fe);
+      if (whole) { r = [fr.left + ox, fr.top + oy, fr.right + ox, fr.bottom + oy]; break; }
+      const c = [b[0] + ox, b[1] + oy, b[2] + ox, b[3] + oy];
+      clip = cut(clip, c);
+      ox = c[0]; oy = c[1];
+    }
+    if (r === null) {
+      const e = el.getBoundingClientRect();
+      r = [e.left, e.top, e.right, e.bottom];
+      if (!/^i?frame$/i.test(el.tagName)) {
+        let range = ranges.get(el.ownerDocument);
+        if (!range) { range = el.ownerDocument.createRange(); ranges.set(el.ownerDocument, range); }
+        range.selectNodeContents(el);
+        const c = range.getBoundingClientRect();
+        if (c.width > 0 || c.height > 0) {
+          r = e.width > 0 || e.height > 0
+            ? [Math.min(r[0], c.left), Math.min(r[1], c.top), Math.max(r[2], c.right), Math.max(r[3], c.bottom)]
+            : [c.left, c.top, c.right, c.bottom];
+        }
+      }
+      r = cut([r[0] + ox, r[1] + oy, r[2] + ox, r[3] + oy], clip);
+    }
+    r = cut([r[0] + sx, r[1] + sy, r[2] + sx, r[3] + sy], [0, 0, W, H]);
+    if (r[2] > r[0] && r[3] > r[1]) rects.push(r);
+  }
+  const out = {rects, dpr: devicePixelRatio, w: W, h: H, sx: scrollX, sy: scrollY};
+  if (o.replay) for (const a of (s.cancelled || [])) { try { a.play(); } catch (e) {} }
+  return out;
+}
+"""

@@ -10,6 +10,7 @@ the same elements, in the same frame groups, for the page's selectors and for ha
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from playwright.sync_api import Page
 
 from runner.browser.mask_marks import CHECK_JS, MARK_JS, mark_args
-from runner.browser.mask_paint import MARK_AND_MEASURE_JS, MaskRects, MasksTampered, _mask_rects
+from runner.browser.mask_paint import MARK_AND_MEASURE_JS, RECTS_JS, MaskRects, MasksTampered, _mask_rects
 from runner.browser.page_reading import evaluate_isolated, read_text_blocks
 from runner.browser.page_scripts import (
     FRAME_SEP,
@@ -28,7 +29,7 @@ from runner.browser.page_scripts import (
     TEXT_BLOCKS_JS,
     kept,
 )
-from tests.runner.browser.oracle_scripts import OLD_MARK_JS, OLD_TEXT_BLOCKS_JS
+from tests.runner.browser.oracle_scripts import OLD_MARK_JS, OLD_RECTS_JS, OLD_TEXT_BLOCKS_JS
 
 LIMITS = {"maxBlocks": MAX_TEXT_BLOCKS, "maxChars": MAX_TEXT_CHARS, "maxMs": MAX_SCAN_MS, "sep": FRAME_SEP}
 
@@ -144,6 +145,8 @@ ODD = ["input[type=password i]", "main p", "#dup", "#dup > b:nth-of-type(1)", "h
        "#host > span:nth-of-type(1) > b:nth-of-type(1)", "#host > div:nth-of-type(1) > p:nth-of-type(1)",
        "#f |> #inner", "#f |> html > body:nth-of-type(1) > div:nth-of-type(1) > p:nth-of-type(1)", "#f |> p",
        "iframe |> input", "#solo > span:nth-of-type(1) > i:nth-of-type(1)", "td:nth-of-type(2)",
+       "div > p > b:nth-of-type(1)", "ul li > span:nth-of-type(1)", "#f |> div > p:nth-of-type(1)",
+       "tr > td:nth-of-type(2)", "#host > div:nth-of-type(1) > p:nth-of-type(9)",
        "html > body:nth-of-type(1) > table:nth-of-type(1) > tbody:nth-of-type(1) > tr:nth-of-type(2)"
        " > td:nth-of-type(2)"]
 
@@ -167,6 +170,34 @@ def test_the_marks_land_on_the_same_elements_as_before(page: Page, html: str) ->
     assert _marked(page, MARK_JS, selectors) == old
     assert _marked(page, "(o) => " + kept(MARK_JS) + "(o)", selectors) == old
     assert _marked(page, "(o) => " + kept(MARK_JS) + "(o)", selectors) == old  # kept, second call
+
+
+def _old_pixels(raw: dict[str, Any]) -> list[int]:
+    """The session-8 conversion (in Python then) of OLD_RECTS_JS's CSS-px rectangles to image pixels."""
+    dpr = float(raw["dpr"])
+    return [v for x0, y0, x1, y1 in raw["rects"]
+            for v in (math.floor(x0 * dpr), math.floor(y0 * dpr), math.ceil(x1 * dpr), math.ceil(y1 * dpr))]
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("full", [False, True])
+@pytest.mark.parametrize("html", [RICH, _table(150)], ids=["rich", "table"])
+def test_the_rectangles_are_the_same_as_before(page: Page, html: str, full: bool) -> None:
+    _load(page, html.replace("<body>", '<body style="margin:7px;zoom:1.25">', 1))
+    page.mouse.wheel(0, 130)
+    selectors = [b.selector for b in read_text_blocks(page)] + ODD
+    arg = mark_args(selectors)
+    assert evaluate_isolated(page, MARK_JS, arg)["count"] > len(ODD)
+    try:
+        for _ in range(2):  # the second time through the kept function
+            old = evaluate_isolated(page, OLD_RECTS_JS, {"nonce": arg["nonce"], "full": full})
+            new = evaluate_isolated(page, "(o) => " + kept(RECTS_JS) + "(o)", {"nonce": arg["nonce"], "full": full})
+            assert len(old["rects"]) > 10
+            assert new["px"] == _old_pixels(old)
+            keys = ("dpr", "w", "h", "sx", "sy")
+            assert {k: new[k] for k in keys} == {k: old[k] for k in keys}
+    finally:
+        evaluate_isolated(page, CHECK_JS, {"nonce": arg["nonce"]})
 
 
 @pytest.mark.browser
