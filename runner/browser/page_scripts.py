@@ -41,7 +41,7 @@ TEXT_BLOCKS_IMPL = r"""
   const out = [], heads = new Map();  // heads: selector head -> its index in `heads`
   const t0 = performance.now();
   let chars = 0, over = '', framesUnread = 0, ops = 0;
-  const late = () => (++ops & 15) === 0 && performance.now() - t0 > lim.maxMs;  // the clock every 16th time
+  const late = () => (++ops & 15) === 0 && performance.now() - t0 > lim.maxMs;  // every 16th time, and at the end
   const add = (text, selector, isInput, password) => {
     if (over) return;
     chars += text.length;
@@ -178,6 +178,7 @@ TEXT_BLOCKS_IMPL = r"""
     }
   };
   if (document.body) walk(document.body, '', '');
+  if (!over && performance.now() - t0 > lim.maxMs) over = 'reading took longer than ' + lim.maxMs + ' ms';
   return JSON.stringify({complete: !over, reason: over, frames_unread: framesUnread, blocks: over ? [] : out,
                          heads: over ? [] : Array.from(heads.keys())});
 }

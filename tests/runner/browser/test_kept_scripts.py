@@ -111,8 +111,9 @@ def test_the_text_read_is_the_same_as_before(page: Page, html: str) -> None:
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("limit", [{"maxBlocks": 3}, {"maxChars": 40}])
+@pytest.mark.parametrize("limit", [{"maxBlocks": 3}, {"maxChars": 40}, {"maxMs": -1}])
 def test_over_budget_is_the_same_as_before(page: Page, limit: dict[str, int]) -> None:
+    # maxMs -1: over at the first clock reading (each block before; every 16th and at the end now)
     _load(page, RICH)
     old, new, again = _both_readings(page, {**LIMITS, **limit})
     assert '"complete":false' in old
@@ -233,3 +234,12 @@ def test_mask_rectangles_must_be_whole_pixels_in_fours() -> None:
     for raw in (None, {"error": "the marks are gone"}, {**good, "px": None}, {"rects": [[0, 0, 1, 1]]}):
         with pytest.raises(MasksTampered):
             _mask_rects(raw)
+
+
+@pytest.mark.browser
+def test_a_small_page_over_the_time_budget_is_still_over(page: Page) -> None:
+    # Fewer than 16 clock occasions: the reading's last look at the clock still fails it.
+    page.set_content("<!doctype html><html><body><p>one</p><p title='t'>two</p></body></html>")
+    old, new, again = _both_readings(page, {**LIMITS, "maxMs": -1})
+    assert '"complete":false' in new
+    assert new == old == again
