@@ -228,17 +228,18 @@ class _Source:
             parts.append(c)
         return "(" + " and ".join(parts) + ")"
 
-    def model(self, cls: type[BaseModel]) -> str | None:
+    def model(self, cls: type[BaseModel], proven: tuple[str, ...] = ()) -> str | None:
+        """The name of ``cls``'s check function (built once); the members named in ``proven`` are
+        only required to be there (the caller checks their values)."""
         if cls in self.models:
             return self.models[cls]
         if not _analysable(cls) or not set(cls.model_config) <= _CONFIG_KNOWN:
             return None
         name = f"_check_{cls.__name__}_{len(self.models)}"
         self.models[cls] = name
-        body = ["    if type(d) is not dict: return False"]
-        keys = frozenset(f.alias or n for n, f in cls.model_fields.items())
-        body.append(f"    if not d.keys() <= {self.const(keys)}: return False")
+        body: list[str] = []
         strings: list[str] = []  # required string members: one test for all
+        required = 0
         for n, f in cls.model_fields.items():
             if f.validation_alias not in (None, f.alias) or f.discriminator is not None:
                 return None
@@ -246,31 +247,41 @@ class _Source:
             if test is None:
                 return None
             key = repr(f.alias or n)
-            if f.is_required() and test == "(type(v) is str)":
-                strings.append(f"type(d[{key}]) is not str")
-            elif f.is_required():
-                body.append(f"    v = d[{key}]")  # a missing key: KeyError, caught below
-                body.append(f"    if not {test}: return False")
+            if f.is_required():  # a missing key: KeyError, caught below
+                required += 1
+                if (f.alias or n) in proven:
+                    body.append(f"    d[{key}]")
+                elif test == "(type(v) is str)":
+                    strings.append(f"type(d[{key}]) is not str")
+                else:
+                    body += [f"    v = d[{key}]", f"    if not {test}: return False"]
+            elif (f.alias or n) in proven:
+                return None
             else:
-                body.append(f"    v = d.get({key}, _M)")
-                body.append(f"    if v is not _M and not {test}: return False")
+                body += [f"    v = d.get({key}, _M)", "    if v is not _M:", f"      if not {test}: return False",
+                         "      n += 1"]
+        # Every key one of the fields' (extra="forbid"): the required ones and the optional ones
+        # found are all there is.
+        head = ["    if type(d) is not dict: return False", f"    n = {required}"]
         if strings:
-            body.insert(2, f"    if {' or '.join(strings)}: return False")
-        self.lines += [f"def {name}(d):", "  try:", *(" " + b for b in body),
+            head.append(f"    if {' or '.join(strings)}: return False")
+        tail = ["    if len(d) != n: return False"]
+        self.lines += [f"def {name}(d):", "  try:", *(" " + b for b in [*head, *body, *tail]),
                        "  except (KeyError, TypeError, ValueError): return False", "  return True", ""]
         return name
 
 
 @functools.cache
-def plain_check(cls: type[BaseModel]) -> Callable[[dict[str, Any]], bool] | None:
+def plain_check(cls: type[BaseModel], proven: tuple[str, ...] = ()) -> Callable[[dict[str, Any]], bool] | None:
     """A check of a JSON-decoded dict (string keys) for the fast path: True only when ``cls`` validates
     it (pydantic, lax) and its values are ``_PLAIN`` — its keys aside: a caller whose encoding is
     not ASCII walks the tree (``_kind``). It accepts only exact JSON types (no coercion), ints
     within 2**53, floats JCS writes as Python does, the writer's key spellings (aliases), flat
     ``JsonValue`` dicts; False only means "not sure": pydantic and ``plain_members`` decide. None
-    when a model, type or constraint is not one known here."""
+    when a model, type or constraint is not one known here. ``proven``: required top-level members
+    whose values the caller checks itself (the streaming pass: ``hash``, the SHA-256 it recomputes)."""
     src = _Source()
-    name = src.model(cls)
+    name = src.model(cls, proven)
     if name is None:
         return None
     exec(compile("\n".join(src.lines), f"<plain_check {cls.__name__}>", "exec"), src.ns)  # noqa: S102 - our models' own code

@@ -150,7 +150,7 @@ def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -
     run_records, linked = out.run_records, out.linked
     encode = _encode if _C_ENCODE is None else lambda obj: "".join(_C_ENCODE(obj, 0))
     prev: str | None = None
-    seq = 0
+    seq = before = 0
     digest: Any = None
     record: Record | None = None
     pos = start
@@ -177,17 +177,20 @@ def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -
                 prev = get("prev_hash")
                 seq = s_ if type(s_) is int else 0
                 out.first_seq, out.first_prev = seq, str(prev)
+                before = seq - 1  # seqs before the range's first
             else:
                 seq += 1
             if (
                 s_ != seq or type(s_) is not int
                 or get("prev_hash") != prev
                 or get("run_id") != run_id
-                or type(rid) is not str or rid in seen_ids
+                or type(rid) is not str
                 or type(digest) is not str
             ):
                 raise Fallback
-            add_id(rid)
+            add_id(rid)  # one lookup: a repeated id leaves the set as it was
+            if len(seen_ids) != seq - before:
+                raise Fallback
             hashes += fromhex(digest)
             prev = digest
             if type(record) is RunRecord:
@@ -226,7 +229,7 @@ def _fast_line(line: bytes, validators: _Validators) -> tuple[dict[str, Any], Re
             if cls is None:
                 return None
             cached = validators[key] = (cls.__pydantic_validator__.validate_python, raw_walked(cls),
-                                        None if cls is RunRecord else plain_check(cls))
+                                        None if cls is RunRecord else plain_check(cls, ("hash",)))
         check = cached[2]
         record: Record | None = None
         if check is None or not check(data):
