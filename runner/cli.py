@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
 from kernel.errors import MissionInvalid, UsageError, WardenError
 from runner.cli_lazy import LazyGroup
@@ -22,6 +20,7 @@ from runner.cli_options import (
     db_option,
     deferred_recovery,
     err,
+    escape,
     evidence_dir_option,
     no_recovery,
     parse_vars,
@@ -130,6 +129,8 @@ def run(
 @click.option("--mcp", "for_mcp", is_flag=True, help="Check it for `warden mcp` (steps may be empty).")
 def check(mission: Path, variables: tuple[str, ...], for_mcp: bool) -> None:
     """Validate MISSION.yaml, print its shape, risk score and decision; exit 0 it may run, 2 invalid or deny."""
+    from rich.console import Console
+
     from missions.loader import load_mission
     from runner.preflight import preflight, refuse_denied_risk
     from runner.report_check import print_shape

@@ -13,18 +13,52 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
 from kernel.errors import UsageError
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 F = TypeVar("F", bound=Callable[..., Any])
-err = Console(stderr=True, highlight=False, soft_wrap=True)  # one problem, one line (grep-able)
+
+
+class _StderrConsole:
+    """The commands' stderr console, built on first use: rich is imported only when something is
+    said there (an error, a recovered run), not on `warden run`'s way to the browser's launch."""
+
+    def __init__(self) -> None:
+        self._console: Console | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Console:
+        with self._lock:
+            if self._console is None:
+                from rich.console import Console
+
+                self._console = Console(stderr=True, highlight=False, soft_wrap=True)  # one problem, one line
+            return self._console
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        self._get().print(*objects, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+
+err = _StderrConsole()
+
+
+def escape(text: str) -> str:
+    """rich's markup escape (rich imported on first use)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def evidence_dir_option(fn: F) -> F:

@@ -127,10 +127,16 @@ def open_early(launched: LaunchedBrowser, launch_config: SandboxConfig) -> tuple
 
 
 def start_while_building(
-    build: Callable[[], T], launch_config: SandboxConfig, early: bool | None = True
+    build: Callable[[], T], launch_config: SandboxConfig, early: bool | None = True,
+    after_launch: Callable[[T], None] | None = None,
 ) -> tuple[T, LaunchedBrowser, Opened]:
     """``build()`` in a worker thread while the browser launches in this one — and, with ``early``,
     while the context and its blank page open on it (``open_early``); the build's error first.
+
+    ``after_launch(built)``: the worker's next task, once the build is done and the browser has
+    launched (never when the launch failed or was interrupted): it runs beside the early open. An
+    error of it is raised as the build's would be. When this function raises after the launch, it
+    has waited for the worker first, so whatever ``after_launch`` made is the caller's to close.
 
     (Sync Playwright is bound to its thread, so the browser launches here.) A build error wins
     over a launch or open error, as when the build ran first; the browser is closed on every
@@ -139,10 +145,21 @@ def start_while_building(
     from runner.browser.playwright_driver import launch_browser
 
     box: dict[str, Any] = {}
+    launched_ok: list[bool] = []  # the launch's outcome, decided once (the worker waits for it)
+    decided = threading.Event()
+
+    def decide(ok: bool) -> None:
+        if not decided.is_set():
+            launched_ok.append(ok)
+            decided.set()
 
     def work() -> None:
         try:
-            box["built"] = build()
+            built = box["built"] = build()
+            if after_launch is not None:
+                decided.wait()
+                if launched_ok[0]:
+                    after_launch(built)
         except BaseException as exc:  # re-raised in the calling thread
             box["error"] = exc
 
@@ -153,12 +170,14 @@ def start_while_building(
     try:
         try:
             launched = launch_browser(launch_config)
+            decide(True)
             if early:
                 try:
                     opened = open_early(launched, launch_config)  # closes the browser itself when it fails
                 except SandboxUnavailable as exc:  # raised by open_sandbox, once the evidence records it
                     opened = exc
-        except Exception:  # (Ctrl-C goes straight out: the daemon worker is abandoned)
+        except Exception:  # (Ctrl-C goes straight out, below)
+            decide(False)
             worker.join()
             if "error" in box:  # the PII engine's error is reported, as when it was built first
                 raise box["error"] from None
@@ -167,6 +186,10 @@ def start_while_building(
         if "error" in box:
             raise box["error"]
     except BaseException:
+        if not decided.is_set():
+            decide(False)  # interrupted during the launch: after_launch never runs
+        elif after_launch is not None and worker.is_alive():
+            worker.join()  # it may be running: what it made is closed by the caller
         if isinstance(opened, tuple):
             opened[0].close()
         if launched is not None:

@@ -17,12 +17,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import PurePath
-from typing import Any, Protocol, TextIO
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from evidence.redact import MIN_PROTECTED_LEN, redact_around
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 Redact = Callable[[str], str]
 
@@ -94,24 +94,47 @@ class JsonReporter:
         self.stream.flush()
 
 
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
 _OUTCOME_STYLE = {"ok": "green", "failed": "red", "blocked": "red", "retry": "yellow"}
 
 
 class RichReporter:
-    """The default: a line per step (n/N, action, target, outcome, duration) and a closing summary."""
+    """The default: a line per step (n/N, action, target, outcome, duration) and a closing summary.
+
+    Its console (and rich) is built on first use, or by ``warm_up`` (the run calls it in the thread
+    that builds the PII engine while Chromium launches): rich is not imported before the launch."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+        self._console = console
         self.redact: Redact = _identity
         self.total = 0
         self._shield = _Shield()
 
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            self.warm_up()
+        assert self._console is not None
+        return self._console
+
+    def warm_up(self) -> None:
+        """Import rich and build the console now (idempotent)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+
     def _p(self, text: str) -> str:
-        return escape(self._shield.redact(self.redact, text))
+        return _escape(self._shield.redact(self.redact, text))
 
     def _own(self, text: str) -> str:
         """A Warden id or path (``WARDEN_FIELDS``): verbatim, only markup-escaped."""
-        return escape(text)
+        return _escape(text)
 
     def event(self, name: str, **f: Any) -> None:
         c = self.console

@@ -3,9 +3,10 @@
 Nothing runs before the mission is valid and every preflight guard allows it (exit 2 otherwise,
 nothing written: ``runner/preflight.py``). Chromium launches, and its context and blank page open,
 while the PII engine builds (``runner/launch.py``: every request refused until the run's request
-gate is bound); the evidence opens before anything navigates and closes after the browser's
-context, whatever happened (``runner/lifecycle.py``; in a helper thread while the browser itself
-shuts down): the end ``run_record`` and ``run.json`` say how the run ended, Ctrl-C and SIGTERM
+gate is bound); the evidence opens before anything navigates (in the build thread, once the
+browser has launched, while its context opens; never for a launch that failed) and closes after
+the browser's context, whatever happened (``runner/lifecycle.py``; in a helper thread while the
+browser itself shuts down): the end ``run_record`` and ``run.json`` say how the run ended, Ctrl-C and SIGTERM
 included (exit 130, ``runner/interrupts.py``). Each step runs in ``runner/steps.py``.
 """
 
@@ -23,9 +24,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from kernel.collector import collector_paused
-from kernel.errors import EvidenceUnavailable, GuardrailStop, Interrupted, StepFailed, WardenError
+from kernel.errors import (
+    EvidenceUnavailable,
+    GuardrailStop,
+    Interrupted,
+    SandboxUnavailable,
+    StepFailed,
+    WardenError,
+)
 from missions.loader import LoadedMission, load_mission
-from runner.assembly import PreparedRun, assemble, complete, domain_policy
+from runner.assembly import PreparedRun, RunServices, assemble, complete, domain_policy
 from runner.browser.driver import Driver
 from runner.interrupts import sigterm_as_interrupt
 from runner.launch import open_sandbox, sandbox_config, start_while_building
@@ -35,6 +43,7 @@ from runner.progress import Reporter
 if TYPE_CHECKING:
     from runner.browser.playwright_driver import LaunchedBrowser
     from runner.launch import Opened
+    from runner.lifecycle import RunEvidence
     from runner.network import NetworkGate
 
     Early = Opened
@@ -76,14 +85,27 @@ class RunResult:
     folder: Path | None = None
 
 
+@dataclass
+class _Evidence:
+    """The run's evidence, opened by the build thread once the browser has launched (beside the
+    early open of its context): the open run, and what writing its start records raised (raised
+    again where the run's loop begins, as if written there)."""
+
+    run: RunEvidence | None = None
+    start_error: BaseException | None = None
+    redact: Callable[[str], str] | None = None
+    services: RunServices | None = None  # built next (``complete``), or what building them raised
+    services_error: BaseException | None = None
+
+
 def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
     environ = os.environ if opts.environ is None else opts.environ
     with _first_startup_without_gc():
-        loaded, executable, prepared, launched, early = _start(opts, environ)
+        loaded, executable, prepared, launched, early, evidence = _start(opts, environ, reporter)
     from runner.lifecycle import try_quietly
 
     try:
-        return _run_launched(opts, reporter, loaded, environ, executable, prepared, launched, early)
+        return _run_launched(opts, reporter, loaded, environ, executable, prepared, launched, early, evidence)
     finally:
         if isinstance(early, tuple):
             try_quietly(early[0].close)  # idempotent: the run closed it already unless it failed first
@@ -91,10 +113,11 @@ def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
 
 
 def _start(
-    opts: RunOptions, environ: Mapping[str, str]
-) -> tuple[LoadedMission, Path, PreparedRun, LaunchedBrowser, Early]:
+    opts: RunOptions, environ: Mapping[str, str], reporter: Reporter
+) -> tuple[LoadedMission, Path, PreparedRun, LaunchedBrowser, Early, _Evidence]:
     """Load and check the mission, then launch Chromium (and open its context, unless downloads are
-    quarantined: their staging folder is in the run's folder) while the run's parts are prepared."""
+    quarantined: their staging folder is in the run's folder) while the run's parts are prepared;
+    once the browser has launched, the build thread opens the run's evidence (``_open_evidence``)."""
     loaded = load_mission(opts.mission_path, cli_vars=dict(opts.cli_vars), environ=environ)
     preflight(loaded)
     refuse_denied_risk(loaded)
@@ -108,12 +131,71 @@ def _start(
     # The PII engine (Presidio import + offline analyzer: the slow part of startup) is built in a
     # worker thread while Chromium launches in this one. A PII engine error still wins (exit 2/5);
     # the browser is closed on every error path.
-    prepared, launched, early = start_while_building(
-        lambda: _prepare(opts, loaded, environ),
-        sandbox_config(executable, domain_policy(loaded), headed=opts.headed),
-        early=loaded.mission.boundaries.downloads != "quarantine",
+    evidence = _Evidence()
+    try:
+        prepared, launched, early = start_while_building(
+            lambda: _prepare(opts, loaded, environ, reporter),
+            sandbox_config(executable, domain_policy(loaded), headed=opts.headed),
+            early=loaded.mission.boundaries.downloads != "quarantine",
+            after_launch=lambda prepared: _open_evidence(opts, loaded, environ, prepared, evidence),
+        )
+    except BaseException as exc:
+        if evidence.run is not None:  # opened, then the context's open failed or Ctrl-C came: closed here
+            _close_unstarted(evidence, exc, reporter)
+        raise
+    return loaded, executable, prepared, launched, early, evidence
+
+
+def _open_evidence(
+    opts: RunOptions, loaded: LoadedMission, environ: Mapping[str, str], prepared: PreparedRun, into: _Evidence
+) -> None:
+    """The build thread's work once the browser has launched (beside the early open of its context,
+    before anything navigates): the run's folder, index and writer (an error: exit 5, as before any
+    record), then the mission as run and the start ``run_record``, then the run's services (an
+    error of those is raised again where the run's loop begins, where it is recorded)."""
+    from runner.approvals.human import ApprovalOptions
+    from runner.lifecycle import RunEvidence
+
+    redact = prepared.redactor.redact
+    into.redact = redact
+    into.run = RunEvidence.open(
+        loaded, prepared.redactor, evidence_dir=opts.evidence_dir, db_url=opts.db_url, environ=environ,
+        started_by=opts.started_by, run_id=opts.run_id,
     )
-    return loaded, executable, prepared, launched, early
+    try:
+        into.run.write_start(redact)
+    except BaseException as exc:  # re-raised in the run's loop
+        into.start_error = exc
+        return
+    try:
+        approval_options = ApprovalOptions(
+            mode=opts.approval, approver=opts.approver, evidence_dir=opts.evidence_dir, db_url=opts.db_url
+        )
+        into.services = complete(loaded, prepared, into.run.recorder, approval_options)
+    except BaseException as exc:  # re-raised in the run's loop, after its run_started event
+        into.services_error = exc
+
+
+def _close_unstarted(evidence: _Evidence, exc: BaseException, reporter: Reporter) -> None:
+    """The evidence of a run whose browser launched but whose start then failed (the context's open
+    raised, or Ctrl-C): the failure recorded and the run closed, as the run's loop would have."""
+    from runner.lifecycle import try_quietly
+
+    run = evidence.run
+    if run is None:
+        return
+    if evidence.redact is not None:
+        reporter.redact = evidence.redact
+    if isinstance(exc, WardenError):
+        failure: WardenError = exc
+    elif isinstance(exc, KeyboardInterrupt):
+        failure = Interrupted("interrupted by the user (Ctrl-C)")
+    else:
+        failure = SandboxUnavailable(f"the browser's context could not be opened ({type(exc).__name__})")
+    if not isinstance(failure, EvidenceUnavailable | GuardrailStop | StepFailed):
+        run.record_abort(failure)
+    counts = {**dict(run.recorder.counts), "steps_executed": 0, "retries": 0}
+    try_quietly(lambda: run.close(failure.exit_code, str(failure), counts, reporter))
 
 
 _startup_lock = threading.Lock()
@@ -138,14 +220,19 @@ def _first_startup_without_gc() -> Iterator[None]:
         yield
 
 
-def _prepare(opts: RunOptions, loaded: LoadedMission, environ: Mapping[str, str]) -> PreparedRun:
+def _prepare(opts: RunOptions, loaded: LoadedMission, environ: Mapping[str, str], reporter: Reporter) -> PreparedRun:
     """The build thread's work while Chromium launches: the crash recovery, the imports of what
-    runs after the launch, then the run's parts (+ the PII scanner, once per run)."""
+    runs after the launch (the reporter's too: ``warm_up``), then the run's parts (+ the PII
+    scanner, once per run)."""
     if opts.recover is not None:
         opts.recover()
     import runner.approvals.human
     import runner.lifecycle
     import runner.steps  # noqa: F401 - the rest of the run, imported off the launch's path
+
+    warm_up: Callable[[], None] | None = getattr(reporter, "warm_up", None)
+    if warm_up is not None:
+        warm_up()
 
     return assemble(loaded, environ, evidence_dir=opts.evidence_dir)
 
@@ -187,20 +274,20 @@ def _run_launched(
     executable: Path,
     prepared: PreparedRun,
     launched: LaunchedBrowser,
-    early: Early = None,
+    early: Early,
+    evidence: _Evidence,
 ) -> RunResult:
-    from runner.approvals.human import ApprovalOptions
-    from runner.lifecycle import RunEvidence, try_quietly
+    from runner.lifecycle import try_quietly
     from runner.network import QUARANTINE_DIR, NetworkGate
     from runner.steps import RunState, StepExecutor
 
     mission = loaded.mission
     redactor = prepared.redactor
     reporter.redact = redactor.redact
-    run = RunEvidence.open(
-        loaded, redactor, evidence_dir=opts.evidence_dir, db_url=opts.db_url, environ=environ,
-        started_by=opts.started_by, run_id=opts.run_id,
-    )
+    run = evidence.run  # opened by the build thread once the browser launched (_open_evidence)
+    if run is None:  # fail closed (start_while_building raised whatever kept it from opening)
+        raise EvidenceUnavailable("the run's evidence was not opened")
+    start_error = evidence.start_error
     exit_code, message = 0, "every step executed"
     state = RunState(mission, time.monotonic(), dict(loaded.cli_vars), loaded.secret_values)
     driver: Driver | None = None
@@ -210,7 +297,8 @@ def _run_launched(
     try:
         with sigterm_as_interrupt() if opts.stop_requested is None else nullcontext():
             try:
-                run.write_start(redactor.redact)
+                if start_error is not None:
+                    raise start_error
                 reporter.event(
                     "run_started",
                     run_id=run.run_id,
@@ -219,10 +307,9 @@ def _run_launched(
                     steps=len(mission.steps),
                     evidence=str(run.folder.root),
                 )
-                approval_options = ApprovalOptions(
-                    mode=opts.approval, approver=opts.approver, evidence_dir=opts.evidence_dir, db_url=opts.db_url
-                )
-                services = complete(loaded, prepared, run.recorder, approval_options)
+                services = evidence.services
+                if services is None:  # what building them raised (_open_evidence)
+                    raise evidence.services_error or SandboxUnavailable("the run's services were not built")
                 gate = services.request_gate if isinstance(services.request_gate, NetworkGate) else None
                 if mission.boundaries.downloads == "quarantine":  # staged here, kept as quarantine/ attachments
                     staging = run.folder.root / QUARANTINE_DIR / ".incoming"
