@@ -13,6 +13,9 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from missions.patterns import compile_text
+from missions.pydantic_plugins import install as _install_plugin_lookup
+
+_install_plugin_lookup()  # before the first model below: no importlib.metadata before the launch
 
 ActionKind = Literal[
     "goto",
