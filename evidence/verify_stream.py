@@ -237,13 +237,14 @@ def _fast_line(line: bytes, validators: _Validators) -> tuple[dict[str, Any], Re
             if not plain_members(data, cached[1]):
                 return None
         digest = data.pop("hash")
-        canonical = _dumps(data, option=SORT_KEYS)
+        canonical = _dumps(data, None, SORT_KEYS)
         if canonical.isascii():
             if line[75:] != canonical[1:]:
                 return None
         elif (record is None and _kind(data) != _PLAIN) or line != hashed_line(canonical.decode(), digest).encode():
             return None  # plain_check leaves non-ASCII keys to this walk
-        if line[:75] != b'%s%s",' % (_PREFIX, digest.encode()) or _sha256(canonical).hexdigest() != digest:
+        # line[:9] is _PREFIX (above): with these, line[:75] is exactly _PREFIX + digest + '",'
+        if not line.startswith(digest.encode(), 9) or line[73:75] != b'",' or _sha256(canonical).hexdigest() != digest:
             return None
         data["hash"] = digest
     except Exception:  # not sure: the exact path decides and names it
