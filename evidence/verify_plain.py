@@ -10,6 +10,11 @@ that list (lax mode takes 0, 1, 0.0 and 1.0 for it), nor numbers, nor ``dict`` /
 fields: those members are walked (``plain_members``). A model with a validator, a computed field,
 ``coerce_numbers_to_str``, a non-ASCII name, a validation alias or a field constraint not known here
 is not analysed (None): then the whole record is walked.
+
+``plain_check`` goes further for the streaming verify: compiled once per model from its fields, it
+tells without pydantic that a JSON-decoded record validates and is ``_PLAIN``, by accepting only
+exact JSON types (no lax coercion), the writer's key spellings and the constraints known here; for
+anything else it answers False ("not sure") and pydantic with ``plain_members`` decide as before.
 """
 
 from __future__ import annotations
