@@ -39,17 +39,28 @@ def install() -> None:
             return
         module = types.ModuleType(_NAME, __doc__)
         module.get_plugins = get_plugins  # type: ignore[attr-defined]
+        module.__getattr__ = _from_real_loader  # type: ignore[method-assign]  # any other name: pydantic's own
         module.__warden_standin__ = True  # type: ignore[attr-defined]
         sys.modules[_NAME] = module
 
 
-def get_plugins() -> Iterable[Any]:
-    """Pydantic's ``get_plugins``: () when no distribution can register one, else pydantic's own answer."""
+def get_plugins(*args: Any, **kwargs: Any) -> Iterable[Any]:
+    """Pydantic's ``get_plugins``: () when no distribution can register one, else pydantic's own answer.
+    Called in any other way than pydantic 2.x's ``get_plugins()``, it is pydantic's own that answers."""
+    if args or kwargs:
+        return _real_loader().get_plugins(*args, **kwargs)  # type: ignore[no-any-return]
     if os.getenv("PYDANTIC_DISABLE_PLUGINS") in ("__all__", "1", "true"):
         return ()
     if _no_plugin_installed():
         return ()
     return _real_loader().get_plugins()  # type: ignore[no-any-return]
+
+
+def _from_real_loader(name: str) -> Any:
+    """A name of pydantic's loader other than ``get_plugins`` (a later pydantic may import more)."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return getattr(_real_loader(), name)
 
 
 def _real_loader() -> types.ModuleType:

@@ -83,3 +83,21 @@ def test_a_pydantic_section_is_seen_however_it_is_spaced(tmp_path: Path) -> None
     assert pydantic_plugins._declares_pydantic(str(dist))
     (dist / "entry_points.txt").write_text("[console_scripts]\npydantic = x:main\n")
     assert not pydantic_plugins._declares_pydantic(str(dist))
+
+
+def test_any_other_use_of_the_loader_is_pydantics_own() -> None:
+    """A later pydantic importing another name from its loader, or calling ``get_plugins`` with
+    arguments, gets pydantic's own module (the stand-in only answers the call it knows)."""
+    out = _python(
+        """
+        import missions.model  # installs the stand-in, builds the first models
+        import sys
+        loader = sys.modules["pydantic.plugin._loader"]
+        print(getattr(loader, "__warden_standin__", False), loader.get_plugins.__module__)
+        from pydantic.plugin._loader import _plugins  # a name only pydantic's own module has
+        print(type(_plugins).__name__, getattr(sys.modules["pydantic.plugin._loader"], "__warden_standin__", False))
+        """
+    )
+    first, second = out.splitlines()
+    assert first == "True missions.pydantic_plugins"
+    assert second.split()[1] == "False"  # pydantic's real loader took its place
