@@ -225,6 +225,32 @@ def test_the_page_cannot_reach_or_replace_the_kept_functions(page: Page) -> None
     assert page.evaluate("() => window.hit") is None
 
 
+@pytest.mark.browser
+def test_the_page_replacing_its_json_changes_neither_the_arguments_nor_the_read(page: Page) -> None:
+    """A script's argument travels as JSON text parsed in Warden's isolated world: a page that
+    replaces ``JSON.parse``/``stringify`` (or the ``JSON`` global) in its own world changes neither
+    the selectors Warden marks nor the text it reads, and never sees the argument."""
+    page.set_content(RICH)
+    page.frame_locator("#f").locator("#inner").wait_for()
+    before = evaluate_isolated(page, OLD_TEXT_BLOCKS_JS, LIMITS)
+    page.evaluate("""() => {
+        window.seen = [];
+        const parse = JSON.parse;
+        JSON.parse = (t) => { window.seen.push(String(t)); return {selectors: ['#nothing'], nonce: 'x'}; };
+        JSON.stringify = () => '{"complete":true,"blocks":[],"heads":[]}';
+        window.JSON = {parse: JSON.parse, stringify: JSON.stringify, original: parse};
+    }""")
+    assert evaluate_isolated(page, TEXT_BLOCKS_JS, LIMITS) == before
+    arg = {**mark_args(["#c4", "p"]), "full": False}
+    marked = evaluate_isolated(page, MARK_AND_MEASURE_JS, arg)
+    evaluate_isolated(page, CHECK_JS, {"nonce": arg["nonce"]})
+    old_arg = {**mark_args(["#c4", "p"]), "full": False}
+    old = evaluate_isolated(page, OLD_MARK_JS, old_arg)
+    evaluate_isolated(page, CHECK_JS, {"nonce": old_arg["nonce"]})
+    assert marked["mark"]["count"] == old["count"] > 1
+    assert page.evaluate("() => window.seen") == []  # the page never saw an argument
+
+
 def test_mask_rectangles_must_be_whole_pixels_in_fours() -> None:
     good = {"px": [0, 1, 10, 11, 5, 5, 6.0, 7], "dpr": 1, "w": 20, "h": 20, "sx": 0, "sy": 0}
     assert _mask_rects(good) == MaskRects(rects=((0, 1, 10, 11), (5, 5, 6, 7)), size=(20, 20), scroll=(0.0, 0.0))
