@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
-from runner.browser.mask_marks import CHECK_JS, MARK_JS, mark_args
-from runner.browser.mask_paint import MARK_AND_MEASURE_JS, RECTS_JS, MaskRects, MasksTampered, _mask_rects
+from runner.browser.mask_marks import CHECK_JS, MARK_JS, MasksTampered, mark_args
+from runner.browser.mask_paint import MARK_AND_MEASURE_JS, RECTS_JS, MaskRects, _mask_rects
 from runner.browser.page_reading import evaluate_isolated, read_text_blocks
 from runner.browser.page_scripts import (
     FRAME_SEP,
