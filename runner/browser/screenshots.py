@@ -7,7 +7,9 @@ image by Warden (``mask_paint``), never drawn in the page, where a hostile page 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from playwright.sync_api import Error as PlaywrightError
@@ -73,6 +75,10 @@ def _masked(page: Page, full_page: bool, selectors: list[str], style: str) -> by
             return _capture(page, full_page, style, prepared=shot)
         try:
             png = _capture(page, full_page, style, prepared=shot)
+            # Painted while the page is measured again: the painted image is only returned once the
+            # second reading matches the first (else both are dropped); the capture stays in memory.
+            painted = _painter().submit(paint, png, before, MASK_COLOR, full_page=full_page)
+            del png
             after = measure_and_check(page, marks, full_page=full_page, shot=shot)
             undone = True
         except PlaywrightError:
@@ -82,12 +88,20 @@ def _masked(page: Page, full_page: bool, selectors: list[str], style: str) -> by
     finally:
         if shot is not None and not undone:
             restore(page, shot)
+    image = painted.result()  # its MasksTampered (not the page measured) is raised here
     if after != before:
-        del png
+        del image
         raise MasksTampered(
             f"screenshot discarded: the PII masked on the page moved during the capture ({marks.count} marked)"
         )
-    return paint(png, before, MASK_COLOR, full_page=full_page)
+    return image
+
+
+@functools.cache
+def _painter() -> ThreadPoolExecutor:
+    """The one thread masks are painted in (PNG decode and zlib release the GIL: it runs beside the
+    main thread's second reading). Made on first use, never in a process that only imports this."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="warden-paint")
 
 
 def _fast(full_page: bool, style: str) -> bool:

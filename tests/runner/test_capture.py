@@ -15,7 +15,8 @@ from PIL import Image
 from playwright.sync_api import Page
 
 from runner.browser.capture import RESTORE_JS
-from runner.browser.mask_paint import MaskRects, MasksTampered, paint
+from runner.browser.mask_marks import MasksTampered
+from runner.browser.mask_paint import MaskRects, paint
 from runner.browser.page_reading import evaluate_isolated
 from runner.browser.png_encode import encode_png
 from runner.browser.screenshots import MASK_COLOR, take_screenshot
@@ -119,3 +120,31 @@ def test_the_capture_leaves_the_page_as_it_found_it(page: Page, masks: list[str]
         assert pixel(png, *probe) == MASK
     else:
         assert pixel(png, *probe) != MASK
+
+
+@pytest.mark.browser
+def test_a_capture_that_is_not_the_page_measured_is_never_returned(page: Page, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The masks are painted in their own thread while the page is measured again: the painter's
+    refusal (here: a capture of another size than the page measured) still reaches the caller, on
+    every attempt, and the page is left as it was found."""
+    import runner.browser.mask_paint as mask_paint
+    import runner.browser.screenshots as screenshots
+
+    page.set_content(PAGE)
+    page.focus("#field")
+    real_paint = mask_paint.paint
+    seen: list[str] = []
+
+    def shrunk(png: bytes, masks: MaskRects, color: str, *, full_page: bool) -> bytes:
+        import threading
+
+        seen.append(threading.current_thread().name)
+        small = MaskRects(rects=masks.rects, size=(masks.size[0] // 2, masks.size[1] // 2), scroll=masks.scroll)
+        return real_paint(png, small, color, full_page=full_page)
+
+    monkeypatch.setattr(screenshots, "paint", shrunk)
+    with pytest.raises(MasksTampered, match="not the page the PII masks were measured on"):
+        take_screenshot(page, mask_selectors=["#secret"])
+    assert len(seen) == screenshots.CAPTURE_ATTEMPTS and all(n.startswith("warden-paint") for n in seen)
+    assert page.evaluate(STATE)[2:] == ["running", "field"]
+    assert evaluate_isolated(page, RESTORE_JS, {"shot": "any"}) is False
