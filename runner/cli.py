@@ -107,19 +107,25 @@ def run(
     as_json: bool,
 ) -> None:
     """Run MISSION.yaml and leave an evidence folder."""
-    from runner.run import RunOptions, run_mission
+    from runner.browser.driver_start import discard_early_driver, start_driver_early
 
-    opts = RunOptions(
-        mission_path=mission,
-        evidence_dir=evidence_dir,
-        cli_vars=parse_vars(variables),
-        db_url=db_url,
-        headed=headed,
-        approval=approval_mode(approval),
-        approver=approver,
-        recover=recovery_for(evidence_dir, db_url, quiet=quiet or as_json),
-    )
-    result = run_mission(opts, reporter(quiet, as_json))
+    start_driver_early()  # the Playwright driver boots beside the imports and the mission's checks
+    try:
+        from runner.run import RunOptions, run_mission
+
+        opts = RunOptions(
+            mission_path=mission,
+            evidence_dir=evidence_dir,
+            cli_vars=parse_vars(variables),
+            db_url=db_url,
+            headed=headed,
+            approval=approval_mode(approval),
+            approver=approver,
+            recover=recovery_for(evidence_dir, db_url, quiet=quiet or as_json),
+        )
+        result = run_mission(opts, reporter(quiet, as_json))
+    finally:
+        discard_early_driver()  # not taken over (the run stopped before its launch): stopped
     sys.exit(result.exit_code)
 
 

@@ -35,6 +35,7 @@ from kernel.errors import (
 from missions.loader import LoadedMission, load_mission
 from runner.assembly import PreparedRun, RunServices, assemble, complete, domain_policy
 from runner.browser.driver import Driver
+from runner.browser.driver_start import discard_early_driver
 from runner.interrupts import sigterm_as_interrupt
 from runner.launch import open_sandbox, sandbox_config, start_while_building
 from runner.preflight import preflight, refuse_denied_risk
@@ -100,8 +101,11 @@ class _Evidence:
 
 def run_mission(opts: RunOptions, reporter: Reporter) -> RunResult:
     environ = os.environ if opts.environ is None else opts.environ
-    with _first_startup_without_gc():
-        loaded, executable, prepared, launched, early, evidence = _start(opts, environ, reporter)
+    try:
+        with _first_startup_without_gc():
+            loaded, executable, prepared, launched, early, evidence = _start(opts, environ, reporter)
+    finally:
+        discard_early_driver()  # taken over by the launch, else (no launch: e.g. a mission refused) stopped
     from runner.lifecycle import try_quietly
 
     try:
