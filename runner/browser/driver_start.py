@@ -19,14 +19,17 @@ whatever ends this process).
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import subprocess
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # asyncio is imported once the driver is spawned (it is on the path to the spawn)
+    import asyncio
 
 from runner.browser.node_cache import use_compile_cache
 
@@ -87,10 +90,14 @@ def _driver_command() -> tuple[tuple[str, ...], dict[str, str]]:
 
 
 def _stderr() -> int | None:
-    from playwright._impl.transport import _get_stderr_fileno
-
-    fileno: int | None = _get_stderr_fileno()
-    return fileno
+    """Where the driver's stderr goes: this process's (as Playwright's ``_get_stderr_fileno``)."""
+    for stream in (sys.stderr, sys.__stderr__):
+        try:
+            if stream is not None and not stream.closed:
+                return stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            continue
+    return None
 
 
 def _stop(popen: subprocess.Popen[bytes]) -> None:
@@ -138,12 +145,16 @@ class _TakenOver:
         self.stdout = stdout
 
     async def communicate(self) -> tuple[None, None]:
+        import asyncio
+
         await asyncio.get_running_loop().run_in_executor(None, self._popen.wait)
         return None, None
 
 
 async def _streams(popen: subprocess.Popen[bytes]) -> tuple[asyncio.StreamWriter, asyncio.StreamReader]:
     """The driver's pipes as asyncio streams on the running loop (as ``create_subprocess_exec`` makes them)."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     assert popen.stdin is not None and popen.stdout is not None
     reader = asyncio.StreamReader(limit=32768, loop=loop)
@@ -165,6 +176,8 @@ def _install() -> None:
     original = PipeTransport.connect
 
     async def connect(self: Any) -> None:
+        import asyncio
+
         global taken_over
         early = _take()
         if early is None:

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image, ImageDraw
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
@@ -231,6 +230,8 @@ def _mask_rects(raw: Any) -> MaskRects:
 
 def paint(png: bytes, masks: MaskRects, color: str, *, full_page: bool) -> bytes:
     """``png`` with every rectangle filled ``color``; ``MasksTampered`` if the image is not the page measured."""
+    from PIL import Image, ImageDraw  # imported by the painter thread (screenshots.warm_painter), not at start-up
+
     with Image.open(io.BytesIO(png)) as im:  # the header only: no pixels decoded yet
         w, h = im.size
         # Larger than measured: part of the image was never measured. A viewport capture must match.

@@ -47,7 +47,7 @@ from runner.browser.last_words import JudgedRequests, send_away
 from runner.browser.messages import short_message
 from runner.browser.node_cache import use_compile_cache
 from runner.browser.page_reading import describe_element, find_target_element, in_main_frame, read_text_blocks
-from runner.browser.screenshots import MASK_COLOR, take_screenshot
+from runner.browser.screenshots import MASK_COLOR, take_screenshot, warm_painter
 from runner.browser.targets import has_target
 
 # Closing: each page is first sent to about:blank, so what its pagehide/unload handlers send (a
@@ -99,6 +99,7 @@ class PlaywrightDriver:
             self._context = _new_sandbox_context(browser, config)
             self._hooks.install(self._context)
             self._page = self._context.new_page()
+            warm_painter()  # Pillow imported in the painter thread while the first step begins
         except SandboxUnavailable:
             self.close()
             raise

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import struct
 import zlib
+from typing import TYPE_CHECKING
 
-from PIL import Image, ImageChops
+if TYPE_CHECKING:  # Pillow is imported where a mask is painted (screenshots.warm_painter), not at start-up
+    from PIL import Image
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ZLIB_LEVEL = 1
@@ -28,6 +30,8 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 
 def encode_png(im: Image.Image) -> bytes:
     """``im`` (RGB or RGBA, 8 bits per channel) as a PNG whose pixels decode to exactly ``im``'s."""
+    from PIL import ImageChops
+
     color_type = _COLOR_TYPES.get(im.mode)
     if color_type is None:
         raise ValueError(f"encode_png takes RGB or RGBA images, not {im.mode}")

@@ -100,8 +100,20 @@ def _masked(page: Page, full_page: bool, selectors: list[str], style: str) -> by
 @functools.cache
 def _painter() -> ThreadPoolExecutor:
     """The one thread masks are painted in (PNG decode and zlib release the GIL: it runs beside the
-    main thread's second reading). Made on first use, never in a process that only imports this."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="warden-paint")
+    main thread's second reading). Made on first use, never in a process that only imports this;
+    its first task imports Pillow (~50 ms, off the path to the browser's launch)."""
+    painter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warden-paint")
+    painter.submit(_import_pillow)
+    return painter
+
+
+def warm_painter() -> None:
+    """Start the painter thread (and its import of Pillow) now: called once the page is open."""
+    _painter()
+
+
+def _import_pillow() -> None:
+    from PIL import Image, ImageChops, ImageDraw  # noqa: F401
 
 
 def _fast(full_page: bool, style: str) -> bool:
