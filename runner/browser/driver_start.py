@@ -52,7 +52,7 @@ taken_over = 0  # how many early drivers a Playwright connection took over (test
 
 
 def start_driver_early() -> None:
-    """Start the driver now (once per process); never raises: without it, Playwright starts its own."""
+    """Start the driver now (one at a time); never raises: without it, Playwright starts its own."""
     global _early
     with _lock:
         if _early is not None:
@@ -66,8 +66,12 @@ def start_driver_early() -> None:
             )
         except Exception:
             return
+        try:
+            _install()
+        except Exception:  # a Playwright without the transport this knows: it starts its own driver
+            _stop(popen)
+            return
         _early = _Early(popen, command, dict(env))
-        _install()
 
 
 atexit.register(lambda: discard_early_driver())  # whatever ends the run (the driver's stdin closes anyway)

@@ -156,3 +156,14 @@ def test_a_refused_mission_exits_2_and_leaves_no_driver(tmp_path: Path, monkeypa
     assert started[0].poll() is not None
     assert _driver_pids() == before and driver_start._early is None
     assert not (tmp_path / "ev").exists() or not any((tmp_path / "ev").rglob("records.jsonl"))
+
+
+def test_a_playwright_whose_transport_cannot_be_wrapped_gets_no_early_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse() -> None:
+        raise AttributeError("no PipeTransport.connect here")
+
+    before = _driver_pids()
+    monkeypatch.setattr(driver_start, "_install", refuse)
+    driver_start.start_driver_early()  # does not raise
+    assert driver_start._early is None
+    assert _driver_pids() == before, "the spawned driver was left running"
