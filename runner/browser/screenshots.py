@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -105,6 +106,9 @@ def _painter() -> ThreadPoolExecutor:
     painter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warden-paint")
     painter.submit(_import_pillow)
     return painter
+
+
+os.register_at_fork(after_in_child=_painter.cache_clear)  # a forked child makes its own (the thread is not copied)
 
 
 def warm_painter() -> None:
