@@ -16,6 +16,7 @@ from runner.browser.chromium import find_chromium
 from runner.browser.driver import SandboxConfig
 from runner.browser.node_cache import ENV_NODE_CACHE, private_cache_dir, use_compile_cache
 from runner.browser.playwright_driver import launch_browser
+from tests.runner.helpers.driver_procs import driver_pids
 
 
 def _env(base: Path) -> dict[str, str]:
@@ -69,32 +70,16 @@ def test_a_file_in_the_way_refused(tmp_path: Path) -> None:
     assert private_cache_dir(_env(tmp_path)) is None
 
 
-def _driver_pids() -> list[int]:
-    """This process's children that are Playwright's node driver."""
-    pids = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat_line = Path(entry.path, "stat").read_text()
-            cmdline = Path(entry.path, "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat_line.rsplit(")", 1)[1].split()[1]) == os.getpid() and b"run-driver" in cmdline:
-            pids.append(int(entry.name))
-    return pids
-
-
 def test_the_driver_uses_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """launch_browser starts node with the private cache, and node fills it (it honours the variable)."""
     monkeypatch.setenv(ENV_NODE_CACHE, "")  # empty counts as unset; restored (or removed) after the test
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     folder = tmp_path / "warden" / "node-compile-cache"
     config = SandboxConfig(executable=find_chromium(os.environ), resolvable_hosts=["a.test"])
-    before = set(_driver_pids())
+    before = set(driver_pids())
     launched = launch_browser(config)
     try:
-        started = set(_driver_pids()) - before
+        started = set(driver_pids()) - before
         assert started, "no Playwright driver process found"
         for pid in started:
             environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")

@@ -21,6 +21,7 @@ from runner.browser.chromium import find_chromium
 from runner.browser.driver import SandboxConfig
 from runner.browser.playwright_driver import LaunchedBrowser, launch_browser
 from runner.cli import cli
+from tests.runner.helpers.driver_procs import driver_pids
 
 
 @pytest.fixture(autouse=True)
@@ -28,22 +29,6 @@ def nothing_left_early() -> Iterator[None]:
     driver_start.discard_early_driver()
     yield
     driver_start.discard_early_driver()
-
-
-def _driver_pids() -> set[int]:
-    """This process's children that are Playwright's node driver."""
-    pids = set()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat_line = Path(entry.path, "stat").read_text()
-            cmdline = Path(entry.path, "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat_line.rsplit(")", 1)[1].split()[1]) == os.getpid() and b"run-driver" in cmdline:
-            pids.add(int(entry.name))
-    return pids
 
 
 def _early() -> subprocess.Popen[bytes]:
@@ -71,17 +56,17 @@ def _config() -> SandboxConfig:
 
 def test_the_launch_takes_the_early_driver_over_and_the_close_ends_it() -> None:
     popen = _early()
-    assert popen.poll() is None and popen.pid in _driver_pids()
+    assert popen.poll() is None and popen.pid in driver_pids()
     before = driver_start.taken_over
     launched = launch_browser(_config())
     try:
         assert driver_start.taken_over == before + 1
-        assert _driver_pids() == {popen.pid}, "Playwright started a driver of its own"
+        assert driver_pids() == {popen.pid}, "Playwright started a driver of its own"
         _works(launched)
     finally:
         launched.close()
     assert popen.poll() is not None, "the taken-over driver outlived the browser's close"
-    assert popen.pid not in _driver_pids()
+    assert popen.pid not in driver_pids()
 
 
 @pytest.mark.parametrize("variable", ["NODE_OPTIONS", "PLAYWRIGHT_SKIP_VALIDATE_HOST_REQUIREMENTS"])
@@ -95,7 +80,7 @@ def test_a_driver_started_with_another_environment_is_stopped_not_taken_over(
     try:
         assert driver_start.taken_over == before
         assert popen.poll() is not None, "the early driver was left running"
-        (pid,) = _driver_pids()  # Playwright's own, with the environment in force now
+        (pid,) = driver_pids()  # Playwright's own, with the environment in force now
         assert f"{variable}=".encode() in Path(f"/proc/{pid}/environ").read_bytes()
         _works(launched)
     finally:
@@ -109,7 +94,7 @@ def test_the_python_sides_own_variables_do_not_stop_the_take_over(monkeypatch: p
     before = driver_start.taken_over
     launched = launch_browser(_config())
     try:
-        assert driver_start.taken_over == before + 1 and _driver_pids() == {popen.pid}
+        assert driver_start.taken_over == before + 1 and driver_pids() == {popen.pid}
         _works(launched)
     finally:
         launched.close()
@@ -123,7 +108,7 @@ def test_a_driver_that_died_is_replaced() -> None:
     launched = launch_browser(_config())
     try:
         assert driver_start.taken_over == before
-        assert len(_driver_pids()) == 1
+        assert len(driver_pids()) == 1
         _works(launched)
     finally:
         launched.close()
@@ -132,7 +117,7 @@ def test_a_driver_that_died_is_replaced() -> None:
 def test_discard_stops_it_and_is_idempotent() -> None:
     popen = _early()
     driver_start.discard_early_driver()
-    assert popen.poll() is not None and popen.pid not in _driver_pids()
+    assert popen.poll() is not None and popen.pid not in driver_pids()
     driver_start.discard_early_driver()
     assert driver_start._early is None
 
@@ -149,12 +134,12 @@ def test_a_refused_mission_exits_2_and_leaves_no_driver(tmp_path: Path, monkeypa
         started.append(driver_start._early.popen)
 
     monkeypatch.setattr(driver_start, "start_driver_early", start)
-    before = _driver_pids()
+    before = driver_pids()
     result = CliRunner().invoke(cli, ["run", str(mission), "--evidence-dir", str(tmp_path / "ev"), "--quiet"])
     assert result.exit_code == 2, result.output
     assert len(started) == 1, "warden run did not start the driver early"
     assert started[0].poll() is not None
-    assert _driver_pids() == before and driver_start._early is None
+    assert driver_pids() == before and driver_start._early is None
     assert not (tmp_path / "ev").exists() or not any((tmp_path / "ev").rglob("records.jsonl"))
 
 
@@ -162,8 +147,30 @@ def test_a_playwright_whose_transport_cannot_be_wrapped_gets_no_early_driver(mon
     def refuse() -> None:
         raise AttributeError("no PipeTransport.connect here")
 
-    before = _driver_pids()
+    before = driver_pids()
     monkeypatch.setattr(driver_start, "_install", refuse)
     driver_start.start_driver_early()  # does not raise
     assert driver_start._early is None
-    assert _driver_pids() == before, "the spawned driver was left running"
+    assert driver_pids() == before, "the spawned driver was left running"
+
+
+def test_a_driver_started_with_another_command_is_stopped_not_taken_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same environment, another command at the launch (e.g. another node or entry point): the command
+    is compared on its own. Playwright then starts its own driver, with its own command."""
+    popen = _early()
+    real = driver_start._driver_command
+
+    def elsewhere() -> tuple[tuple[str, ...], dict[str, str]]:
+        (node, entry, *rest), env = real()
+        return (node, entry + ".elsewhere", *rest), env
+
+    monkeypatch.setattr(driver_start, "_driver_command", elsewhere)  # what the take-over compares with
+    before = driver_start.taken_over
+    launched = launch_browser(_config())
+    try:
+        assert driver_start.taken_over == before
+        assert popen.poll() is not None, "the early driver was left running"
+        assert popen.pid not in driver_pids() and len(driver_pids()) == 1
+        _works(launched)
+    finally:
+        launched.close()
