@@ -148,3 +148,37 @@ def test_a_capture_that_is_not_the_page_measured_is_never_returned(page: Page, m
     assert len(seen) == screenshots.CAPTURE_ATTEMPTS and all(n.startswith("warden-paint") for n in seen)
     assert page.evaluate(STATE)[2:] == ["running", "field"]
     assert evaluate_isolated(page, RESTORE_JS, {"shot": "any"}) is False
+
+
+@pytest.mark.browser
+def test_a_page_that_goes_away_during_the_second_reading_gives_no_image(
+    page: Page, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The painter has the painted image ready, but the page navigated (the second reading failed):
+    no image comes back, the marks are taken off, and the painted image is dropped."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    import runner.browser.screenshots as screenshots
+    from runner.browser.driver import ActionFailed
+
+    page.set_content(PAGE)
+    painted: list[bytes] = []
+    real_paint = screenshots.paint
+
+    def paint(png: bytes, masks: MaskRects, color: str, *, full_page: bool) -> bytes:
+        painted.append(real_paint(png, masks, color, full_page=full_page))
+        return painted[-1]
+
+    def gone(*args: object, **kwargs: object) -> MaskRects:
+        raise PlaywrightError("Execution context was destroyed")
+
+    monkeypatch.setattr(screenshots, "paint", paint)
+    monkeypatch.setattr(screenshots, "measure_and_check", gone)
+    with pytest.raises(ActionFailed, match="screenshot failed"):
+        take_screenshot(page, mask_selectors=["#secret"])
+    screenshots._painter().submit(lambda: None).result()  # the painter has finished what it was given
+    assert painted, "the painter never ran: this test would not see an image escape"
+    assert page.evaluate("() => document.querySelectorAll('*').length") == page.evaluate(
+        "() => Array.from(document.querySelectorAll('*')).filter(e => "
+        "!Array.from(e.attributes).some(a => a.name.startsWith('data-warden-mask-'))).length"
+    ), "a mask mark was left on the page"
