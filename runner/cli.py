@@ -107,10 +107,9 @@ def run(
     as_json: bool,
 ) -> None:
     """Run MISSION.yaml and leave an evidence folder."""
-    from runner.browser.driver_start import discard_early_driver, start_driver_early
+    from runner.browser.driver_start import early_driver
 
-    start_driver_early()  # the Playwright driver boots beside the imports and the mission's checks
-    try:
+    with early_driver():  # Playwright's driver boots beside the imports and the mission's checks
         from runner.run import RunOptions, run_mission
 
         opts = RunOptions(
@@ -124,8 +123,6 @@ def run(
             recover=recovery_for(evidence_dir, db_url, quiet=quiet or as_json),
         )
         result = run_mission(opts, reporter(quiet, as_json))
-    finally:
-        discard_early_driver()  # not taken over (the run stopped before its launch): stopped
     sys.exit(result.exit_code)
 
 

@@ -24,7 +24,7 @@ import contextlib
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +75,16 @@ def start_driver_early() -> None:
 
 
 atexit.register(lambda: discard_early_driver())  # whatever ends the run (the driver's stdin closes anyway)
+
+
+@contextlib.contextmanager
+def early_driver() -> Iterator[None]:
+    """The driver started now and, unless the launch inside took it over, stopped at the end."""
+    start_driver_early()
+    try:
+        yield
+    finally:
+        discard_early_driver()
 
 
 def discard_early_driver() -> None:
