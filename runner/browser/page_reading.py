@@ -27,7 +27,7 @@ from runner.browser.page_scripts import (
     MAX_SCAN_MS,
     MAX_TEXT_BLOCKS,
     MAX_TEXT_CHARS,
-    TEXT_BLOCKS_JS,
+    TEXT_BLOCKS_SINCE_JS,
     TOO_BIG,
     decode_blocks,
     element_info,
@@ -40,6 +40,8 @@ _FRAME_TAGS = ("iframe", "frame", "object", "embed")
 _SESSIONS: weakref.WeakKeyDictionary[Page, CDPSession] = weakref.WeakKeyDictionary()
 _WORLDS: weakref.WeakKeyDictionary[Page, int] = weakref.WeakKeyDictionary()  # page -> isolated context id
 _FRAMES: weakref.WeakKeyDictionary[Page, str] = weakref.WeakKeyDictionary()  # page -> its main frame's CDP id
+# page -> (nonce, blocks) of its last reading answered in full and complete (``read_text_blocks``)
+_LAST_TEXT: weakref.WeakKeyDictionary[Page, tuple[str, tuple[TextBlock, ...]]] = weakref.WeakKeyDictionary()
 WORLD_NAME = "warden-read"  # the isolated world Warden's page scan runs in (one per document, reused)
 
 
@@ -272,25 +274,36 @@ def read_text_blocks(page: Page) -> list[TextBlock]:
     """Visible text grouped by block element, form fields holding a value and accessible attributes,
     across open shadow roots and same-origin frames (see ``TEXT_BLOCKS_JS``), read in an isolated world.
 
+    The page is read whole every time; when the reading is byte for byte the one this page's world
+    last answered in full (``TEXT_BLOCKS_SINCE_JS``, under that answer's one-time nonce), only
+    ``{same}`` travels back and that answer's blocks are returned again (a PII-heavy page's ~120 KB
+    is neither sent nor decoded on every step that leaves it unchanged).
     A page over the scan's budget raises ``PageTooBig`` (the scan cannot decide; no partial list).
     A page that is navigating (its execution context destroyed mid-read) is read again once it
     has a document; a page that still cannot be read raises ``ActionFailed``.
     """
-    limits = {"maxBlocks": MAX_TEXT_BLOCKS, "maxChars": MAX_TEXT_CHARS, "maxMs": MAX_SCAN_MS, "sep": FRAME_SEP}
     last: PlaywrightError | None = None
     for _ in range(3):
+        kept = _LAST_TEXT.pop(page, None)
+        nonce = secrets.token_hex(8)
+        limits = {"maxBlocks": MAX_TEXT_BLOCKS, "maxChars": MAX_TEXT_CHARS, "maxMs": MAX_SCAN_MS, "sep": FRAME_SEP,
+                  "nonce": nonce, "prev": kept[0] if kept else None}
         try:
-            raw = evaluate_isolated(page, TEXT_BLOCKS_JS, limits)
+            raw = evaluate_isolated(page, TEXT_BLOCKS_SINCE_JS, limits)
         except PlaywrightError as exc:
             last = exc
             with contextlib.suppress(PlaywrightError):
                 page.wait_for_load_state("domcontentloaded", timeout=5000)
             continue
+        if kept is not None and isinstance(raw, dict) and raw.get("same") == kept[0]:
+            _LAST_TEXT[page] = kept
+            return list(kept[1])
         data = decode_blocks(raw)
         if data is None:
             break
         if not data["complete"]:
             raise PageTooBig(f"{TOO_BIG} ({data['reason'] or 'over budget'})")
         blocks: list[TextBlock] = data["blocks"]
+        _LAST_TEXT[page] = (nonce, tuple(blocks))
         return blocks
     raise ActionFailed(f"page text could not be read: {short_message(last) if last else 'unexpected result'}")
