@@ -6,13 +6,14 @@ Why: Playwright resolves each mask locator with its own CSS engine; the page sca
 (~1,800 blocks) missed the screenshot timeout. Here the isolated world (the page's scripts cannot
 redefine what it calls) walks each selector natively (each step an indexed child lookup, light DOM
 and open shadow root both: a path never matches fewer elements than Playwright's piercing CSS
-would) and marks the elements with a one-time attribute ``data-warden-mask-<nonce>``, remembering
-the frames each one is inside (same-origin frames are entered and get a one-time frame mark, an
-iframe whose document cannot be reached is masked whole).
+would) and keeps the elements found there, under a one-time nonce, with the frames each one is
+inside (same-origin frames are entered; an iframe whose document cannot be reached is masked whole).
 
-Fail closed: the marks are watched by a MutationObserver of the isolated world from the moment they
-are set; after the capture a mark that was changed or removed, or an element that left the
-document, discards the image (``MasksTampered``).
+Nothing is written into the page's DOM (until session 11 each element got a one-time attribute, which
+a page's MutationObserver could see, strip or restyle, and which cost a style recalculation of the
+page on every capture): the page cannot tell it is being photographed, nor touch the marks. Fail
+closed: after the capture a marked element (or a frame it is in) that left its document discards
+the image (``MasksTampered``); what moved is ``mask_paint``'s second reading.
 """
 
 from __future__ import annotations
@@ -27,9 +28,6 @@ from playwright.sync_api import Page
 from runner.browser.driver import ActionFailed
 from runner.browser.page_reading import evaluate_isolated
 from runner.browser.page_scripts import FRAME_SEP
-
-MASK_ATTR_PREFIX = "data-warden-mask-"
-FRAME_ATTR_PREFIX = "data-warden-frame-"
 
 # Marks the elements of each selector ("frame path |> css", see page_scripts.TEXT_BLOCKS_JS).
 # A page-scan path ("#id > ..." or "html > ...", then "tag:nth-of-type(n)" steps) is walked step
@@ -152,46 +150,38 @@ MARK_JS = r"""
   } catch (e) {
     return {error: 'a mask selector could not be resolved: ' + String(e && e.name || e)};
   }
-  for (const e of els.keys()) e.setAttribute(o.attr, '');
-  for (const [fe, id] of frameIds) fe.setAttribute(o.frameAttr, id);
-  const state = {nonce: o.nonce, attr: o.attr, frameAttr: o.frameAttr, els: Array.from(els.keys()), fes: els,
-                 frames: Array.from(frameIds.entries()), changed: 0};
+  // Nothing is written into the page: the elements are held here, in the isolated world, which the
+  // page's scripts cannot reach (no attribute for a page's MutationObserver to see, strip or restyle).
+  const state = {nonce: o.nonce, els: Array.from(els.keys()), fes: els, frames: Array.from(frameIds.entries())};
   state.fesList = state.els.map((e) => els.get(e));  // for mask_paint's RECTS_JS: by index, and whether a
   state.isFrame = state.els.map((e) => /^i?frame$/i.test(e.tagName));  // frame (tags never change)
-  state.obs = new MutationObserver((recs) => { state.changed += recs.length; });
-  const watch = {attributes: true, attributeFilter: [o.attr]};  // one options object for all (read each call)
-  for (const e of state.els) state.obs.observe(e, watch);
-  for (const [fe] of state.frames) state.obs.observe(fe, {attributes: true, attributeFilter: [o.frameAttr]});
   globalThis.__wardenMasks = state;
   return {groups: Array.from(groups.values()), count: state.els.length};
 }
 """
 
-# After the capture: were the marks intact the whole time? Removes them either way.
+# After the capture: are the marked elements (and the frames they are in) all still in their documents?
+# Drops the marks' state either way.
 CHECK_JS = r"""
 (o) => {
   const s = globalThis.__wardenMasks;
   if (!s || s.nonce !== o.nonce) return {intact: false, lost: -1};
   delete globalThis.__wardenMasks;
-  s.changed += s.obs.takeRecords().length;
-  s.obs.disconnect();
   let lost = 0;
-  for (const e of s.els) if (!e.isConnected || e.getAttribute(s.attr) !== '') lost++;
-  for (const [fe, id] of s.frames) if (!fe.isConnected || fe.getAttribute(s.frameAttr) !== id) lost++;
-  for (const e of s.els) e.removeAttribute(s.attr);
-  for (const [fe] of s.frames) fe.removeAttribute(s.frameAttr);
-  return {intact: lost === 0 && s.changed === 0, lost, changed: s.changed};
+  for (const e of s.els) if (!e.isConnected) lost++;
+  for (const [fe] of s.frames) if (!fe.isConnected) lost++;
+  return {intact: lost === 0, lost};
 }
 """
 
 
 class MasksTampered(ActionFailed):
-    """The page changed or removed the mask marks around the capture: the image is discarded."""
+    """The page removed marked elements, or moved them, around the capture: the image is discarded."""
 
 
 @dataclass(frozen=True)
 class Marks:
-    """One capture's marks: the nonce and how many elements carry them."""
+    """One capture's marks: the nonce and how many elements the isolated world holds."""
 
     nonce: str
     count: int
@@ -220,8 +210,7 @@ def mark_args(selectors: Sequence[str]) -> dict[str, Any]:
     """``MARK_JS``'s argument for one capture: the packed selectors and a fresh one-time nonce."""
     nonce = secrets.token_hex(8)
     heads, tails = pack_selectors(selectors)
-    return {"heads": heads, "tails": tails, "sep": FRAME_SEP, "attr": MASK_ATTR_PREFIX + nonce,
-            "frameAttr": FRAME_ATTR_PREFIX + nonce, "nonce": nonce}
+    return {"heads": heads, "tails": tails, "sep": FRAME_SEP, "nonce": nonce}
 
 
 def marks_set(raw: Any, nonce: str) -> Marks:
@@ -239,17 +228,15 @@ def mark_masks(page: Page, selectors: Sequence[str]) -> Marks:
 
 
 def check_marks(page: Page, marks: Marks) -> None:
-    """After the capture: raise ``MasksTampered`` unless every mark stayed as set (and remove them)."""
+    """After the capture: raise ``MasksTampered`` unless every marked element is still there (marks dropped)."""
     marks_intact(evaluate_isolated(page, CHECK_JS, {"nonce": marks.nonce}), marks)
 
 
 def marks_intact(raw: Any, marks: Marks) -> None:
-    """Raise ``MasksTampered`` unless ``CHECK_JS`` answered ``raw`` that every mark stayed as set."""
+    """Raise ``MasksTampered`` unless ``CHECK_JS`` answered ``raw`` that every marked element is still there."""
     if not isinstance(raw, dict) or not raw.get("intact"):
         lost = raw.get("lost") if isinstance(raw, dict) else None
-        changed = raw.get("changed") if isinstance(raw, dict) else None
         raise MasksTampered(
             f"screenshot discarded: the page changed the PII masks during the capture "
-            f"({marks.count} marked, {lost if lost is not None and lost >= 0 else 'all'} lost, "
-            f"{changed or 0} changes)"
+            f"({marks.count} marked, {lost if lost is not None and lost >= 0 else 'all'} lost)"
         )

@@ -83,7 +83,7 @@ def _masked(page: Page, full_page: bool, selectors: list[str], style: str) -> by
             after = measure_and_check(page, marks, full_page=full_page, shot=shot)
             undone = True
         except PlaywrightError:
-            with contextlib.suppress(PlaywrightError, ActionFailed):  # take the marks off again
+            with contextlib.suppress(PlaywrightError, ActionFailed):  # drop the marks (the isolated world's state)
                 check_marks(page, marks)
             raise
     finally:

@@ -154,6 +154,8 @@ ODD = ["input[type=password i]", "main p", "#dup", "#dup > b:nth-of-type(1)", "h
 
 def _marked(page: Page, script: str, selectors: list[str]) -> tuple[Any, Any]:
     arg = mark_args(selectors)
+    if script == OLD_MARK_JS:  # the session-8 script also set one-time attributes (the new one writes nothing)
+        arg = {**arg, "attr": "data-warden-mask-" + arg["nonce"], "frameAttr": "data-warden-frame-" + arg["nonce"]}
     res = evaluate_isolated(page, script, arg)
     assert isinstance(res, dict) and not res.get("error"), res
     marked = evaluate_isolated(page, MARKED, None)
