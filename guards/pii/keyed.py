@@ -172,7 +172,8 @@ def _normalise_phone(v: str) -> str:
 def value_hmac(key: bytes, entity_type: str, value: str) -> str:
     """HMAC-SHA256 (hex) of the normalised value. The entity type only picks the normalisation, so one
     value detected as two types (a digit run as card and as bank number) still links."""
-    return hmac.new(key, _HMAC_DOMAIN + normalise_value(entity_type, value).encode("utf-8"), hashlib.sha256).hexdigest()
+    # hmac.digest: OpenSSL's one-shot HMAC (the same bytes as hmac.new(...).digest(), half the time)
+    return hmac.digest(key, _HMAC_DOMAIN + normalise_value(entity_type, value).encode("utf-8"), "sha256").hex()
 
 
 def keyed_digest(key: bytes, domain: bytes, data: bytes) -> str:
@@ -180,7 +181,7 @@ def keyed_digest(key: bytes, domain: bytes, data: bytes) -> str:
     PII (typed values, page text) that nobody without the key can confirm a guess against."""
     if not key:
         raise EvidenceKeyError("a keyed digest needs a non-empty key")
-    return hmac.new(key, domain + data, hashlib.sha256).hexdigest()
+    return hmac.digest(key, domain + data, "sha256").hex()
 
 
 # --- masked previews ------------------------------------------------------------------------------
