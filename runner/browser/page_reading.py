@@ -27,10 +27,11 @@ from runner.browser.page_scripts import (
     MAX_SCAN_MS,
     MAX_TEXT_BLOCKS,
     MAX_TEXT_CHARS,
-    TEXT_BLOCKS_SINCE_JS,
+    TEXT_BLOCKS_IMPL,
     TOO_BIG,
     decode_blocks,
     element_info,
+    kept,
     merge_views,
 )
 from runner.browser.targets import forget_judged, has_target, is_judged, locate_target, remember_judged
@@ -42,6 +43,17 @@ _WORLDS: weakref.WeakKeyDictionary[Page, int] = weakref.WeakKeyDictionary()  # p
 _FRAMES: weakref.WeakKeyDictionary[Page, str] = weakref.WeakKeyDictionary()  # page -> its main frame's CDP id
 # page -> (nonce, blocks) of its last reading answered in full and complete (``read_text_blocks``)
 _LAST_TEXT: weakref.WeakKeyDictionary[Page, tuple[str, tuple[TextBlock, ...]]] = weakref.WeakKeyDictionary()
+# The text read (page_scripts.TEXT_BLOCKS_IMPL), answered {same: o.prev} instead of the JSON when that
+# is byte for byte the text of the reading this world last answered in full under the nonce ``o.prev``
+# (kept in the isolated world, which the page cannot reach; a new document has a new world, so nothing
+# kept). The page is read whole every time: only the answer's transfer and decoding are saved.
+TEXT_BLOCKS_SINCE_JS = (
+    "(lim) => {\n  const text = " + kept(TEXT_BLOCKS_IMPL) + "(lim);\n"
+    "  const last = globalThis.__wardenLastText;\n"
+    "  if (lim.prev && last && last.nonce === lim.prev && last.text === text) return {same: lim.prev};\n"
+    "  globalThis.__wardenLastText = {nonce: lim.nonce, text};\n"
+    "  return text;\n}"
+)
 WORLD_NAME = "warden-read"  # the isolated world Warden's page scan runs in (one per document, reused)
 
 

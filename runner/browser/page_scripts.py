@@ -194,17 +194,6 @@ def kept(impl: str) -> str:
 
 
 TEXT_BLOCKS_JS = "(lim) => " + kept(TEXT_BLOCKS_IMPL) + "(lim)"
-# The same read, answered {same: o.prev} instead of the JSON when that is byte for byte the text of
-# the reading this world last answered in full under the nonce ``o.prev`` (kept in the isolated world,
-# which the page cannot reach; a new document has a new world, so nothing kept). The page is read
-# whole every time: only the answer's transfer and decoding are saved (page_reading.read_text_blocks).
-TEXT_BLOCKS_SINCE_JS = (
-    "(lim) => {\n  const text = " + kept(TEXT_BLOCKS_IMPL) + "(lim);\n"
-    "  const last = globalThis.__wardenLastText;\n"
-    "  if (lim.prev && last && last.nonce === lim.prev && last.text === text) return {same: lim.prev};\n"
-    "  globalThis.__wardenLastText = {nonce: lim.nonce, text};\n"
-    "  return text;\n}"
-)
 
 
 OUTLINE_CSS = "outline: 4px solid #ff0033 !important; outline-offset: 2px !important;"
