@@ -116,6 +116,21 @@ def test_a_new_document_with_the_same_text_is_read_whole(page: Page, monkeypatch
 
 
 @pytest.mark.browser
+def test_a_document_rewritten_in_the_same_world_is_read_whole(page: Page, monkeypatch: pytest.MonkeyPatch) -> None:
+    # document.open()/write() (what set_content does) keeps the window and Warden's isolated world,
+    # and with them the kept answer: the new content still differs from it, so it comes back whole.
+    _load(page)
+    _texts(page)
+    answers = _answers(monkeypatch)
+    page.set_content("<!doctype html><html><body><p>Call 650 555 0142</p></body></html>")
+    after = _texts(page)
+    assert [t for t, _ in after] == ["Call 650 555 0142"]
+    assert isinstance(answers[0], str)
+    assert _texts(page) == after
+    assert isinstance(answers[1], dict) and set(answers[1]) == {"same"}  # then unchanged again
+
+
+@pytest.mark.browser
 def test_the_page_sees_nothing_kept_and_cannot_plant_an_answer(page: Page) -> None:
     _load(page)
     _texts(page)
