@@ -85,7 +85,7 @@ def build_pii(loaded: LoadedMission, environ: Mapping[str, str], evidence_dir: P
         key = load_evidence_key(directory, environ)
     except OSError as exc:
         raise EvidenceUnavailable(f"evidence key file cannot be created in {directory}: {exc.strerror}") from exc
-    scanner = PiiScanner(pii.model_copy(update={"entities": entities}), key.key, analyzer=analyzer)
+    scanner = PiiScanner(pii.model_copy(update={"entities": entities}), key.key, analyzer=analyzer, offload_phone=True)
     redaction = PiiScanner(pii.model_copy(update={"entities": redact_entities}), key.key, analyzer=analyzer)
     secrets = SecretSet({
         name: (value, list(loaded.mission.secrets[name].domains))

@@ -327,3 +327,26 @@ def build_analyzer(entities: Sequence[str] | None = None, nlp_model: str | None 
     from presidio_analyzer import AnalyzerEngine
 
     return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=[LANGUAGE])
+
+
+def recognize_direct(analyzer: Any, recognizers: Sequence[Any], text: str, ents: tuple[str, ...]) -> list[Any]:
+    """What ``AnalyzerEngine.analyze(score_threshold=0.0)`` returns with the model-less engine, minus
+    its overhead: the same recognizers on the same (empty) NLP artifacts, the same duplicate removal.
+    Skipped: its context enhancement, which deep-copies every result and, with no tokens to read,
+    changes no score (the scanner's ``_finish`` does the context boost), and the per-call lookup of
+    the recognizers (the caller keeps them per entity set)."""
+    from presidio_analyzer import EntityRecognizer
+
+    artifacts = analyzer.nlp_engine.process_text(text, LANGUAGE)
+    results: list[Any] = []
+    for rec in recognizers:
+        if not rec.is_loaded:
+            rec.load()
+            rec.is_loaded = True
+        found = rec.analyze(text=text, entities=list(ents), nlp_artifacts=artifacts)
+        for r in found or ():
+            if not r.recognition_metadata:
+                r.recognition_metadata = {}
+            r.recognition_metadata.setdefault("recognizer_identifier", rec.id)
+            results.append(r)
+    return list(EntityRecognizer.remove_duplicates(results))

@@ -311,6 +311,26 @@ def walk_matches(text: str, regions: tuple[str, ...], leniency: int = 1, max_tri
     return [list(matcher_class()(walk, region, shared, max_tries)) for region in regions]
 
 
+def phone_match_spans(text: str, regions: tuple[str, ...], leniency: int = 1) -> list[tuple[int, int]]:
+    """The (start, end) of each result ``FastPhoneRecognizer.analyze`` returns, in its order, without
+    Presidio (the phone pass's worker process imports only phonenumbers: ``phone_worker``).
+
+    Every phone result has the recognizer's one score, so Presidio's ``remove_duplicates`` reduces
+    to: each span once, sorted by start then longest first, a span inside a kept one dropped."""
+    walk = _Walk(text, leniency, regions)
+    shared: dict[tuple[str, int], Any] = {}
+    matcher = matcher_class()
+    found = {(m.start, m.end) for region in regions for m in matcher(walk, region, shared)}
+    kept: list[tuple[int, int]] = []
+    active: list[tuple[int, int]] = []
+    for start, end in sorted(found, key=lambda sp: (sp[0], sp[0] - sp[1])):
+        active = [k for k in active if k[1] >= start]
+        if not any(start >= a and end <= b for a, b in active):
+            kept.append((start, end))
+            active.append((start, end))
+    return kept
+
+
 @lru_cache(maxsize=1)
 def _recognizer_class() -> Any:
     from phonenumbers import NumberParseException, region_code_for_number
@@ -356,3 +376,9 @@ def fast_phone_recognizer(base: Any) -> Any:
         supported_entity=base.supported_entities[0], supported_regions=tuple(base.supported_regions),
         leniency=base.leniency, name=base.name,
     )
+
+
+def is_fast_phone_recognizer(recognizer: Any) -> bool:
+    """Whether ``recognizer`` is exactly what ``fast_phone_recognizer`` makes (what ``phone_match_spans``
+    answers for): a subclass could find something else."""
+    return type(recognizer) is _recognizer_class()

@@ -9,7 +9,9 @@ Why it is fast (a 50 KB page in a fraction of a raw Presidio call):
 * blocks that need the same entities are joined (one Presidio call, not one per block); a result
   that crosses a block boundary makes those blocks be rescanned one by one;
 * results are cached per block (blake2b of the text), and a page remembers which blocks it has
-  seen, so an unchanged rescan costs only the hashing.
+  seen, so an unchanged rescan costs only the hashing;
+* a big phone pass (half of a PII-heavy page's scan) is shared with a worker process
+  (``phone_worker``, ``offload_phone``): a second core, where a thread would wait on the GIL.
 
 Context words ("phone", "ssn", ...) raise scores in Presidio, but need lemmas a model-less engine
 does not produce. We restore them cheaply: the 5 words before a match, inside its block (Presidio's
@@ -21,7 +23,6 @@ Fail closed: any error inside a scan, or a scan slower than ``timeout_s``, raise
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import re
 import threading
@@ -31,10 +32,14 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from guards.pii.engine import LANGUAGE, build_analyzer, check_entities
+from guards.pii.engine import LANGUAGE, build_analyzer, check_entities, recognize_direct
 from guards.pii.errors import PiiScanError
 from guards.pii.finding import Finding, Where, dedupe_request_findings
+from guards.pii.joined import Hit as _Hit
+from guards.pii.joined import joined_pass
 from guards.pii.keyed import key_id, masked_preview, value_hmac
+from guards.pii.phone_walk import is_fast_phone_recognizer
+from guards.pii.phone_worker import MIN_CHARS, PhoneWorker, worker_share
 from guards.pii.pieces import BREAKS, phone_spans, pieces
 from guards.pii.prefilter import entities_per_block
 from guards.pii.request_texts import request_texts
@@ -44,7 +49,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-_SEP = "\n\n"
 _WORD = re.compile(r"\w+")
 _EMAILISH = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 _CONTEXT_WINDOW_CHARS = 160
@@ -52,7 +56,6 @@ _TEXT_MEMO_CAP = 2048
 _KEYED_CAP = 20_000
 
 _Raw = tuple[str, float, int, int]  # entity_type, score, start, end (relative to the block)
-_Hit = tuple[str, float, int, int, str, bool]  # + recognizer id, already context-enhanced
 
 def _digest(text: str, salt: str = "") -> bytes:
     h = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16)
@@ -73,6 +76,7 @@ class PiiScanner:
         analyzer: Any = None,
         cache_size: int = 20_000,
         max_pages: int = 64,
+        offload_phone: bool = False,
     ) -> None:
         self.policy = policy
         self._key = key
@@ -105,6 +109,8 @@ class PiiScanner:
         self._lock = threading.RLock()
         self._executor: ThreadPoolExecutor | None = None
         self.analyzer_calls = 0  # Presidio analyze() calls so far (tests and benchmarks read it)
+        self._offload = offload_phone  # big phone passes in a worker process (phone_worker)
+        self._phone_worker: PhoneWorker | None = None
 
     # ---------------------------------------------------------------- public API
 
@@ -180,6 +186,8 @@ class PiiScanner:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+        if self._phone_worker is not None:
+            self._phone_worker.close()
 
     # ---------------------------------------------------------------- internals
 
@@ -268,65 +276,69 @@ class PiiScanner:
         """One joined Presidio pass per entity over the blocks its pre-filter lets through, then the
         per-block finish. Per entity rather than per set of entities: a page's blocks fall into many
         different entity sets (one Presidio call each, with its fixed cost); per entity there are at
-        most len(entities) calls, each reading only the blocks that may hold that entity."""
-        per_block: list[list[_Hit]] = [[] for _ in blocks]
-        touched: set[int] = set()
+        most len(entities) calls, each reading only the blocks that may hold that entity. A big
+        phone pass goes to the worker process first (``phone_worker``) and is read back last."""
+        sent = self._offload_phone(blocks, candidates)
+        by_entity: dict[str, list[list[_Hit]]] = {}
         for e in self.entities:
             idxs = candidates[e]
-            if not idxs:
-                continue
-            touched.update(idxs)
-            texts = [blocks[i] for i in idxs]
-            hits: list[list[_Hit]] = [[] for _ in idxs]
-            if e == "PHONE_NUMBER" and self._own_context:
-                self._joined_pass((e,), texts, [phone_spans(t) for t in texts], hits, context)
-            elif self._pieces and e in BREAKS:  # the runs a match can lie in (guards/pii/pieces.py)
-                self._joined_pass((e,), texts, [pieces(e, t) for t in texts], hits, context)
-            else:
-                self._joined_pass((e,), texts, [(0, len(t)) for t in texts], hits, context)
-            for k, h in zip(idxs, hits, strict=True):
-                per_block[k].extend(h)
+            if idxs and not (sent is not None and e == "PHONE_NUMBER"):
+                by_entity[e] = self._entity_pass(e, [blocks[i] for i in idxs], context)
+        if sent is not None:  # the phone blocks the worker did not get, here, then the worker's answer
+            idxs, (deadline, n) = candidates["PHONE_NUMBER"], sent
+            rest = self._entity_pass("PHONE_NUMBER", [blocks[i] for i in idxs[n:]], context)
+            got = self._phone_worker.result(n, deadline) if self._phone_worker is not None else None
+            if got is None:
+                got = self._entity_pass("PHONE_NUMBER", [blocks[i] for i in idxs[:n]], context)
+            by_entity["PHONE_NUMBER"] = got + rest
+        per_block: list[list[_Hit]] = [[] for _ in blocks]
+        touched: set[int] = set()
+        for e in self.entities:  # in the entities' order, wherever each pass ran
+            if e in by_entity:
+                touched.update(candidates[e])
+                for k, h in zip(candidates[e], by_entity[e], strict=True):
+                    per_block[k].extend(h)
         out: list[tuple[_Raw, ...]] = [() for _ in blocks]
         for i in touched:
             out[i] = tuple(self._finish(blocks[i], per_block[i], context))
         return out
 
-    def _joined_pass(
-        self, ents: tuple[str, ...], texts: list[str], spans: Sequence[Sequence[tuple[int, int]] | tuple[int, int]],
-        per_block: list[list[_Hit]], context: Sequence[str],
-    ) -> None:
-        """One Presidio call over the given spans of the blocks joined; map results back to blocks."""
-        pieces: list[tuple[int, int, int]] = []  # (block, start in block, end in block)
-        for k, sp in enumerate(spans):
-            for a, b in ([sp] if isinstance(sp, tuple) else sp):
-                pieces.append((k, a, b))
-        if not pieces:
-            return
-        starts, pos, chunks = [], 0, []
-        for k, a, b in pieces:
-            starts.append(pos)
-            chunks.append(texts[k][a:b])
-            pos += (b - a) + len(_SEP)
-        joined = _SEP.join(chunks)
-        retry: set[int] = set()
-        for hit in self._presidio(joined, ents, context):
-            j = bisect.bisect_right(starts, hit[2]) - 1
-            k, a, b = pieces[j]
-            if hit[3] > starts[j] + (b - a):  # crosses into the next piece: redo those alone
-                retry.add(j)
-                retry.update(i for i in range(j + 1, len(pieces)) if starts[i] < hit[3])
-                continue
-            per_block[k].append((hit[0], hit[1], hit[2] - starts[j] + a, hit[3] - starts[j] + a, hit[4], hit[5]))
-        for j in sorted(retry):
-            k, a, b = pieces[j]
-            for hit in self._presidio(texts[k][a:b], ents, context):
-                per_block[k].append((hit[0], hit[1], hit[2] + a, hit[3] + a, hit[4], hit[5]))
+    def _entity_pass(self, e: str, texts: list[str], context: Sequence[str]) -> list[list[_Hit]]:
+        """One entity's joined pass here, over the runs its matches can lie in."""
+        if e == "PHONE_NUMBER" and self._own_context:
+            spans: list[Any] = [phone_spans(t) for t in texts]
+        elif self._pieces and e in BREAKS:  # the runs a match can lie in (guards/pii/pieces.py)
+            spans = [pieces(e, t) for t in texts]
+        else:
+            spans = [(0, len(t)) for t in texts]
+        return joined_pass(texts, spans, lambda text: self._presidio(text, (e,), context))
+
+    def _offload_phone(self, blocks: Sequence[str], candidates: dict[str, list[int]]) -> tuple[float, int] | None:
+        """The worker's share of a big phone pass handed to it: (deadline, how many blocks). Only where it
+        does what ``_entity_pass`` would: the model-less engine, Warden's one phone recognizer."""
+        idxs = candidates.get("PHONE_NUMBER") or []
+        sizes = [len(blocks[i]) for i in idxs]
+        if not self._offload or not self._direct or sum(sizes) < MIN_CHARS:
+            return None
+        if self._phone_worker is None:
+            recognizers = self.analyzer.registry.get_recognizers(language=LANGUAGE, entities=["PHONE_NUMBER"])
+            if len(recognizers) != 1 or not is_fast_phone_recognizer(recognizers[0]):
+                self._offload = False
+                return None
+            self._phone_worker = PhoneWorker(recognizers[0])
+        n = worker_share(sizes)
+        deadline = self._phone_worker.submit([blocks[i] for i in idxs[:n]])
+        return None if deadline is None else (deadline, n)
 
     def _presidio(self, text: str, ents: tuple[str, ...], context: Sequence[str]) -> list[_Hit]:
         """One Presidio call; scores before any threshold."""
         self.analyzer_calls += 1
         if self._direct:
-            results = self._recognize(text, ents)
+            recognizers = self._recognizer_sets.get(ents)
+            if recognizers is None:
+                recognizers = self.analyzer.registry.get_recognizers(language=LANGUAGE, entities=list(ents))
+                self._recognizer_sets[ents] = recognizers
+            results = recognize_direct(self.analyzer, recognizers, text, ents)
         else:
             results = self.analyzer.analyze(
                 text=text, language=LANGUAGE, entities=list(ents), score_threshold=0.0,
@@ -338,31 +350,6 @@ class PiiScanner:
             hits.append((r.entity_type, float(r.score), r.start, r.end, str(meta.get("recognizer_identifier", "")),
                          bool(meta.get("is_score_enhanced_by_context"))))
         return hits
-
-    def _recognize(self, text: str, ents: tuple[str, ...]) -> list[Any]:
-        """What ``AnalyzerEngine.analyze(score_threshold=0.0)`` returns with the model-less engine, minus
-        its overhead: the same recognizers on the same (empty) NLP artifacts, the same duplicate removal.
-        Skipped: its context enhancement, which deep-copies every result and, with no tokens to read,
-        changes no score (``_finish`` does the context boost), and the per-call recognizer lookup."""
-        from presidio_analyzer import EntityRecognizer
-
-        recognizers = self._recognizer_sets.get(ents)
-        if recognizers is None:
-            recognizers = self.analyzer.registry.get_recognizers(language=LANGUAGE, entities=list(ents))
-            self._recognizer_sets[ents] = recognizers
-        artifacts = self.analyzer.nlp_engine.process_text(text, LANGUAGE)
-        results: list[Any] = []
-        for rec in recognizers:
-            if not rec.is_loaded:
-                rec.load()
-                rec.is_loaded = True
-            found = rec.analyze(text=text, entities=list(ents), nlp_artifacts=artifacts)
-            for r in found or ():
-                if not r.recognition_metadata:
-                    r.recognition_metadata = {}
-                r.recognition_metadata.setdefault("recognizer_identifier", rec.id)
-                results.append(r)
-        return list(EntityRecognizer.remove_duplicates(results))
 
     def _finish(self, text: str, hits: list[_Hit], context: Sequence[str]) -> list[_Raw]:
         """Context boost (model-less engine only), URL-inside-e-mail noise removed, duplicates merged."""
