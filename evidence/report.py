@@ -15,17 +15,28 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import string
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from evidence.index import EvidenceIndex
-from evidence.report_html import _dict, _facts, _kv, _section, _table, _ts, badge, h, pretty_json
+from evidence.report_html import (
+    Escapes,
+    JsonLines,
+    _dict,
+    _facts,
+    _kv,
+    _section,
+    _table,
+    _ts,
+    badge,
+    h,
+    pretty_json,
+    pretty_json_plain,
+)
 from evidence.runfolder import RunFolder, RunInfo, utc_timestamp
 from evidence.timeline import finding_count, finding_summary
 from evidence.verify import VerifyReport, verify_run
@@ -38,6 +49,7 @@ class _Run:
     folder: RunFolder
     info: RunInfo | None
     records: list[dict[str, Any]]
+    plain: list[bool]  # per record: no float the fast pretty form writes otherwise (JsonLines)
     unreadable: int
     verify: VerifyReport
     by_step: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
@@ -53,6 +65,8 @@ def _load(folder: RunFolder, index: EvidenceIndex | None) -> _Run:
     except (OSError, ValueError):
         info = None
     records: list[dict[str, Any]] = []
+    plain: list[bool] = []
+    reader = JsonLines()
     unreadable = 0
     try:
         raw = folder.records.read_bytes()
@@ -62,15 +76,16 @@ def _load(folder: RunFolder, index: EvidenceIndex | None) -> _Run:
         if not chunk.strip():
             continue
         try:
-            data = json.loads(chunk.decode("utf-8"))
+            data, odd = reader.loads(chunk.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             unreadable += 1
             continue
         if isinstance(data, dict):
             records.append(data)
+            plain.append(not odd)
         else:
             unreadable += 1
-    run = _Run(folder, info, records, unreadable, verify_run(folder.root, index))
+    run = _Run(folder, info, records, plain, unreadable, verify_run(folder.root, index))
     steps: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         if isinstance(r.get("step"), int):
@@ -273,51 +288,31 @@ def _pii(run: _Run) -> str:
     """One row per value found; a scan's record (v2) spreads over its values' rows.
 
     A PII-heavy run has thousands of rows sharing a few dozen strings (entity, action, page, element):
-    the record's own cells are escaped once per record and each repeated string once (``_Escapes``)."""
+    the record's own cells, and its location's pairs, are escaped once per record and each repeated
+    string or number once (``Escapes``); a value's location (``_kv`` of the record's merged with the
+    value's own) is the record's rendered pairs with the value's pairs merged in, in the same order."""
     rows = []
-    esc = _Escapes()
+    esc = Escapes()
     for p in run.of("pii_finding"):
         values = p.get("values")
         entries = values if isinstance(values, list) else [p]  # v1: the record is its one value
         time, step = _ts(p.get("time")), h(p.get("step") if p.get("step") is not None else "—")
-        where_found, policy, place = h(p.get("where")), h(p.get("policy")), _dict(p.get("location"))
+        where_found, policy = h(p.get("where")), h(p.get("policy"))
+        place = {k: esc.pair(k, x) for k, x in _dict(p.get("location")).items()}
         for v in entries:
             v = v if isinstance(v, dict) else {}
-            where = {**place, **_dict(v.get("location"))} if v is not p else place
+            own = _dict(v.get("location")) if v is not p else {}
+            where = {**place, **{k: esc.pair(k, x) for k, x in own.items()}} if own else place
             seen = v.get("occurrences")
             rows.append([
-                time, step, esc(v.get("entity_type")), h(v.get("score")), where_found,
+                time, step, esc(v.get("entity_type")), esc.number(v.get("score")), where_found,
                 f'<span class="mono">{h(v.get("preview"))}</span>'
                 + (f" ×{h(seen)}" if isinstance(seen, int) and seen > 1 else ""),
-                policy, esc.badge(v.get("action")), _kv(where, esc),
+                policy, esc.badge(v.get("action")), "<br>".join(where.values()),
             ])
     table = _table(["time", "step", "entity", "score", "where", "preview (masked)", "policy", "action", "location"],
                    rows, "No PII finding recorded.")
     return _section("PII findings (as recorded: masked, values never stored)", table, len(rows), "pii")
-
-
-class _Escapes:
-    """``h`` and ``badge`` of strings, each distinct string escaped once (same output as calling them)."""
-
-    def __init__(self) -> None:
-        self._h: dict[str, str] = {}
-        self._badges: dict[str, str] = {}
-
-    def __call__(self, value: Any) -> str:
-        return _kept(self._h, h, value)
-
-    def badge(self, value: Any) -> str:
-        return _kept(self._badges, badge, value)
-
-
-def _kept(cache: dict[str, str], escape: Callable[[Any], str], value: Any) -> str:
-    """``escape(value)``, kept in ``cache`` for a string (other values are escaped each time)."""
-    if type(value) is not str:
-        return escape(value)
-    out = cache.get(value)
-    if out is None:
-        out = cache[value] = escape(value)
-    return out
 
 
 def _exceptions(run: _Run) -> str:
@@ -345,8 +340,8 @@ def _versions(run: _Run) -> str:
 
 def _appendix(run: _Run) -> str:
     items = []
-    for r in run.records:
-        pretty = pretty_json(r)
+    for r, plain in zip(run.records, run.plain, strict=True):
+        pretty = pretty_json_plain(r) if plain else pretty_json(r)
         items.append(
             f'<details class="record"><summary><span class="mono">#{h(r.get("seq"))}</span> {h(r.get("time"))} '
             f"<b>{h(r.get('type'))}</b></summary><pre>{h(pretty, keep_newlines=True)}</pre></details>"
