@@ -166,6 +166,11 @@ class PiiScanner:
             seen.update(digests[i] for i in new)
             return out
 
+    def remembers(self, page_key: str) -> bool:
+        """Whether ``scan_page`` would report only blocks this page has not shown (not forgotten, not evicted)."""
+        with self._lock:
+            return page_key in self._pages
+
     def forget_page(self, page_key: str) -> None:
         with self._lock:
             self._pages.pop(page_key, None)
