@@ -19,8 +19,10 @@ from evidence.canonical import _C_ENCODE, _PLAIN, _encode, _kind, plain_json_tex
 from evidence.record_lines import HASH_PREFIX, hashed_line, jsonl_line
 from evidence.records import GENESIS_HASH, Record, RunRecord, record_class
 from evidence.runfolder import RunFolder
+from evidence.verify_blocks import line_blocks
 from evidence.verify_plain import plain_check, plain_members, raw_walked
 from evidence.verify_report import Line
+from evidence.verify_shape import FLAT_MEMO, Shape, flat_ok, line_shape
 
 SORT_KEYS = orjson.OPT_SORT_KEYS
 _loads, _dumps = orjson.loads, orjson.dumps
@@ -149,62 +151,99 @@ def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -
     fromhex = bytes.fromhex
     run_records, linked = out.run_records, out.linked
     encode = _encode if _C_ENCODE is None else lambda obj: "".join(_C_ENCODE(obj, 0))
+    shapes: dict[bytes, Shape | None] = {}  # per schema id: its line shape (evidence.verify_shape)
+    flats: set[str] = {""}  # flat objects flat_ok accepted (a pure function of the text); "": none
+    sha256 = _sha256
     prev: str | None = None
     seq = before = 0
     digest: Any = None
     record: Record | None = None
-    pos = start
+    torn: list[int] = []
     with open(path, "rb") as f:
-        f.seek(start)
-        for chunk in f:
-            if end is not None and pos >= end:
-                break
-            pos += len(chunk)
-            if not chunk.endswith(b"\n"):
-                out.torn = len(chunk)
-                break
-            line = chunk[:-1]
-            fast = _fast_line(line, validators)
-            if fast is not None:
-                data, record = fast
-            else:
-                data, record = _exact_line(line, decode, floats, validators, encode)
-            get = data.get
-            digest = get("hash")
-            rid = get("record_id")
-            s_ = get("seq")
-            if prev is None:  # the range's first line: where it starts is the stitcher's to check
-                prev = get("prev_hash")
-                seq = s_ if type(s_) is int else 0
-                out.first_seq, out.first_prev = seq, str(prev)
-                before = seq - 1  # seqs before the range's first
-            else:
-                seq += 1
-            if (
-                s_ != seq or type(s_) is not int
-                or get("prev_hash") != prev
-                or get("run_id") != run_id
-                or type(rid) is not str
-                or type(digest) is not str
-            ):
-                raise Fallback
-            add_id(rid)  # one lookup: a repeated id leaves the set as it was
-            if len(seen_ids) != seq - before:
-                raise Fallback
-            hashes += fromhex(digest)
-            prev = digest
-            if type(record) is RunRecord:
-                if seq == 1 and record.phase != "start":
+        for block in line_blocks(f, start, end, torn):
+            for line in block:
+                if prev is not None:  # the shape of the line's schema: one match proves the record (verify_shape)
+                    at = line.find(b',"schema":"', 75) + 11
+                    shape = shapes.get(line[at:line.find(b'"', at)])
+                    m = None if shape is None else shape.match(line.decode("latin-1"))
+                    if m is not None:
+                        h, p, r, s, g = m.group(*shape.groups)  # type: ignore[union-attr]
+                        if (
+                            p == prev and int(s) == seq + 1 and (g in flats or _flat(g, flats))
+                            and sha256(b"{" + line[75:]).hexdigest() == h
+                        ):
+                            seq += 1
+                            add_id(r)
+                            if len(seen_ids) != seq - before:
+                                raise Fallback
+                            hashes += fromhex(h)
+                            prev = digest = h
+                            record = None
+                            continue
+                fast = _fast_line(line, validators)
+                if fast is not None:
+                    data, record = fast
+                else:
+                    data, record = _exact_line(line, decode, floats, validators, encode)
+                get = data.get
+                key = get("schema")
+                if type(key) is str and key.encode() not in shapes:
+                    shapes[key.encode()] = _shape_of(data, key, run_id)
+                digest = get("hash")
+                rid = get("record_id")
+                s_ = get("seq")
+                if prev is None:  # the range's first line: where it starts is the stitcher's to check
+                    prev = get("prev_hash")
+                    seq = s_ if type(s_) is int else 0
+                    out.first_seq, out.first_prev = seq, str(prev)
+                    before = seq - 1  # seqs before the range's first
+                else:
+                    seq += 1
+                if (
+                    s_ != seq or type(s_) is not int
+                    or get("prev_hash") != prev
+                    or get("run_id") != run_id
+                    or type(rid) is not str
+                    or type(digest) is not str
+                ):
                     raise Fallback
-                run_records.append(Line(seq, {"seq": seq, "hash": digest}, record))
-            elif seq == 1:
-                raise Fallback
-            attachments = get("attachments")
-            if attachments:
-                linked.append(Line(seq, {"seq": seq, "attachments": attachments}, None))
+                add_id(rid)  # one lookup: a repeated id leaves the set as it was
+                if len(seen_ids) != seq - before:
+                    raise Fallback
+                hashes += fromhex(digest)
+                prev = digest
+                if type(record) is RunRecord:
+                    if seq == 1 and record.phase != "start":
+                        raise Fallback
+                    run_records.append(Line(seq, {"seq": seq, "hash": digest}, record))
+                elif seq == 1:
+                    raise Fallback
+                attachments = get("attachments")
+                if attachments:
+                    linked.append(Line(seq, {"seq": seq, "attachments": attachments}, None))
+    out.torn = torn[0] if torn else 0
     if prev is not None:
         out.last = (seq, digest, record)
     return out
+
+
+def _shape_of(data: dict[str, Any], schema: str, run_id: str) -> Shape | None:
+    """The line shape of a record like ``data`` (not a run_record's: those are read whole)."""
+    cls = record_class(data)
+    type_ = data.get("type")
+    if cls is None or cls is RunRecord or type(type_) is not str:
+        return None
+    return line_shape(cls, schema, type_, run_id)
+
+
+def _flat(text: str, accepted: set[str]) -> bool:
+    if not flat_ok(text):
+        return False
+    if len(accepted) >= FLAT_MEMO:
+        accepted.clear()
+        accepted.add("")
+    accepted.add(text)
+    return True
 
 
 def _fast_line(line: bytes, validators: _Validators) -> tuple[dict[str, Any], Record | None] | None:
@@ -285,9 +324,13 @@ def _exact_line(
     try:
         record = cached[0](data)
         plain = not floats or all(_same_in_both(x) for x in floats)
-        if plain and text.startswith(HASH_PREFIX) and (text.isascii() or plain_json_text(text)):
+        if text.startswith(HASH_PREFIX):
             # A line as the writer writes it: hash, then the canonical JSON. One encoding
-            # gives both the hash input and the line it must be, byte for byte.
+            # gives both the hash input and the line it must be, byte for byte. The writer uses
+            # this form only for a tree its fast encoder writes (canonical_form): never for one
+            # with a key beyond the BMP, which the exact pass (verify_exact) refuses here.
+            if not plain or not (text.isascii() or plain_json_text(text) or _kind(data) == _PLAIN):
+                raise Fallback
             del data["hash"]
             canonical = encode(data)
             # An ASCII canonical text has nothing for hashed_line to escape: the line is hash +
