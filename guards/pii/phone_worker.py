@@ -46,6 +46,18 @@ _MAX_FRAME = 64 * 1024 * 1024
 _ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the guards package
 
 
+def worker_for(analyzer: Any) -> PhoneWorker | None:
+    """A worker for this analyzer's phone passes, or None where the worker would not find exactly
+    what the analyzer does: more than one phone recognizer, or one that is not Warden's own."""
+    from guards.pii.engine import LANGUAGE
+    from guards.pii.phone_walk import is_fast_phone_recognizer
+
+    recognizers = analyzer.registry.get_recognizers(language=LANGUAGE, entities=["PHONE_NUMBER"])
+    if len(recognizers) != 1 or not is_fast_phone_recognizer(recognizers[0]):
+        return None
+    return PhoneWorker(recognizers[0])
+
+
 def worker_share(sizes: Sequence[int]) -> int:
     """How many of a pass's blocks, from the first, make ``WORKER_SHARE`` of its text. A block's hits
     are its own whichever joined pass reads it (a hit crossing into the next block is dropped and
@@ -73,13 +85,20 @@ class PhoneWorker:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
+    def start(self) -> None:
+        """Start the process now (else the first ``submit`` does); a failure stops the worker for good."""
+        if self.failed is None and self._proc is None:
+            try:
+                self._start()
+            except Exception as exc:
+                self._stop(_why(exc))
+
     def submit(self, texts: Sequence[str]) -> float | None:
         """Send one pass; its deadline, or None when the worker is unusable (do the pass here)."""
+        self.start()
         if self.failed is not None:
             return None
         try:
-            if self._proc is None:
-                self._start()
             self._send(json.dumps({"texts": list(texts)}).encode("ascii"))  # lone surrogates as escapes
         except Exception as exc:
             self._stop(_why(exc))

@@ -38,8 +38,7 @@ from guards.pii.finding import Finding, Where, dedupe_request_findings
 from guards.pii.joined import Hit as _Hit
 from guards.pii.joined import joined_pass
 from guards.pii.keyed import key_id, masked_preview, value_hmac
-from guards.pii.phone_walk import is_fast_phone_recognizer
-from guards.pii.phone_worker import MIN_CHARS, PhoneWorker, worker_share
+from guards.pii.phone_worker import MIN_CHARS, PhoneWorker, worker_for, worker_share
 from guards.pii.pieces import BREAKS, phone_spans, pieces
 from guards.pii.prefilter import entities_per_block
 from guards.pii.request_texts import request_texts
@@ -318,21 +317,29 @@ class PiiScanner:
             spans = [(0, len(t)) for t in texts]
         return joined_pass(texts, spans, lambda text: self._presidio(text, (e,), context))
 
+    def start_phone_worker(self) -> None:
+        """Start the worker now (``warm_up``, beside the launch) rather than at the first big pass."""
+        if (worker := self._worker()) is not None:
+            worker.start()
+
+    def _worker(self) -> PhoneWorker | None:
+        """The phone worker, made on first need; None where it could not do what ``_entity_pass`` does."""
+        if self._offload and self._direct and self._phone_worker is None:
+            self._phone_worker = worker_for(self.analyzer)
+            self._offload = self._phone_worker is not None
+        return self._phone_worker if self._offload and self._direct else None
+
     def _offload_phone(self, blocks: Sequence[str], candidates: dict[str, list[int]]) -> tuple[float, int] | None:
         """The worker's share of a big phone pass handed to it: (deadline, how many blocks). Only where it
         does what ``_entity_pass`` would: the model-less engine, Warden's one phone recognizer."""
         idxs = candidates.get("PHONE_NUMBER") or []
         sizes = [len(blocks[i]) for i in idxs]
-        if not self._offload or not self._direct or sum(sizes) < MIN_CHARS:
+        if sum(sizes) < MIN_CHARS:
             return None
-        if self._phone_worker is None:
-            recognizers = self.analyzer.registry.get_recognizers(language=LANGUAGE, entities=["PHONE_NUMBER"])
-            if len(recognizers) != 1 or not is_fast_phone_recognizer(recognizers[0]):
-                self._offload = False
-                return None
-            self._phone_worker = PhoneWorker(recognizers[0])
+        if (worker := self._worker()) is None:
+            return None
         n = worker_share(sizes)
-        deadline = self._phone_worker.submit([blocks[i] for i in idxs[:n]])
+        deadline = worker.submit([blocks[i] for i in idxs[:n]])
         return None if deadline is None else (deadline, n)
 
     def _presidio(self, text: str, ents: tuple[str, ...], context: Sequence[str]) -> list[_Hit]:

@@ -35,8 +35,11 @@ def wants_warm_up(data_classes: Iterable[str]) -> bool:
 
 def warm_up(scanner: PiiScanner) -> None:
     """Scan ``WARM_UP_TEXT`` once through the scanner's ordinary path; what it finds is dropped.
-    A failure is ignored here: the real scans fail closed on their own."""
+    Then the phone worker is started (if the scanner shares its phone passes): its start and its
+    first numbers' metadata are paid beside the launch, not in the first PII-heavy page's scan.
+    A failure is ignored here: the real scans fail closed (and fall back) on their own."""
     try:
         scanner.scan_text(WARM_UP_TEXT, "page")
+        scanner.start_phone_worker()
     except Exception:  # the first real scan reports it, as it would have without this
         return

@@ -257,3 +257,21 @@ def _alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state not in ("Z", "X")  # an exited worker nobody reaped yet counts as gone
+
+
+def test_the_warm_up_starts_the_worker_beside_the_launch(analyzer: Any) -> None:
+    """A mission whose pages hold PII: the worker starts in the warm-up, and the first big page uses it."""
+    from guards.pii.warm_up import warm_up
+
+    with_worker, here = _scanners(analyzer)
+    try:
+        warm_up(with_worker)
+        warm_up(here)
+        w = _worker(with_worker)
+        pid = w.pid
+        assert pid is not None and here._phone_worker is None
+        blocks = _customer_rows(51)
+        assert with_worker.scan_page("p", blocks) == here.scan_page("p", blocks)
+        assert (w.passes, w.failed, w.pid) == (1, None, pid)
+    finally:
+        with_worker.close()
