@@ -73,9 +73,10 @@ def _spare_cores() -> int:
     return max(1, min(cores, round(cores - load + 1)))
 
 
-HEAD_START = 8 << 20
+HEAD_START = 40 << 20
 """Bytes more for the range this process scans: a worker starts (imports) and hands its answer
-back (pickle, pipe) while this process is already scanning, about 0.3-0.5 s on an idle core."""
+back (pickle, pipe) while this process is already scanning, about 0.5-1 s (session 12, 1M records,
+2 cores: 8 MB left this process waiting ~1 s for the worker, 48 MB ~0.1 s)."""
 
 
 def ranges(path: str, parts: int, head_start: int = 0) -> list[tuple[int, int | None]]:
@@ -145,7 +146,9 @@ def _result(proc: subprocess.Popen[bytes] | None, path: str, run_id: str, a: int
 def _main(argv: list[str]) -> int:
     path, run_id, start, end = argv
     try:
-        answer: tuple[str, Part | None] = ("part", scan_range(path, run_id, int(start), int(end) if end else None))
+        part = scan_range(path, run_id, int(start), int(end) if end else None)
+        part.ids, part.id_list = set(), list(part.ids)  # a list unpickles without rehashing every id
+        answer: tuple[str, Part | None] = ("part", part)
     except Fallback:
         answer = ("fallback", None)
     sys.stdout.buffer.write(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))

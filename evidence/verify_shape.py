@@ -23,7 +23,9 @@ the record's RFC 8785 canonical JSON, ASCII only. It is built from the model's f
   ``records.record_class`` maps to the model), ``run_id`` the run's own id, ``attachments`` absent
   or ``[]`` (a line with attachments takes the other paths); ``hash``, ``prev_hash``, ``record_id``
   (printable ASCII without escapes: the text is the value) and ``seq`` (>= 1) are captured for the
-  chain checks, and the hash is recomputed by the caller over ``{`` + the line after the hash.
+  chain checks: the caller requires ``prev_hash`` to be the previous record's hash and ``hash``
+  the hex SHA-256 of ``{`` + the line after it (so both are 64 lowercase hex digits, which the
+  pattern leaves to those checks: 64 characters but '"').
 
 Anything else (a type, constraint or config not known here: None) is left to the other paths; a
 line that does not match is never taken as tampering, only as "not this path".
@@ -209,7 +211,7 @@ def line_shape(cls: type[Record], schema: str, type_: str, run_id: str) -> Shape
         return None
     b = _Builder()
     fixed = {"schema": str(literals[0]), "type": str(literals[1]), "run_id": str(literals[2]),
-             "hash": HEX64, "prev_hash": '"(?P<p>[0-9a-f]{64})"', "record_id": f'"(?P<r>{_CHARS}*)"',
+             "hash": HEX64, "prev_hash": '"(?P<p>[^"]{64})"', "record_id": f'"(?P<r>{_CHARS}*)"',
              "seq": f"(?P<s>{_DIGITS})", "attachments": "\\[\\]"}
     members = b.members(cls, fixed)
     if members is None or [k for k, *_ in members if k in fixed] != sorted(fixed) or \
@@ -218,7 +220,7 @@ def line_shape(cls: type[Record], schema: str, type_: str, run_id: str) -> Shape
     if len(b.flats) > 1:
         return None
     body = "".join(f",{p}" if required else f"(?:,{p})?" for key, required, p in members if key != "hash")
-    pattern = '\\{"hash":"(?P<h>[0-9a-f]{64})"' + body + "\\}" + ("" if b.flats else "(?P<f0>)")
+    pattern = '\\{"hash":"(?P<h>[^"]{64})"' + body + "\\}" + ("" if b.flats else "(?P<f0>)")
     rx = re.compile(pattern)
     return Shape(rx.fullmatch, tuple(rx.groupindex[n] for n in ("h", "p", "r", "s", "f0")))  # type: ignore[arg-type]
 

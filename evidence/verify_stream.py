@@ -95,6 +95,7 @@ class Part:
     run_records: list[Line] = field(default_factory=list)
     linked: list[Line] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
+    id_list: list[str] = field(default_factory=list)  # a worker's answer: its ids as a list (cheaper to pass)
     torn: int = 0
 
 
@@ -168,15 +169,16 @@ def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -
                     m = None if shape is None else shape.match(line.decode("latin-1"))
                     if m is not None:
                         h, p, r, s, g = m.group(*shape.groups)  # type: ignore[union-attr]
-                        if (
-                            p == prev and int(s) == seq + 1 and (g in flats or _flat(g, flats))
-                            and sha256(b"{" + line[75:]).hexdigest() == h
-                        ):
+                        # p is prev (a checked hash) and the digest's hex is h: both are lowercase hex
+                        if p == prev and int(s) == seq + 1 and (g in flats or _flat(g, flats)):
+                            d = sha256(b"{" + line[75:]).digest()
+                            if d.hex() != h:
+                                raise Fallback  # the pattern proved the line canonical: its hash is wrong
                             seq += 1
                             add_id(r)
                             if len(seen_ids) != seq - before:
                                 raise Fallback
-                            hashes += fromhex(h)
+                            hashes += d
                             prev = digest = h
                             record = None
                             continue
@@ -371,9 +373,10 @@ def stream_lines(folder: RunFolder, run_id: str) -> Stream:
             continue
         if part.first_seq != expect_seq or part.first_prev != expect_prev:
             raise Fallback
-        if any(not part.ids.isdisjoint(ids) for ids in id_sets):
+        if any(not ids.isdisjoint(part.ids or part.id_list) for ids in id_sets):
             raise Fallback
-        id_sets.append(part.ids)
+        if part is not parts[-1]:
+            id_sets.append(part.ids or set(part.id_list))
         out.hashes += part.hashes
         out.run_records += part.run_records
         out.linked += part.linked
