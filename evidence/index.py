@@ -24,7 +24,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evidence.index_rows import _TOKEN, _record_row, insert_rows
+from evidence.index_bulk import BulkInsert
+from evidence.index_rows import _TOKEN, _record_row, insert_rows, row_tuple
 from evidence.index_sqlite import PRAGMAS, RunFacts, SqliteIndexWriter, connect, sqlite_file, url_for
 from evidence.records import Record
 from evidence.redact import Redactor
@@ -195,26 +196,37 @@ class EvidenceIndex:
 
     def add_records(self, items: Iterable[tuple[Record, str | None]]) -> None:
         """Batch form of ``add_record`` (one commit); the head moves to the last record given."""
-        rows = [_record_row(rec, body) for rec, body in items]
-        if not rows:
+        pairs = list(items)
+        if not pairs:
             return
-        last = rows[-1]
-        mission_id = self._mission_of(str(last["run_id"]))
-        for row in rows:
-            row["mission_id"] = mission_id if row["run_id"] == last["run_id"] else self._mission_of(row["run_id"])
+        last = pairs[-1][0]
         if self._fast is not None:
-            self._fast.add_records(str(last["run_id"]), str(last["hash"]), int(last["seq"]), rows)
+            mission_id = self._mission_of(last.run_id)
+            rows = [row_tuple(rec, body, mission_id if rec.run_id == last.run_id else self._mission_of(rec.run_id))
+                    for rec, body in pairs]
+            self._fast.add_records(last.run_id, last.hash, last.seq, rows)
             return
         from evidence.index_models import INSERT_RECORD, MOVE_HEAD
 
+        dicts = [_record_row(rec, body) for rec, body in pairs]
+        for row in dicts:
+            row["mission_id"] = self._mission_of(row["run_id"])
         # Prebuilt Core statements on one connection: this runs once per record of every run
         # (the writer indexes each record as it is written), so no per-call statement building.
         with self.engine.begin() as conn:
-            done = conn.execute(MOVE_HEAD, {"rid": last["run_id"], "head": last["hash"], "cnt": last["seq"]})
+            done = conn.execute(MOVE_HEAD, {"rid": last.run_id, "head": last.hash, "cnt": last.seq})
             if getattr(done, "rowcount", 0) != 1:
-                raise LookupError(f"run {last['run_id']!r} is not registered in the index (upsert_run first)")
-            if not insert_rows(conn, rows):
-                conn.execute(INSERT_RECORD, rows)
+                raise LookupError(f"run {last.run_id!r} is not registered in the index (upsert_run first)")
+            if not insert_rows(conn, dicts):
+                conn.execute(INSERT_RECORD, dicts)
+
+    def bulk(self, run_id: str) -> BulkInsert | None:
+        """A large group's rows of ``run_id``, inserted beside the caller in one transaction that
+        commits with the run's new head (``evidence.index_bulk``); None when this index has no such
+        path (a database other than a plain SQLite file): then ``add_records``."""
+        if self._fast is None:
+            return None
+        return self._fast.bulk(run_id, self._mission_of(run_id))
 
     def _mission_of(self, run_id: str) -> str | None:
         if run_id not in self._missions:

@@ -66,31 +66,38 @@ def subject_host(data: Any) -> str | None:
 
 
 def _record_row(record: Record, body: str | None) -> dict[str, Any]:
-    # One dict lookup per column (this runs for every record a run writes): what ``_token`` /
-    # ``_entity_types`` / ``token_of`` give, without a call chain per column.
+    """A record's row as a dict of ``ROW_COLUMNS`` (``mission_id``: the record's own, a run_record's;
+    the index fills the run's for the others)."""
+    return dict(zip(ROW_COLUMNS, row_tuple(record, body, _tok(_fields(record).get("mission_id"))), strict=True))
+
+
+def row_tuple(record: Record, body: str | None, mission_id: str | None) -> tuple[Any, ...]:
+    """A record's row in ``ROW_COLUMNS`` order (the parameters of one insert), ``mission_id`` given."""
+    # One dict lookup per column and no call for an absent one (this runs for every record a run
+    # writes): what ``_token`` / ``_entity_types`` / ``token_of`` give, without a call chain per column.
     fields = _fields(record)
     get = fields.get
     step = get("step")
-    decision_record = get("type") == "decision_record"
-    counts = get("counts")
-    return {
-        "run_id": record.run_id,
-        "seq": record.seq,
-        "record_id": record.record_id,
-        "type": record.type,
-        "time": record.time,
-        "decision": _tok(get("decision")),
-        "phase": _tok(get("phase")),
-        "kind": _tok(get("kind")),
-        "step": step if isinstance(step, int) else None,
-        "mission_id": _tok(get("mission_id")),  # run_record's own; the index fills the run's for others
-        "entity_type": _tok(get("entity_type")) if counts is None else _entity_types(record),
-        "approval_id": _tok(get("approval_id")),
-        "guard": token_of(get("guard")) if decision_record else None,
-        "subject_host": subject_host(fields) if decision_record else None,
-        "hash": record.hash,
-        "body": body if body is not None else record.model_dump_json(by_alias=True),
-    }
+    decision, phase, kind, approval = get("decision"), get("phase"), get("kind"), get("approval_id")
+    if get("type") == "decision_record":
+        guard = get("guard")
+        guard = guard if type(guard) is str and _is_token(guard) else None
+        host = subject_host(fields)
+    else:
+        guard = host = None
+    if get("counts") is None:
+        entity = get("entity_type")
+        entity = None if entity is None else _tok(entity)
+    else:
+        entity = _entity_types(record)
+    return (
+        fields["run_id"], fields["seq"], fields["record_id"], fields["type"], fields["time"],
+        None if decision is None else _tok(decision), None if phase is None else _tok(phase),
+        None if kind is None else _tok(kind), step if isinstance(step, int) else None,
+        mission_id, entity, None if approval is None else _tok(approval), guard, host,
+        fields["hash"],
+        body if body is not None else record.model_dump_json(by_alias=True),
+    )
 
 
 def _tok(value: Any) -> str | None:
@@ -98,7 +105,22 @@ def _tok(value: Any) -> str | None:
     if value is None:
         return None
     text = value if type(value) is str else str(value)
-    return text if _FULLMATCH(text) else None
+    return text if _is_token(text) else None
+
+
+_KNOWN: dict[str, bool] = {}
+"""``_TOKEN.fullmatch`` of the texts met so far (a run's decisions, phases and kinds repeat)."""
+
+
+def _is_token(text: str) -> bool:
+    """``_TOKEN.fullmatch(text)``, remembered for up to 4096 texts."""
+    known = _KNOWN.get(text)
+    if known is None:
+        known = _FULLMATCH(text) is not None
+        if len(_KNOWN) >= 4096:
+            _KNOWN.clear()
+        _KNOWN[text] = known
+    return known
 
 
 def insert_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> bool:

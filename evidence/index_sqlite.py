@@ -15,13 +15,15 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from evidence.index_rows import ROW_COLUMNS, row_values
+from evidence.index_bulk import BulkInsert
+from evidence.index_rows import ROW_COLUMNS
 
 SCHEMA: tuple[str, ...] = (
     "CREATE TABLE runs (\n\trun_id VARCHAR(200) NOT NULL, \n\tmission_id VARCHAR(200) NOT NULL, "
@@ -173,6 +175,7 @@ class SqliteIndexWriter:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None  # the bulk inserts' thread, started on first use
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -210,13 +213,19 @@ class SqliteIndexWriter:
                 conn.execute(f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",  # noqa: S608
                              list(row.values()))
 
-    def add_records(self, run_id: str, head: str, count: int, rows: Sequence[dict[str, Any]]) -> None:
-        """Move the run's chain head and insert its record rows, in one transaction."""
+    def add_records(self, run_id: str, head: str, count: int, rows: Sequence[Sequence[Any]]) -> None:
+        """Move the run's chain head and insert its record rows (``ROW_COLUMNS`` order), in one transaction."""
         with self._write() as conn:
             done = conn.execute(_MOVE_HEAD, (head, count, run_id))
             if done.rowcount != 1:
                 raise LookupError(f"run {run_id!r} is not registered in the index (upsert_run first)")
-            conn.executemany(_INSERT_RECORDS, map(row_values, rows))
+            conn.executemany(_INSERT_RECORDS, rows)
+
+    def bulk(self, run_id: str, mission_id: str | None) -> BulkInsert:
+        """One large group's rows, inserted beside the caller (``evidence.index_bulk``)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warden-index")
+        return BulkInsert(self._conn, self._lock, self._pool, run_id, mission_id)
 
     def set_head(self, run_id: str, chain_head: str, record_count: int) -> None:
         with self._write() as conn:
@@ -244,5 +253,7 @@ class SqliteIndexWriter:
         return [RunFacts(*row) for row in found]
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         with self._lock:
             self._conn.close()

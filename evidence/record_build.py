@@ -1,18 +1,19 @@
 """One record from its redacted fields: envelope, schema validation, hash, line (the writer's core).
 
 Split from ``evidence.writer`` (which keeps the order, locking, I/O and failure handling) so that
-each stays short; this part is pure: no I/O, no state.
+each stays short; this part is pure: no I/O, no state (``build_group`` hands chunks to its caller's
+``Chunked``, which may index them beside it).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from evidence.canonical import canonical_form, canonical_form_of
-from evidence.record_lines import hashed_line, jsonl_line
-from evidence.records import GENESIS_HASH, Attachment, Record, walked_fields
+from evidence.record_lines import ENVELOPE_FIELDS, hashed_line, jsonl_line, new_record_ids
+from evidence.records import GENESIS_HASH, RECORD_TYPES, Actor, Attachment, Record, walked_fields
 
 
 def build_record(
@@ -49,3 +50,56 @@ def build_record(
     # is set in place (what ``model_copy(update=...)`` gives, without copying the model).
     model.__dict__["hash"] = digest
     return model, line
+
+
+def check_items(items: Sequence[tuple[type[Record], Any, Any, Any]]) -> None:
+    """``TypeError`` unless every item's type is a registered record type and its fields leave the
+    envelope to the writer."""
+    for record_cls, _, _, fields in items:
+        if RECORD_TYPES.get(record_cls.TYPE) is not record_cls:
+            raise TypeError(f"{record_cls.__name__} is not a registered record type")
+        reserved = ENVELOPE_FIELDS & fields.keys()
+        if reserved:
+            raise TypeError(f"envelope fields are filled by the writer: {', '.join(sorted(reserved))}")
+
+
+class Chunked(Protocol):
+    """Where a large group's records go as they are built (``evidence.index_bulk.BulkInsert``)."""
+
+    def add(self, records: Sequence[Record], lines: Sequence[str]) -> None: ...
+
+
+CHUNK = 128
+"""Records per chunk handed to ``Chunked.add`` while the rest of the group is built."""
+
+
+def build_group(
+    items: Sequence[tuple[type[Record], Any, Sequence[Attachment], Any]], clean_trees: list[Any],
+    actor_data: Callable[[Any], Any], now: Callable[[], str], *, run_id: str, seq: int, head: str,
+    chunks: Chunked | None = None,
+) -> tuple[list[Record], list[str]]:
+    """The records and lines of a group, chained after ``seq`` / ``head``: ``items`` (type, actor,
+    attachments, fields) with their redacted fields and actors in ``clean_trees`` (fields, actor,
+    fields, actor, ...; emptied here, so the trees are freed as soon as the group is built).
+    ``chunks`` gets every ``CHUNK`` records as soon as they are built, and the rest at the end."""
+    records: list[Record] = []
+    lines: list[str] = []
+    record_ids = new_record_ids(len(items))
+    handed = 0
+    for n, (record_cls, actor, attachments, _) in enumerate(items):
+        seq += 1
+        clean_actor = clean_trees[2 * n + 1]
+        if type(actor) is Actor and (clean_actor is actor_data(actor) or clean_actor == actor_data(actor)):
+            clean_actor = actor  # redaction left it as it is: the (validated, frozen) model itself
+        record, line = build_record(record_cls, clean_trees[2 * n], clean_actor, attachments, run_id=run_id,
+                                    seq=seq, prev=head, record_id=record_ids[n], time=now())
+        head = record.hash
+        records.append(record)
+        lines.append(line)
+        if chunks is not None and len(records) - handed >= CHUNK:
+            chunks.add(records[handed:], lines[handed:])
+            handed = len(records)
+    clean_trees.clear()
+    if chunks is not None and handed < len(records):
+        chunks.add(records[handed:], lines[handed:])
+    return records, lines

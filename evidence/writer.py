@@ -22,12 +22,19 @@ Beside the caller (``append_soon``): a record that gates nothing can be appended
 own thread while the caller goes on (a page's ``pii_finding`` while its screenshot is taken).
 Every other call waits for it first, so the chain is in call order, and its failure stops the
 writer before any later record — the next intent, hence the next action, included.
+
+Large groups (``append_many`` of ``BULK_GROUP`` or more: bulk writes, not a run's steps) are indexed
+beside their building on a SQLite index: each chunk's rows go to the index's own thread as soon as
+they are built (``evidence.index_bulk``), in one transaction committed only once the group's lines
+are written (and, when it gates, fsynced), before ``append_many`` returns. The index is never ahead
+of the chain; a crash leaves it behind by that group at most, which recovery indexes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -38,18 +45,17 @@ from typing import Any, Self, TypeVar
 from evidence import runfolder as _io
 from evidence.canonical import sha256_bytes
 from evidence.index import EvidenceIndex
-from evidence.record_build import build_record
+from evidence.index_bulk import BulkInsert
+from evidence.record_build import build_group, check_items
 from evidence.record_lines import (
-    ENVELOPE_FIELDS,
     MAX_STRING,
     SYNC_EVERY,
     cap_string,
     is_gating,
     jsonable,
     jsonl_line,
-    new_record_ids,
 )
-from evidence.records import GENESIS_HASH, RECORD_TYPES, Actor, Attachment, Record
+from evidence.records import GENESIS_HASH, Actor, Attachment, Record
 from evidence.redact import Redactor, redact_native
 from evidence.runfolder import FILE_MODE, RunFolder, fsync_dir, safe_relpath, utc_timestamp, write_new_file
 from evidence.writer_behind import Behind
@@ -85,7 +91,7 @@ class EvidenceWriter:
         self.index = index
         self._clock = clock
         self._stamps = _io.SecondStamps()  # the default clock's
-        self._max_string = max_string
+        self._cap = functools.partial(cap_string, limit=max_string)  # strings longer end with a marker
         self._lock = threading.RLock()
         self._seq = 0
         self._head = GENESIS_HASH
@@ -221,7 +227,7 @@ class EvidenceWriter:
         written."""
         self._settle()
         item: Item = (record_cls, actor, attachments, fields)
-        self._check_items([item])
+        check_items([item])
         if is_gating(record_cls, fields):
             self._append_group([item], None)
             return
@@ -239,60 +245,48 @@ class EvidenceWriter:
         with self._lock:
             raise self._fail(f"a record written beside the run failed ({type(error).__name__}): not written", error)
 
-    @staticmethod
-    def _check_items(items: Sequence[Item]) -> None:
-        for record_cls, _, _, fields in items:
-            if RECORD_TYPES.get(record_cls.TYPE) is not record_cls:
-                raise TypeError(f"{record_cls.__name__} is not a registered record type")
-            reserved = ENVELOPE_FIELDS & fields.keys()
-            if reserved:
-                raise TypeError(f"envelope fields are filled by the writer: {', '.join(sorted(reserved))}")
-
     def _append_group(self, items: Sequence[Item], durable: bool | None) -> list[Record]:
-        self._check_items(items)
+        check_items(items)
         if not items:
             return []
         with self._lock, collector_paused(len(items) >= BULK_GROUP):
             self._check_usable()
-            trees: list[Any] = []
-            for _, actor, _, fields in items:
-                trees += [fields, self._actor_data(actor)]
+            trees = [tree for _, actor, _, fields in items for tree in (fields, self._actor_data(actor))]
             try:
                 clean_trees = redact_native(trees, self.redactor, self._cap, jsonable)
             except Exception as e:
                 # The message of a redactor failure may quote the very text it failed on: not repeated.
                 raise self._fail(f"redaction failed ({type(e).__name__}): record not written", e) from e
-            records: list[Record] = []
-            lines: list[str] = []
-            head, seq, sync = self._head, self._seq, False
-            record_ids = new_record_ids(len(items))
-            for n, (record_cls, actor, attachments, fields) in enumerate(items):
-                seq += 1
-                actor_data = clean_trees[2 * n + 1]
-                if type(actor) is Actor and actor_data == self._actor_data(actor):
-                    actor_data = actor  # redaction left it as it is: the (validated, frozen) model itself
-                record, line = self._build(record_cls, clean_trees[2 * n], actor_data, attachments,
-                                           seq, head, record_ids[n])
-                head = record.hash
-                records.append(record)
-                lines.append(line)
-                sync = sync or (is_gating(record_cls, fields) if durable is None else durable)
-            sync = sync or self._unsynced + len(items) >= self._sync_every
-            # The group's redacted trees are garbage now: freed before the collector comes back on,
-            # so its first (young) pass does not walk them (~1000 dicts per group of 1000).
-            del trees, clean_trees
-            rows: list[tuple[Record, str | None]] = list(zip(records, lines, strict=True))
-            self._write_lines(lines, sync)
-            self._seq, self._head = seq, head
-            self._index(rows)
-            return records
+            try:
+                bulk = self.index.bulk(self.run_id) if self.index is not None and len(items) >= BULK_GROUP else None
+            except Exception as e:
+                raise self._fail(f"evidence index failed ({type(e).__name__}: {e})", e) from e
+            try:
+                return self._chain(items, clean_trees, durable, bulk)
+            finally:
+                if bulk is not None:
+                    bulk.abort()  # nothing of the group indexed unless committed (a no-op once it is)
 
-    def _build(
-        self, record_cls: type[Record], clean: Any, actor_data: Any, attachments: Sequence[Attachment],
-        seq: int, prev: str, record_id: str,
-    ) -> tuple[Record, str]:
-        return build_record(record_cls, clean, actor_data, attachments, run_id=self.run_id, seq=seq, prev=prev,
-                            record_id=record_id, time=self._now())
+    def _chain(self, items: Sequence[Item], clean_trees: list[Any], durable: bool | None,
+               bulk: BulkInsert | None) -> list[Record]:
+        """Build, write and index a redacted group (``_append_group``, under the lock)."""
+        records, lines = build_group(items, clean_trees, self._actor_data, self._now, run_id=self.run_id,
+                                     seq=self._seq, head=self._head, chunks=bulk)
+        sync = durable if durable is not None else any(is_gating(c, f) for c, _, _, f in items)
+        sync = sync or self._unsynced + len(items) >= self._sync_every
+        self._write_lines(lines, sync)
+        self._seq, self._head = self._seq + len(records), records[-1].hash
+        # Indexed (the run's head moving with it, in one transaction) right after the write, before
+        # this returns: a failure stops the run before its next action, and a gating record is
+        # indexed before anything can act on it. Never before the write: the index is never ahead.
+        try:
+            if bulk is not None:
+                bulk.commit(self._head, self._seq)
+            elif self.index is not None:
+                self.index.add_records(list(zip(records, lines, strict=True)))
+        except Exception as e:
+            raise self._fail(f"evidence index failed ({type(e).__name__}: {e})", e) from e
+        return records
 
     def _now(self) -> str:
         return self._stamps.now() if self._clock is None else utc_timestamp(self._clock())
@@ -306,20 +300,6 @@ class EvidenceWriter:
                 self._actors.clear()
             hit = self._actors[id(actor)] = (actor, actor.model_dump(mode="json"))
         return hit[1]
-
-    def _cap(self, text: str) -> str:
-        return cap_string(text, self._max_string)
-
-    def _index(self, rows: list[tuple[Record, str | None]]) -> None:
-        """Index what was just written, in one transaction (the run's head moves with it). Right
-        after the write, before ``append`` returns: a failure stops the run before its next action,
-        and a gating record is indexed before anything can act on it."""
-        if self.index is None:
-            return
-        try:
-            self.index.add_records(rows)
-        except Exception as e:
-            raise self._fail(f"evidence index failed ({type(e).__name__}: {e})", e) from e
 
     def _write_lines(self, lines: Sequence[str], sync: bool) -> None:
         data = "".join(line + "\n" for line in lines).encode("utf-8")
@@ -416,6 +396,4 @@ BULK_GROUP = 64
 
 
 def _oserror_text(e: BaseException) -> str:
-    if isinstance(e, OSError):
-        return e.strerror or str(e) or type(e).__name__
-    return type(e).__name__
+    return (e.strerror or str(e) or type(e).__name__) if isinstance(e, OSError) else type(e).__name__
