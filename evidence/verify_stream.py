@@ -6,6 +6,7 @@ At the first thing out of the ordinary it raises ``Fallback`` and the exact pass
 
 from __future__ import annotations
 
+import gc
 import json
 import json.scanner
 from collections.abc import Callable
@@ -142,7 +143,18 @@ def number_watching_scanner() -> tuple[list[str], Callable[[str], Any]]:
 def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -> Part:
     """The streaming checks over the lines in bytes [start, end) of ``path`` (``start`` at a line
     start). The first line's seq and prev_hash are taken as given (the caller checks them); from
-    there seqs run on by one and each prev_hash is the previous hash."""
+    there seqs run on by one and each prev_hash is the previous hash. The cyclic collector is
+    paused meanwhile: nothing cyclic is made per line, it would only walk what the scan holds."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _scan_range(path, run_id, start, end)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _scan_range(path: str, run_id: str, start: int, end: int | None) -> Part:
     out = Part()
     floats, decode = number_watching_scanner()
     validators: _Validators = {}

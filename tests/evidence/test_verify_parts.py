@@ -40,3 +40,23 @@ def test_an_id_repeated_in_a_later_range_is_refused(make_run: Any, monkeypatch: 
     parallel, single = problems(3), problems(1)
     assert parallel and parallel == single, (parallel, single)
     assert any("record_id" in p or "duplicate" in p for p in parallel), parallel
+
+
+def test_the_collector_is_paused_only_while_a_range_is_scanned(make_run: Any) -> None:
+    import gc
+
+    from evidence.verify_stream import Fallback, scan_range
+
+    h = make_run(steps=2)
+    assert gc.isenabled()
+    scan_range(str(h.folder.records), h.run_id)
+    assert gc.isenabled()
+    with pytest.raises(Fallback):
+        scan_range(str(h.folder.records), "another-run")  # every line names another run
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        scan_range(str(h.folder.records), h.run_id)
+        assert not gc.isenabled()  # a caller's own pause is left as it was
+    finally:
+        gc.enable()
