@@ -97,7 +97,10 @@ def chunk_params(
             return None
         if step is not None and (type(step) is not int or not -_MAX_INT - 1 <= step <= _MAX_INT):
             return None  # a bool (bound as 1) or beyond SQLite's integers: left to ``executemany``
-        head = _FORMAT % (offset, len(line), *["" if v is None else v for v in row[2:15]])
+        # A token column is None or a non-empty token: ``or ""`` blanks exactly the Nones.
+        head = _FORMAT % (offset, len(line), rid, typ, tim, row[5] or "", row[6] or "", row[7] or "",
+                          "" if step is None else step, "", row[10] or "", row[11] or "", row[12] or "",
+                          row[13] or "", digest)
         if len(head) != WIDTH:
             return None  # a column wider than its slot
         heads.append(head)
@@ -143,7 +146,19 @@ class BulkInsert:
                 self._last.result()
             self._run(lambda c: c.executemany(_INSERT_ROWS, rows))
         else:
-            self._submit(lambda: self._run(lambda c: c.execute(INSERT_CHUNK, params)))
+            # Handed over, not just queued: wait (GIL released) until the worker holds the chunk and
+            # is about to step it. Merely queued, the worker would wait a switch interval (5 ms) for
+            # the GIL before it could start, behind this thread's Python work.
+            started = threading.Event()
+
+            def insert() -> None:
+                started.set()
+                self._run(lambda c: c.execute(INSERT_CHUNK, params))
+
+            future = self._submit(insert)
+            while not started.wait(0.05):
+                if future.done():  # it never started (the pool is shut down): its error at commit
+                    break
 
     def _run(self, step: Callable[[sqlite3.Connection], object]) -> None:
         if self._error is not None:

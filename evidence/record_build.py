@@ -15,32 +15,40 @@ from evidence.canonical import canonical_form, canonical_form_of
 from evidence.record_lines import ENVELOPE_FIELDS, hashed_line, jsonl_line, new_record_ids
 from evidence.records import GENESIS_HASH, RECORD_TYPES, Actor, Attachment, Record, walked_fields
 
+_FACTS: dict[type[Record], tuple[str, str, Any, Any, tuple[str, ...] | None]] = {}
+"""Per record class: its schema id, type, validator, serializer and ``walked_fields`` (fixed per class)."""
+
 
 def build_record(
     record_cls: type[Record], clean: Any, actor_data: Any, attachments: Sequence[Attachment], *,
     run_id: str, seq: int, prev: str, record_id: str, time: str,
 ) -> tuple[Record, str]:
     """The validated record (its hash set) and its JSONL line, from redacted fields ``clean``."""
+    facts = _FACTS.get(record_cls)
+    if facts is None:
+        facts = _FACTS[record_cls] = (record_cls.schema_id(), record_cls.TYPE, record_cls.__pydantic_validator__,
+                                      record_cls.__pydantic_serializer__, walked_fields(record_cls))
+    schema, type_, validator, serializer, walked = facts
     draft: dict[str, Any] = {
         **clean,
-        "schema": record_cls.schema_id(),
+        "schema": schema,
         "record_id": record_id,
         "run_id": run_id,
         "seq": seq,
-        "type": record_cls.TYPE,
+        "type": type_,
         "time": time,
         "actor": actor_data,
         "prev_hash": prev,
         "hash": GENESIS_HASH,
-        "attachments": [a.model_dump(mode="json") for a in attachments],
+        "attachments": [a.model_dump(mode="json") for a in attachments] if attachments else [],
     }
     # Validated once against its schema; the only field set afterwards is ``hash``, a
     # SHA-256 hex computed here, so the copy below is as valid as the model it copies.
     # ``model_validate`` / ``model_dump(mode="json", by_alias=True)``, without their Python wrappers.
-    model = record_cls.__pydantic_validator__.validate_python(draft)
-    body = record_cls.__pydantic_serializer__.to_python(model, mode="json", by_alias=True)
+    model = validator.validate_python(draft)
+    body = serializer.to_python(model, mode="json", by_alias=True)
     del body["hash"]
-    walked = walked_fields(record_cls)  # only members of number or dict type can need the reference
+    # ``walked``: only members of number or dict type can need the reference encoder.
     canonical, fast = canonical_form(body) if walked is None else canonical_form_of(body, walked)
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
     # The usual line: hash first, then the canonical JSON (one encoding serves hash and line).
@@ -61,6 +69,20 @@ def check_items(items: Sequence[tuple[type[Record], Any, Any, Any]]) -> None:
         reserved = ENVELOPE_FIELDS & fields.keys()
         if reserved:
             raise TypeError(f"envelope fields are filled by the writer: {', '.join(sorted(reserved))}")
+
+
+def redact_group(
+    items: Sequence[tuple[type[Record], Any, Any, Any]], actor_data: Callable[[Any], Any],
+    redact: Callable[[list[Any]], list[Any]],
+) -> list[Any]:
+    """``redact`` (one batch) of the items' fields and actors' dumps, as ``build_group`` takes them
+    (fields, actor, fields, actor, ...), each distinct actor dump redacted once, not once per record."""
+    fields = [f for _, _, _, f in items]
+    actors = [actor_data(a) for _, a, _, _ in items]
+    distinct = list({id(a): a for a in actors}.values())
+    clean = redact(fields + distinct)
+    by_id = {id(a): c for a, c in zip(distinct, clean[len(fields):], strict=True)}
+    return [tree for f, a in zip(clean[:len(fields)], actors, strict=True) for tree in (f, by_id[id(a)])]
 
 
 class Chunked(Protocol):

@@ -46,7 +46,7 @@ from evidence import runfolder as _io
 from evidence.canonical import sha256_bytes
 from evidence.index import EvidenceIndex
 from evidence.index_bulk import BulkInsert
-from evidence.record_build import build_group, check_items
+from evidence.record_build import build_group, check_items, redact_group
 from evidence.record_lines import (
     MAX_STRING,
     SYNC_EVERY,
@@ -251,9 +251,9 @@ class EvidenceWriter:
             return []
         with self._lock, collector_paused(len(items) >= BULK_GROUP):
             self._check_usable()
-            trees = [tree for _, actor, _, fields in items for tree in (fields, self._actor_data(actor))]
             try:
-                clean_trees = redact_native(trees, self.redactor, self._cap, jsonable)
+                clean_trees = redact_group(items, self._actor_data,
+                                           lambda trees: redact_native(trees, self.redactor, self._cap, jsonable))
             except Exception as e:
                 # The message of a redactor failure may quote the very text it failed on: not repeated.
                 raise self._fail(f"redaction failed ({type(e).__name__}): record not written", e) from e

@@ -350,3 +350,23 @@ def test_row_tuple_is_the_record_row(tmp_path: Path) -> None:
         row = _record_row(record, "x")
         assert row_tuple(record, "x", row["mission_id"]) == tuple(row[c] for c in ROW_COLUMNS)
     index.close()
+
+
+def test_an_actor_shared_by_a_group_is_redacted_in_every_record_and_equal_actors_alike(tmp_path: Path) -> None:
+    """Each distinct actor of a group is redacted once (``record_build.redact_group``): every record of
+    that actor carries the redacted actor, two equal actor objects give equal records, and an actor
+    redaction leaves alone stays the validated model itself; nothing in the file or the index holds
+    the secret."""
+    secret = "hunter2-S3cr3t!"
+    index = EvidenceIndex(tmp_path)
+    folder = _new_run(tmp_path, index)
+    leaky, twin = Actor(type="human", id=f"user-{secret}"), Actor(type="human", id=f"user-{secret}")
+    items = [(c, (leaky, twin, RUNNER)[n % 3], att, f) for n, (c, _, att, f) in enumerate(_items(BULK_GROUP * 2))]
+    with EvidenceWriter(folder, folder.run_id, SecretRedactor({"PW": secret}), index) as writer:
+        records = writer.append_many(items)
+    assert [r.actor.id for r in records[:3]] == ["user-«secret:PW»", "user-«secret:PW»", "warden"]
+    assert all(r.actor.id == "user-«secret:PW»" for n, r in enumerate(records) if n % 3 != 2)
+    assert all(r.actor is RUNNER for n, r in enumerate(records) if n % 3 == 2)
+    assert secret not in folder.records.read_text()
+    assert not any(secret in str(v) for row in _rows(tmp_path / "warden.db") for v in row)
+    index.close()
