@@ -116,10 +116,10 @@ class Escapes:
         return _kept(self._badges, badge, value)
 
     def number(self, value: Any) -> str:
-        """``h`` of a score: kept by type and value (1, 1.0 and True print differently)."""
+        """``h`` of a score: kept by type and spelling (1, 1.0 and True print differently, as 0.0 and -0.0)."""
         if type(value) not in (int, float):
             return h(value)
-        key = (type(value), value)
+        key = (type(value), value if type(value) is int else repr(value))  # -0.0 == 0.0, nan != nan
         out = self._numbers.get(key)
         if out is None:
             out = self._numbers[key] = h(value)

@@ -156,3 +156,11 @@ def _pii_oracle(recs: list[dict[str, Any]]) -> str:
     table = _table(["time", "step", "entity", "score", "where", "preview (masked)", "policy", "action", "location"],
                    rows, "No PII finding recorded.")
     return _section("PII findings (as recorded: masked, values never stored)", table, len(rows), "pii")
+
+
+def test_kept_numbers_keep_their_spelling() -> None:
+    from evidence.report_html import Escapes
+
+    esc = Escapes()
+    assert [esc.number(v) for v in (0.0, -0.0, 1, 1.0, True, float("nan"), float("nan"))] == [
+        "0.0", "-0.0", "1", "1.0", "True", "nan", "nan"]
