@@ -225,6 +225,11 @@ def line_shape(cls: type[Record], schema: str, type_: str, run_id: str) -> Shape
     return Shape(rx.fullmatch, tuple(rx.groupindex[n] for n in ("h", "p", "r", "s", "f0")))  # type: ignore[arg-type]
 
 
+SHAPES_FROM = 4 << 20
+"""Bytes of a range from which its schemas' shapes are built (read at each scan): compiling one costs
+~15-25 ms, which a run's own report (its few hundred lines verified at every run's end) would pay
+for nothing; a large file's lines repay it many times over."""
+
 FLAT_MEMO = 1 << 16
 """How many accepted flat objects the streaming pass remembers (then it forgets them all)."""
 _loads, _dumps, _SORT = orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS

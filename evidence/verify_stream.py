@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import json.scanner
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from hashlib import sha256 as _sha256
@@ -16,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from evidence import verify_shape as _shapes
 from evidence.canonical import _C_ENCODE, _PLAIN, _encode, _kind, plain_json_text, record_hash
 from evidence.record_lines import HASH_PREFIX, hashed_line, jsonl_line
 from evidence.records import GENESIS_HASH, Record, RunRecord, record_class
@@ -28,11 +30,9 @@ from evidence.verify_shape import FLAT_MEMO, Shape, flat_ok, line_shape
 SORT_KEYS = orjson.OPT_SORT_KEYS
 _loads, _dumps = orjson.loads, orjson.dumps
 _PREFIX = HASH_PREFIX.encode()
-_Validators = dict[
-    tuple[Any, Any], tuple[Callable[[Any], Any], tuple[str, ...] | None, Callable[[dict[str, Any]], bool] | None]
-]
-"""Per (schema, type): the model's own validator (``model_validate`` minus its wrapper), the
-members to walk before trusting the fast encoder and the ``plain_check`` (evidence.verify_plain)."""
+# Per (schema, type): the model's validator (model_validate minus its wrapper), the members to walk
+# before trusting the fast encoder, the plain_check (evidence.verify_plain).
+_Validators = dict[tuple[Any, Any], tuple[Callable[[Any], Any], tuple[str, ...] | None, Callable[..., bool] | None]]
 
 
 class Fallback(Exception):
@@ -141,10 +141,9 @@ def number_watching_scanner() -> tuple[list[str], Callable[[str], Any]]:
 
 
 def scan_range(path: str, run_id: str, start: int = 0, end: int | None = None) -> Part:
-    """The streaming checks over the lines in bytes [start, end) of ``path`` (``start`` at a line
-    start). The first line's seq and prev_hash are taken as given (the caller checks them); from
-    there seqs run on by one and each prev_hash is the previous hash. The cyclic collector is
-    paused meanwhile: nothing cyclic is made per line, it would only walk what the scan holds."""
+    """The streaming checks over the lines in bytes [start, end) of ``path`` (``start`` at a line start).
+    The first line's seq and prev_hash are taken as given (the caller checks them); then seqs run on by
+    one, each prev_hash the previous hash. The collector is paused: nothing cyclic is made per line."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -165,6 +164,7 @@ def _scan_range(path: str, run_id: str, start: int, end: int | None) -> Part:
     run_records, linked = out.run_records, out.linked
     encode = _encode if _C_ENCODE is None else lambda obj: "".join(_C_ENCODE(obj, 0))
     shapes: dict[bytes, Shape | None] = {}  # per schema id: its line shape (evidence.verify_shape)
+    shaped = (os.path.getsize(path) if end is None else end) - start >= _shapes.SHAPES_FROM
     flats: set[str] = {""}  # flat objects flat_ok accepted (a pure function of the text); "": none
     sha256 = _sha256
     prev: str | None = None
@@ -202,7 +202,7 @@ def _scan_range(path: str, run_id: str, start: int, end: int | None) -> Part:
                 get = data.get
                 key = get("schema")
                 if type(key) is str and key.encode() not in shapes:
-                    shapes[key.encode()] = _shape_of(data, key, run_id)
+                    shapes[key.encode()] = _shape_of(data, key, run_id) if shaped else None
                 digest = get("hash")
                 rid = get("record_id")
                 s_ = get("seq")

@@ -59,6 +59,12 @@ def _bodies(start_run: StartRun) -> list[dict[str, Any]]:
     return [d for d in out if d.get("type") != "run_record"]
 
 
+@pytest.fixture(autouse=True)
+def shapes_for_any_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These files are small: their lines take the shaped path as a large file's would."""
+    monkeypatch.setattr("evidence.verify_shape.SHAPES_FROM", 0)
+
+
 @pytest.fixture
 def bodies(start_run: StartRun) -> list[dict[str, Any]]:
     return _bodies(start_run)
@@ -277,3 +283,31 @@ def test_a_key_beyond_the_bmp_in_the_hash_first_form_is_refused(bodies: list[dic
     changed["target"] = {"error": {"é": "\U0001f600"}}  # beyond the BMP in a value only: the writer's form
     rf, _ = _file(tmp_path, body, _canon(changed))
     assert _streaming_accepts(rf) and _exact_accepts(rf)
+
+
+def test_a_small_file_builds_no_shape_and_a_large_one_does(
+    start_run: StartRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's own report verifies a few hundred lines at its end: no pattern is compiled for them."""
+    import evidence.verify_stream as stream
+
+    h = start_run()
+    for n in range(1, 6):
+        h.step(n, screenshot=False)
+    h.writer.sync()
+    built: list[str] = []
+    real = stream.line_shape
+
+    def spy(*args: Any) -> Any:
+        built.append(args[1])
+        return real(*args)
+
+    monkeypatch.setattr(stream, "line_shape", spy)
+    monkeypatch.setattr("evidence.verify_shape.SHAPES_FROM", 4 << 20)
+    path = str(h.folder.records)
+    assert Path(path).stat().st_size < 4 << 20
+    scan_range(path, h.run_id)
+    assert built == []
+    monkeypatch.setattr("evidence.verify_shape.SHAPES_FROM", 0)
+    scan_range(path, h.run_id)
+    assert built
