@@ -14,8 +14,9 @@ run however the run ends. It writes nothing anywhere; its stderr goes to /dev/nu
 
 Fail safe, never open: a worker that cannot start, answers late (``TIMEOUT_S``), dies, or answers
 something malformed is stopped for good and that pass is computed in the caller (the same result,
-only slower). Frames: 4-byte big-endian length, then JSON (parent → worker) or ``K`` + int32
-pairs / ``E`` + an error type (worker → parent).
+only slower). Frames: 4-byte big-endian length, then JSON (parent → worker: the pass's number and
+its texts) or ``K`` + int32s (the pass's number, then per text its count and pairs) / ``E`` + an
+error type (worker → parent).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import time
 from array import array
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from guards.pii.joined import Hit, joined_pass
 
@@ -69,6 +70,13 @@ def worker_share(sizes: Sequence[int]) -> int:
     return n
 
 
+class Ticket(NamedTuple):
+    """A pass sent: when its answer is due, and its number (the answer must carry it)."""
+
+    deadline: float
+    number: int
+
+
 class PhoneWorker:
     """One worker process for one scanner's phone passes; one pass in flight at a time."""
 
@@ -79,6 +87,7 @@ class PhoneWorker:
         self._params = {"regions": list(recognizer.supported_regions), "leniency": int(recognizer.leniency)}
         self._proc: subprocess.Popen[bytes] | None = None
         self.failed: str | None = None  # why the worker was stopped for good (a type name or a reason)
+        self._sent = 0  # passes sent (each answer carries its pass's number)
         self.passes = 0  # passes the worker answered (tests and benchmarks read it)
 
     @property
@@ -93,26 +102,30 @@ class PhoneWorker:
             except Exception as exc:
                 self._stop(_why(exc))
 
-    def submit(self, texts: Sequence[str]) -> float | None:
-        """Send one pass; its deadline, or None when the worker is unusable (do the pass here)."""
+    def submit(self, texts: Sequence[str]) -> Ticket | None:
+        """Send one pass; its ticket for ``result``, or None when the worker is unusable (do it here)."""
         self.start()
         if self.failed is not None:
             return None
-        try:
-            self._send(json.dumps({"texts": list(texts)}).encode("ascii"))  # lone surrogates as escapes
+        self._sent += 1
+        try:  # lone surrogates travel as JSON escapes
+            self._send(json.dumps({"id": self._sent, "texts": list(texts)}).encode("ascii"))
         except Exception as exc:
             self._stop(_why(exc))
             return None
-        return time.monotonic() + TIMEOUT_S
+        return Ticket(time.monotonic() + TIMEOUT_S, self._sent)
 
-    def result(self, count: int, deadline: float) -> list[list[Hit]] | None:
-        """The pass's hits per text (as ``joined_pass`` gives them), or None (stopped: do it here)."""
+    def result(self, count: int, ticket: Ticket) -> list[list[Hit]] | None:
+        """The pass's hits per text (as ``joined_pass`` gives them), or None (stopped: do it here).
+        The answer must carry the ticket's pass number: no answer is ever read as another pass's."""
         try:
-            body = self._receive(deadline)
+            body = self._receive(ticket.deadline)
             if body[:1] != b"K":
                 raise _Broken("worker error " + body[1:80].decode("ascii", "replace"))
             ints = array("i")
             ints.frombytes(body[1:])
+            if not ints or ints.pop(0) != ticket.number:
+                raise _Broken("answer of another pass")
             out: list[list[Hit]] = []
             i = 0
             for _ in range(count):
@@ -221,8 +234,9 @@ def serve(stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> No
     recognize("call +1 212 555 0123 or 020 7946 0958")  # the regions' metadata loaded before the first pass
     while (frame := _read_frame(src)) is not None:
         try:
-            texts = json.loads(frame)["texts"]
-            out = array("i")
+            request = json.loads(frame)
+            texts = request["texts"]
+            out = array("i", [int(request["id"])])
             for hits in joined_pass(texts, [phone_spans(t) for t in texts], recognize):
                 out.append(len(hits))
                 for h in hits:

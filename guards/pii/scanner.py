@@ -38,7 +38,7 @@ from guards.pii.finding import Finding, Where, dedupe_request_findings
 from guards.pii.joined import Hit as _Hit
 from guards.pii.joined import joined_pass
 from guards.pii.keyed import key_id, masked_preview, value_hmac
-from guards.pii.phone_worker import MIN_CHARS, PhoneWorker, worker_for, worker_share
+from guards.pii.phone_worker import MIN_CHARS, PhoneWorker, Ticket, worker_for, worker_share
 from guards.pii.pieces import BREAKS, phone_spans, pieces
 from guards.pii.prefilter import entities_per_block
 from guards.pii.request_texts import request_texts
@@ -289,9 +289,9 @@ class PiiScanner:
             if idxs and not (sent is not None and e == "PHONE_NUMBER"):
                 by_entity[e] = self._entity_pass(e, [blocks[i] for i in idxs], context)
         if sent is not None:  # the phone blocks the worker did not get, here, then the worker's answer
-            idxs, (deadline, n) = candidates["PHONE_NUMBER"], sent
+            idxs, (ticket, n) = candidates["PHONE_NUMBER"], sent
             rest = self._entity_pass("PHONE_NUMBER", [blocks[i] for i in idxs[n:]], context)
-            got = self._phone_worker.result(n, deadline) if self._phone_worker is not None else None
+            got = self._phone_worker.result(n, ticket) if self._phone_worker is not None else None
             if got is None:
                 got = self._entity_pass("PHONE_NUMBER", [blocks[i] for i in idxs[:n]], context)
             by_entity["PHONE_NUMBER"] = got + rest
@@ -329,8 +329,8 @@ class PiiScanner:
             self._offload = self._phone_worker is not None
         return self._phone_worker if self._offload and self._direct else None
 
-    def _offload_phone(self, blocks: Sequence[str], candidates: dict[str, list[int]]) -> tuple[float, int] | None:
-        """The worker's share of a big phone pass handed to it: (deadline, how many blocks). Only where it
+    def _offload_phone(self, blocks: Sequence[str], candidates: dict[str, list[int]]) -> tuple[Ticket, int] | None:
+        """The worker's share of a big phone pass handed to it: (ticket, how many blocks). Only where it
         does what ``_entity_pass`` would: the model-less engine, Warden's one phone recognizer."""
         idxs = candidates.get("PHONE_NUMBER") or []
         sizes = [len(blocks[i]) for i in idxs]
@@ -339,8 +339,8 @@ class PiiScanner:
         if (worker := self._worker()) is None:
             return None
         n = worker_share(sizes)
-        deadline = worker.submit([blocks[i] for i in idxs[:n]])
-        return None if deadline is None else (deadline, n)
+        ticket = worker.submit([blocks[i] for i in idxs[:n]])
+        return None if ticket is None else (ticket, n)
 
     def _presidio(self, text: str, ents: tuple[str, ...], context: Sequence[str]) -> list[_Hit]:
         """One Presidio call; scores before any threshold."""

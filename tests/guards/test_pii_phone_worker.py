@@ -163,6 +163,11 @@ _LIARS = {
     "huge frame": "import sys; sys.stdin.buffer.read(8); sys.stdout.buffer.write(b'\\xff\\xff\\xff\\xff');"
                   "sys.stdout.flush(); sys.stdin.buffer.read()",
     "ends": "import sys; sys.stdin.buffer.read(8)",
+    # a well-formed answer (no phone in any text) numbered for another pass: read as this one, it
+    # would drop every phone of the worker's share
+    "another pass": "import sys, json, struct, array; i = sys.stdin.buffer; n, = struct.unpack('>I', i.read(4));"
+                    "r = json.loads(i.read(n)); b = b'K' + array.array('i', [r['id'] + 1] + [0] * len(r['texts']))"
+                    ".tobytes(); sys.stdout.buffer.write(struct.pack('>I', len(b)) + b); sys.stdout.flush(); i.read()",
     "silent": "import sys; sys.stdin.buffer.read()",
     "not reading": "import time; time.sleep(120)",
 }
