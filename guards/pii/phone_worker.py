@@ -75,6 +75,7 @@ class Ticket(NamedTuple):
 
     deadline: float
     number: int
+    lengths: tuple[int, ...]  # of the texts sent: every span the answer gives must lie inside its text
 
 
 class PhoneWorker:
@@ -113,7 +114,7 @@ class PhoneWorker:
         except Exception as exc:
             self._stop(_why(exc))
             return None
-        return Ticket(time.monotonic() + TIMEOUT_S, self._sent)
+        return Ticket(time.monotonic() + TIMEOUT_S, self._sent, tuple(len(t) for t in texts))
 
     def result(self, count: int, ticket: Ticket) -> list[list[Hit]] | None:
         """The pass's hits per text (as ``joined_pass`` gives them), or None (stopped: do it here).
@@ -128,11 +129,15 @@ class PhoneWorker:
                 raise _Broken("answer of another pass")
             out: list[list[Hit]] = []
             i = 0
-            for _ in range(count):
+            if count != len(ticket.lengths):
+                raise _Broken("answer for another count")
+            for size in ticket.lengths:
                 n = ints[i]
                 pairs = ints[i + 1:i + 1 + 2 * n]
                 if n < 0 or len(pairs) != 2 * n:
                     raise _Broken("short answer")
+                if not all(0 <= pairs[j] < pairs[j + 1] <= size for j in range(0, 2 * n, 2)):
+                    raise _Broken("span outside its text")
                 out.append([(self.entity, self.score, pairs[j], pairs[j + 1], self.recognizer_id, False)
                             for j in range(0, 2 * n, 2)])
                 i += 1 + 2 * n

@@ -169,6 +169,9 @@ _LIARS = {
                     "r = json.loads(i.read(n)); b = b'K' + array.array('i', [r['id'] + 1] + [0] * len(r['texts']))"
                     ".tobytes(); sys.stdout.buffer.write(struct.pack('>I', len(b)) + b); sys.stdout.flush(); i.read()",
     "silent": "import sys; sys.stdin.buffer.read()",
+    "span outside": "import sys, json, struct, array; i = sys.stdin.buffer; n, = struct.unpack('>I', i.read(4));"
+                    "r = json.loads(i.read(n)); b = b'K' + array.array('i', [r['id']] + [1, 0, 9**7] * len(r['texts']))"
+                    ".tobytes(); sys.stdout.buffer.write(struct.pack('>I', len(b)) + b); sys.stdout.flush(); i.read()",
     "not reading": "import time; time.sleep(120)",
 }
 
