@@ -15,7 +15,7 @@ run however the run ends. It writes nothing anywhere; its stderr goes to /dev/nu
 Fail safe, never open: a worker that cannot start, answers late (``TIMEOUT_S``), dies, or answers
 something malformed is stopped for good and that pass is computed in the caller (the same result,
 only slower). Frames: 4-byte big-endian length, then JSON (parent → worker: the pass's number and
-its texts) or ``K`` + int32s (the pass's number, then per text its count and pairs) / ``E`` + an
+its texts) or ``K`` + int32s (the pass's number, then per text its length as read, its count and pairs) / ``E`` + an
 error type (worker → parent).
 """
 
@@ -132,15 +132,17 @@ class PhoneWorker:
             if count != len(ticket.lengths):
                 raise _Broken("answer for another count")
             for size in ticket.lengths:
-                n = ints[i]
-                pairs = ints[i + 1:i + 1 + 2 * n]
+                read, n = ints[i], ints[i + 1]
+                pairs = ints[i + 2:i + 2 + 2 * n]
+                if read != size:  # e.g. two lone surrogates the JSON round trip joined: offsets would shift
+                    raise _Broken("text read otherwise")
                 if n < 0 or len(pairs) != 2 * n:
                     raise _Broken("short answer")
                 if not all(0 <= pairs[j] < pairs[j + 1] <= size for j in range(0, 2 * n, 2)):
                     raise _Broken("span outside its text")
                 out.append([(self.entity, self.score, pairs[j], pairs[j + 1], self.recognizer_id, False)
                             for j in range(0, 2 * n, 2)])
-                i += 1 + 2 * n
+                i += 2 + 2 * n
             if i != len(ints):
                 raise _Broken("long answer")
         except Exception as exc:
@@ -242,8 +244,8 @@ def serve(stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> No
             request = json.loads(frame)
             texts = request["texts"]
             out = array("i", [int(request["id"])])
-            for hits in joined_pass(texts, [phone_spans(t) for t in texts], recognize):
-                out.append(len(hits))
+            for text, hits in zip(texts, joined_pass(texts, [phone_spans(t) for t in texts], recognize), strict=True):
+                out.extend((len(text), len(hits)))
                 for h in hits:
                     out.extend((h[2], h[3]))
             body = b"K" + out.tobytes()

@@ -108,6 +108,21 @@ def test_any_split_of_the_blocks_gives_the_same_findings(
         with_worker.close()
 
 
+def test_a_text_the_json_round_trip_changes_is_done_here(analyzer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two lone surrogates side by side come back from JSON as one character: every offset after them
+    would be one off. The worker says each text's length as it read it; a mismatch is done here."""
+    monkeypatch.setattr("guards.pii.scanner.MIN_CHARS", 0)
+    blocks = ["\ud83d" + "\ude00" + f" call 212 555 01{i:02d} now, card 4012 8888 8888 1881" for i in range(40)]
+    with_worker, here = _scanners(analyzer)
+    try:
+        found = with_worker.scan_page("p", blocks, threshold=0.3)
+        assert found == here.scan_page("p", blocks, threshold=0.3)
+        assert any(f.entity_type == "PHONE_NUMBER" for f in found)
+        assert _worker(with_worker).failed == "text read otherwise"
+    finally:
+        with_worker.close()
+
+
 def test_small_pages_and_the_default_scanner_start_no_worker(analyzer: Any) -> None:
     with_worker, here = _scanners(analyzer)
     small = _customer_rows(4, rows=5)
@@ -166,11 +181,13 @@ _LIARS = {
     # a well-formed answer (no phone in any text) numbered for another pass: read as this one, it
     # would drop every phone of the worker's share
     "another pass": "import sys, json, struct, array; i = sys.stdin.buffer; n, = struct.unpack('>I', i.read(4));"
-                    "r = json.loads(i.read(n)); b = b'K' + array.array('i', [r['id'] + 1] + [0] * len(r['texts']))"
+                    "r = json.loads(i.read(n));"
+                    "b = b'K' + array.array('i', [r['id'] + 1] + sum(([len(t), 0] for t in r['texts']), []))"
                     ".tobytes(); sys.stdout.buffer.write(struct.pack('>I', len(b)) + b); sys.stdout.flush(); i.read()",
     "silent": "import sys; sys.stdin.buffer.read()",
     "span outside": "import sys, json, struct, array; i = sys.stdin.buffer; n, = struct.unpack('>I', i.read(4));"
-                    "r = json.loads(i.read(n)); b = b'K' + array.array('i', [r['id']] + [1, 0, 9**7] * len(r['texts']))"
+                    "r = json.loads(i.read(n));"
+                    "b = b'K' + array.array('i', [r['id']] + sum(([len(t), 1, 0, 9**7] for t in r['texts']), []))"
                     ".tobytes(); sys.stdout.buffer.write(struct.pack('>I', len(b)) + b); sys.stdout.flush(); i.read()",
     "not reading": "import time; time.sleep(120)",
 }
